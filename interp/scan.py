@@ -1,0 +1,161 @@
+"""``interp scan``: per-head attention statistics of a model over a prompt set -> run folder.
+
+Run folder layout (the dashboard and later tools read the same files):
+- ``head_stats.parquet``: one row per (layer, head): mean entropy, first-token mass, sink score
+  of token 0 (s_0, methods.md section 2), previous-token mass, mean attention distance.
+- ``manifest.json``: model facts, inputs (prompt file and hash), package versions, timings.
+- ``head_stats.png``: layer x head heatmaps of every score. ``summary.md``: top heads per score.
+
+Each table records a fingerprint of its inputs; a re-run with the same inputs reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.attention import run_heads
+from interp.errors import InputError
+from interp.models.info import is_causal, model_info, n_kv_heads
+from interp.report import heatmap_grid, read_table_metadata, versions, write_json, write_table
+from interp.stats.dense import head_summary
+from interp.tokens import tokenize
+
+SCORES = ("entropy", "first_token_mass", "sink_score_0", "prev_token_mass", "mean_distance")
+TABLE_VERSION = 1
+
+
+def default_prompts_file() -> Path:
+    return Path(str(files("interp") / "data" / "scan_prompts.txt"))
+
+
+def load_prompts(path: Path | None = None) -> list[str]:
+    """One prompt per non-empty line; the two characters ``\\n`` stand for a newline."""
+    path = Path(path) if path else default_prompts_file()
+    if not path.is_file():
+        raise InputError(f"prompt file {path} does not exist")
+    prompts = [line.replace("\\n", "\n") for line in path.read_text().splitlines() if line.strip()]
+    if not prompts:
+        raise InputError(f"prompt file {path} has no prompts (one prompt per line)")
+    return prompts
+
+
+def head_stats_table(
+    model: TransformerBridge, prompts: list[str], *, batch_size: int = 4, progress: bool = True
+) -> pd.DataFrame:
+    """Mean per-head statistics over ``prompts`` (see ``interp.stats.dense.head_summary``)."""
+    batch = tokenize(model, prompts)
+    n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
+    causal = is_causal(model)
+    totals: dict[int, dict[str, torch.Tensor]] = {}
+    starts = range(0, len(prompts), batch_size)
+    for s in tqdm(starts, desc="scan: prompt batches", disable=not progress):
+        sub = tokenize(model, prompts[s : s + batch_size])
+        run = run_heads(model, sub, hooks=["pattern"], batch_size=batch_size)
+        for layer in range(n_layers):
+            sums = head_summary(run.pattern(layer), sub.lengths, causal=causal)
+            acc = totals.setdefault(layer, {k: torch.zeros(n_heads) for k in sums})
+            for k, v in sums.items():
+                acc[k] += v.cpu()
+    n_rep = n_heads // n_kv_heads(model)
+    rows = []
+    for layer in range(n_layers):
+        t = totals[layer]
+        for h in range(n_heads):
+            row = {"layer": layer, "head": h, "kv_head": h // n_rep}
+            for k in ("entropy", "first_token_mass", "prev_token_mass", "mean_distance"):
+                row[k] = float(t[k][h] / t["n_queries"][h])
+            row["sink_score_0"] = float(t["sink_score_0"][h] / t["n_prompts"][h])
+            row["n_prompts"] = len(prompts)
+            row["n_tokens"] = int(sum(batch.lengths))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fingerprint(model_name: str, prompts: list[str]) -> str:
+    h = hashlib.sha256(f"{model_name}|v{TABLE_VERSION}|".encode())
+    for p in prompts:
+        h.update(p.encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _summary_md(df: pd.DataFrame, info: dict, seconds: float) -> str:
+    lines = [
+        f"# Head scan of {info['name']}",
+        "",
+        f"{info['n_layers']} layers x {info['n_heads']} heads ({info['n_kv_heads']} kv heads), "
+        f"{df.n_prompts.iloc[0]} prompts, {df.n_tokens.iloc[0]} tokens, {seconds:.1f} s.",
+        "",
+    ]
+    for col, ascending in [
+        ("sink_score_0", False),
+        ("prev_token_mass", False),
+        ("entropy", True),
+        ("mean_distance", False),
+    ]:
+        top = df.sort_values(col, ascending=ascending).head(5)
+        heads = ", ".join(f"L{r.layer}.H{r[2]} ({getattr(r, col):.3f})" for r in top.itertuples())
+        order = "lowest" if ascending else "highest"
+        lines.append(f"- {order} `{col}`: {heads}")
+    frac = float((df.sink_score_0 > 0.3).mean())
+    lines += ["", f"Fraction of heads with sink score s_0 > 0.3 (Gu et al. metric): {frac:.2%}."]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class ScanResult:
+    out: Path
+    table: pd.DataFrame
+    reused: bool
+    seconds: float
+
+
+def scan(
+    model: TransformerBridge,
+    out: Path,
+    *,
+    prompts_file: Path | None = None,
+    batch_size: int = 4,
+    progress: bool = True,
+) -> ScanResult:
+    """Compute (or reuse) the per-head statistics of ``model`` and write the run folder."""
+    out = Path(out)
+    prompts = load_prompts(prompts_file)
+    info = model_info(model).as_dict()
+    fp = _fingerprint(info["name"], prompts)
+    table_path = out / "head_stats.parquet"
+    t0 = time.perf_counter()
+    reused = table_path.is_file() and read_table_metadata(table_path).get("fingerprint") == fp
+    if reused:
+        df = pd.read_parquet(table_path)
+    else:
+        df = head_stats_table(model, prompts, batch_size=batch_size, progress=progress)
+        write_table(df, table_path, {"fingerprint": fp, "model": info["name"]})
+    seconds = time.perf_counter() - t0
+    heatmap_grid(df, SCORES, out / "head_stats.png", f"{info['name']}: per-head attention stats")
+    (out / "summary.md").write_text(_summary_md(df, info, seconds))
+    write_json(
+        {
+            "model": info,
+            "inputs": {
+                "prompts_file": str(prompts_file or default_prompts_file()),
+                "n_prompts": len(prompts),
+                "fingerprint": fp,
+                "batch_size": batch_size,
+            },
+            "tables": {"head_stats": "head_stats.parquet"},
+            "versions": versions(),
+            "seconds": round(seconds, 3),
+            "reused": reused,
+        },
+        out / "manifest.json",
+    )
+    return ScanResult(out, df, reused, seconds)

@@ -1,0 +1,86 @@
+"""Reference attention statistics from full post-softmax patterns (the test oracle).
+
+Notation (``shared/methods.md``): A[l,h] is the attention of layer l, head h; rows are queries t,
+columns keys s; causal models have s <= t. ``lengths[b]`` is prompt b's real length N_b; entries
+at padded positions must already be 0 (``interp.run_heads`` guarantees that).
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+_EPS = 1e-30
+
+
+def _positions(n: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    t = torch.arange(n, device=device)
+    return t[:, None], t[None, :]
+
+
+def per_query_stats(
+    pattern: Float[Tensor, "batch head query key"],
+) -> dict[str, Float[Tensor, "batch head query"]]:
+    """Statistics of each attention row.
+
+    - ``entropy``: -sum_s A[t,s] log A[t,s] (nats).
+    - ``first_token_mass``: A[t,0].
+    - ``prev_token_mass``: A[t,t-1] (0 for t = 0).
+    - ``mean_distance``: sum_s A[t,s] |t - s| (for causal models t - s, the head span of
+      Preplan-and-Anchor, arXiv 2510.13554).
+    """
+    n = pattern.shape[-1]
+    tq, sk = _positions(n, pattern.device)
+    p = pattern.float()
+    entropy = -(p * torch.log(p.clamp_min(_EPS))).sum(-1)
+    prev = torch.zeros_like(p[..., 0])
+    if n > 1:
+        prev[..., 1:] = torch.diagonal(p, offset=-1, dim1=-2, dim2=-1)
+    distance = (p * (tq - sk).abs().to(p.dtype)).sum(-1)
+    return {
+        "entropy": entropy,
+        "first_token_mass": p[..., 0],
+        "prev_token_mass": prev,
+        "mean_distance": distance,
+    }
+
+
+def sink_scores(
+    pattern: Float[Tensor, "batch head query key"], lengths: list[int], *, causal: bool = True
+) -> Float[Tensor, "batch head key"]:
+    """Sink score of every key: s_j = sum_i A[i,j] / (N - j) (causal) or / N (bidirectional).
+
+    The mean attention key j receives from the queries that can see it (ACT, Yu et al. 2024,
+    arXiv 2406.15765; alpha_j of Gu et al. 2025). Keys past a prompt's length score 0.
+    """
+    col = pattern.float().sum(-2)  # [b, h, k]
+    n_total = pattern.shape[-1]
+    out = torch.zeros_like(col)
+    j = torch.arange(n_total, device=col.device, dtype=col.dtype)
+    for b, n in enumerate(lengths):
+        seen = (n - j[:n]) if causal else torch.full_like(j[:n], float(n))
+        out[b, :, :n] = col[b, :, :n] / seen
+    return out
+
+
+def head_summary(
+    pattern: Float[Tensor, "batch head query key"], lengths: list[int], *, causal: bool = True
+) -> dict[str, Float[Tensor, " head"]]:
+    """Per-head sums over real query positions (and their count) for streaming averages.
+
+    Queries t >= 1 are used (for causal models the row of t = 0 is trivially [1, 0, ...]).
+    Returns sums of each ``per_query_stats`` entry, ``sink_score_0`` summed over prompts, and
+    ``n_queries`` / ``n_prompts`` to divide by.
+    """
+    stats = per_query_stats(pattern)
+    n_total = pattern.shape[-1]
+    lens = torch.tensor(lengths, device=pattern.device)
+    q = torch.arange(n_total, device=pattern.device)
+    valid = ((q[None, :] >= 1) & (q[None, :] < lens[:, None])).to(pattern.dtype)  # [b, q]
+    sums = {k: (v * valid[:, None, :]).sum(dim=(0, 2)) for k, v in stats.items()}
+    sums["sink_score_0"] = sink_scores(pattern, lengths, causal=causal)[:, :, 0].sum(0)
+    n_heads = pattern.shape[1]
+    sums["n_queries"] = valid.sum().expand(n_heads).clone()
+    sums["n_prompts"] = torch.full((n_heads,), float(len(lengths)), device=pattern.device)
+    return sums

@@ -1,0 +1,90 @@
+"""Turning prompts into padded token batches, with checks a user can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Int
+from torch import Tensor
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.errors import InputError
+
+
+@dataclass
+class TokenBatch:
+    """Right-padded tokens of several prompts.
+
+    Right padding keeps every real token at its own position, so for causal models the
+    activations of real tokens equal those of an unpadded run.
+    """
+
+    tokens: Int[Tensor, "batch pos"]
+    attention_mask: Int[Tensor, "batch pos"]  # 1 = real token, 0 = padding
+    lengths: list[int]
+    str_tokens: list[list[str]]  # each token decoded on its own (readable: " cat", not "Ġcat")
+
+
+def check_prompts(prompts: str | Sequence[str]) -> list[str]:
+    """Normalise prompts to a non-empty list of non-empty strings, or raise ``InputError``."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    prompts = list(prompts)
+    if not prompts:
+        raise InputError("no prompts given: pass a string or a non-empty list of strings")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str):
+            raise InputError(f"prompt {i} is a {type(p).__name__}, not a string")
+        if not p.strip():
+            raise InputError(f"prompt {i} is empty; every prompt needs at least one token")
+    return prompts
+
+
+def tokenize(
+    model: TransformerBridge, prompts: str | Sequence[str], *, max_length: int | None = None
+) -> TokenBatch:
+    """Tokenize with the model's own tokenizer (no extra BOS), right-padded.
+
+    Raises ``InputError`` for empty input or a prompt longer than ``max_length`` tokens
+    (default: the model's context length).
+    """
+    prompts = check_prompts(prompts)
+    tok = model.tokenizer
+    limit = int(max_length or model.cfg.n_ctx)
+    ids = [tok(p, add_special_tokens=True)["input_ids"] for p in prompts]
+    for i, seq in enumerate(ids):
+        if not seq:
+            raise InputError(f"prompt {i} tokenizes to nothing; give it some text")
+        if len(seq) > limit:
+            raise InputError(
+                f"prompt {i} has {len(seq)} tokens, more than the limit of {limit} "
+                f"(context length of {model.cfg.model_name}: {model.cfg.n_ctx}); shorten it"
+            )
+    return _pad(ids, int(tok.pad_token_id), tok)
+
+
+def _pad(ids: list[list[int]], pad_id: int, tok) -> TokenBatch:
+    n = max(len(s) for s in ids)
+    tokens = torch.full((len(ids), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), n), dtype=torch.long)
+    for b, seq in enumerate(ids):
+        tokens[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[b, : len(seq)] = 1
+    str_tokens = [[tok.decode([i]) for i in seq] for seq in ids]
+    return TokenBatch(tokens, mask, [len(s) for s in ids], str_tokens)
+
+
+def from_token_ids(model: TransformerBridge, ids: Sequence[Sequence[int]]) -> TokenBatch:
+    """A ``TokenBatch`` from token id lists (e.g. repeated random tokens), right-padded."""
+    seqs = [list(map(int, s)) for s in ids]
+    if not seqs or any(len(s) == 0 for s in seqs):
+        raise InputError("token id lists must be non-empty")
+    vocab = int(model.cfg.d_vocab)
+    bad = [t for s in seqs for t in s if not 0 <= t < vocab]
+    if bad:
+        raise InputError(f"token ids {bad[:5]} are outside the vocabulary [0, {vocab})")
+    if max(len(s) for s in seqs) > model.cfg.n_ctx:
+        raise InputError(f"a sequence is longer than the context length {model.cfg.n_ctx}")
+    return _pad(seqs, int(model.tokenizer.pad_token_id), model.tokenizer)

@@ -1,0 +1,77 @@
+"""run_heads on the tiny model: caching only what is asked, padding, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import interp
+from interp.errors import InputError
+
+
+def test_only_requested_hooks_are_cached(tiny):
+    run = interp.run_heads(tiny, "hello", hooks=["pattern", "q"], layers=[1])
+    assert sorted(run.keys()) == ["blocks.1.attn.hook_pattern", "blocks.1.attn.hook_q"]
+    run = interp.run_heads(tiny, "hello", hooks=["blocks.0.attn.hook_z"])
+    assert run.keys() == ["blocks.0.attn.hook_z"] and run.logits is None
+    with pytest.raises(KeyError, match="not cached"):
+        run.pattern(0)
+
+
+def test_shapes_and_gqa_expansion(tiny):
+    run = interp.run_heads(tiny, ["hello there", "hi"], hooks=["pattern", "k", "v", "q", "z"])
+    n = run.tokens.shape[1]
+    assert run.pattern(0).shape == (2, 4, n, n)
+    for h in ("q", "k", "v", "z"):
+        assert run.get(h, 1).shape == (2, n, 4, 16)
+    k = run.get("k", 0)
+    assert torch.equal(k[:, :, 0], k[:, :, 1]) and torch.equal(k[:, :, 2], k[:, :, 3])
+    assert not torch.equal(k[:, :, 0], k[:, :, 2])
+
+
+def test_padded_batch_equals_single_runs(tiny):
+    prompts = ["a much longer prompt than the others", "short", "mid size one"]
+    batched = interp.run_heads(tiny, prompts, hooks=["pattern", "z"], return_logits=True)
+    for b, p in enumerate(prompts):
+        single = interp.run_heads(tiny, p, hooks=["pattern", "z"], return_logits=True)
+        n = single.lengths[0]
+        assert batched.lengths[b] == n
+        torch.testing.assert_close(batched.logits[b, :n], single.logits[0], atol=1e-5, rtol=1e-5)
+        for layer in (0, 1):
+            torch.testing.assert_close(
+                batched.pattern(layer)[b, :, :n, :n], single.pattern(layer)[0]
+            )
+            # padding rows and columns are exactly zero
+            assert batched.pattern(layer)[b, :, n:, :].abs().sum() == 0
+            assert batched.pattern(layer)[b, :, :, n:].abs().sum() == 0
+            assert batched.get("z", layer)[b, n:].abs().sum() == 0
+
+
+def test_batch_size_does_not_change_results(tiny):
+    prompts = ["one", "two words", "three words here", "and a fourth"]
+    a = interp.run_heads(tiny, prompts, hooks=["pattern"], batch_size=1)
+    b = interp.run_heads(tiny, prompts, hooks=["pattern"], batch_size=3)
+    torch.testing.assert_close(a.pattern(1), b.pattern(1), atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "prompts, hooks, layers, match",
+    [
+        ([], ["pattern"], None, "no prompts"),
+        (["ok", "   "], ["pattern"], None, "prompt 1 is empty"),
+        ([3], ["pattern"], None, "not a string"),
+        (["ok"], ["nope"], None, "unknown hook"),
+        (["ok"], ["pattern"], [2], "out of range"),
+        (["x" * 300], ["pattern"], None, "more than the limit"),
+    ],
+)
+def test_bad_input_gives_clear_errors(tiny, prompts, hooks, layers, match):
+    with pytest.raises(InputError, match=match):
+        interp.run_heads(tiny, prompts, hooks=hooks, layers=layers)
+
+
+def test_tokenize_has_no_bos_and_pads_right(tiny):
+    batch = interp.tokenize(tiny, ["ab", "abcd"])
+    assert batch.tokens[0].tolist()[:2] == tiny.tokenizer("ab").input_ids
+    assert batch.attention_mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+    assert batch.lengths == [2, 4]

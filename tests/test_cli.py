@@ -1,0 +1,66 @@
+"""The interp CLI: --help everywhere, info, clear errors without tracebacks, scan."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from interp.cli import app
+
+runner = CliRunner()
+COMMANDS = ["models", "info", "scan", "cache-dir"]
+
+
+@pytest.mark.parametrize("cmd", [[], *[[c] for c in COMMANDS]])
+def test_help_on_every_command(cmd):
+    result = runner.invoke(app, [*cmd, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_every_command_is_listed():
+    listed = set(re.findall(r"│ (\S+)\s", runner.invoke(app, ["--help"]).output))
+    assert set(COMMANDS) <= listed
+
+
+def test_info_tiny_json():
+    result = runner.invoke(app, ["info", "tiny", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"n_layers": 2' in result.output and '"n_kv_heads": 2' in result.output
+
+
+@pytest.mark.real_model
+def test_info_smollm2():
+    result = runner.invoke(app, ["info", "smollm2-135m"])
+    assert result.exit_code == 0, result.output
+    rows = dict(re.findall(r"│ ([a-z_ ]+?)\s+│ (\S+)\s+│", result.output))
+    assert rows["layers"] == "30" and rows["heads"] == "9"
+    assert rows["kv heads"] == "3" and rows["d_head"] == "64"
+
+
+def test_unknown_model_is_a_clean_error():
+    result = runner.invoke(app, ["info", "no-such-model"])
+    assert result.exit_code == 2
+    assert "unknown model" in result.output and "smollm2-135m" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_scan_writes_run_folder_and_resumes(tmp_path):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("hello there\nthe cat sat on the mat\\nand slept\n")
+    out = tmp_path / "run"
+    args = ["scan", "tiny", "--out", str(out), "--prompts", str(prompts)]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    for f in ("head_stats.parquet", "head_stats.png", "summary.md", "manifest.json"):
+        assert (out / f).is_file()
+    assert "computed" in first.output
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0 and "reused" in second.output
+
+
+def test_scan_missing_prompt_file_is_a_clean_error(tmp_path):
+    result = runner.invoke(app, ["scan", "tiny", "--prompts", str(tmp_path / "none.txt")])
+    assert result.exit_code == 2 and "does not exist" in result.output

@@ -1,0 +1,57 @@
+"""interp.scan: the per-head table against the dense statistics of run_heads, and resume."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import torch
+
+import interp
+from interp.scan import load_prompts, scan
+
+
+def test_table_matches_direct_computation(tiny, tmp_path):
+    prompts_file = tmp_path / "p.txt"
+    prompts = ["abc def ghi", "a b", "the cat sat on the mat"]
+    prompts_file.write_text("\n".join(prompts) + "\n")
+    res = scan(tiny, tmp_path / "run", prompts_file=prompts_file, batch_size=2, progress=False)
+    df = res.table
+    assert len(df) == 2 * 4 and set(df.columns) >= {"layer", "head", "kv_head", "sink_score_0"}
+    # independent recomputation for layer 1, head 3 from the full patterns
+    run = interp.run_heads(tiny, prompts, hooks=["pattern"])
+    pat = run.pattern(1)[:, 3]
+    prev, s0 = [], []
+    for b, n in enumerate(run.lengths):
+        prev += [pat[b, t, t - 1].item() for t in range(1, n)]
+        s0.append(pat[b, :n, 0].mean().item())  # s_0 = sum_i A[i,0] / (N - 0)
+    row = df[(df.layer == 1) & (df["head"] == 3)].iloc[0]
+    assert abs(row.prev_token_mass - sum(prev) / len(prev)) < 1e-5
+    assert abs(row.sink_score_0 - sum(s0) / len(s0)) < 1e-5
+    assert row.kv_head == 1  # 4 heads over 2 kv heads: head 3 reads kv head 1
+    assert (df.entropy >= 0).all() and (df.first_token_mass <= 1 + 1e-6).all()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["model"]["name"] == "tiny" and manifest["inputs"]["n_prompts"] == 3
+
+
+def test_rerun_reuses_and_changed_inputs_recompute(tiny, tmp_path):
+    f = tmp_path / "p.txt"
+    f.write_text("one prompt\n")
+    first = scan(tiny, tmp_path / "run", prompts_file=f, progress=False)
+    again = scan(tiny, tmp_path / "run", prompts_file=f, progress=False)
+    assert not first.reused and again.reused
+    pd.testing.assert_frame_equal(first.table, again.table)
+    f.write_text("a different prompt\n")
+    changed = scan(tiny, tmp_path / "run", prompts_file=f, progress=False)
+    assert not changed.reused
+
+
+def test_bundled_prompts_load_with_newlines():
+    prompts = load_prompts()
+    assert len(prompts) >= 10 and any("\n" in p for p in prompts)
+    assert all(p.strip() for p in prompts)
+
+
+def test_scan_patterns_never_include_padding(tiny):
+    run = interp.run_heads(tiny, ["x", "a longer one"], hooks=["pattern"])
+    assert torch.all(run.pattern(0)[0, :, 1:, :] == 0)
