@@ -1,0 +1,27 @@
+"""Induction heads: attention to the token after an earlier copy of the current token."""
+
+from __future__ import annotations
+
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.heads.base import DetectorResult, head_frame, register
+from interp.heads.classic import induction_pattern, pattern_scores
+from interp.heads.inputs import all_patterns, repeated_random_tokens
+
+
+@register
+class InductionDetector:
+    """Score = sum(A * D) / sum(A), D[t, s] = 1 where tokens[s-1] == tokens[t], on repeated
+    random tokens (transformer-lens ``detect_head``, "mul"). Label: score > ``threshold``."""
+
+    name = "induction"
+
+    def run(
+        self, model: TransformerBridge, *, threshold: float = 0.4, n_seqs: int = 8, seed: int = 0
+    ) -> DetectorResult:
+        batch = repeated_random_tokens(model, n_seqs=n_seqs, seed=seed)
+        scores = pattern_scores(
+            all_patterns(model, batch), batch.tokens, batch.lengths, induction_pattern
+        )
+        inputs = {"kind": "repeated random tokens", "n_seqs": n_seqs, "half_len": 32, "seed": seed}
+        return DetectorResult(self.name, head_frame(scores, threshold), inputs)

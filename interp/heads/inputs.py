@@ -1,0 +1,45 @@
+"""Inputs the detectors run on: fixed-length text windows and repeated random tokens."""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.attention import run_heads
+from interp.errors import InputError
+from interp.scan import load_prompts
+from interp.tokens import TokenBatch, from_token_ids
+
+
+def text_windows(model: TransformerBridge, n_tokens: int = 64, max_windows: int = 16) -> TokenBatch:
+    """Consecutive ``n_tokens``-token windows of the bundled prompt text (joined by newlines).
+
+    Gu et al. measure sinks on 64-token inputs; windows of one length keep s_j comparable.
+    """
+    ids = model.tokenizer("\n".join(load_prompts()))["input_ids"]
+    windows = [ids[i : i + n_tokens] for i in range(0, len(ids) - n_tokens + 1, n_tokens)]
+    if not windows:
+        raise InputError(f"the bundled text has fewer than {n_tokens} tokens")
+    return from_token_ids(model, windows[:max_windows])
+
+
+def repeated_random_tokens(
+    model: TransformerBridge, *, n_seqs: int = 8, half_len: int = 32, seed: int = 0
+) -> TokenBatch:
+    """``n_seqs`` sequences of ``half_len`` random non-special tokens, each repeated twice."""
+    special = set(model.tokenizer.all_special_ids)
+    vocab = int(model.cfg.d_vocab)
+    allowed = torch.tensor([t for t in range(vocab) if t not in special])
+    gen = torch.Generator().manual_seed(seed)
+    first = allowed[torch.randint(len(allowed), (n_seqs, half_len), generator=gen)]
+    return from_token_ids(model, torch.cat([first, first], dim=1).tolist())
+
+
+def all_patterns(
+    model: TransformerBridge, batch: TokenBatch, batch_size: int = 8
+) -> Float[Tensor, "layer batch head query key"]:
+    """Patterns of every layer, stacked (small inputs only: this is the dense path)."""
+    run = run_heads(model, batch, hooks=["pattern"], batch_size=batch_size)
+    return torch.stack([run.pattern(layer) for layer in range(int(model.cfg.n_layers))])

@@ -1,0 +1,97 @@
+"""Attention-sink heads: first-token sinks and hidden sinks (shared/methods.md section 2).
+
+Per head and input window, the sink score of key j is s_j = sum_i A[i,j] / (N - j) (ACT, Yu et al.
+ICML 2024, arXiv 2406.15765; alpha_j of Gu et al. ICLR 2025). Sink tokens are {j : s_j > 0.1};
+keys other than the first (j >= 1) in that set are hidden sinks. ACT's code drops the first
+index above the threshold, which is token 0 whenever s_0 > 0.1; we always treat token 0 as the
+first sink, so a head whose s_0 <= 0.1 can still report j >= 1 as hidden sinks.
+
+Head score = mean s_0 over windows; label = score > 0.3, the threshold of Gu et al.'s
+model-level sink metric (fraction of heads with alpha_0 > 0.3 on 64-token inputs), which is
+reported as ``inputs["sink_head_fraction"]``. Note that keys near the end are seen by few
+queries (s_{N-1} = A[N-1, N-1]); the hidden-sink table keeps ``n_queries`` so users can filter.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+import torch
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.heads.base import DetectorResult, head_frame, register
+from interp.heads.inputs import all_patterns, text_windows
+from interp.models.info import is_causal
+from interp.stats.dense import sink_scores
+
+SINK_THRESHOLD = 0.1  # ACT: s_j > 0.1 makes key j a sink token
+HEAD_THRESHOLD = 0.3  # Gu et al.: alpha_0 > 0.3 makes a head a sink head
+
+
+def hidden_sink_rows(
+    scores: torch.Tensor, lengths: list[int], str_tokens: list[list[str]], layer: int
+) -> list[dict]:
+    """Rows for every (head, window, key j >= 1) with s_j > 0.1. ``scores``: [batch, head, key]."""
+    rows = []
+    b_idx, h_idx, j_idx = torch.nonzero(scores[:, :, 1:] > SINK_THRESHOLD, as_tuple=True)
+    for b, h, j in zip(b_idx.tolist(), h_idx.tolist(), (j_idx + 1).tolist(), strict=True):
+        rows.append(
+            {
+                "layer": layer,
+                "head": h,
+                "window": b,
+                "position": j,
+                "token": str_tokens[b][j],
+                "sink_score": float(scores[b, h, j]),
+                "n_queries": lengths[b] - j,
+            }
+        )
+    return rows
+
+
+@register
+class SinkDetector:
+    name = "sink"
+
+    def run(
+        self, model: TransformerBridge, *, n_tokens: int = 64, threshold: float = HEAD_THRESHOLD
+    ) -> DetectorResult:
+        batch = text_windows(model, n_tokens=n_tokens)
+        patterns = all_patterns(model, batch)
+        n_layers, n_heads = patterns.shape[0], patterns.shape[2]
+        s0 = torch.zeros(n_layers, n_heads)
+        rate = torch.zeros(n_layers, n_heads)
+        count = torch.zeros(n_layers, n_heads)
+        rows: list[dict] = []
+        for layer in range(n_layers):
+            s = sink_scores(patterns[layer], batch.lengths, causal=is_causal(model))
+            s0[layer] = s[:, :, 0].mean(0)
+            hidden = s[:, :, 1:] > SINK_THRESHOLD  # [b, h, k-1]
+            rate[layer] = hidden.any(-1).float().mean(0)
+            count[layer] = hidden.sum(-1).float().mean(0)
+            rows += hidden_sink_rows(s, batch.lengths, batch.str_tokens, layer)
+        sinks = pd.DataFrame(
+            rows,
+            columns=["layer", "head", "window", "position", "token", "sink_score", "n_queries"],
+        )
+        top = {
+            (layer, h): Counter(g.token).most_common(1)[0][0]
+            for (layer, h), g in sinks.groupby(["layer", "head"])
+        }
+        table = head_frame(
+            s0,
+            threshold,
+            hidden_sink_rate=rate,
+            mean_hidden_sinks=count,
+            top_hidden_token=[
+                top.get((layer, h), "") for layer in range(n_layers) for h in range(n_heads)
+            ],
+        )
+        inputs = {
+            "kind": "text windows",
+            "n_seqs": len(batch.lengths),
+            "n_tokens": n_tokens,
+            "sink_head_fraction": float(table.label.mean()),
+        }
+        return DetectorResult(self.name, table, inputs, {"hidden_sinks": sinks})
