@@ -53,3 +53,12 @@ def pattern_scores(
             a.diagonal(dim1=-2, dim2=-1).zero_()
         per_seq.append((a * det).sum((-2, -1)) / a.sum((-2, -1)).clamp_min(1e-30))
     return torch.stack(per_seq).mean(0)
+
+
+def run_pattern_detector(name, model, batch, detection_fn, threshold: float, inputs: dict):
+    """Score every head of ``model`` on ``batch`` against ``detection_fn`` -> DetectorResult."""
+    from interp.heads.base import DetectorResult, head_frame
+    from interp.heads.inputs import all_patterns
+
+    scores = pattern_scores(all_patterns(model, batch), batch.tokens, batch.lengths, detection_fn)
+    return DetectorResult(name, head_frame(scores, threshold), inputs)

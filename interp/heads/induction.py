@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp.heads.base import DetectorResult, head_frame, register
-from interp.heads.classic import induction_pattern, pattern_scores
-from interp.heads.inputs import all_patterns, repeated_random_tokens
+from interp.heads.base import DetectorResult, register
+from interp.heads.classic import induction_pattern, run_pattern_detector
+from interp.heads.inputs import repeated_random_tokens
 
 
 @register
@@ -20,8 +20,5 @@ class InductionDetector:
         self, model: TransformerBridge, *, threshold: float = 0.4, n_seqs: int = 8, seed: int = 0
     ) -> DetectorResult:
         batch = repeated_random_tokens(model, n_seqs=n_seqs, seed=seed)
-        scores = pattern_scores(
-            all_patterns(model, batch), batch.tokens, batch.lengths, induction_pattern
-        )
         inputs = {"kind": "repeated random tokens", "n_seqs": n_seqs, "half_len": 32, "seed": seed}
-        return DetectorResult(self.name, head_frame(scores, threshold), inputs)
+        return run_pattern_detector(self.name, model, batch, induction_pattern, threshold, inputs)

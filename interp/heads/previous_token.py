@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp.heads.base import DetectorResult, head_frame, register
-from interp.heads.classic import pattern_scores, previous_token_pattern
-from interp.heads.inputs import all_patterns, text_windows
+from interp.heads.base import DetectorResult, register
+from interp.heads.classic import previous_token_pattern, run_pattern_detector
+from interp.heads.inputs import text_windows
 
 
 @register
@@ -19,8 +19,7 @@ class PreviousTokenDetector:
 
     def run(self, model: TransformerBridge, *, threshold: float = 0.4) -> DetectorResult:
         batch = text_windows(model)
-        scores = pattern_scores(
-            all_patterns(model, batch), batch.tokens, batch.lengths, previous_token_pattern
-        )
         inputs = {"kind": "text windows", "n_seqs": len(batch.lengths), "n_tokens": 64}
-        return DetectorResult(self.name, head_frame(scores, threshold), inputs)
+        return run_pattern_detector(
+            self.name, model, batch, previous_token_pattern, threshold, inputs
+        )

