@@ -131,7 +131,7 @@ def _pad_to(x: Tensor, n: int, dims: tuple[int, ...]) -> Tensor:
     return torch.nn.functional.pad(x, pad)
 
 
-def _pos_dims(name: str, x: Tensor) -> tuple[int, ...]:
+def _pos_dims(name: str) -> tuple[int, ...]:
     return (2, 3) if name.endswith(("hook_pattern", "hook_attn_scores")) else (1,)
 
 
@@ -191,7 +191,7 @@ def run_heads(
             )
         for n in names:
             x = _clean(n, cache[n], mask, n_rep)
-            chunks[n].append(_pad_to(x, n_total, _pos_dims(n, x)).to(device))
+            chunks[n].append(_pad_to(x, n_total, _pos_dims(n)).to(device))
         if return_logits:
             logits.append(_pad_to(out.detach(), n_total, (1,)).to(device))
     acts = {n: torch.cat(c) for n, c in chunks.items()}

@@ -58,7 +58,7 @@ def head_stats_table(
     totals: dict[int, dict[str, torch.Tensor]] = {}
     starts = range(0, len(prompts), batch_size)
     for s in tqdm(starts, desc="scan: prompt batches", disable=not progress):
-        sub = tokenize(model, prompts[s : s + batch_size])
+        sub = batch.rows(s, s + batch_size)
         run = run_heads(model, sub, hooks=["pattern"], batch_size=batch_size)
         for layer in range(n_layers):
             sums = head_summary(run.pattern(layer), sub.lengths, causal=causal)

@@ -26,6 +26,17 @@ class TokenBatch:
     lengths: list[int]
     str_tokens: list[list[str]]  # each token decoded on its own (readable: " cat", not "Ġcat")
 
+    def rows(self, start: int, stop: int) -> TokenBatch:
+        """Prompts ``start:stop``, trimmed to their own longest length."""
+        lengths = self.lengths[start:stop]
+        width = max(lengths)
+        return TokenBatch(
+            self.tokens[start:stop, :width],
+            self.attention_mask[start:stop, :width],
+            lengths,
+            self.str_tokens[start:stop],
+        )
+
 
 def check_prompts(prompts: str | Sequence[str]) -> list[str]:
     """Normalise prompts to a non-empty list of non-empty strings, or raise ``InputError``."""

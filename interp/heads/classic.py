@@ -7,9 +7,17 @@ averaged over sequences. This is ``transformer_lens.head_detector`` with ``error
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, ClassVar
+
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.heads.base import DetectorResult, head_frame
+from interp.heads.inputs import all_patterns, repeated_random_tokens
+from interp.tokens import TokenBatch
 
 
 def previous_token_pattern(tokens: Int[Tensor, " pos"]) -> Float[Tensor, "pos pos"]:
@@ -37,28 +45,40 @@ def pattern_scores(
     patterns: Float[Tensor, "layer batch head pos pos"],
     tokens: Int[Tensor, "batch pos"],
     lengths: list[int],
-    detection_fn,
-    *,
-    exclude_bos: bool = False,
-    exclude_current_token: bool = False,
+    detection_fn: Callable[[Tensor], Tensor],
 ) -> Float[Tensor, "layer head"]:
     """Mean over sequences of sum(A * D) / sum(A) for every layer and head."""
     per_seq = []
     for b, n in enumerate(lengths):
         det = detection_fn(tokens[b, :n]).to(patterns.dtype)
-        a = patterns[:, b, :, :n, :n].clone()
-        if exclude_bos:
-            a[..., 0] = 0
-        if exclude_current_token:
-            a.diagonal(dim1=-2, dim2=-1).zero_()
+        a = patterns[:, b, :, :n, :n]
         per_seq.append((a * det).sum((-2, -1)) / a.sum((-2, -1)).clamp_min(1e-30))
     return torch.stack(per_seq).mean(0)
 
 
-def run_pattern_detector(name, model, batch, detection_fn, threshold: float, inputs: dict):
-    """Score every head of ``model`` on ``batch`` against ``detection_fn`` -> DetectorResult."""
-    from interp.heads.base import DetectorResult, head_frame
-    from interp.heads.inputs import all_patterns
+class PatternDetector:
+    """Base of the classic detectors: a subclass sets ``name`` and ``detection`` (the 0/1
+    pattern function) and may override ``make_inputs`` (default: repeated random tokens)."""
 
-    scores = pattern_scores(all_patterns(model, batch), batch.tokens, batch.lengths, detection_fn)
-    return DetectorResult(name, head_frame(scores, threshold), inputs)
+    name: ClassVar[str]
+    detection: ClassVar[Callable[[Tensor], Tensor]]
+
+    def make_inputs(
+        self, model: TransformerBridge, *, n_seqs: int = 8, seed: int = 0
+    ) -> tuple[TokenBatch, dict[str, Any]]:
+        batch = repeated_random_tokens(model, n_seqs=n_seqs, seed=seed)
+        return batch, {
+            "kind": "repeated random tokens",
+            "n_seqs": n_seqs,
+            "half_len": 32,
+            "seed": seed,
+        }
+
+    def run(
+        self, model: TransformerBridge, *, threshold: float = 0.4, **input_options: Any
+    ) -> DetectorResult:
+        """Score every head; label = score > ``threshold`` (0.4: our choice, no paper fixes one)."""
+        batch, inputs = self.make_inputs(model, **input_options)
+        patterns = all_patterns(model, batch)
+        scores = pattern_scores(patterns, batch.tokens, batch.lengths, type(self).detection)
+        return DetectorResult(self.name, head_frame(scores, threshold), inputs)

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp.heads.base import DetectorResult, register
-from interp.heads.classic import previous_token_pattern, run_pattern_detector
+from interp.heads.base import register
+from interp.heads.classic import PatternDetector, previous_token_pattern
 from interp.heads.inputs import text_windows
+from interp.tokens import TokenBatch
 
 
 @register
-class PreviousTokenDetector:
+class PreviousTokenDetector(PatternDetector):
     """Score = sum(A * D) / sum(A), D[t, t-1] = 1 (transformer-lens ``detect_head``, "mul"),
-    on 64-token windows of ordinary text. Label: score > ``threshold`` (0.4; our choice, no
-    paper fixes one)."""
+    on 64-token windows of ordinary text. Label: score > ``threshold``."""
 
     name = "previous_token"
+    detection = staticmethod(previous_token_pattern)
 
-    def run(self, model: TransformerBridge, *, threshold: float = 0.4) -> DetectorResult:
+    def make_inputs(self, model: TransformerBridge) -> tuple[TokenBatch, dict[str, Any]]:
         batch = text_windows(model)
-        inputs = {"kind": "text windows", "n_seqs": len(batch.lengths), "n_tokens": 64}
-        return run_pattern_detector(
-            self.name, model, batch, previous_token_pattern, threshold, inputs
-        )
+        return batch, {"kind": "text windows", "n_seqs": len(batch.lengths), "n_tokens": 64}
