@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from interp.errors import InterpError
+from interp.errors import InputError, InterpError
 
 app = typer.Typer(
     help="Mechanistic interpretability of attention heads (offline models, head scans).",
@@ -95,18 +95,112 @@ def scan(
         typer.Option(help="Prompt file, one prompt per line ('\\n' = newline). Default: bundled."),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Prompts per forward pass.")] = 4,
+    detectors: Annotated[
+        str,
+        typer.Option(help="Comma-separated detectors to run, or 'all' or 'none'."),
+    ] = "all",
+    grid: Annotated[
+        str,
+        typer.Option(help="Retrieval needle grid: 'small' (CPU minutes) or 'large' (to 8k)."),
+    ] = "small",
 ) -> None:
-    """Per-head attention statistics of MODEL over a prompt set, written as a run folder."""
+    """Attention statistics and all head detectors of MODEL, written as a resumable run folder."""
+    from interp.heads import REGISTRY
+    from interp.scan import DEFAULT_DETECTORS
     from interp.scan import scan as run_scan
 
     try:
-        result = run_scan(_load(model), out_dir, prompts_file=prompts, batch_size=batch_size)
+        names = _detector_names(detectors, DEFAULT_DETECTORS, REGISTRY)
+        if grid not in ("small", "large"):
+            raise InputError(f"unknown grid {grid!r}: use 'small' or 'large'")
+        result = run_scan(
+            _load(model),
+            out_dir,
+            prompts_file=prompts,
+            batch_size=batch_size,
+            detectors=names,
+            grid=grid,
+        )
     except InterpError as e:
         _fail(e)
     state = "reused" if result.reused else f"computed in {result.seconds:.1f} s"
-    out.print(f"head table {state}; wrote {result.out}/ (head_stats.parquet, head_stats.png, ")
-    out.print("summary.md, manifest.json)")
+    out.print(f"head table {state}; detectors: {', '.join(result.detectors) or 'none'}")
+    out.print(f"wrote {result.out}/ (summary.md, manifest.json, detectors/, detectors.png/.html)")
     out.print((result.out / "summary.md").read_text())
+
+
+def _detector_names(spec: str, default, registry) -> list[str]:
+    if spec == "all":
+        return list(default)
+    if spec == "none":
+        return []
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        raise InputError(f"unknown detector(s) {unknown}; available: {', '.join(sorted(registry))}")
+    return names
+
+
+@app.command()
+def validate(
+    model: ModelArg = "smollm2-135m",
+    detector: Annotated[
+        str, typer.Option(help="retrieval, sink or induction (the heads to mask).")
+    ] = "retrieval",
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out", help="Run folder; a scan's detector table there is reused."),
+    ] = Path("runs/scan"),
+    k: Annotated[
+        int | None, typer.Option(min=1, help="Heads to mask (default 5 % of all heads).")
+    ] = None,
+    draws: Annotated[int, typer.Option(min=2, help="Random head sets per control.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the random head draws.")] = 0,
+) -> None:
+    """Mask the top-K heads of a detector (uniform attention) vs K random heads; report drops."""
+    from interp.heads.validate import run_validation
+
+    try:
+        v, paths = run_validation(_load(model), detector, out_dir, k=k, n_draws=draws, seed=seed)
+    except InterpError as e:
+        _fail(e)
+    s = v.summary
+    table = Table("condition", "k", f"mean drop in {v.metric}", "std", "min", "max")
+    table.add_row("top-K", str(s["k"]), f"{s['top_drop']:.4f}", "", "", "")
+    for c in ("random", "random_same_layers"):
+        if f"{c}_drop_mean" in s:
+            table.add_row(
+                f"{c} ({s['n_draws']} draws)",
+                str(s["k"]),
+                f"{s[f'{c}_drop_mean']:.4f}",
+                f"{s[f'{c}_drop_std']:.4f}",
+                f"{s[f'{c}_drop_min']:.4f}",
+                f"{s[f'{c}_drop_max']:.4f}",
+            )
+    out.print(f"{detector}: baseline {v.metric} = {s['baseline']:.4f}")
+    out.print(table)
+    out.print(f"wrote {', '.join(str(p) for p in paths)}")
+
+
+@app.command()
+def anchors(
+    text: Annotated[str, typer.Argument(help="Text to analyse (quote it).")],
+    model: Annotated[str, typer.Option(help="Model name or folder.")] = "smollm2-135m",
+    top: Annotated[int, typer.Option(min=1, help="How many tokens of each kind to print.")] = 10,
+) -> None:
+    """Preplan (WAAD jumps) and anchor (high FAI) tokens of TEXT (Preplan-and-Anchor)."""
+    from interp.heads.anchor import anchor_tokens
+
+    try:
+        df = anchor_tokens(_load(model), text)
+    except InterpError as e:
+        _fail(e)
+    for kind, col in (("anchor", "fai"), ("preplan", "waad")):
+        rows = df[df[kind]].sort_values(col, ascending=False).head(top)
+        table = Table("position", "token", col, title=f"{kind} tokens ({int(df[kind].sum())})")
+        for r in rows.itertuples():
+            table.add_row(str(r.position), repr(r.token), f"{getattr(r, col):.4f}")
+        out.print(table)
 
 
 @app.command("cache-dir")

@@ -1,20 +1,25 @@
-"""``interp scan``: per-head attention statistics of a model over a prompt set -> run folder.
+"""``interp scan``: per-head attention statistics and every head detector -> run folder.
 
 Run folder layout (the dashboard and later tools read the same files):
 - ``head_stats.parquet``: one row per (layer, head): mean entropy, first-token mass, sink score
   of token 0 (s_0, methods.md section 2), previous-token mass, mean attention distance.
-- ``manifest.json``: model facts, inputs (prompt file and hash), package versions, timings.
-- ``head_stats.png``: layer x head heatmaps of every score. ``summary.md``: top heads per score.
+- ``detectors/<name>.parquet`` (+ ``<name>.<extra>.parquet``): each detector's per-head table
+  (score, threshold, label, ...) and extra tables (hidden sinks, needle tests, anchor tokens).
+- ``detectors.png`` / ``detectors.html``: layer x head heatmaps of every detector score.
+- ``manifest.json``: model facts, inputs and seeds of every table, package versions, timings.
+- ``head_stats.png``: heatmaps of the statistics. ``summary.md``: what was found, in words.
 
-Each table records a fingerprint of its inputs; a re-run with the same inputs reuses it.
+Each table records a fingerprint of its inputs; a re-run with the same inputs reuses it, and the
+retrieval detector keeps each finished needle test under ``cache/retrieval/`` so an interrupted
+scan resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
-from importlib.resources import files
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -23,29 +28,19 @@ from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.attention import run_heads
-from interp.errors import InputError
+from interp.heads import get_detector
+from interp.heads.base import DetectorResult
+from interp.heads.plots import detector_heatmaps_html, detector_heatmaps_png
+from interp.heads.store import fingerprint, load_result, save_result
+from interp.heads.summary import detectors_md
 from interp.models.info import is_causal, model_info, n_kv_heads
+from interp.prompts import default_prompts_file, load_prompts
 from interp.report import heatmap_grid, read_table_metadata, versions, write_json, write_table
 from interp.stats.dense import head_summary
 from interp.tokens import tokenize
 
 SCORES = ("entropy", "first_token_mass", "sink_score_0", "prev_token_mass", "mean_distance")
 TABLE_VERSION = 1
-
-
-def default_prompts_file() -> Path:
-    return Path(str(files("interp") / "data" / "scan_prompts.txt"))
-
-
-def load_prompts(path: Path | None = None) -> list[str]:
-    """One prompt per non-empty line; the two characters ``\\n`` stand for a newline."""
-    path = Path(path) if path else default_prompts_file()
-    if not path.is_file():
-        raise InputError(f"prompt file {path} does not exist")
-    prompts = [line.replace("\\n", "\n") for line in path.read_text().splitlines() if line.strip()]
-    if not prompts:
-        raise InputError(f"prompt file {path} has no prompts (one prompt per line)")
-    return prompts
 
 
 def head_stats_table(
@@ -120,6 +115,60 @@ class ScanResult:
     table: pd.DataFrame
     reused: bool
     seconds: float
+    detectors: dict[str, DetectorResult] = field(default_factory=dict)
+    detector_seconds: dict[str, float] = field(default_factory=dict)
+    detector_reused: dict[str, bool] = field(default_factory=dict)
+
+
+DEFAULT_DETECTORS = (
+    "sink",
+    "previous_token",
+    "duplicate_token",
+    "induction",
+    "anchor",
+    "retrieval",
+)
+
+
+def detector_options(name: str, grid: str) -> dict:
+    """Options each detector runs with in a scan (recorded in the manifest)."""
+    if name == "retrieval":
+        return {"grid_name": grid}
+    return {}
+
+
+def run_detectors(
+    model: TransformerBridge,
+    out: Path,
+    names: Sequence[str],
+    *,
+    grid: str = "small",
+    progress: bool = True,
+) -> tuple[dict[str, DetectorResult], dict[str, float], dict[str, bool]]:
+    """Run (or reuse) each detector and store its tables under ``out/detectors``."""
+    folder = out / "detectors"
+    results, seconds, reused = {}, {}, {}
+    model_name = str(model.cfg.model_name)
+    for name in names:
+        detector = get_detector(name)
+        options = detector_options(name, grid)
+        fp = fingerprint(model_name, name, options)
+        t0 = time.perf_counter()
+        result = load_result(folder, name, fp)
+        reused[name] = result is not None
+        if result is None:
+            extra = {"workdir": out / "cache" / "retrieval"} if name == "retrieval" else {}
+            if name == "retrieval":
+                extra["progress"] = progress
+            result = detector.run(model, **options, **extra)
+            save_result(folder, result, fp)
+        seconds[name] = time.perf_counter() - t0
+        results[name] = result
+        if progress:
+            tqdm.write(
+                f"detector {name}: {seconds[name]:.1f} s{' (reused)' if reused[name] else ''}"
+            )
+    return results, seconds, reused
 
 
 def scan(
@@ -128,9 +177,15 @@ def scan(
     *,
     prompts_file: Path | None = None,
     batch_size: int = 4,
+    detectors: Sequence[str] = DEFAULT_DETECTORS,
+    grid: str = "small",
     progress: bool = True,
 ) -> ScanResult:
-    """Compute (or reuse) the per-head statistics of ``model`` and write the run folder."""
+    """Compute (or reuse) the statistics and detector tables of ``model``; write the run folder.
+
+    ``detectors``: names from ``interp.heads.REGISTRY`` (default all); ``grid``: the retrieval
+    grid, ``small`` (default, minutes on a CPU) or ``large`` (up to 8k tokens).
+    """
     out = Path(out)
     prompts = load_prompts(prompts_file)
     info = model_info(model).as_dict()
@@ -145,7 +200,22 @@ def scan(
         write_table(df, table_path, {"fingerprint": fp, "model": info["name"]})
     seconds = time.perf_counter() - t0
     heatmap_grid(df, SCORES, out / "head_stats.png", f"{info['name']}: per-head attention stats")
-    (out / "summary.md").write_text(_summary_md(df, info, seconds))
+    if not is_causal(model):
+        skip = [d for d in detectors if d in ("retrieval", "anchor")]
+        if skip and progress:
+            tqdm.write(f"skipping {', '.join(skip)}: defined for causal language models only")
+        detectors = [d for d in detectors if d not in skip]
+    results, det_seconds, det_reused = run_detectors(
+        model, out, detectors, grid=grid, progress=progress
+    )
+    if results:
+        title = f"{info['name']}: detector scores per head"
+        detector_heatmaps_png(results, out / "detectors.png", title)
+        detector_heatmaps_html(results, out / "detectors.html", title)
+    summary = _summary_md(df, info, seconds)
+    if results:
+        summary += "\n" + detectors_md(results, det_seconds)
+    (out / "summary.md").write_text(summary)
     write_json(
         {
             "model": info,
@@ -155,11 +225,24 @@ def scan(
                 "fingerprint": fp,
                 "batch_size": batch_size,
             },
-            "tables": {"head_stats": "head_stats.parquet"},
+            "tables": {
+                "head_stats": "head_stats.parquet",
+                **{n: f"detectors/{n}.parquet" for n in results},
+            },
+            "detectors": {
+                n: {
+                    "options": detector_options(n, grid),
+                    "inputs": r.inputs,
+                    "extra_tables": {e: f"detectors/{n}.{e}.parquet" for e in r.extra},
+                    "seconds": round(det_seconds[n], 3),
+                    "reused": det_reused[n],
+                }
+                for n, r in results.items()
+            },
             "versions": versions(),
             "seconds": round(seconds, 3),
             "reused": reused,
         },
         out / "manifest.json",
     )
-    return ScanResult(out, df, reused, seconds)
+    return ScanResult(out, df, reused, seconds, results, det_seconds, det_reused)

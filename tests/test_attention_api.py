@@ -62,7 +62,7 @@ def test_batch_size_does_not_change_results(tiny):
         ([3], ["pattern"], None, "not a string"),
         (["ok"], ["nope"], None, "unknown hook"),
         (["ok"], ["pattern"], [2], "out of range"),
-        (["x" * 300], ["pattern"], None, "more than the limit"),
+        (["x" * 1100], ["pattern"], None, "more than the limit"),  # tiny: 1024 ctx
     ],
 )
 def test_bad_input_gives_clear_errors(tiny, prompts, hooks, layers, match):

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from interp.cli import app
 
 runner = CliRunner()
-COMMANDS = ["models", "info", "scan", "cache-dir"]
+COMMANDS = ["models", "info", "scan", "validate", "anchors", "cache-dir"]
 
 
 @pytest.mark.parametrize("cmd", [[], *[[c] for c in COMMANDS]])
@@ -51,7 +51,7 @@ def test_scan_writes_run_folder_and_resumes(tmp_path):
     prompts = tmp_path / "p.txt"
     prompts.write_text("hello there\nthe cat sat on the mat\\nand slept\n")
     out = tmp_path / "run"
-    args = ["scan", "tiny", "--out", str(out), "--prompts", str(prompts)]
+    args = ["scan", "tiny", "--out", str(out), "--prompts", str(prompts), "--detectors", "sink"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     for f in ("head_stats.parquet", "head_stats.png", "summary.md", "manifest.json"):
@@ -64,3 +64,27 @@ def test_scan_writes_run_folder_and_resumes(tmp_path):
 def test_scan_missing_prompt_file_is_a_clean_error(tmp_path):
     result = runner.invoke(app, ["scan", "tiny", "--prompts", str(tmp_path / "none.txt")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_scan_unknown_detector_is_a_clean_error(tmp_path):
+    result = runner.invoke(app, ["scan", "tiny", "--out", str(tmp_path), "--detectors", "nope"])
+    assert result.exit_code == 2 and "unknown detector" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_validate_command_on_tiny(tmp_path):
+    args = ["validate", "tiny", "--detector", "sink", "--out", str(tmp_path), "--k", "1"]
+    result = runner.invoke(app, [*args, "--draws", "2"])
+    assert result.exit_code == 0, result.output
+    assert "baseline text_loss" in result.output and "top-K" in result.output
+    assert (tmp_path / "validation" / "sink.png").is_file()
+    bad = runner.invoke(app, ["validate", "tiny", "--detector", "anchor", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "no validation task" in bad.output
+
+
+def test_anchors_command_on_tiny():
+    result = runner.invoke(
+        app, ["anchors", "the cat sat on the mat and then it slept", "--model", "tiny"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "anchor tokens" in result.output and "preplan tokens" in result.output

@@ -15,7 +15,14 @@ def test_table_matches_direct_computation(tiny, tmp_path):
     prompts_file = tmp_path / "p.txt"
     prompts = ["abc def ghi", "a b", "the cat sat on the mat"]
     prompts_file.write_text("\n".join(prompts) + "\n")
-    res = scan(tiny, tmp_path / "run", prompts_file=prompts_file, batch_size=2, progress=False)
+    res = scan(
+        tiny,
+        tmp_path / "run",
+        prompts_file=prompts_file,
+        batch_size=2,
+        detectors=(),
+        progress=False,
+    )
     df = res.table
     assert len(df) == 2 * 4 and set(df.columns) >= {"layer", "head", "kv_head", "sink_score_0"}
     # independent recomputation for layer 1, head 3 from the full patterns
@@ -37,12 +44,12 @@ def test_table_matches_direct_computation(tiny, tmp_path):
 def test_rerun_reuses_and_changed_inputs_recompute(tiny, tmp_path):
     f = tmp_path / "p.txt"
     f.write_text("one prompt\n")
-    first = scan(tiny, tmp_path / "run", prompts_file=f, progress=False)
-    again = scan(tiny, tmp_path / "run", prompts_file=f, progress=False)
+    first = scan(tiny, tmp_path / "run", prompts_file=f, detectors=(), progress=False)
+    again = scan(tiny, tmp_path / "run", prompts_file=f, detectors=(), progress=False)
     assert not first.reused and again.reused
     pd.testing.assert_frame_equal(first.table, again.table)
     f.write_text("a different prompt\n")
-    changed = scan(tiny, tmp_path / "run", prompts_file=f, progress=False)
+    changed = scan(tiny, tmp_path / "run", prompts_file=f, detectors=(), progress=False)
     assert not changed.reused
 
 
@@ -55,3 +62,29 @@ def test_bundled_prompts_load_with_newlines():
 def test_scan_patterns_never_include_padding(tiny):
     run = interp.run_heads(tiny, ["x", "a longer one"], hooks=["pattern"])
     assert torch.all(run.pattern(0)[0, :, 1:, :] == 0)
+
+
+def test_scan_runs_every_detector_and_resumes(tiny, tmp_path):
+    from interp.heads import REGISTRY
+    from interp.scan import DEFAULT_DETECTORS
+
+    assert set(DEFAULT_DETECTORS) == set(REGISTRY)
+    out = tmp_path / "run"
+    first = scan(tiny, out, progress=False)
+    assert set(first.detectors) == set(REGISTRY) and not any(first.detector_reused.values())
+    for name, r in first.detectors.items():
+        assert (out / "detectors" / f"{name}.parquet").is_file()
+        assert {"layer", "head", "score", "threshold", "label"} <= set(r.table.columns)
+        assert len(r.table) == 8
+        for extra in r.extra:
+            assert (out / "detectors" / f"{name}.{extra}.parquet").is_file()
+    for f in ("detectors.png", "detectors.html", "summary.md"):
+        assert (out / f).stat().st_size > 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["detectors"]["induction"]["inputs"]["seed"] == 0
+    assert manifest["detectors"]["retrieval"]["options"] == {"grid_name": "small"}
+    assert "Retrieval heads" in (out / "summary.md").read_text()
+    again = scan(tiny, out, progress=False)
+    assert all(again.detector_reused.values())
+    for name in REGISTRY:
+        pd.testing.assert_frame_equal(first.detectors[name].table, again.detectors[name].table)

@@ -9,7 +9,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.attention import run_heads
 from interp.errors import InputError
-from interp.scan import load_prompts
+from interp.prompts import load_prompts
 from interp.tokens import TokenBatch, from_token_ids
 
 

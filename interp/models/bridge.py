@@ -18,6 +18,9 @@ from transformer_lens.model_bridge.sources._bridge_builder import (
 from transformer_lens.model_bridge.sources._hf_format import determine_architecture_from_hf_config
 
 from interp.errors import ModelLoadError
+from interp.models import compat
+
+compat.apply()
 
 
 def bridge_from_hf(hf_model: Any, tokenizer: Any, name: str) -> TransformerBridge:

@@ -32,7 +32,7 @@ def tiny_llama(
     n_heads: int = 4,
     n_kv_heads: int = 2,
     d_head: int = 16,
-    n_ctx: int = 256,
+    n_ctx: int = 1024,
     seed: int = 0,
 ) -> LlamaForCausalLM:
     """A randomly initialised ``LlamaForCausalLM`` (eager attention, eval mode, fp32)."""

@@ -1,0 +1,78 @@
+"""Greedy decoding with a KV cache through the transformer-lens bridge, with hooks.
+
+Two kinds of hooks: ``fwd_hooks`` run on the prompt pass and on every decoding step (e.g. a head
+ablation); ``step_hooks`` run only on decoding steps, where each attention pattern has a single
+query row ``[batch, head, 1, key]`` (e.g. recording where each head looks while it generates).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+import torch
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.errors import InputError
+
+Hook = tuple[str, Callable]
+
+
+def newline_or_eos(model: TransformerBridge) -> Callable[[int], bool]:
+    """Stop rule of the Retrieval_Head code: stop after EOS or a token containing a newline."""
+    tok = model.tokenizer
+    eos = {i for i in (tok.eos_token_id, getattr(tok, "pad_token_id", None)) if i is not None}
+
+    def stop(token_id: int) -> bool:
+        return token_id in eos or "\n" in tok.decode([token_id])
+
+    return stop
+
+
+@torch.no_grad()
+def greedy_decode(
+    model: TransformerBridge,
+    prompt_ids: Sequence[int],
+    *,
+    max_new_tokens: int = 50,
+    stop: Callable[[int], bool] | None = None,
+    fwd_hooks: Sequence[Hook] = (),
+    step_hooks: Sequence[Hook] = (),
+    on_step: Callable[[int], None] | None = None,
+) -> list[int]:
+    """Generate greedily after ``prompt_ids`` (one sequence); returns the new token ids.
+
+    The prompt minus its last token fills the KV cache; every step then feeds one token, so
+    step ``i`` consumes the previous token and produces token ``i`` (the first step consumes
+    the prompt's last token). ``on_step(token_id)`` is called after each step, after the
+    step hooks of that step have fired. Generation ends after ``max_new_tokens`` or at the
+    first token for which ``stop`` is true (that token is included).
+    """
+    ids = [int(i) for i in prompt_ids]
+    if len(ids) < 2:
+        raise InputError("greedy_decode needs a prompt of at least 2 tokens")
+    if len(ids) + max_new_tokens > int(model.cfg.n_ctx):
+        raise InputError(
+            f"prompt of {len(ids)} tokens + {max_new_tokens} new tokens exceeds the context "
+            f"length {model.cfg.n_ctx}; shorten the prompt"
+        )
+    device = next(model.original_model.parameters()).device
+    prompt = torch.tensor([ids], device=device)
+    out: list[int] = []
+    with warnings.catch_warnings(), model.hooks(fwd_hooks=list(fwd_hooks)):
+        # transformers >= 5.2x warns that past_key_values is now called cache; the bridge
+        # API still takes past_key_values (interp.models.compat bridges the rename).
+        warnings.simplefilter("ignore", FutureWarning)
+        _, cache = model(prompt[:, :-1], return_type="logits_and_cache", use_cache=True)
+        inp = prompt[:, -1:]
+        with model.hooks(fwd_hooks=list(step_hooks), reset_hooks_end=False):
+            for _ in range(max_new_tokens):
+                logits, cache = model(inp, past_key_values=cache, return_type="logits_and_cache")
+                nxt = int(logits[0, -1].argmax())
+                out.append(nxt)
+                if on_step is not None:
+                    on_step(nxt)
+                if stop is not None and stop(nxt):
+                    break
+                inp = torch.tensor([[nxt]], device=device)
+    return out

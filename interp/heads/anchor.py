@@ -1,0 +1,216 @@
+"""Anchor heads: attention span, WAAD and FAI (Preplan-and-Anchor, arXiv 2510.13554;
+shared/methods.md section 3).
+
+For one head's attention map A [t, s] on N tokens:
+
+- span d = mean over t of sum_s A[t, s] * (t - s);
+- WAAD_t = sum_{s <= t} A[t, s] * min(t - s, W), W = 10 (windowed average attention distance);
+- FAI_s = mean over t in [s + 10, min(N - 1, s + H)] of A[t, s], H = 100 (future attention
+  influence; NaN where that window is empty, i.e. for the last 10 tokens).
+
+Heads of the analysed layers (default: the middle third, as in the paper) are split by span:
+lowest 30 % = local, highest 30 % = global. Abar_loc / Abar_glob are the mean maps of each group;
+preplan tokens are the top 40 % of |WAAD_t - WAAD_{t+1}| computed on Abar_loc, anchor tokens the
+top 40 % of FAI computed on Abar_glob. The detector's per-head table reports span (``score``),
+mean WAAD and FAI and the group; ``label`` marks the global (anchor-forming) heads. Positions are
+0-based; the paper's ``min(N, s + H)`` becomes ``min(N - 1, s + H)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.errors import InputError
+from interp.heads.base import DetectorResult, head_frame, register
+from interp.heads.inputs import all_patterns
+from interp.heads.needle import haystack_text
+from interp.models.info import is_causal
+from interp.tokens import TokenBatch, from_token_ids, tokenize
+
+W = 10  # WAAD window
+FAI_START = 10  # FAI looks at queries from s + 10 ...
+FAI_HORIZON = 100  # ... to s + H (H = 50 in the paper's v1)
+GROUP_FRACTION = 0.3  # local = lowest 30 % span, global = highest 30 %
+TOKEN_FRACTION = 0.4  # preplan / anchor tokens = top 40 %
+
+
+def _distance(n: int, device=None) -> Tensor:
+    t = torch.arange(n, device=device)
+    return (t[:, None] - t[None, :]).clamp_min(0).float()  # [t, s] = t - s (0 above diagonal)
+
+
+def attention_span(a: Float[Tensor, "... q k"]) -> Float[Tensor, ...]:
+    """d = mean_t sum_s A[t, s] (t - s)."""
+    return (a * _distance(a.shape[-1], a.device)).sum(-1).mean(-1)
+
+
+def waad(a: Float[Tensor, "... q k"], window: int = W) -> Float[Tensor, "... q"]:
+    """WAAD_t = sum_{s <= t} A[t, s] min(t - s, window)."""
+    return (a * _distance(a.shape[-1], a.device).clamp(max=window)).sum(-1)
+
+
+def fai(
+    a: Float[Tensor, "... q k"], start: int = FAI_START, horizon: int = FAI_HORIZON
+) -> Float[Tensor, "... k"]:
+    """FAI_s = mean of A[t, s] over t in [s + start, min(N - 1, s + horizon)]; NaN if empty."""
+    d = _distance(a.shape[-1], a.device)
+    window = ((d >= start) & (d <= horizon)).float()  # [t, s]
+    count = window.sum(0)  # queries per key
+    total = (a * window).sum(-2)
+    return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
+
+
+def top_fraction(values: Tensor, fraction: float = TOKEN_FRACTION) -> Tensor:
+    """Bool mask of the top ``fraction`` of the finite entries of a 1-D tensor (at least one)."""
+    finite = torch.isfinite(values)
+    n = int(finite.sum())
+    mask = torch.zeros_like(values, dtype=torch.bool)
+    if n == 0:
+        return mask
+    k = max(1, round(fraction * n))
+    idx = torch.where(finite, values, torch.full_like(values, -float("inf"))).topk(k).indices
+    mask[idx] = True
+    return mask
+
+
+def preplan_mask(w: Float[Tensor, " n"], fraction: float = TOKEN_FRACTION) -> Tensor:
+    """Preplan tokens: top ``fraction`` of |WAAD_t - WAAD_{t+1}| (t = 0..N-2; t = N-1 never)."""
+    jump = torch.cat([(w[:-1] - w[1:]).abs(), torch.tensor([float("nan")], device=w.device)])
+    return top_fraction(jump, fraction)
+
+
+def middle_third(n_layers: int) -> list[int]:
+    lo, hi = n_layers // 3, n_layers - n_layers // 3
+    return list(range(lo, hi)) or list(range(n_layers))
+
+
+def head_groups(span: Tensor, layers: Sequence[int]) -> list[list[str]]:
+    """'local' / 'global' / 'middle' for heads of ``layers`` by span rank, '' elsewhere."""
+    n_layers, n_heads = span.shape
+    groups = [["" for _ in range(n_heads)] for _ in range(n_layers)]
+    cand = [(la, h) for la in layers for h in range(n_heads)]
+    order = sorted(cand, key=lambda x: float(span[x]))
+    n_group = max(1, round(GROUP_FRACTION * len(order)))
+    for i, (la, h) in enumerate(order):
+        groups[la][h] = (
+            "local" if i < n_group else "global" if i >= len(order) - n_group else "middle"
+        )
+    return groups
+
+
+def _windows(model: TransformerBridge, n_tokens: int, n_windows: int) -> TokenBatch:
+    ids = model.tokenizer(haystack_text(), add_special_tokens=False)["input_ids"]
+    if len(ids) < n_tokens * n_windows:
+        raise InputError(f"the bundled haystack has fewer than {n_tokens * n_windows} tokens")
+    return from_token_ids(model, [ids[i * n_tokens : (i + 1) * n_tokens] for i in range(n_windows)])
+
+
+def token_table(
+    patterns: Float[Tensor, "layer head q k"],
+    groups: list[list[str]],
+    str_tokens: list[str],
+) -> pd.DataFrame:
+    """Group-level WAAD (on Abar_loc) and FAI (on Abar_glob) per token, with preplan/anchor."""
+    loc = [(la, h) for la, row in enumerate(groups) for h, g in enumerate(row) if g == "local"]
+    glo = [(la, h) for la, row in enumerate(groups) for h, g in enumerate(row) if g == "global"]
+    a_loc = torch.stack([patterns[la, h] for la, h in loc]).mean(0)
+    a_glob = torch.stack([patterns[la, h] for la, h in glo]).mean(0)
+    w, f = waad(a_loc), fai(a_glob)
+    return pd.DataFrame(
+        {
+            "position": range(len(str_tokens)),
+            "token": str_tokens,
+            "waad": w.tolist(),
+            "fai": f.tolist(),
+            "preplan": preplan_mask(w).tolist(),
+            "anchor": top_fraction(f).tolist(),
+        }
+    )
+
+
+@register
+class AnchorDetector:
+    name = "anchor"
+
+    def run(
+        self,
+        model: TransformerBridge,
+        *,
+        n_tokens: int = 256,
+        n_windows: int = 4,
+        layers: Sequence[int] | None = None,
+    ) -> DetectorResult:
+        """Span, WAAD, FAI of every head on ``n_windows`` haystack windows of ``n_tokens``."""
+        if not is_causal(model):
+            raise InputError("anchor heads are defined for causal (decoder) models")
+        batch = _windows(model, n_tokens, n_windows)
+        pats = all_patterns(model, batch)  # [layer, batch, head, q, k]
+        span = attention_span(pats).mean(1)  # [layer, head]
+        w_all, f_all = waad(pats), fai(pats)  # [layer, batch, head, n]
+        layers = list(layers) if layers is not None else middle_third(int(model.cfg.n_layers))
+        groups = head_groups(span, layers)
+        flat = [g for row in groups for g in row]
+        table = head_frame(
+            span,
+            float("nan"),
+            mean_waad=w_all.mean((1, 3)),
+            mean_fai=f_all.nanmean(3).mean(1),
+            group=flat,
+        )
+        glob = table[table.group == "global"].score
+        table["threshold"] = float(glob.min()) if len(glob) else float("nan")
+        table["label"] = table.group == "global"
+        n_layers, _, n_heads, n = w_all.shape
+        head_tokens = pd.DataFrame(
+            {
+                "layer": np.repeat(np.arange(n_layers), n_windows * n_heads * n),
+                "window": np.tile(np.repeat(np.arange(n_windows), n_heads * n), n_layers),
+                "head": np.tile(np.repeat(np.arange(n_heads), n), n_layers * n_windows),
+                "position": np.tile(np.arange(n), n_layers * n_windows * n_heads),
+                "waad": w_all.reshape(-1).numpy().astype(np.float32),
+                "fai": f_all.reshape(-1).numpy().astype(np.float32),
+            }
+        )
+        tokens = pd.concat(
+            [
+                token_table(pats[:, b], groups, batch.str_tokens[b]).assign(window=b)
+                for b in range(n_windows)
+            ],
+            ignore_index=True,
+        )
+        inputs: dict[str, Any] = {
+            "kind": "haystack windows",
+            "n_windows": n_windows,
+            "n_tokens": n_tokens,
+            "layers": layers,
+            "W": W,
+            "fai_window": [FAI_START, FAI_HORIZON],
+            "global_head_fraction_of_analysed": GROUP_FRACTION,
+        }
+        return DetectorResult(
+            self.name, table, inputs, {"head_tokens": head_tokens, "tokens": tokens}
+        )
+
+
+def anchor_tokens(
+    model: TransformerBridge, text: str, *, layers: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """Preplan and anchor tokens of ``text``: one row per token with group-level WAAD and FAI.
+
+    Heads are grouped by their span on ``text`` itself (``layers``: default middle third).
+    """
+    batch = tokenize(model, text)
+    if batch.lengths[0] < FAI_START + 2:
+        raise InputError(f"the text has {batch.lengths[0]} tokens; anchors need at least 12")
+    pats = all_patterns(model, batch)[:, 0]  # [layer, head, q, k]
+    span = attention_span(pats)
+    layers = list(layers) if layers is not None else middle_third(int(model.cfg.n_layers))
+    return token_table(pats, head_groups(span, layers), batch.str_tokens[0])

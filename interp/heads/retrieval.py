@@ -1,0 +1,255 @@
+"""Retrieval heads: the needle-in-a-haystack copy-paste score (Wu et al. 2024, arXiv 2404.15574;
+official code nightdessert/Retrieval_Head; shared/methods.md section 1).
+
+For each test the model decodes greedily (at most 50 tokens, stopping at a newline or EOS). At a
+step that generates token w, head h copy-pastes if the argmax of its attention row for the
+current query lies inside the needle span and the prompt token there equals w; each copy-paste
+adds 1 / |needle tokens| to h's score for that test. As in the official code, a test counts only
+if the answer recalls more than half of the needle (ROUGE-1 recall > 0.5) and a head's score is
+the mean over counted tests. Retrieval head: score > 0.1.
+
+Differences from the official code: the needle span is exact (see ``interp.heads.needle``), and
+the default grid is scaled to a small model on a CPU (``--grid large`` goes to 8k tokens).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.errors import InputError
+from interp.generate import greedy_decode, newline_or_eos
+from interp.heads.base import DetectorResult, head_frame, register
+from interp.heads.needle import (
+    RECALL_THRESHOLD,
+    NeedleTest,
+    build_test,
+    grid,
+    load_needles,
+    rouge1_recall,
+)
+from interp.models.info import is_causal
+from interp.report import write_json
+
+SCORE_THRESHOLD = 0.1  # Wu et al.: retrieval head if retrieval score > 0.1
+MAX_NEW_TOKENS = 50  # official decode length
+
+
+@dataclass
+class TestOutcome:
+    scores: np.ndarray  # [layer, head] copy-paste score of this test
+    response: str
+    recall: float
+    n_generated: int
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return self.recall > RECALL_THRESHOLD
+
+
+def copy_paste_hits(
+    argmax_keys: torch.Tensor, prompt: torch.Tensor, start: int, end: int, token: int
+) -> torch.Tensor:
+    """1 where a head's top key lies in ``[start, end)`` and the prompt token there is ``token``.
+
+    ``argmax_keys``: [..., head] key index of each head's largest attention weight.
+    """
+    inside = (argmax_keys >= start) & (argmax_keys < end)
+    at = prompt[argmax_keys.clamp(max=prompt.numel() - 1)]
+    return (inside & (at == token)).float()
+
+
+def run_test(
+    model: TransformerBridge,
+    test: NeedleTest,
+    *,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    fwd_hooks: Sequence[tuple[str, Callable]] = (),
+    score_heads: bool = True,
+) -> TestOutcome:
+    """Decode the answer to one test and (if ``score_heads``) score every head on it."""
+    n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
+    scores = torch.zeros(n_layers, n_heads)
+    top: dict[int, torch.Tensor] = {}
+    prompt = torch.tensor(test.ids)
+
+    def recorder(layer: int) -> Callable:
+        def hook(pattern: torch.Tensor, hook) -> None:  # [1, head, 1, key]
+            top[layer] = pattern[0, :, -1].argmax(-1).cpu()
+
+        return hook
+
+    def on_step(token: int) -> None:
+        for layer, keys in top.items():
+            hits = copy_paste_hits(keys, prompt, test.start, test.end, token)
+            scores[layer] += hits / (test.end - test.start)
+
+    step_hooks = (
+        [(f"blocks.{la}.attn.hook_pattern", recorder(la)) for la in range(n_layers)]
+        if score_heads
+        else []
+    )
+    t0 = time.perf_counter()
+    out = greedy_decode(
+        model,
+        test.ids,
+        max_new_tokens=max_new_tokens,
+        stop=newline_or_eos(model),
+        fwd_hooks=fwd_hooks,
+        step_hooks=step_hooks,
+        on_step=on_step if score_heads else None,
+    )
+    response = model.tokenizer.decode(out, skip_special_tokens=True).strip()
+    recall = rouge1_recall(test.needle.needle, response)
+    return TestOutcome(scores.numpy(), response, recall, len(out), time.perf_counter() - t0)
+
+
+def make_tests(
+    model: TransformerBridge,
+    *,
+    grid_name: str = "small",
+    lengths: Sequence[int] | None = None,
+    depths: Sequence[float] | None = None,
+    needles: Sequence[int] = (0, 1, 2),
+) -> list[NeedleTest]:
+    """Tests for every (length, depth, needle) of the grid (explicit lengths/depths win)."""
+    g_lengths, g_depths = grid(grid_name, int(model.cfg.n_ctx))
+    all_needles = load_needles()
+    bad = [i for i in needles if not 0 <= i < len(all_needles)]
+    if bad:
+        raise InputError(f"needle indices {bad} out of range 0..{len(all_needles) - 1}")
+    return [
+        build_test(model, all_needles[i], int(n), float(d), i)
+        for n in (lengths or g_lengths)
+        for d in (depths or g_depths)
+        for i in needles
+    ]
+
+
+def _checkpoint_path(workdir: Path, test: NeedleTest) -> Path:
+    digest = hashlib.sha256(json.dumps(test.ids).encode()).hexdigest()[:12]
+    return workdir / f"{test.key}-{digest}.json"
+
+
+def _load(path: Path) -> TestOutcome | None:
+    try:
+        d = json.loads(path.read_text())
+        return TestOutcome(np.array(d["scores"], dtype=np.float32), **d["outcome"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _save(path: Path, o: TestOutcome) -> None:
+    outcome = {
+        "response": o.response,
+        "recall": o.recall,
+        "n_generated": o.n_generated,
+        "seconds": o.seconds,
+    }
+    write_json({"scores": o.scores.tolist(), "outcome": outcome}, path)
+
+
+@register
+class RetrievalDetector:
+    name = "retrieval"
+
+    def run(
+        self,
+        model: TransformerBridge,
+        *,
+        grid_name: str = "small",
+        lengths: Sequence[int] | None = None,
+        depths: Sequence[float] | None = None,
+        needles: Sequence[int] = (0, 1, 2),
+        threshold: float = SCORE_THRESHOLD,
+        workdir: Path | None = None,
+        progress: bool = True,
+    ) -> DetectorResult:
+        """Score every head on the needle grid. With ``workdir``, each finished test is saved
+        there and reused by a later run (a long grid can be stopped and resumed)."""
+        if not is_causal(model):
+            raise InputError(
+                f"retrieval heads need a causal language model that can answer questions; "
+                f"{model.cfg.model_name} is not causal"
+            )
+        tests = make_tests(
+            model, grid_name=grid_name, lengths=lengths, depths=depths, needles=needles
+        )
+        outcomes: list[TestOutcome] = []
+        reused = 0
+        for test in tqdm(tests, desc="retrieval: needle tests", disable=not progress):
+            path = _checkpoint_path(Path(workdir), test) if workdir else None
+            o = _load(path) if path and path.is_file() else None
+            if o is None:
+                o = run_test(model, test)
+                if path:
+                    _save(path, o)
+            else:
+                reused += 1
+            outcomes.append(o)
+        passed = [o for o in outcomes if o.passed]
+        n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
+        mean = (
+            np.mean([o.scores for o in passed], axis=0)
+            if passed
+            else np.zeros((n_layers, n_heads), dtype=np.float32)
+        )
+        scores = torch.tensor(mean)
+        table = head_frame(scores, threshold, n_tests_counted=np.full(scores.shape, len(passed)))
+        tests_table = pd.DataFrame(
+            {
+                "test": [t.key for t in tests],
+                "length": [t.length for t in tests],
+                "depth": [t.depth for t in tests],
+                "needle": [t.needle_index for t in tests],
+                "needle_start": [t.start for t in tests],
+                "needle_end": [t.end for t in tests],
+                "response": [o.response for o in outcomes],
+                "rouge1_recall": [o.recall for o in outcomes],
+                "counted": [o.passed for o in outcomes],
+                "n_generated": [o.n_generated for o in outcomes],
+                "seconds": [o.seconds for o in outcomes],
+            }
+        )
+        inputs: dict[str, Any] = {
+            "kind": "needle in a haystack",
+            "grid": grid_name,
+            "lengths": sorted({t.length for t in tests}),
+            "depths": sorted({t.depth for t in tests}),
+            "needles": list(needles),
+            "n_tests": len(tests),
+            "n_tests_counted": len(passed),
+            "n_tests_reused": reused,
+            "retrieval_head_fraction": float(table.label.mean()),
+            "zero_score_fraction": float((table.score == 0).mean()),
+        }
+        return DetectorResult(self.name, table, inputs, {"tests": tests_table})
+
+
+def needle_accuracy(
+    model: TransformerBridge,
+    tests: Sequence[NeedleTest],
+    fwd_hooks: Sequence[tuple[str, Callable]] = (),
+    progress: bool = False,
+) -> dict[str, float]:
+    """Fraction of tests answered (ROUGE-1 recall > 0.5) and mean recall, under ``fwd_hooks``."""
+    recalls = [
+        run_test(model, t, fwd_hooks=fwd_hooks, score_heads=False).recall
+        for t in tqdm(tests, desc="needle tests", disable=not progress, leave=False)
+    ]
+    return {
+        "accuracy": float(np.mean([r > RECALL_THRESHOLD for r in recalls])),
+        "mean_recall": float(np.mean(recalls)),
+    }

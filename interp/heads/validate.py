@@ -1,0 +1,248 @@
+"""Causal validation of detected heads by uniform-attention masking (shared/methods.md s. 1).
+
+Mask the top-K heads of a detector (attention made uniform over the visible context, as in Wu et
+al. 2024) and, separately, ``n_draws`` sets of K random heads drawn from outside the top K; report
+how much the detector's task metric gets worse in each case. Two random controls:
+
+- ``random``: K heads uniformly from all heads outside the top K (the paper's control);
+- ``random_same_layers``: for each top head, a random non-top head of the same layer (falls back
+  to any non-top head when the layer has none left). Small models have layers (SmolLM2: layer 0)
+  where masking any head breaks everything; this control removes that confound.
+
+Task metrics:
+
+- ``retrieval``: needle-in-a-haystack accuracy (answers with ROUGE-1 recall > 0.5) on held-out
+  needles (needles 3-5, not used for detection), lengths 256 and 512, depths 25 % and 75 %
+  (mean ROUGE-1 recall is reported too).
+- ``sink``: mean next-token loss on 256-token windows of the bundled haystack text.
+- ``induction``: mean next-token loss on the repeated half of fresh repeated random sequences.
+
+``drop`` is signed so that positive means worse (accuracy lost, or loss gained).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.ablation.uniform import uniform_attention_hooks
+from interp.errors import InputError
+from interp.heads.base import DetectorResult
+from interp.heads.inputs import repeated_random_tokens
+from interp.heads.needle import haystack_text
+from interp.heads.plots import validation_png
+from interp.heads.retrieval import make_tests, needle_accuracy
+from interp.report import write_json, write_table
+from interp.tokens import TokenBatch, from_token_ids
+
+Hooks = Sequence[tuple[str, Callable]]
+
+
+@dataclass
+class Task:
+    """A task metric under a set of hooks; ``higher_is_better`` fixes the sign of ``drop``."""
+
+    metric: str  # the headline metric; ``evaluate`` may return more
+    higher_is_better: bool
+    evaluate: Callable[[Hooks], dict[str, float]]
+    inputs: dict[str, Any]
+
+
+def mean_loss(
+    model: TransformerBridge, batch: TokenBatch, hooks: Hooks, from_pos: int = 0
+) -> float:
+    """Mean next-token cross-entropy over predicted positions >= ``from_pos`` (padding ignored)."""
+    with torch.no_grad(), model.hooks(fwd_hooks=list(hooks)):
+        logits = model(batch.tokens, attention_mask=batch.attention_mask)
+    logp = logits[:, :-1].log_softmax(-1)
+    target = batch.tokens[:, 1:]
+    nll = -logp.gather(-1, target[..., None])[..., 0]
+    keep = batch.attention_mask[:, 1:].bool().clone()
+    keep[:, : max(from_pos - 1, 0)] = False
+    return float(nll[keep].mean())
+
+
+def text_batch(model: TransformerBridge, n_tokens: int = 256, n_windows: int = 8) -> TokenBatch:
+    ids = model.tokenizer(haystack_text(), add_special_tokens=False)["input_ids"]
+    windows = [ids[i : i + n_tokens] for i in range(0, n_windows * n_tokens, n_tokens)]
+    return from_token_ids(model, windows)
+
+
+def make_task(model: TransformerBridge, detector: str, seed: int = 1) -> Task:
+    if detector == "retrieval":
+        tests = make_tests(model, lengths=[256, 512], depths=[25.0, 75.0], needles=(3, 4, 5))
+        return Task(
+            "needle_accuracy",
+            True,
+            lambda hooks: {
+                f"needle_{k}": v for k, v in needle_accuracy(model, tests, hooks).items()
+            },
+            {"tests": [t.key for t in tests]},
+        )
+    if detector == "sink":
+        batch = text_batch(model)
+        return Task(
+            "text_loss",
+            False,
+            lambda hooks: {"text_loss": mean_loss(model, batch, hooks)},
+            {"text": "haystack windows", "n_windows": len(batch.lengths), "n_tokens": 256},
+        )
+    if detector == "induction":
+        half = 32
+        batch = repeated_random_tokens(model, n_seqs=16, half_len=half, seed=seed)
+        return Task(
+            "induction_loss",
+            False,
+            lambda hooks: {"induction_loss": mean_loss(model, batch, hooks, from_pos=half + 1)},
+            {"kind": "repeated random tokens", "n_seqs": 16, "half_len": half, "seed": seed},
+        )
+    raise InputError(
+        f"no validation task for detector {detector!r}; use retrieval, sink or induction"
+    )
+
+
+def default_k(model: TransformerBridge) -> int:
+    """5 % of all heads (Wu et al. mask K = 50 of 1024 heads, about 5 %)."""
+    return max(1, math.ceil(0.05 * int(model.cfg.n_layers) * int(model.cfg.n_heads)))
+
+
+def random_heads(rest: list[tuple[int, int]], k: int, rng: np.random.Generator) -> list:
+    """``k`` distinct heads drawn uniformly from ``rest``."""
+    return [rest[i] for i in sorted(rng.choice(len(rest), size=k, replace=False))]
+
+
+def same_layer_heads(
+    top: list[tuple[int, int]], rest: list[tuple[int, int]], rng: np.random.Generator
+) -> list[tuple[int, int]]:
+    """One random head of ``rest`` per head of ``top``, from the same layer when possible."""
+    pool = list(rest)
+    picked = []
+    for layer, _ in top:
+        same = [i for i, (la, _) in enumerate(pool) if la == layer]
+        i = int(rng.choice(same)) if same else int(rng.integers(len(pool)))
+        picked.append(pool.pop(i))
+    return picked
+
+
+def _spread(table: pd.DataFrame, condition: str) -> dict[str, float]:
+    d = table[table.condition == condition]["drop"]
+    if not len(d):
+        return {}
+    return {
+        f"{condition}_drop_mean": float(d.mean()),
+        f"{condition}_drop_std": float(d.std(ddof=1)) if len(d) > 1 else 0.0,
+        f"{condition}_drop_min": float(d.min()),
+        f"{condition}_drop_max": float(d.max()),
+    }
+
+
+@dataclass
+class Validation:
+    detector: str
+    metric: str
+    table: pd.DataFrame  # one row per condition
+    summary: dict[str, Any]
+
+
+def validate(
+    model: TransformerBridge,
+    result: DetectorResult,
+    *,
+    k: int | None = None,
+    n_draws: int = 5,
+    seed: int = 0,
+    progress: bool = True,
+) -> Validation:
+    """Mask the top-``k`` heads of ``result`` vs ``n_draws`` random ``k``-sets outside them."""
+    task = make_task(model, result.name)
+    k = k or default_k(model)
+    ranked = result.table.sort_values("score", ascending=False)
+    heads = list(zip(ranked.layer.tolist(), ranked["head"].tolist(), strict=True))
+    if not 1 <= k <= len(heads) // 2:
+        raise InputError(f"k must be between 1 and {len(heads) // 2} (half the heads), got {k}")
+    top, rest = heads[:k], heads[k:]
+    rng = np.random.default_rng(seed)
+    conditions = [("none", -1, []), ("top", -1, top)]
+    for d in range(n_draws):
+        conditions.append(("random", d, random_heads(rest, k, rng)))
+    for d in range(n_draws):
+        conditions.append(("random_same_layers", d, same_layer_heads(top, rest, rng)))
+    rows = []
+    for kind, draw, masked in tqdm(
+        conditions, desc=f"validate {result.name}", disable=not progress
+    ):
+        values = task.evaluate(uniform_attention_hooks(model, masked))
+        heads_str = " ".join(f"L{la}.H{h}" for la, h in sorted(masked))
+        rows.append(
+            {"condition": kind, "draw": draw, "k": len(masked), "heads": heads_str, **values}
+        )
+    table = pd.DataFrame(rows)
+    base = float(table[task.metric].iloc[0])
+    sign = 1.0 if task.higher_is_better else -1.0
+    table["drop"] = sign * (base - table[task.metric])
+    summary = {
+        "detector": result.name,
+        "metric": task.metric,
+        "higher_is_better": task.higher_is_better,
+        "k": k,
+        "n_draws": n_draws,
+        "seed": seed,
+        "baseline": base,
+        "top_value": float(table[task.metric].iloc[1]),
+        "top_drop": float(table["drop"].iloc[1]),
+        **_spread(table, "random"),
+        **_spread(table, "random_same_layers"),
+        "task_inputs": task.inputs,
+    }
+    return Validation(result.name, task.metric, table, summary)
+
+
+def run_validation(
+    model: TransformerBridge,
+    detector: str,
+    out: Path,
+    *,
+    k: int | None = None,
+    n_draws: int = 5,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[Validation, list[Path]]:
+    """Validate ``detector`` and write ``out/validation/<detector>.{parquet,json,png}``.
+
+    The detector table of a scan in ``out`` is reused when its inputs match the scan defaults;
+    otherwise the detector runs first (and is stored like a scan would).
+    """
+    from interp.heads import get_detector
+    from interp.heads.store import fingerprint, load_result, save_result
+    from interp.scan import detector_options
+
+    make_task(model, detector)  # fail early on a detector without a task
+    options = detector_options(detector, "small")
+    fp = fingerprint(str(model.cfg.model_name), detector, options)
+    result = load_result(Path(out) / "detectors", detector, fp)
+    if result is None:
+        extra = {"workdir": Path(out) / "cache" / "retrieval"} if detector == "retrieval" else {}
+        result = get_detector(detector).run(model, **options, **extra)
+        save_result(Path(out) / "detectors", result, fp)
+    v = validate(model, result, k=k, n_draws=n_draws, seed=seed, progress=progress)
+    folder = Path(out) / "validation"
+    paths = [
+        write_table(v.table, folder / f"{detector}.parquet", v.summary),
+        write_json({**v.summary, "model": str(model.cfg.model_name)}, folder / f"{detector}.json"),
+        validation_png(
+            v.table,
+            v.metric,
+            folder / f"{detector}.png",
+            f"{model.cfg.model_name}: masking top-{v.summary['k']} {detector} heads",
+        ),
+    ]
+    return v, paths

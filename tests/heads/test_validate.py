@@ -1,0 +1,101 @@
+"""Causal validation: head draws, the loss metric against a direct cross-entropy, and the
+validation table on the tiny model; the detector store round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from interp.heads import get_detector
+from interp.heads.base import DetectorResult, head_frame
+from interp.heads.store import fingerprint, load_result, save_result
+from interp.heads.validate import (
+    mean_loss,
+    random_heads,
+    run_validation,
+    same_layer_heads,
+    validate,
+)
+from interp.tokens import tokenize
+
+
+def test_random_draws_avoid_top_and_match_layers():
+    rng = np.random.default_rng(0)
+    top = [(0, 0), (0, 1), (2, 3)]
+    rest = [(la, h) for la in range(3) for h in range(4) if (la, h) not in top]
+    for _ in range(20):
+        r = random_heads(rest, 3, rng)
+        assert len(set(r)) == 3 and not set(r) & set(top)
+        s = same_layer_heads(top, rest, rng)
+        assert len(set(s)) == 3 and not set(s) & set(top)
+        assert sorted(la for la, _ in s) == [0, 0, 2]
+    # layer 1 has no heads left outside the top: fall back to any other head
+    s = same_layer_heads([(1, 0)], [(0, 0), (2, 1)], rng)
+    assert s[0] in [(0, 0), (2, 1)]
+
+
+def test_mean_loss_matches_cross_entropy(tiny):
+    prompts = ["hello there friend", "abc"]
+    batch = tokenize(tiny, prompts)
+    got = mean_loss(tiny, batch, [])
+    hf = tiny.original_model
+    total, count = 0.0, 0
+    for p in prompts:  # unpadded, one at a time, through the HF model directly
+        ids = torch.tensor([tiny.tokenizer(p)["input_ids"]])
+        with torch.no_grad():
+            logits = hf(ids).logits[0, :-1]
+        ce = torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="sum")
+        total, count = total + ce.item(), count + ids.shape[1] - 1
+    assert got == pytest.approx(total / count, rel=1e-5)
+
+
+def test_validate_sink_on_tiny(tiny):
+    res = get_detector("sink").run(tiny, n_tokens=16)
+    v = validate(tiny, res, k=2, n_draws=3, seed=1, progress=False)
+    t = v.table
+    assert t.condition.tolist() == ["none", "top"] + ["random"] * 3 + ["random_same_layers"] * 3
+    assert t["drop"].iloc[0] == 0 and (t.k.iloc[1:] == 2).all()
+    top = res.table.sort_values("score", ascending=False).head(2)
+    assert t.heads.iloc[1] == " ".join(
+        f"L{la}.H{h}" for la, h in sorted(zip(top.layer, top["head"], strict=True))
+    )
+    for heads in t.heads.iloc[2:]:
+        assert not set(heads.split()) & set(t.heads.iloc[1].split())
+    # drop = masked loss - baseline loss (loss: higher is worse)
+    np.testing.assert_allclose(t["drop"], t.text_loss - t.text_loss.iloc[0], rtol=1e-6)
+    assert v.summary["random_drop_std"] >= 0 and v.summary["k"] == 2
+
+
+def test_run_validation_writes_files_and_reuses_detector(tiny, tmp_path):
+    v, paths = run_validation(tiny, "induction", tmp_path, k=1, n_draws=2, progress=False)
+    assert all(p.is_file() for p in paths)
+    stored = tmp_path / "detectors" / "induction.parquet"
+    mtime = stored.stat().st_mtime_ns
+    run_validation(tiny, "induction", tmp_path, k=1, n_draws=2, progress=False)
+    assert stored.stat().st_mtime_ns == mtime  # the stored detector table was reused
+    summary = json.loads((tmp_path / "validation" / "induction.json").read_text())
+    assert summary["metric"] == "induction_loss" and summary["k"] == 1
+
+
+def test_validation_rejects_unknown_task(tiny, tmp_path):
+    from interp.errors import InputError
+
+    with pytest.raises(InputError, match="no validation task"):
+        run_validation(tiny, "previous_token", tmp_path)
+
+
+def test_store_round_trip_and_staleness(tmp_path):
+    r = DetectorResult(
+        "x", head_frame(torch.rand(2, 3), 0.5), {"seed": 3}, {"extra": pd.DataFrame({"a": [1]})}
+    )
+    fp = fingerprint("m", "x", {"o": 1})
+    save_result(tmp_path, r, fp)
+    back = load_result(tmp_path, "x", fp)
+    pd.testing.assert_frame_equal(back.table, r.table)
+    assert back.inputs == {"seed": 3} and list(back.extra) == ["extra"]
+    assert load_result(tmp_path, "x", fingerprint("m", "x", {"o": 2})) is None
+    assert load_result(tmp_path, "missing") is None
