@@ -72,7 +72,7 @@ def validation_png(table: pd.DataFrame, metric: str, path: Path, title: str) -> 
         ax.scatter(np.full(len(d), i), d, color="k", s=12, zorder=3)
     ax.set_xticks(range(len(conds)), [c.replace("_", "\n") for c in conds])
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_ylabel(f"drop in {metric} (positive = worse)")
+    ax.set_ylabel(f"drop in {metric}\n(positive = worse)", fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))

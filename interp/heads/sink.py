@@ -8,7 +8,10 @@ first sink, so a head whose s_0 <= 0.1 can still report j >= 1 as hidden sinks.
 
 Head score = mean s_0 over windows; label = score > 0.3, the threshold of Gu et al.'s
 model-level sink metric (fraction of heads with alpha_0 > 0.3 on 64-token inputs), which is
-reported as ``inputs["sink_head_fraction"]``. Note that keys near the end are seen by few
+reported as ``inputs["sink_head_fraction"]``. With j = 0 the definition gives
+s_0 = mean_i A[i, 0], i.e. the first-token sink mass, so ``score`` is both. Extra tables:
+``key_scores`` (s_j of every key of every head and window) and ``hidden_sinks`` (the keys
+j >= 1 with s_j > 0.1, with their tokens). Note that keys near the end are seen by few
 queries (s_{N-1} = A[N-1, N-1]); the hidden-sink table keeps ``n_queries`` so users can filter.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 import torch
 from transformer_lens.model_bridge import TransformerBridge
@@ -50,6 +54,29 @@ def hidden_sink_rows(
     return rows
 
 
+def _key_table(
+    scores: torch.Tensor, lengths: list[int], str_tokens: list[list[str]]
+) -> pd.DataFrame:
+    """s_j of every (layer, head, window, key j) over real keys; ``scores``: [layer, b, h, k]."""
+    n_layers, _, n_heads, _ = scores.shape
+    parts = []
+    for b, n in enumerate(lengths):
+        s = scores[:, b, :, :n]  # [layer, head, n]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "layer": np.repeat(np.arange(n_layers), n_heads * n),
+                    "head": np.tile(np.repeat(np.arange(n_heads), n), n_layers),
+                    "window": b,
+                    "position": np.tile(np.arange(n), n_layers * n_heads),
+                    "token": np.tile(np.array(str_tokens[b][:n], dtype=object), n_layers * n_heads),
+                    "sink_score": s.reshape(-1).numpy().astype(np.float32),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
 @register
 class SinkDetector:
     name = "sink"
@@ -64,8 +91,10 @@ class SinkDetector:
         rate = torch.zeros(n_layers, n_heads)
         count = torch.zeros(n_layers, n_heads)
         rows: list[dict] = []
+        key_scores = []
         for layer in range(n_layers):
             s = sink_scores(patterns[layer], batch.lengths, causal=is_causal(model))
+            key_scores.append(s)
             s0[layer] = s[:, :, 0].mean(0)
             hidden = s[:, :, 1:] > SINK_THRESHOLD  # [b, h, k-1]
             rate[layer] = hidden.any(-1).float().mean(0)
@@ -88,10 +117,12 @@ class SinkDetector:
                 top.get((layer, h), "") for layer in range(n_layers) for h in range(n_heads)
             ],
         )
+        every_key = _key_table(torch.stack(key_scores), batch.lengths, batch.str_tokens)
         inputs = {
             "kind": "text windows",
             "n_seqs": len(batch.lengths),
             "n_tokens": n_tokens,
             "sink_head_fraction": float(table.label.mean()),
         }
-        return DetectorResult(self.name, table, inputs, {"hidden_sinks": sinks})
+        extra = {"hidden_sinks": sinks, "key_scores": every_key}
+        return DetectorResult(self.name, table, inputs, extra)

@@ -3,9 +3,9 @@
 transformers 5.2x renamed the attention layers' ``past_key_values`` argument to ``cache``;
 transformer-lens 4.3's attention bridge still reads only ``past_key_values`` (or
 ``layer_past``), so with a KV cache every decode step silently attended to itself alone. We
-hand the renamed argument over under the old name. ``tests/test_generate_and_ablation.py`` checks that
-cached greedy decoding equals full recomputation, so a future fix upstream (or a regression)
-shows up there.
+hand the renamed argument over under the old name. ``tests/test_generate_and_ablation.py``
+checks that cached greedy decoding equals full recomputation, so a future fix upstream (or a
+regression) shows up there.
 """
 
 from __future__ import annotations

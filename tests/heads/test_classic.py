@@ -80,22 +80,29 @@ def test_padding_is_ignored(tiny):
     torch.testing.assert_close(pattern_scores(padded, toks, batch.lengths, induction_pattern), full)
 
 
-def test_detect_head_parity_on_tiny_model(tiny):
+PARITY_TEXTS = {
+    "tiny": "the cat sat. the cat sat. the dog ran; the dog ran",
+    "smol": "Alice met Bob at the market. Alice met Bob at the market again, and Bob waved.",
+}
+
+
+@pytest.mark.parametrize("name", ["tiny", pytest.param("smol", marks=pytest.mark.real_model)])
+def test_detect_head_parity(name, request):
     """Our scores equal transformer-lens' detect_head on the same model and text (detect_head
-    tokenizes with the bridge and runs its own forward pass)."""
+    tokenizes with the bridge and runs its own forward pass); SmolLM2 adds GQA and 30 layers."""
     from interp.tokens import tokenize
 
-    text = "the cat sat. the cat sat. the dog ran; the dog ran"
-    batch = tokenize(tiny, text)
-    pats = all_patterns(tiny, batch)
-    for fn, name in (
+    model, text = request.getfixturevalue(name), PARITY_TEXTS[name]
+    batch = tokenize(model, text)
+    pats = all_patterns(model, batch)
+    for fn, detector in (
         (induction_pattern, "induction_head"),
         (duplicate_token_pattern, "duplicate_token_head"),
         (previous_token_pattern, "previous_token_head"),
     ):
         ours = pattern_scores(pats, batch.tokens, batch.lengths, fn)
-        ref = tl.detect_head(tiny, text, name)
-        torch.testing.assert_close(ours, ref.float(), atol=1e-5, rtol=1e-5)
+        ref = tl.detect_head(model, text, detector)
+        torch.testing.assert_close(ours, ref.float(), atol=1e-5, rtol=1e-4)
 
 
 def test_unknown_detector():

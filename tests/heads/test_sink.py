@@ -50,3 +50,33 @@ def test_smollm2_has_first_token_and_hidden_sinks(smol):
     assert frac > 0.5  # measured 0.770
     sinks = res.extra["hidden_sinks"]
     assert len(sinks) > 0 and (sinks.sink_score > 0.1).all() and (sinks.position >= 1).all()
+
+
+@pytest.mark.real_model
+def test_key_scores_match_hf_attention(smol, smol_hf_reference):
+    """s_j of every key against sum_i A[i, j] / (N - j) from HF eager attention, by hand."""
+    from interp.heads.inputs import text_windows
+
+    res = get_detector("sink").run(smol)
+    ks = res.extra["key_scores"]
+    hidden = res.extra["hidden_sinks"]
+    batch = text_windows(smol)
+    hf, _ = smol_hf_reference
+    with torch.no_grad():
+        attn = hf(batch.tokens[1:2], output_attentions=True).attentions
+    for layer, head in [(3, 1), (20, 3)]:
+        a = attn[layer][0, head].double()
+        n = a.shape[0]
+        ref = torch.tensor([a[j:, j].sum().item() / (n - j) for j in range(n)], dtype=torch.float64)
+        sub = ks[(ks.layer == layer) & (ks["head"] == head) & (ks.window == 1)]
+        sub = sub.sort_values("position")
+        torch.testing.assert_close(
+            torch.tensor(sub.sink_score.to_numpy()).double(), ref, atol=1e-5, rtol=1e-4
+        )
+        assert sub.token.tolist() == batch.str_tokens[1]
+        # hidden sinks are exactly the keys j >= 1 with s_j > 0.1
+        h = hidden[(hidden.layer == layer) & (hidden["head"] == head) & (hidden.window == 1)]
+        assert sorted(h.position) == [j for j in range(1, n) if ref[j] > 0.1]
+    row = res.table[(res.table.layer == 20) & (res.table["head"] == 3)].iloc[0]
+    s0 = ks[(ks.layer == 20) & (ks["head"] == 3) & (ks.position == 0)].sink_score.mean()
+    assert row.score == pytest.approx(float(s0), rel=1e-5)
