@@ -1,11 +1,15 @@
 """interp: mechanistic interpretability of attention heads.
 
-Models load offline only (HF_HUB_OFFLINE is forced on import).
+Models load offline only (HF_HUB_OFFLINE is forced on import). Without a CUDA GPU,
+TRITON_INTERPRET=1 is set before anything imports Triton, so the Triton kernels run (slowly,
+exactly) in Triton's interpreter.
 """
 
+from interp.kernels import use_interpreter
 from interp.offline import force_offline
 
 force_offline()
+use_interpreter()
 
 from interp.attention import HEAD_HOOKS, HeadActivations, run_heads  # noqa: E402
 from interp.errors import InputError, InterpError, ModelLoadError, ModelNotFoundError  # noqa: E402

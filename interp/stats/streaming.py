@@ -1,0 +1,229 @@
+"""Attention statistics from post-rotary q and k without building the n x n pattern
+(shared/methods.md section 7).
+
+``attention_stats(q, k)`` returns, per query head, everything the head detectors need:
+
+- per query t: ``lse`` (row log-sum-exp of the scaled scores), ``entropy`` (nats),
+  ``expected_position`` (sum_j A[t,j] j), ``mean_distance`` (sum_j A[t,j] |t - j|; for causal
+  attention the head span of methods.md section 3 is its mean over t), ``waad``
+  (sum_j A[t,j] min(|t - j|, W), W = 10), ``sink_mass`` (attention on keys j < ``sink_tokens``)
+  and ``argmax`` (top-1 key; first index on ties, like ``torch.argmax``);
+- per key j: ``col_sum`` (sum_t A[t,j], attention received), ``fai_sum`` (sum of A[t,j] over
+  queries with t - j in [lo, hi], default [10, 100]); with the query counts ``col_count`` and
+  ``fai_count`` these give ``sink_score`` s_j = col_sum / (queries that see j) and ``fai``.
+
+Backends (one function, ``backend="auto"`` picks): ``dense`` (plain softmax over the full
+pattern; the test oracle, small n only), ``torch`` (exact, chunked over queries, O(chunk x n)
+memory, CPU or GPU) and ``triton`` (two FlashAttention-style passes on a GPU; see
+``interp.kernels.attention_stats``). Padding: ``key_mask[b, j]`` (True = real token) masks keys,
+and padded query rows get 0 everywhere (``argmax`` -1) and add nothing to the column sums.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from interp.errors import InputError
+
+WAAD_WINDOW = 10
+FAI_WINDOW = (10, 100)
+BACKENDS = ("auto", "dense", "torch", "triton")
+
+
+@dataclass
+class AttentionStats:
+    """Per-query ([batch, head, n]) and per-key ([batch, head, n]) statistics of one layer."""
+
+    lse: Float[Tensor, "batch head n"]
+    entropy: Float[Tensor, "batch head n"]
+    expected_position: Float[Tensor, "batch head n"]
+    mean_distance: Float[Tensor, "batch head n"]
+    waad: Float[Tensor, "batch head n"]
+    sink_mass: Float[Tensor, "batch head n"]
+    argmax: Int[Tensor, "batch head n"]
+    col_sum: Float[Tensor, "batch head n"]
+    fai_sum: Float[Tensor, "batch head n"]
+    col_count: Float[Tensor, "batch n"]  # real queries that can see key j
+    fai_count: Float[Tensor, "batch n"]  # real queries t with t - j in the FAI window
+
+    @property
+    def sink_score(self) -> Float[Tensor, "batch head n"]:
+        """s_j = sum_t A[t, j] / (number of queries that can see j) (= N - j when causal)."""
+        return self.col_sum / self.col_count[:, None].clamp_min(1)
+
+    @property
+    def fai(self) -> Float[Tensor, "batch head n"]:
+        """FAI_j = mean of A[t, j] over the window; NaN where the window holds no query."""
+        c = self.fai_count[:, None].expand_as(self.fai_sum)
+        return torch.where(c > 0, self.fai_sum / c.clamp_min(1), torch.nan)
+
+    def to(self, device) -> AttentionStats:
+        return AttentionStats(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+def _check(q: Tensor, k: Tensor, key_mask: Tensor | None) -> Tensor:
+    if q.dim() != 4 or k.dim() != 4:
+        raise InputError(
+            f"q and k must be [batch, heads, n, d]; got q {tuple(q.shape)}, k {tuple(k.shape)}"
+        )
+    b, hq, n, d = q.shape
+    if k.shape[0] != b or k.shape[2] != n or k.shape[3] != d:
+        raise InputError(
+            f"k {tuple(k.shape)} does not match q {tuple(q.shape)}: batch, n and d must agree"
+        )
+    if hq % k.shape[1]:
+        raise InputError(f"query heads ({hq}) must be a multiple of key/value heads ({k.shape[1]})")
+    if key_mask is None:
+        return torch.ones(b, n, dtype=torch.bool, device=q.device)
+    if tuple(key_mask.shape) != (b, n):
+        raise InputError(f"key_mask must be [batch, n] = {(b, n)}, got {tuple(key_mask.shape)}")
+    return key_mask.to(device=q.device, dtype=torch.bool)
+
+
+def query_counts(
+    key_mask: Bool[Tensor, "batch n"], causal: bool, fai_window: tuple[int, int]
+) -> tuple[Tensor, Tensor]:
+    """(queries that see key j, real queries with t - j in the FAI window), both [batch, n]."""
+    real = key_mask.float()
+    n = real.shape[1]
+    if causal:
+        col = real.flip(1).cumsum(1).flip(1)  # real t >= j
+    else:
+        col = real.sum(1, keepdim=True).expand(-1, n)
+    col = col * real  # a padded key is seen by no one
+    lo, hi = fai_window
+    c = torch.cat([torch.zeros_like(real[:, :1]), real.cumsum(1)], 1)  # c[i] = real t < i
+    j = torch.arange(n, device=real.device)
+    a, z = (j + lo).clamp(max=n), (j + hi + 1).clamp(max=n)
+    fai = (c[:, z] - c[:, a]) * real
+    return col, fai
+
+
+def _dense(q, k, causal, key_mask, scale, window, sink_tokens, fai_window):
+    """The plain reference: full softmax pattern, every statistic read off it."""
+    b, hq, n, _ = q.shape
+    kx = k.repeat_interleave(hq // k.shape[1], dim=1)
+    s = (q.float() @ kx.float().transpose(-1, -2)) * scale
+    t = torch.arange(n, device=q.device)[:, None]
+    j = torch.arange(n, device=q.device)[None, :]
+    visible = key_mask[:, None, None, :] & ((j <= t) if causal else torch.ones_like(t == j))
+    row = key_mask[:, None, :, None]
+    s = s.masked_fill(~visible, float("-inf"))
+    p = torch.softmax(s, -1).nan_to_num() * row
+    dist = (t - j).abs().float()
+    lo, hi = fai_window
+    in_fai = (((t - j) >= lo) & ((t - j) <= hi)).float()
+    rowf = key_mask[:, None, :].float()
+    return dict(
+        lse=torch.logsumexp(s, -1).nan_to_num(neginf=0.0) * rowf,
+        entropy=torch.special.entr(p).sum(-1),
+        expected_position=(p * j).sum(-1),
+        mean_distance=(p * dist).sum(-1),
+        waad=(p * dist.clamp(max=window)).sum(-1),
+        sink_mass=p[..., :sink_tokens].sum(-1),
+        argmax=torch.where(key_mask[:, None, :], s.argmax(-1), -1),
+        col_sum=p.sum(-2),
+        fai_sum=(p * in_fai).sum(-2),
+    )
+
+
+def _torch(q, k, causal, key_mask, scale, window, sink_tokens, fai_window, chunk):
+    """Exact, chunked over queries: never more than [batch, head, chunk, n] scores at once.
+
+    Uses the streaming formulation of the kernels: p = exp(s - lse), entropy = lse - sum p s.
+    """
+    b, hq, n, _ = q.shape
+    rep = hq // k.shape[1]
+    kf = k.float()
+    lo, hi = fai_window
+    out = {
+        name: torch.zeros(b, hq, n, device=q.device)
+        for name in ("lse", "entropy", "expected_position", "mean_distance", "waad", "sink_mass")
+    }
+    out["argmax"] = torch.full((b, hq, n), -1, dtype=torch.long, device=q.device)
+    col = torch.zeros(b, hq, n, device=q.device)
+    fai = torch.zeros(b, hq, n, device=q.device)
+    for c0 in range(0, n, chunk):
+        c1 = min(n, c0 + chunk)
+        m = c1 if causal else n  # keys a causal chunk can see
+        qs = q[:, :, c0:c1].float().reshape(b, hq // rep, rep * (c1 - c0), -1)
+        s = (qs @ kf[:, :, :m].transpose(-1, -2)).reshape(b, hq, c1 - c0, m) * scale
+        t = torch.arange(c0, c1, device=q.device)[:, None]
+        j = torch.arange(m, device=q.device)[None, :]
+        vis = key_mask[:, None, None, :m] & ((j <= t) if causal else (j >= 0))
+        real_row = key_mask[:, None, c0:c1]
+        s = s.masked_fill(~vis, float("-inf"))
+        lse = torch.logsumexp(s, -1)
+        lse = torch.where(real_row, lse, torch.zeros_like(lse))
+        p = torch.exp(s - lse[..., None]) * real_row[..., None]
+        ps = torch.where(p > 0, p * s, torch.zeros_like(p))
+        d = (t - j).abs().float()
+        sl = slice(c0, c1)
+        out["lse"][:, :, sl] = lse
+        out["entropy"][:, :, sl] = (lse - ps.sum(-1)) * real_row
+        out["expected_position"][:, :, sl] = (p * j).sum(-1)
+        out["mean_distance"][:, :, sl] = (p * d).sum(-1)
+        out["waad"][:, :, sl] = (p * d.clamp(max=window)).sum(-1)
+        out["sink_mass"][:, :, sl] = p[..., :sink_tokens].sum(-1)
+        out["argmax"][:, :, sl] = torch.where(real_row, s.argmax(-1), -1)
+        col[..., :m] += p.sum(-2)
+        in_fai = (((t - j) >= lo) & ((t - j) <= hi)).float()
+        fai[..., :m] += (p * in_fai).sum(-2)
+    out["col_sum"], out["fai_sum"] = col, fai
+    return out
+
+
+def default_chunk(b: int, h: int, n: int, budget_bytes: int = 256 * 2**20) -> int:
+    """Query chunk so that ~6 fp32 [b, h, chunk, n] temporaries fit in ``budget_bytes``."""
+    return max(16, min(n, budget_bytes // (6 * 4 * b * h * max(n, 1))))
+
+
+def attention_stats(
+    q: Float[Tensor, "batch q_heads n d"],
+    k: Float[Tensor, "batch kv_heads n d"],
+    *,
+    causal: bool = True,
+    key_mask: Bool[Tensor, "batch n"] | None = None,
+    scale: float | None = None,
+    window: int = WAAD_WINDOW,
+    sink_tokens: int = 1,
+    fai_window: tuple[int, int] = FAI_WINDOW,
+    backend: str = "auto",
+    chunk: int | None = None,
+) -> AttentionStats:
+    """Statistics of softmax(scale * q k^T) per query head, without the n x n matrix.
+
+    ``q``: post-rotary queries, ``k``: post-rotary keys (grouped-query attention: query head h
+    reads key head h // (q_heads / kv_heads)). ``scale`` defaults to 1/sqrt(d).
+    ``backend``: ``auto`` = triton on a CUDA tensor when Triton is installed, else torch.
+    """
+    mask = _check(q, k, key_mask)
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if window < 1 or sink_tokens < 0 or not 0 <= fai_window[0] <= fai_window[1]:
+        raise InputError(
+            "need window >= 1, sink_tokens >= 0 and 0 <= fai_window[0] <= fai_window[1]; got "
+            f"window={window}, sink_tokens={sink_tokens}, fai_window={fai_window}"
+        )
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    if backend == "auto":
+        from interp.kernels import triton_available
+
+        backend = "triton" if q.is_cuda and triton_available() else "torch"
+    args = (q, k, causal, mask, scale, window, sink_tokens, fai_window)
+    if backend == "dense":
+        out = _dense(*args)
+    elif backend == "torch":
+        b, h, n, _ = q.shape
+        out = _torch(*args, chunk or default_chunk(b, h, n))
+    else:
+        from interp.kernels.attention_stats import triton_attention_stats
+
+        out = triton_attention_stats(*args)
+    col_count, fai_count = query_counts(mask, causal, fai_window)
+    return AttentionStats(**out, col_count=col_count, fai_count=fai_count)

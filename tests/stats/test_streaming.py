@@ -1,0 +1,144 @@
+"""attention_stats: every statistic of every backend against the dense reference (random
+inputs, odd lengths, GQA 1 and 3, causal or not, padding), hand-computed cases, and the
+pattern-based oracles of interp.stats.dense / interp.heads.anchor.
+
+The triton backend runs in Triton's interpreter here (no GPU in CI): small shapes, fp32."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from interp.errors import InputError
+from interp.heads.anchor import fai as fai_from_pattern
+from interp.heads.anchor import waad as waad_from_pattern
+from interp.stats.dense import sink_scores
+from interp.stats.streaming import attention_stats
+
+FIELDS = [
+    "lse",
+    "entropy",
+    "expected_position",
+    "mean_distance",
+    "waad",
+    "sink_mass",
+    "argmax",
+    "col_sum",
+    "fai_sum",
+]
+BACKENDS = ["torch", "triton"]
+
+
+def _inputs(b, hq, hkv, n, d, seed=0, pad=True):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(b, hq, n, d, generator=g)
+    k = torch.randn(b, hkv, n, d, generator=g)
+    mask = torch.ones(b, n, dtype=torch.bool)
+    if pad and b > 1:
+        mask[1, n - n // 3 :] = False  # right padding on the second prompt
+    return q, k, mask
+
+
+def _assert_close(got, ref, atol=2e-5):
+    for f in FIELDS:
+        a, r = getattr(got, f), getattr(ref, f)
+        if f == "argmax":
+            assert torch.equal(a, r), f
+        else:
+            torch.testing.assert_close(
+                a, r, atol=atol * max(1.0, r.abs().max().item()), rtol=1e-4, msg=f
+            )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("hq,hkv", [(2, 2), (6, 2)])
+@pytest.mark.parametrize("n", [1, 17, 45])
+def test_backend_matches_dense(backend, causal, hq, hkv, n):
+    q, k, mask = _inputs(2, hq, hkv, n, 16, seed=n + hq)
+    kw = dict(causal=causal, key_mask=mask, sink_tokens=3, fai_window=(2, 7))
+    ref = attention_stats(q, k, backend="dense", **kw)
+    got = attention_stats(q, k, backend=backend, chunk=5, **kw)
+    _assert_close(got, ref)
+    torch.testing.assert_close(got.sink_score, ref.sink_score)
+    torch.testing.assert_close(got.fai, ref.fai, equal_nan=True)
+
+
+def test_argmax_takes_first_index_on_ties_every_backend():
+    q = torch.zeros(1, 1, 20, 16)  # all scores 0: every visible key ties
+    k = torch.randn(1, 1, 20, 16)
+    for backend in ["dense", *BACKENDS]:
+        s = attention_stats(q, k, backend=backend)
+        assert s.argmax[0, 0].tolist() == [0] * 20
+        s = attention_stats(q, k, causal=False, backend=backend)
+        assert s.argmax[0, 0].tolist() == [0] * 20
+
+
+@pytest.mark.parametrize("backend", ["dense", *BACKENDS])
+def test_uniform_attention_hand_computed(backend):
+    """q = 0 makes causal attention uniform over keys 0..t: everything has a closed form."""
+    n = 33
+    s = attention_stats(torch.zeros(1, 1, n, 16), torch.randn(1, 1, n, 16), backend=backend)
+    t = torch.arange(n, dtype=torch.float32)
+    torch.testing.assert_close(s.entropy[0, 0], torch.log(t + 1))
+    torch.testing.assert_close(s.lse[0, 0], torch.log(t + 1))
+    torch.testing.assert_close(s.expected_position[0, 0], t / 2)
+    torch.testing.assert_close(s.mean_distance[0, 0], t / 2)
+    torch.testing.assert_close(s.sink_mass[0, 0], 1 / (t + 1))
+    waad = torch.tensor([sum(min(d, 10) for d in range(int(x) + 1)) / (x + 1) for x in t])
+    torch.testing.assert_close(s.waad[0, 0], waad)
+    col = torch.tensor([sum(1 / (i + 1) for i in range(j, n)) for j in range(n)])
+    torch.testing.assert_close(s.col_sum[0, 0], col, rtol=1e-5, atol=1e-5)
+    assert s.col_count[0].tolist() == [n - j for j in range(n)]
+
+
+def test_sink_and_fai_match_pattern_oracles():
+    """Independent oracles that read the full pattern: s_j (stats.dense) and FAI/WAAD (anchor)."""
+    q, k, _ = _inputs(1, 3, 3, 40, 16, pad=False)
+    a = torch.softmax(
+        (q @ k.transpose(-1, -2) / 4).masked_fill(~torch.ones(40, 40).tril().bool(), -math.inf), -1
+    )
+    st = attention_stats(q, k, backend="torch", chunk=7)
+    torch.testing.assert_close(st.sink_score, sink_scores(a, [40]), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(st.fai, fai_from_pattern(a), rtol=1e-4, atol=1e-6, equal_nan=True)
+    torch.testing.assert_close(st.waad, waad_from_pattern(a), rtol=1e-4, atol=1e-5)
+
+
+def test_low_precision_inputs_accumulate_in_fp32():
+    q, k, mask = _inputs(2, 3, 3, 50, 16)
+    ref = attention_stats(
+        q.bfloat16().float(), k.bfloat16().float(), key_mask=mask, backend="dense"
+    )
+    got = attention_stats(q.bfloat16(), k.bfloat16(), key_mask=mask, backend="torch", chunk=8)
+    assert got.entropy.dtype == torch.float32
+    _assert_close(got, ref, atol=1e-4)
+
+
+def test_padded_rows_are_empty():
+    q, k, mask = _inputs(2, 2, 2, 12, 16)
+    s = attention_stats(q, k, key_mask=mask, backend="torch")
+    assert (s.argmax[1, :, 8:] == -1).all() and (s.entropy[1, :, 8:] == 0).all()
+    assert (s.col_sum[1, :, 8:] == 0).all() and (s.col_count[1, 8:] == 0).all()
+
+
+@pytest.mark.parametrize(
+    "q_shape,k_shape,kw,match",
+    [
+        ((1, 2, 5, 16), (1, 2, 5), {}, "batch, heads, n, d"),
+        ((1, 3, 5, 16), (1, 2, 5, 16), {}, "multiple"),
+        ((1, 2, 5, 16), (1, 2, 6, 16), {}, "does not match"),
+        ((1, 2, 5, 16), (1, 2, 5, 16), {"backend": "cuda"}, "unknown backend"),
+        ((1, 2, 5, 16), (1, 2, 5, 16), {"window": 0}, "window"),
+        (
+            (1, 2, 5, 16),
+            (1, 2, 5, 16),
+            {"key_mask": torch.ones(2, 5, dtype=torch.bool)},
+            "key_mask",
+        ),
+    ],
+)
+def test_bad_input_is_a_clear_error(q_shape, k_shape, kw, match):
+    with pytest.raises(InputError, match=match):
+        attention_stats(torch.randn(q_shape), torch.randn(k_shape), **kw)
