@@ -40,6 +40,7 @@ FAI_START = 10  # FAI looks at queries from s + 10 ...
 FAI_HORIZON = 100  # ... to s + H (H = 50 in the paper's v1)
 GROUP_FRACTION = 0.3  # local = lowest 30 % span, global = highest 30 %
 TOKEN_FRACTION = 0.4  # preplan / anchor tokens = top 40 %
+LONG_INPUT = 512  # above this many tokens per window, use the streaming statistics
 
 
 def _distance(n: int, device=None) -> Tensor:
@@ -114,16 +115,20 @@ def _windows(model: TransformerBridge, n_tokens: int, n_windows: int) -> TokenBa
 
 
 def token_table(
-    patterns: Float[Tensor, "layer head q k"],
+    head_waad: Float[Tensor, "layer head n"],
+    head_fai: Float[Tensor, "layer head n"],
     groups: list[list[str]],
     str_tokens: list[str],
 ) -> pd.DataFrame:
-    """Group-level WAAD (on Abar_loc) and FAI (on Abar_glob) per token, with preplan/anchor."""
+    """Group-level WAAD (on Abar_loc) and FAI (on Abar_glob) per token, with preplan/anchor.
+
+    WAAD and FAI are linear in the attention map, so the WAAD of the local heads' mean map is
+    the mean of their per-head WAADs (same for FAI): no pattern is needed here.
+    """
     loc = [(la, h) for la, row in enumerate(groups) for h, g in enumerate(row) if g == "local"]
     glo = [(la, h) for la, row in enumerate(groups) for h, g in enumerate(row) if g == "global"]
-    a_loc = torch.stack([patterns[la, h] for la, h in loc]).mean(0)
-    a_glob = torch.stack([patterns[la, h] for la, h in glo]).mean(0)
-    w, f = waad(a_loc), fai(a_glob)
+    w = torch.stack([head_waad[la, h] for la, h in loc]).mean(0)
+    f = torch.stack([head_fai[la, h] for la, h in glo]).mean(0)
     return pd.DataFrame(
         {
             "position": range(len(str_tokens)),
@@ -134,6 +139,30 @@ def token_table(
             "anchor": top_fraction(f).tolist(),
         }
     )
+
+
+def _dense(model: TransformerBridge, batch: TokenBatch) -> tuple[Tensor, Tensor, Tensor]:
+    """(span [layer, head], WAAD and FAI [layer, batch, head, n]) from full patterns."""
+    pats = all_patterns(model, batch)  # [layer, batch, head, q, k]
+    return attention_span(pats).mean(1), waad(pats), fai(pats)
+
+
+def _streamed(model: TransformerBridge, batch: TokenBatch) -> tuple[Tensor, Tensor, Tensor]:
+    """The same from ``attention_stats`` (no pattern): span = mean_t of the mean distance."""
+    from interp.stats.capture import model_attention_stats
+
+    per_prompt = model_attention_stats(
+        model, batch, window=W, fai_window=(FAI_START, FAI_HORIZON), progress=True
+    )
+    n_layers = int(model.cfg.n_layers)
+
+    def stack(get):
+        return torch.stack(
+            [torch.cat([get(p[la]) for p in per_prompt]) for la in range(n_layers)]
+        )  # [layer, batch, head, n]
+
+    dist = stack(lambda s: s.mean_distance)
+    return dist.mean(-1).mean(1), stack(lambda s: s.waad), stack(lambda s: s.fai)
 
 
 @register
@@ -147,14 +176,18 @@ class AnchorDetector:
         n_tokens: int = 256,
         n_windows: int = 4,
         layers: Sequence[int] | None = None,
+        streaming: bool | None = None,
     ) -> DetectorResult:
-        """Span, WAAD, FAI of every head on ``n_windows`` haystack windows of ``n_tokens``."""
+        """Span, WAAD, FAI of every head on ``n_windows`` haystack windows of ``n_tokens``.
+
+        ``streaming`` (default: when ``n_tokens`` > 512) computes them with
+        ``interp.stats.capture`` from q and k, never building a pattern.
+        """
         if not is_causal(model):
             raise InputError("anchor heads are defined for causal (decoder) models")
         batch = _windows(model, n_tokens, n_windows)
-        pats = all_patterns(model, batch)  # [layer, batch, head, q, k]
-        span = attention_span(pats).mean(1)  # [layer, head]
-        w_all, f_all = waad(pats), fai(pats)  # [layer, batch, head, n]
+        streaming = n_tokens > LONG_INPUT if streaming is None else streaming
+        span, w_all, f_all = (_streamed if streaming else _dense)(model, batch)
         layers = list(layers) if layers is not None else middle_third(int(model.cfg.n_layers))
         groups = head_groups(span, layers)
         flat = [g for row in groups for g in row]
@@ -181,13 +214,14 @@ class AnchorDetector:
         )
         tokens = pd.concat(
             [
-                token_table(pats[:, b], groups, batch.str_tokens[b]).assign(window=b)
+                token_table(w_all[:, b], f_all[:, b], groups, batch.str_tokens[b]).assign(window=b)
                 for b in range(n_windows)
             ],
             ignore_index=True,
         )
         inputs: dict[str, Any] = {
             "kind": "haystack windows",
+            "path": "streaming" if streaming else "dense",
             "n_windows": n_windows,
             "n_tokens": n_tokens,
             "layers": layers,
@@ -210,7 +244,7 @@ def anchor_tokens(
     batch = tokenize(model, text)
     if batch.lengths[0] < FAI_START + 2:
         raise InputError(f"the text has {batch.lengths[0]} tokens; anchors need at least 12")
-    pats = all_patterns(model, batch)[:, 0]  # [layer, head, q, k]
-    span = attention_span(pats)
+    long = batch.lengths[0] > LONG_INPUT
+    span, w_all, f_all = (_streamed if long else _dense)(model, batch)
     layers = list(layers) if layers is not None else middle_third(int(model.cfg.n_layers))
-    return token_table(pats, head_groups(span, layers), batch.str_tokens[0])
+    return token_table(w_all[:, 0], f_all[:, 0], head_groups(span, layers), batch.str_tokens[0])

@@ -14,14 +14,21 @@ from interp.tokens import TokenBatch, from_token_ids
 
 
 def text_windows(model: TransformerBridge, n_tokens: int = 64, max_windows: int = 16) -> TokenBatch:
-    """Consecutive ``n_tokens``-token windows of the bundled prompt text (joined by newlines).
+    """Consecutive ``n_tokens``-token windows of the bundled prompt text (joined by newlines),
+    or of the bundled haystack text when the prompts are shorter than one window.
 
     Gu et al. measure sinks on 64-token inputs; windows of one length keep s_j comparable.
     """
-    ids = model.tokenizer("\n".join(load_prompts()))["input_ids"]
-    windows = [ids[i : i + n_tokens] for i in range(0, len(ids) - n_tokens + 1, n_tokens)]
+    from interp.heads.needle import haystack_text
+
+    windows: list[list[int]] = []
+    for text in ("\n".join(load_prompts()), haystack_text()):
+        ids = model.tokenizer(text)["input_ids"]
+        windows = [ids[i : i + n_tokens] for i in range(0, len(ids) - n_tokens + 1, n_tokens)]
+        if windows:
+            break
     if not windows:
-        raise InputError(f"the bundled text has fewer than {n_tokens} tokens")
+        raise InputError(f"the bundled texts have fewer than {n_tokens} tokens")
     return from_token_ids(model, windows[:max_windows])
 
 

@@ -31,6 +31,7 @@ from interp.stats.dense import sink_scores
 
 SINK_THRESHOLD = 0.1  # ACT: s_j > 0.1 makes key j a sink token
 HEAD_THRESHOLD = 0.3  # Gu et al.: alpha_0 > 0.3 makes a head a sink head
+LONG_INPUT = 512  # above this many tokens per window, use the streaming statistics
 
 
 def hidden_sink_rows(
@@ -77,23 +78,47 @@ def _key_table(
     return pd.concat(parts, ignore_index=True)
 
 
+def _dense_scores(model: TransformerBridge, batch) -> list[torch.Tensor]:
+    patterns = all_patterns(model, batch)
+    causal = is_causal(model)
+    return [sink_scores(p, batch.lengths, causal=causal) for p in patterns]
+
+
+def _streamed_scores(model: TransformerBridge, batch) -> list[torch.Tensor]:
+    from interp.stats.capture import model_attention_stats
+
+    per_prompt = model_attention_stats(model, batch, progress=True)
+    return [
+        torch.cat([p[layer].sink_score for p in per_prompt])
+        for layer in range(int(model.cfg.n_layers))
+    ]
+
+
 @register
 class SinkDetector:
     name = "sink"
 
     def run(
-        self, model: TransformerBridge, *, n_tokens: int = 64, threshold: float = HEAD_THRESHOLD
+        self,
+        model: TransformerBridge,
+        *,
+        n_tokens: int = 64,
+        threshold: float = HEAD_THRESHOLD,
+        streaming: bool | None = None,
     ) -> DetectorResult:
+        """Sink scores on text windows of ``n_tokens``. ``streaming`` (default: when
+        ``n_tokens`` > 512) computes s_j from q and k (``interp.stats.capture``), no pattern."""
         batch = text_windows(model, n_tokens=n_tokens)
-        patterns = all_patterns(model, batch)
-        n_layers, n_heads = patterns.shape[0], patterns.shape[2]
+        streaming = n_tokens > LONG_INPUT if streaming is None else streaming
+        per_layer = _streamed_scores(model, batch) if streaming else _dense_scores(model, batch)
+        n_layers, n_heads = len(per_layer), int(model.cfg.n_heads)
         s0 = torch.zeros(n_layers, n_heads)
         rate = torch.zeros(n_layers, n_heads)
         count = torch.zeros(n_layers, n_heads)
         rows: list[dict] = []
         key_scores = []
         for layer in range(n_layers):
-            s = sink_scores(patterns[layer], batch.lengths, causal=is_causal(model))
+            s = per_layer[layer]  # [batch, head, key]
             key_scores.append(s)
             s0[layer] = s[:, :, 0].mean(0)
             hidden = s[:, :, 1:] > SINK_THRESHOLD  # [b, h, k-1]
@@ -120,6 +145,7 @@ class SinkDetector:
         every_key = _key_table(torch.stack(key_scores), batch.lengths, batch.str_tokens)
         inputs = {
             "kind": "text windows",
+            "path": "streaming" if streaming else "dense",
             "n_seqs": len(batch.lengths),
             "n_tokens": n_tokens,
             "sink_head_fraction": float(table.label.mean()),

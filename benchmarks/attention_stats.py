@@ -1,0 +1,214 @@
+"""Benchmark: attention statistics without the n x n matrix vs building it.
+
+Every case runs in its own subprocess so its peak memory (ru_maxrss on CPU, max allocated on
+CUDA) is its own. Prints a table and writes JSON to benchmarks/results/.
+
+Per-layer cases (random q/k at SmolLM2's shape: 9 query heads, 3 kv heads, d 64; on a GPU also
+32 heads, d 128): ``dense`` (plain softmax statistics, the oracle), ``torch`` (chunked, exact),
+``triton`` (GPU only) and ``sdpa`` (one ``scaled_dot_product_attention`` forward: the speed
+anchor). Whole-model cases (SmolLM2-135M, all 30 layers, real text): ``tl_cache`` (transformer-
+lens ``run_with_cache`` of every ``hook_pattern``, what peers do) and ``model_stats``
+(``interp.stats.capture.model_attention_stats``).
+
+Usage: .venv/bin/python benchmarks/attention_stats.py [--ns 512 2048 8192] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+SHAPES = {"smollm2": (9, 3, 64), "h32d128": (32, 32, 128)}
+GB = 2**30
+
+
+def _estimate_gb(case: str, n: int, heads: int) -> float:
+    """Rough peak of the full-pattern cases, to skip what cannot fit."""
+    if case == "dense":
+        return 8 * 4 * heads * n * n / GB  # scores, p and ~6 same-size temporaries
+    if case == "tl_cache":
+        return 30 * 9 * n * n * 4 / GB + 1.5  # every layer's pattern kept
+    return 0.0
+
+
+def run_case(case: str, n: int, shape: str, device: str) -> dict:
+    """Runs inside the subprocess."""
+    import torch
+
+    import interp  # noqa: F401  (sets up Triton's interpreter flag before triton loads)
+
+    torch.manual_seed(0)
+    before = _rss_gb()
+    hq, hkv, d = SHAPES[shape]
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    dtype = torch.bfloat16 if cuda else torch.float32
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    if case in ("dense", "torch", "triton", "sdpa"):
+        q = torch.randn(1, hq, n, d, device=dev, dtype=dtype)
+        k = torch.randn(1, hkv, n, d, device=dev, dtype=dtype)
+        v = torch.randn(1, hkv, n, d, device=dev, dtype=dtype)
+        from interp.stats.streaming import attention_stats
+
+        def once():
+            if case == "sdpa":
+                torch.nn.functional.scaled_dot_product_attention(
+                    q, k, v, is_causal=True, enable_gqa=True
+                )
+            else:
+                attention_stats(q, k, backend=case)
+
+    else:
+        import interp as ip
+        from interp.heads.needle import haystack_text
+        from interp.stats.capture import model_attention_stats
+        from interp.tokens import from_token_ids
+
+        model = ip.load_model("smollm2-135m")
+        ids = model.tokenizer(haystack_text())["input_ids"][:n]
+        batch = from_token_ids(model, [ids])
+
+        def once():
+            if case == "tl_cache":
+                with torch.no_grad():
+                    model.run_with_cache(
+                        batch.tokens, names_filter=lambda name: name.endswith("hook_pattern")
+                    )
+            else:
+                model_attention_stats(model, batch)
+
+    once()  # warm-up (Triton compile, allocator)
+    sync()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    repeats = 3 if n <= 2048 or cuda else 1
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        once()
+        sync()
+        times.append(time.perf_counter() - t0)
+    peak = (
+        torch.cuda.max_memory_allocated() / GB
+        if cuda
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    )
+    extra = peak if cuda else peak - before
+    return {"seconds": min(times), "peak_gb": peak, "above_start_gb": extra}
+
+
+def _rss_gb() -> float:
+    """Current resident memory of this process (after imports), in GB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / GB
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ns", type=int, nargs="*", default=None)
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    ap.add_argument("--quick", action="store_true", help="n = 512 and 2048 only")
+    ap.add_argument("--case", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--shape", default="smollm2", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.case:  # child process
+        print(json.dumps(run_case(args.case, args.n, args.shape, args.device)))
+        return
+
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cuda = device == "cuda"
+    ns = args.ns or (
+        [512, 2048]
+        if args.quick
+        else [2048, 8192, 16384, 32768, 131072]
+        if cuda
+        else [512, 2048, 8192]
+    )
+    per_layer = ["dense", "torch", "sdpa"] + (["triton"] if cuda else [])
+    shapes = ["smollm2", "h32d128"] if cuda else ["smollm2"]
+    mem_limit = (
+        torch.cuda.get_device_properties(0).total_memory / GB * 0.9
+        if cuda
+        else os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB * 0.6
+    )
+    cases = [(c, n, s) for s in shapes for n in ns for c in per_layer]
+    cases += [(c, n, "smollm2") for n in ns for c in ("tl_cache", "model_stats") if n <= 8192]
+    rows = []
+    for case, n, shape in cases:
+        heads = SHAPES[shape][0]
+        need = _estimate_gb(case, n, heads)
+        row = {"case": case, "n": n, "shape": shape, "device": device}
+        if need > mem_limit:
+            row.update(skipped=f"needs ~{need:.0f} GB", seconds=None, peak_gb=None)
+        else:
+            cmd = [sys.executable, __file__, "--case", case, "--n", str(n), "--shape", shape]
+            cmd += ["--device", device]
+            p = subprocess.run(cmd, capture_output=True, text=True)
+            if p.returncode:
+                tail = (p.stderr.strip().splitlines() or ["?"])[-1]
+                row.update(skipped=f"failed: {tail[:80]}", seconds=None, peak_gb=None)
+            else:
+                row.update(json.loads(p.stdout.strip().splitlines()[-1]))
+        rows.append(row)
+        shown = row.get("skipped") or f"{row['seconds']:.3f} s, {row['peak_gb']:.2f} GB"
+        print(f"{case:12s} n={n:<7d} {shape:8s} {shown}", flush=True)
+    base = {(r["n"], r["shape"]): r["seconds"] for r in rows if r["case"] == "sdpa"}
+    for r in rows:  # per-layer cases only: the whole-model ones run 30 layers and an MLP
+        b = base.get((r["n"], r["shape"])) if r["case"] in per_layer else None
+        r["x_sdpa"] = r["seconds"] / b if r["seconds"] and b else None
+    _print_table(rows)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"attention_stats_{device}.json"
+    meta = {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count()}
+    if cuda:
+        meta["gpu"] = torch.cuda.get_device_name(0)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    tmp.replace(out)
+    print(f"wrote {out}")
+
+
+def _print_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(
+        "case",
+        "shape",
+        "n",
+        "seconds",
+        "x SDPA",
+        "peak GB",
+        "GB above start",
+        title="attention statistics",
+    )
+    for r in rows:
+        t.add_row(
+            r["case"],
+            r["shape"],
+            str(r["n"]),
+            f"{r['seconds']:.3f}" if r["seconds"] else r.get("skipped", ""),
+            f"{r['x_sdpa']:.1f}" if r.get("x_sdpa") else "",
+            f"{r['peak_gb']:.2f}" if r["peak_gb"] else "",
+            f"{r['above_start_gb']:.2f}" if r.get("above_start_gb") is not None else "",
+        )
+    Console().print(t)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Whole-model attention statistics on long inputs, without ever building a pattern.
+
+transformer-lens' bridge computes every layer's attention eagerly (it materialises the
+[batch, head, n, n] pattern to fire ``hook_pattern``), so an 8k-token pass of SmolLM2 needs
+~2.4 GB per layer for the pattern alone, and caching all patterns ~70 GB. Here the same weights
+run as a plain Hugging Face model (parameters shared with the bridge, no copy) whose attention is
+an ``AttentionInterface`` function: it receives the post-rotary queries and keys of each layer
+(the tensors behind ``hook_rot_q`` / ``hook_rot_k``), hands them to
+``interp.stats.attention_stats`` and then runs PyTorch's scaled-dot-product attention, which on
+one unpadded sequence uses a memory-efficient kernel. Prompts run one at a time (no padding), and
+only the base model runs (no [n, vocab] logits).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+from transformer_lens.model_bridge import TransformerBridge
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+from interp.errors import InputError
+from interp.stats.streaming import AttentionStats, attention_stats
+from interp.tokens import TokenBatch, tokenize
+
+ATTN_NAME = "interp_stats"
+_RECORDER: contextvars.ContextVar[Callable | None] = contextvars.ContextVar(
+    "interp_attention_recorder", default=None
+)
+
+
+def _stats_attention(module, query, key, value, attention_mask, *args, **kwargs):
+    """SDPA attention that first reports (layer, post-rotary q, post-rotary k, scaling)."""
+    record = _RECORDER.get()
+    if record is not None:
+        record(module.layer_idx, query, key, kwargs.get("scaling"))
+    return sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
+
+
+AttentionInterface.register(ATTN_NAME, _stats_attention)
+
+
+def plain_model(bridge: TransformerBridge) -> Any:
+    """The bridge's Hugging Face model rebuilt without bridge components, sharing its weights,
+    with ``interp_stats`` attention. Cached on the bridge."""
+    cached = getattr(bridge, "_interp_plain_model", None)
+    if cached is not None:
+        return cached
+    hf = bridge.original_model
+    config = type(hf.config).from_dict(hf.config.to_dict())
+    config._attn_implementation = ATTN_NAME
+    with torch.device("meta"):
+        plain = type(hf)(config)
+    tensors = {
+        name.replace("._original_component", ""): t
+        for name, t in [*hf.named_parameters(), *hf.named_buffers()]
+    }
+    plain.load_state_dict(tensors, strict=False, assign=True)
+    for name, buf in plain.named_buffers():  # non-persistent buffers (rotary inv_freq)
+        if buf.is_meta and name in tensors:
+            module_name, _, attr = name.rpartition(".")
+            plain.get_submodule(module_name)._buffers[attr] = tensors[name]
+    if getattr(config, "tie_word_embeddings", False):
+        plain.tie_weights()
+    meta = [n for n, t in [*plain.named_parameters(), *plain.named_buffers()] if t.is_meta]
+    if meta:
+        raise InputError(
+            f"cannot rebuild {bridge.cfg.model_name} as a plain model for long inputs "
+            f"(unmapped tensors: {meta[:3]}); use the dense path (shorter inputs)"
+        )
+    plain.eval()
+    bridge._interp_plain_model = plain
+    return plain
+
+
+def _base(model: Any) -> Any:
+    return getattr(model, getattr(model, "base_model_prefix", "model"), model)
+
+
+@torch.no_grad()
+def model_attention_stats(
+    model: TransformerBridge,
+    prompts: str | Sequence[str] | TokenBatch,
+    *,
+    layers: Sequence[int] | None = None,
+    backend: str = "auto",
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    **stats_options: Any,
+) -> list[dict[int, AttentionStats]]:
+    """``attention_stats`` of every requested layer for each prompt (one dict per prompt).
+
+    Peak memory is the model, one sequence's activations and the statistics' working set
+    (the torch backend's query chunk, or nothing extra with triton); no pattern is stored.
+    ``stats_options`` go to ``attention_stats`` (``sink_tokens``, ``window``, ``fai_window``).
+    """
+    batch = prompts if isinstance(prompts, TokenBatch) else tokenize(model, prompts)
+    n_layers = int(model.cfg.n_layers)
+    wanted = set(range(n_layers) if layers is None else layers)
+    if not wanted <= set(range(n_layers)):
+        raise InputError(f"layers must be in 0..{n_layers - 1}, got {sorted(wanted)}")
+    plain = plain_model(model)
+    base = _base(plain)
+    param_device = next(plain.parameters()).device
+    results = []
+    for i in tqdm(range(len(batch.lengths)), desc="attention stats", disable=not progress):
+        ids = batch.tokens[i : i + 1, : batch.lengths[i]].to(param_device)
+        found: dict[int, AttentionStats] = {}
+
+        def record(layer: int, q: torch.Tensor, k: torch.Tensor, scaling, found=found) -> None:
+            if layer in wanted:
+                found[layer] = attention_stats(
+                    q, k, causal=True, scale=scaling, backend=backend, **stats_options
+                ).to(device)
+
+        token = _RECORDER.set(record)
+        try:
+            last = max(wanted)
+            if last + 1 < n_layers:  # stop early: run only the blocks we need
+                _run_until(base, ids, last + 1)
+            else:
+                base(input_ids=ids, use_cache=False)
+        finally:
+            _RECORDER.reset(token)
+        results.append(found)
+    return results
+
+
+class _Stop(Exception):
+    pass
+
+
+def _run_until(base: Any, ids: torch.Tensor, n_blocks: int) -> None:
+    """Run ``base`` and stop once block ``n_blocks - 1`` has finished."""
+    layers = getattr(base, "layers", None)
+    if layers is None or n_blocks >= len(layers):
+        base(input_ids=ids, use_cache=False)
+        return
+
+    def stop(*_):
+        raise _Stop
+
+    handle = layers[n_blocks - 1].register_forward_hook(stop)
+    try:
+        base(input_ids=ids, use_cache=False)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
