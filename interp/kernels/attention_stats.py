@@ -170,13 +170,16 @@ def _blocks(n: int, d: int) -> tuple[int, int]:
 def triton_attention_stats(q, k, causal, key_mask, scale, window, sink_tokens, fai_window):
     """Both passes; returns the dict of ``interp.stats.streaming.AttentionStats`` fields."""
     b, hq, n, d = q.shape
-    if d & (d - 1) or d < 16:
-        raise ValueError(f"the triton backend needs a power-of-two head dim >= 16, got {d}")
+    d_pad = max(16, 1 << (d - 1).bit_length())
+    if d_pad != d:  # zero-padding the head dim leaves every dot product unchanged
+        q = torch.nn.functional.pad(q, (0, d_pad - d))
+        k = torch.nn.functional.pad(k, (0, d_pad - d))
+        d = d_pad
     if INTERPRET or q.dtype == torch.float32:
         # the interpreter's bf16/fp16 dot is wrong: compute in fp32 there
         q, k, precision = q.float().contiguous(), k.float().contiguous(), "ieee"
     else:
-        q, k, precision = q.contiguous(), k.contiguous(), "tf32"  # bf16/fp16 MMA, fp32 accum
+        q, k, precision = q.contiguous(), k.contiguous(), None  # bf16/fp16 MMA, fp32 accum
     mask = key_mask.to(torch.int8).contiguous()
     rep = hq // k.shape[1]
     f32 = dict(device=q.device, dtype=torch.float32)

@@ -66,6 +66,13 @@ def test_backend_matches_dense(backend, causal, hq, hkv, n):
     torch.testing.assert_close(got.fai, ref.fai, equal_nan=True)
 
 
+@pytest.mark.parametrize("d", [8, 24])
+def test_head_dims_that_are_not_powers_of_two(d):
+    q, k, mask = _inputs(2, 3, 1, 21, d)
+    ref = attention_stats(q, k, key_mask=mask, backend="dense")
+    _assert_close(attention_stats(q, k, key_mask=mask, backend="triton"), ref)
+
+
 def test_argmax_takes_first_index_on_ties_every_backend():
     q = torch.zeros(1, 1, 20, 16)  # all scores 0: every visible key ties
     k = torch.randn(1, 1, 20, 16)
