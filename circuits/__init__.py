@@ -1,5 +1,1 @@
-"""Task datasets (clean/corrupted prompts with answers) and circuit analyses.
-
-Planned here: IOI, greater-than, docstring, induction and Colored Objects generators
-(circuit-discovery issue) and the toy autoregressive tasks of the expressive-attention issue.
-"""
+"""Task datasets (clean / corrupted prompt pairs with answers) and circuit analyses."""

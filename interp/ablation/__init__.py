@@ -1,5 +1,6 @@
-"""Head ablations applied with transformer-lens hooks."""
+"""Head ablations and patching applied with transformer-lens hooks."""
 
+from interp.ablation.heads import ablate, ablation_hooks, head_means
 from interp.ablation.uniform import uniform_attention_hooks
 
-__all__ = ["uniform_attention_hooks"]
+__all__ = ["ablate", "ablation_hooks", "head_means", "uniform_attention_hooks"]

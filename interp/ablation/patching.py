@@ -1,0 +1,179 @@
+"""Activation patching and path patching of attention heads (transformer-lens hooks).
+
+Direction: activations of a *corrupted* run are written into the *clean* run ("noising"), and
+the effect of a patch is reported normalised as (m_patched - m_clean) / (m_corrupt - m_clean):
+0 = the patch changes nothing, 1 = it moves the metric all the way to the corrupted run.
+
+Hooks that can be patched per head: ``z`` (head output before W_O), ``q``, ``pattern`` (per
+query head), ``k``, ``v`` (per key/value head: with grouped-query attention one k/v head serves
+several query heads, so "head" means kv head there). ``by="position"`` patches one (head,
+position) at a time (position = query position for ``pattern``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.errors import InputError
+from interp.models.info import n_kv_heads
+from interp.tokens import TokenBatch
+
+PATCHABLE = {"z": "attn.hook_z", "q": "attn.hook_q", "k": "attn.hook_k", "v": "attn.hook_v",
+             "pattern": "attn.hook_pattern"}  # fmt: skip
+Metric = Callable[[torch.Tensor], float]
+
+
+def _run(model, batch: TokenBatch, hooks=()) -> torch.Tensor:
+    with torch.no_grad(), model.hooks(fwd_hooks=list(hooks)):
+        return model(batch.tokens, attention_mask=batch.attention_mask)
+
+
+def _cache(model, batch: TokenBatch, names: set[str]) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        _, cache = model.run_with_cache(
+            batch.tokens,
+            attention_mask=batch.attention_mask,
+            names_filter=lambda n: n in names,
+            return_cache_object=False,
+        )
+    return {n: cache[n].detach() for n in names}
+
+
+def _set(x: torch.Tensor, src: torch.Tensor, hook: str, head: int, pos: int | None) -> torch.Tensor:
+    x = x.clone()
+    if hook == "pattern":  # [batch, head, query, key]
+        if pos is None:
+            x[:, head] = src[:, head]
+        else:
+            x[:, head, pos] = src[:, head, pos]
+    elif pos is None:  # [batch, pos, head, d]
+        x[:, :, head] = src[:, :, head]
+    else:
+        x[:, pos, head] = src[:, pos, head]
+    return x
+
+
+def _check_pair(clean: TokenBatch, corrupted: TokenBatch) -> None:
+    if clean.tokens.shape != corrupted.tokens.shape or clean.lengths != corrupted.lengths:
+        raise InputError(
+            "clean and corrupted prompts must have the same batch size and token lengths "
+            f"(got {clean.lengths} and {corrupted.lengths}); build them from one template"
+        )
+
+
+def normalised(m: float, clean: float, corrupt: float) -> float:
+    return (m - clean) / (corrupt - clean) if corrupt != clean else float("nan")
+
+
+def activation_patching(
+    model: TransformerBridge,
+    clean: TokenBatch,
+    corrupted: TokenBatch,
+    metric: Metric,
+    *,
+    hook: str = "z",
+    by: str = "head",
+    layers: Sequence[int] | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Normalised effect of patching each head (or head x position) from ``corrupted``.
+
+    Returns [layer, head] (``by="head"``) or [layer, head, position] (``by="position"``);
+    ``metric(logits) -> float`` is computed on the patched clean run.
+    """
+    _check_pair(clean, corrupted)
+    if hook not in PATCHABLE:
+        raise InputError(f"cannot patch {hook!r}; use one of {', '.join(PATCHABLE)}")
+    if by not in ("head", "position"):
+        raise InputError(f"by must be 'head' or 'position', got {by!r}")
+    n_layers = int(model.cfg.n_layers)
+    layers = list(range(n_layers)) if layers is None else list(layers)
+    n_heads = n_kv_heads(model) if hook in ("k", "v") else int(model.cfg.n_heads)
+    names = {la: f"blocks.{la}.{PATCHABLE[hook]}" for la in layers}
+    source = _cache(model, corrupted, set(names.values()))
+    m_clean, m_corrupt = metric(_run(model, clean)), metric(_run(model, corrupted))
+    n_pos = clean.tokens.shape[1]
+    positions = [None] if by == "head" else list(range(n_pos))
+    out = torch.full((n_layers, n_heads, len(positions)), float("nan"))
+    jobs = [(la, h, i) for la in layers for h in range(n_heads) for i in range(len(positions))]
+    for la, h, i in tqdm(jobs, desc=f"patching {hook}", disable=not progress):
+        name, pos = names[la], positions[i]
+
+        def hook_fn(x, hook, name=name, h=h, pos=pos, kind=hook):  # TL passes hook=HookPoint
+            return _set(x, source[name].to(x), kind, h, pos)
+
+        out[la, h, i] = normalised(
+            metric(_run(model, clean, [(name, hook_fn)])), m_clean, m_corrupt
+        )
+    return out[..., 0] if by == "head" else out
+
+
+def path_patching(
+    model: TransformerBridge,
+    clean: TokenBatch,
+    corrupted: TokenBatch,
+    metric: Metric,
+    sender: tuple[int, int],
+    receivers: Sequence[tuple[int, int]],
+    *,
+    receiver_input: str = "q",
+) -> float:
+    """Normalised effect of the path sender -> receivers' ``receiver_input`` (Wang et al. 2022).
+
+    1. Run clean with the sender's output taken from the corrupted run and every other head's
+       output frozen to its clean value; record the receivers' q (or k, v).
+    2. Run clean with only the receivers' q/k/v replaced by those values; measure.
+    """
+    _check_pair(clean, corrupted)
+    if receiver_input not in ("q", "k", "v"):
+        raise InputError("receiver_input must be 'q', 'k' or 'v'")
+    s_layer, s_head = sender
+    if any(r_layer <= s_layer for r_layer, _ in receivers):
+        raise InputError(f"receivers must come after the sender's layer {s_layer}")
+    n_layers = int(model.cfg.n_layers)
+    z_names = [f"blocks.{la}.attn.hook_z" for la in range(n_layers)]
+    clean_z = _cache(model, clean, set(z_names))
+    sender_z = _cache(model, corrupted, {z_names[s_layer]})[z_names[s_layer]]
+    rec_names = {la: f"blocks.{la}.{PATCHABLE[receiver_input]}" for la, _ in receivers}
+    n_rep = int(model.cfg.n_heads) // n_kv_heads(model)
+
+    # hook names can be aliases (the bridge reports hook_z as attn.o.hook_in): bind by closure
+    def freeze(name: str, layer: int):
+        def hook(x, hook):
+            x = clean_z[name].to(x).clone()
+            if layer == s_layer:
+                x[:, :, s_head] = sender_z[:, :, s_head].to(x)
+            return x
+
+        return hook
+
+    captured: dict[str, torch.Tensor] = {}
+
+    def capture(name: str):
+        def hook(x, hook):
+            captured[name] = x.detach().clone()
+
+        return hook
+
+    rec = sorted(set(rec_names.values()))
+    hooks = [(n, freeze(n, la)) for la, n in enumerate(z_names)] + [(n, capture(n)) for n in rec]
+    _run(model, clean, hooks)
+
+    def patch_receivers(name: str, layer: int):
+        def hook(x, hook):
+            x = x.clone()
+            for la, h in receivers:
+                if la == layer:
+                    idx = h // n_rep if receiver_input in ("k", "v") else h
+                    x[:, :, idx] = captured[name][:, :, idx].to(x)
+            return x
+
+        return hook
+
+    patches = [(n, patch_receivers(n, la)) for la, n in rec_names.items()]
+    m = metric(_run(model, clean, patches))
+    return normalised(m, metric(_run(model, clean)), metric(_run(model, corrupted)))
