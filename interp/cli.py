@@ -183,6 +183,49 @@ def validate(
 
 
 @app.command()
+def circuit(
+    tasks: Annotated[
+        list[str], typer.Argument(help="ioi, colored_objects, induction (two or more: overlap).")
+    ],
+    model: Annotated[str, typer.Option(help="Model name or folder.")] = "smollm2-135m",
+    n: Annotated[int, typer.Option(min=2, help="Clean/corrupted prompt pairs per task.")] = 20,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/circuit"),
+    fraction: Annotated[
+        float, typer.Option(min=0.01, max=0.5, help="Circuit size as a fraction of all heads.")
+    ] = 0.1,
+    epochs: Annotated[int, typer.Option(min=1, help="SAE training epochs (paper: 500).")] = 500,
+    seed: Annotated[int, typer.Option(help="Seed of prompts and SAE.")] = 0,
+) -> None:
+    """Circuit discovery: discrete-code SAE vs exhaustive activation patching of every head."""
+    from circuits.run import run_circuits
+
+    try:
+        found, reuse = run_circuits(
+            _load(model), tasks, out_dir, n=n, seed=seed, circuit_fraction=fraction,
+            sae_epochs=epochs,
+        )  # fmt: skip
+    except InterpError as e:
+        _fail(e)
+    table = Table("task", "clean LD", "acc", "ROC AUC", "P@k", "R@k", "faith. patch",
+                  "faith. SAE", "SAE s", "patching s")  # fmt: skip
+    for name, d in found.items():
+        s = d.summary
+        table.add_row(
+            name, f"{s['clean_logit_diff']:.2f}", f"{s['clean_accuracy']:.2f}",
+            f"{s['roc_auc_sae_vs_patching']:.3f}", f"{s['precision_at_k']:.2f}",
+            f"{s['recall_at_k']:.2f}", f"{s['faithfulness_patching_circuit']:.2f}",
+            f"{s['faithfulness_sae_circuit']:.2f}", f"{s['sae_seconds']:.0f}",
+            f"{s['patching_seconds']:.0f}",
+        )  # fmt: skip
+    out.print(table)
+    for pair, o in reuse.items():
+        out.print(
+            f"overlap {pair}: patching circuits {o['patching']:.0%}, SAE circuits {o['sae']:.0%}"
+        )
+    out.print(f"wrote {out_dir}/")
+
+
+@app.command()
 def anchors(
     text: Annotated[str, typer.Argument(help="Text to analyse (quote it).")],
     model: Annotated[str, typer.Option(help="Model name or folder.")] = "smollm2-135m",

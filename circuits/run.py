@@ -1,0 +1,91 @@
+"""``interp circuit``: discover circuits for tasks, write Parquet + JSON + plots, and the
+overlap between the circuits of two tasks (circuit reuse, Merullo et al. 2023)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from transformer_lens.model_bridge import TransformerBridge
+
+from circuits.discovery import Discovery, discover, overlap
+from circuits.tasks import make_task
+from interp.report import _atomic_write, versions, write_json, write_table
+from interp.sae import save_sae
+
+
+def circuit_png(d: Discovery, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = d.table
+    n_layers, n_heads = int(t.layer.max()) + 1, int(t["head"].max()) + 1
+    fig, axes = plt.subplots(1, 2, figsize=(7, 0.22 * n_layers + 2))
+    for ax, col, mark, name in [
+        (axes[0], "patch_effect", "in_patching_circuit", "patching effect (normalised)"),
+        (axes[1], "sae_node_score", "in_sae_circuit", "SAE node score"),
+    ]:
+        grid = t[col].to_numpy().reshape(n_layers, n_heads)
+        im = ax.imshow(grid, aspect="auto", cmap="RdBu_r" if col == "patch_effect" else "viridis")
+        ys, xs = np.nonzero(t[mark].to_numpy().reshape(n_layers, n_heads))
+        ax.scatter(xs, ys, s=10, facecolors="none", edgecolors="k", linewidths=0.8)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("head")
+        ax.set_ylabel("layer")
+        fig.colorbar(im, ax=ax, fraction=0.05)
+    fig.suptitle(title + " (circles: circuit heads)", fontsize=9)
+    fig.tight_layout()
+    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return path
+
+
+def run_circuits(
+    model: TransformerBridge,
+    tasks: Sequence[str],
+    out: Path,
+    *,
+    n: int = 20,
+    seed: int = 0,
+    circuit_fraction: float = 0.1,
+    sae_epochs: int = 500,
+    progress: bool = True,
+) -> tuple[dict[str, Discovery], dict]:
+    out = Path(out)
+    found: dict[str, Discovery] = {}
+    for name in tasks:
+        task = make_task(model, name, n=n, seed=seed)
+        d = discover(
+            model,
+            task,
+            circuit_fraction=circuit_fraction,
+            seed=seed,
+            sae_epochs=sae_epochs,
+            progress=progress,
+        )
+        write_table(d.table, out / f"{name}.parquet", d.summary)
+        write_json({**d.summary, "model": str(model.cfg.model_name), "versions": versions()},
+                   out / f"{name}.json")  # fmt: skip
+        edges = pd.DataFrame(
+            [(i, j, float(d.edges[i, j])) for i, j in zip(*np.nonzero(d.edges), strict=True)],
+            columns=["head_a", "head_b", "positive_only_code_pairs"],
+        )
+        write_table(edges, out / f"{name}.edges.parquet")
+        save_sae(d.sae, out / f"{name}_sae", {"task": name, "model": str(model.cfg.model_name)})
+        circuit_png(d, out / f"{name}.png", f"{model.cfg.model_name}: {name}")
+        found[name] = d
+    reuse = {}
+    for a, b in combinations(found, 2):
+        ta, tb = found[a].table, found[b].table
+        reuse[f"{a}|{b}"] = {
+            "patching": overlap(ta.in_patching_circuit, tb.in_patching_circuit),
+            "sae": overlap(ta.in_sae_circuit, tb.in_sae_circuit),
+        }
+    if reuse:
+        write_json(reuse, out / "overlap.json")
+    return found, reuse
