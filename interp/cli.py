@@ -185,7 +185,10 @@ def validate(
 @app.command()
 def circuit(
     tasks: Annotated[
-        list[str], typer.Argument(help="ioi, colored_objects, induction (two or more: overlap).")
+        list[str],
+        typer.Argument(
+            help="ioi, colored_objects, greater_than, docstring, induction (2+: overlap)."
+        ),
     ],
     model: Annotated[str, typer.Option(help="Model name or folder.")] = "smollm2-135m",
     n: Annotated[int, typer.Option(min=2, help="Clean/corrupted prompt pairs per task.")] = 20,

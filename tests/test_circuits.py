@@ -63,7 +63,9 @@ def test_circuit_cli_on_tiny(tmp_path):
 
 
 @pytest.mark.real_model
-@pytest.mark.parametrize("name", ["ioi", "colored_objects", "induction"])
+@pytest.mark.parametrize(
+    "name", ["ioi", "colored_objects", "greater_than", "docstring", "induction"]
+)
 def test_tasks_on_smollm2(smol, name):
     task = make_task(smol, name, n=12)
     assert task.clean.lengths == task.corrupted.lengths

@@ -73,3 +73,48 @@ def induction(model: TransformerBridge, n: int = 40, seed: int = 0) -> TaskBatch
         [tok.decode(r) for r in clean],
         [tok.decode(r) for r in corrupted],
     )
+
+
+@register("greater_than")
+def greater_than(model: TransformerBridge, n: int = 40, seed: int = 0) -> TaskBatch:
+    """Greater-than (Hanna et al. 2023): "The war lasted from the year 1739 to the year 17" ->
+    a tens digit > 3. SmolLM2 writes numbers digit by digit, so the start year always ends in 9
+    (then "later year" = "larger tens digit" exactly); answer = the smallest valid tens digit,
+    wrong = the start year's own tens digit. Corrupted: the start year ends in 01 (Hanna et
+    al.'s counterfactual), which says nothing about the decade."""
+    d = load_json("greater_than.json")
+    rng = random.Random(seed)
+    clean, corrupted, answers, wrongs = [], [], [], []
+    for _ in range(n):
+        century, tens = rng.randint(12, 18), rng.randint(1, 8)
+        noun = rng.choice(d["nouns"])
+        text = "The {noun} lasted from the year {c}{yy} to the year {c}"
+        clean.append(text.format(noun=noun, c=century, yy=f"{tens}9"))
+        corrupted.append(text.format(noun=noun, c=century, yy="01"))
+        answers.append(str(tens + 1))
+        wrongs.append(str(tens))
+    return pair_batch(model, "greater_than", clean, corrupted, answers, wrongs)
+
+
+@register("docstring")
+def docstring(model: TransformerBridge, n: int = 40, seed: int = 0) -> TaskBatch:
+    """Docstring argument completion (Heimersheim & Janiak 2023): after ":param a" and
+    ":param b" the next ":param" names the third argument of the signature. Wrong: the fourth
+    argument. Corrupted: the signature's argument names are all replaced, so the docstring's
+    order no longer points at an argument."""
+    d = load_json("docstring.json")
+    rng = random.Random(seed)
+    clean, corrupted, answers, wrongs = [], [], [], []
+    for _ in range(n):
+        words = rng.sample(d["args"], 8)
+        args, other = words[:4], words[4:]
+        desc = rng.sample(d["words"], 7)
+        body = (
+            '    """{0} {1} {2}\n\n    :param {a}: {3} {4}\n    :param {b}: {5} {6}\n    :param'
+        ).format(*desc, a=args[0], b=args[1])
+        fn = rng.choice(d["functions"])
+        clean.append(f"def {fn}(self, {', '.join(args)}):\n{body}")
+        corrupted.append(f"def {fn}(self, {', '.join(other)}):\n{body}")
+        answers.append(" " + args[2])
+        wrongs.append(" " + args[3])
+    return pair_batch(model, "docstring", clean, corrupted, answers, wrongs)
