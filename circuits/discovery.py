@@ -25,6 +25,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from circuits.tasks import TaskBatch
 from interp.ablation import ablate
+from interp.ablation.heads import cache_z
 from interp.ablation.patching import activation_patching
 from interp.sae import edge_scores, node_scores, train_sae
 from interp.tokens import TokenBatch, from_token_ids
@@ -34,19 +35,12 @@ from interp.tokens import TokenBatch, from_token_ids
 def head_outputs(model: TransformerBridge, batch: TokenBatch) -> torch.Tensor:
     """[example, layer * head, d_model]: each head's residual-stream write, position-averaged."""
     n_layers = int(model.cfg.n_layers)
-    names = {f"blocks.{la}.attn.hook_z": la for la in range(n_layers)}
-    _, cache = model.run_with_cache(
-        batch.tokens,
-        attention_mask=batch.attention_mask,
-        names_filter=lambda n: n in names,
-        return_cache_object=False,
-    )
+    z_all = cache_z(model, batch, range(n_layers))  # [b, pos, head, d_head], padding zeroed
     mask = batch.attention_mask.float()  # [b, pos]
     w_o = model.W_O.detach()  # [layer, head, d_head, d_model]
     out = []
-    for n, la in names.items():
-        z = cache[n] * mask[:, :, None, None]  # [b, pos, head, d_head]
-        z_mean = z.sum(1) / mask.sum(1)[:, None, None]  # [b, head, d_head]
+    for la in range(n_layers):
+        z_mean = z_all[la].sum(1) / mask.sum(1)[:, None, None]  # [b, head, d_head]
         out.append(torch.einsum("bhd,hdm->bhm", z_mean, w_o[la]))
     return torch.cat(out, dim=1)
 

@@ -31,7 +31,11 @@ def circuit_png(d: Discovery, path: Path, title: str) -> Path:
         (axes[1], "sae_node_score", "in_sae_circuit", "SAE node score"),
     ]:
         grid = t[col].to_numpy().reshape(n_layers, n_heads)
-        im = ax.imshow(grid, aspect="auto", cmap="RdBu_r" if col == "patch_effect" else "viridis")
+        if col == "patch_effect":  # diverging map centred on 0
+            lim = float(np.nanmax(np.abs(grid))) or 1.0
+            im = ax.imshow(grid, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim)
+        else:
+            im = ax.imshow(grid, aspect="auto", cmap="viridis")
         ys, xs = np.nonzero(t[mark].to_numpy().reshape(n_layers, n_heads))
         ax.scatter(xs, ys, s=10, facecolors="none", edgecolors="k", linewidths=0.8)
         ax.set_title(name, fontsize=9)

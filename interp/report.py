@@ -23,6 +23,9 @@ def _atomic_write(path: Path, write) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give results normal permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

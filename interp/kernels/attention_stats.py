@@ -35,6 +35,19 @@ NEG = -1.0e30  # finite "minus infinity": keeps exp() of fully masked tiles at 0
 
 
 @triton.jit
+def _tile(X, MASK, base, mask_base, idx, n, stride, D: tl.constexpr):
+    """Rows ``idx`` of a [n, D] matrix at ``X + base`` (0 outside), and which are real tokens."""
+    inside = idx < n
+    x = tl.load(
+        X + base + idx[:, None] * stride + tl.arange(0, D)[None, :],
+        mask=inside[:, None],
+        other=0.0,
+    )
+    real = tl.load(MASK + mask_base + idx, mask=inside, other=0) != 0
+    return x, real & inside
+
+
+@triton.jit
 def _row_stats_kernel(
     Q, K, MASK, LSE, ENT, EPOS, DIST, WAAD, SINK, ARG,
     sqb, sqh, sqn, skb, skh, skn, smb, sob, soh,
@@ -48,14 +61,8 @@ def _row_stats_kernel(
     h = bh % n_heads
     kvh = h // rep
     rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    dims = tl.arange(0, D)
     row_in = rows < n
-    q = tl.load(
-        Q + b * sqb + h * sqh + rows[:, None] * sqn + dims[None, :],
-        mask=row_in[:, None],
-        other=0.0,
-    )
-    row_real = tl.load(MASK + b * smb + rows, mask=row_in, other=0) != 0
+    q, row_real = _tile(Q, MASK, b * sqb + h * sqh, b * smb, rows, n, sqn, D)
     m = tl.full([BLOCK_M], NEG, tl.float32)
     ll = tl.zeros([BLOCK_M], tl.float32)
     a_s = tl.zeros([BLOCK_M], tl.float32)
@@ -70,15 +77,9 @@ def _row_stats_kernel(
         hi = tl.minimum((pid_m + 1) * BLOCK_M, n)
     for start in range(0, hi, BLOCK_N):
         cols = start + tl.arange(0, BLOCK_N)
-        col_in = cols < n
-        k = tl.load(
-            K + b * skb + kvh * skh + cols[:, None] * skn + dims[None, :],
-            mask=col_in[:, None],
-            other=0.0,
-        )
-        key_real = tl.load(MASK + b * smb + cols, mask=col_in, other=0) != 0
+        k, key_real = _tile(K, MASK, b * skb + kvh * skh, b * smb, cols, n, skn, D)
         s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale
-        vis = key_real[None, :] & col_in[None, :]
+        vis = key_real[None, :] & (rows[:, None] >= 0)
         if CAUSAL:
             vis = vis & (cols[None, :] <= rows[:, None])
         s = tl.where(vis, s, NEG)
@@ -125,14 +126,8 @@ def _col_stats_kernel(
     h = bh % n_heads
     kvh = h // rep
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    dims = tl.arange(0, D)
     col_in = cols < n
-    k = tl.load(
-        K + b * skb + kvh * skh + cols[:, None] * skn + dims[None, :],
-        mask=col_in[:, None],
-        other=0.0,
-    )
-    key_real = tl.load(MASK + b * smb + cols, mask=col_in, other=0) != 0
+    k, key_real = _tile(K, MASK, b * skb + kvh * skh, b * smb, cols, n, skn, D)
     col = tl.zeros([BLOCK_N], tl.float32)
     fai = tl.zeros([BLOCK_N], tl.float32)
     lo = 0
@@ -141,15 +136,10 @@ def _col_stats_kernel(
     for start in range(lo, n, BLOCK_M):
         rows = start + tl.arange(0, BLOCK_M)
         row_in = rows < n
-        q = tl.load(
-            Q + b * sqb + h * sqh + rows[:, None] * sqn + dims[None, :],
-            mask=row_in[:, None],
-            other=0.0,
-        )
-        row_real = tl.load(MASK + b * smb + rows, mask=row_in, other=0) != 0
+        q, row_real = _tile(Q, MASK, b * sqb + h * sqh, b * smb, rows, n, sqn, D)
         lse = tl.load(LSE + b * sob + h * soh + rows, mask=row_in, other=0.0)
         s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale
-        vis = (row_real & row_in)[:, None] & (key_real & col_in)[None, :]
+        vis = row_real[:, None] & key_real[None, :]
         if CAUSAL:
             vis = vis & (cols[None, :] <= rows[:, None])
         p = tl.where(vis, tl.exp(tl.where(vis, s - lse[:, None], NEG)), 0.0)
