@@ -1,0 +1,156 @@
+"""Training-free attention-sink calibration (ACT: Yu et al., ICML 2024, arXiv 2406.15765;
+official code GATECH-EIC/ACT models/llama_modelling_aug.py; shared/methods.md section 2).
+
+For a calibrated head on an input of N tokens: s_j = sum_i A[i,j] / (N - j); the sink set is
+{j : s_j > 0.1} minus its first element (ACT's ``indices[1:]``: the first sink, normally token 0,
+is never calibrated). Per query row: A'[i,j] = beta * A[i,j] for j in the set (beta = 0.4) and the
+freed mass (1 - beta) * sum_{j in set} A[i,j] goes to the other keys in proportion to their
+attention, so rows still sum to 1 (a row whose attention is all on calibrated sinks has nowhere to
+put the mass and stays unchanged; ACT's code only has that case for row 0 and resets it there).
+The transform is a hook on the chosen heads' ``hook_pattern``; other heads are untouched.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.ablation.uniform import check_heads
+from interp.errors import InputError
+
+BETA = 0.4
+THRESHOLD = 0.1
+# Real lengths of the prompts in the current batch (right padding); None = no padding.
+LENGTHS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "interp_calibration_lengths", default=None
+)
+
+
+def calibrate_pattern(
+    a: Float[Tensor, "batch head query key"],
+    lengths: list[int] | None = None,
+    beta: float = BETA,
+    threshold: float = THRESHOLD,
+) -> Float[Tensor, "batch head query key"]:
+    """ACT's transform of post-softmax attention (causal), every head of ``a``."""
+    b, _, n, _ = a.shape
+    lengths = lengths or [n] * b
+    out = a.clone()
+    for i, length in enumerate(lengths):
+        x = a[i, :, :length, :length]  # [h, N, N]
+        s = x.sum(-2) / torch.arange(length, 0, -1, device=a.device, dtype=a.dtype)  # s_j
+        sink = s > threshold  # [h, N]
+        first = torch.where(sink.any(-1), sink.float().argmax(-1), -1)  # first sink per head
+        idx = torch.arange(length, device=a.device)
+        sink &= idx[None, :] != first[:, None]  # never calibrate the first sink
+        sink_rows = sink[:, None, :].expand_as(x)
+        on_sinks = torch.where(sink_rows, x, torch.zeros_like(x))
+        others = x - on_sinks
+        free = (1 - beta) * on_sinks.sum(-1, keepdim=True)
+        denom = others.sum(-1, keepdim=True)
+        new = beta * on_sinks + others + free * others / denom.clamp_min(1e-30)
+        out[i, :, :length, :length] = torch.where(denom > 0, new, x)
+    return out
+
+
+@dataclass
+class CalibrationConfig:
+    """Which heads to calibrate and how; saved as JSON."""
+
+    model: str
+    heads: list[tuple[int, int]]
+    beta: float = BETA
+    threshold: float = THRESHOLD
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: Path) -> Path:
+        from interp.report import write_json
+
+        d = asdict(self)
+        d["heads"] = [list(h) for h in self.heads]
+        return write_json(d, Path(path))
+
+    @classmethod
+    def load(cls, path: Path) -> CalibrationConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"calibration config {path} does not exist")
+        try:
+            d = json.loads(path.read_text())
+            heads = [(int(la), int(h)) for la, h in d["heads"]]
+            return cls(d["model"], heads, float(d["beta"]), float(d["threshold"]), d["provenance"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise InputError(f"{path} is not a calibration config ({e})") from e
+
+
+def calibration_hooks(
+    model: TransformerBridge, config: CalibrationConfig
+) -> list[tuple[str, Callable]]:
+    """``hook_pattern`` hooks that calibrate exactly ``config.heads``."""
+    by_layer: dict[int, list[int]] = defaultdict(list)
+    for la, h in check_heads(model, config.heads):
+        by_layer[la].append(h)
+
+    def make(heads: list[int]) -> Callable:
+        idx = sorted(set(heads))
+
+        def hook(pattern: Tensor, hook) -> Tensor:
+            out = pattern.clone()
+            out[:, idx] = calibrate_pattern(
+                pattern[:, idx], LENGTHS.get(), config.beta, config.threshold
+            )
+            return out
+
+        return hook
+
+    return [(f"blocks.{la}.attn.hook_pattern", make(hs)) for la, hs in by_layer.items()]
+
+
+class AppliedCalibration:
+    """Handle returned by ``apply_calibration``; ``remove()`` restores the model exactly."""
+
+    def __init__(self, model: TransformerBridge, config: CalibrationConfig) -> None:
+        if config.model != str(model.cfg.model_name):
+            raise InputError(
+                f"this calibration was made for {config.model!r}, not {model.cfg.model_name!r}"
+            )
+        self.model, self.config, self._handles = model, config, []
+        for name, fn in calibration_hooks(model, config):
+            point = model.hook_dict[name]
+            self._handles.append((point, point.add_hook(fn, is_permanent=True)))
+
+    def remove(self) -> None:
+        for point, handle in self._handles:
+            handle.hook.remove()
+            if handle in point.fwd_hooks:
+                point.fwd_hooks.remove(handle)
+        self._handles = []
+
+
+def apply_calibration(
+    model: TransformerBridge, config: CalibrationConfig | str | Path
+) -> AppliedCalibration:
+    """Calibrate ``model`` in place until ``.remove()`` (hooks survive ``reset_hooks``)."""
+    if not isinstance(config, CalibrationConfig):
+        config = CalibrationConfig.load(Path(config))
+    return AppliedCalibration(model, config)
+
+
+@contextmanager
+def calibrated(model: TransformerBridge, config: CalibrationConfig) -> Iterator[TransformerBridge]:
+    handle = apply_calibration(model, config)
+    try:
+        yield model
+    finally:
+        handle.remove()

@@ -1,0 +1,220 @@
+"""Choosing heads to calibrate (ACT head search) and scoring multiple-choice tasks.
+
+Task files are JSONL, one example per line: ``{"prompt": str, "choices": [str, ...], "label":
+int}``. Each choice is scored by the summed log-probability of its tokens after the prompt
+(choices usually start with a space: " yes"). The bundled tasks live in
+``interp/data/tasks/<name>.{calibration,test}.jsonl`` (``scripts/make_choice_tasks.py``).
+
+Search (ACT, methods.md section 2): on the calibration split, calibrate one head at a time
+(layers 2 and up, as the paper) and keep the heads whose calibration raises accuracy. The kept
+heads are then verified together: they are added greedily in order of their own gain and a head
+stays only if the set's calibration accuracy does not drop (the paper applies all kept heads;
+the greedy check guards against heads that only help alone). The uncalibrated run is computed
+once and reused as the baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.calibration import LENGTHS, CalibrationConfig, calibration_hooks
+from interp.errors import InputError
+from interp.tokens import from_token_ids
+
+
+def bundled_task(name: str, split: str) -> Path:
+    return Path(str(files("interp") / "data" / "tasks" / f"{name}.{split}.jsonl"))
+
+
+def load_task(path: Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"task file {path} does not exist")
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            ok = (
+                isinstance(row["prompt"], str)
+                and isinstance(row["choices"], list)
+                and len(row["choices"]) >= 2
+                and all(isinstance(c, str) and c for c in row["choices"])
+                and isinstance(row["label"], int)
+                and 0 <= row["label"] < len(row["choices"])
+            )
+        except (ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            raise InputError(
+                f"{path}:{i}: each line must be JSON with 'prompt' (str), 'choices' (>= 2 "
+                "non-empty str) and 'label' (index into choices)"
+            )
+        rows.append(row)
+    if not rows:
+        raise InputError(f"task file {path} has no examples")
+    return rows
+
+
+class _Stop(Exception):
+    pass
+
+
+class ChoiceScorer:
+    """Tokenizes every (prompt, choice) once; ``correct(hooks)`` -> bool per example."""
+
+    def __init__(self, model: TransformerBridge, rows: list[dict], batch_size: int = 64) -> None:
+        self.model, self.rows, self.batch_size = model, rows, batch_size
+        tok = model.tokenizer
+        self.seqs, self.spans, self.owner = [], [], []
+        for e, row in enumerate(rows):
+            p = tok(row["prompt"])["input_ids"]
+            for c in row["choices"]:
+                ids = tok(row["prompt"] + c)["input_ids"]
+                if ids[: len(p)] != p:  # choice merged with the prompt's last token
+                    ids = p + tok(c, add_special_tokens=False)["input_ids"]
+                self.seqs.append(ids)
+                self.spans.append((len(p), len(ids)))
+                self.owner.append(e)
+        self.labels = np.array([r["label"] for r in rows])
+
+    @torch.no_grad()
+    def scores(self, hooks=()) -> np.ndarray:
+        """Summed log-prob of every choice: [n_choices_total]."""
+        out = np.zeros(len(self.seqs))
+        for s in range(0, len(self.seqs), self.batch_size):
+            batch = from_token_ids(self.model, self.seqs[s : s + self.batch_size])
+            resid = self._final_residual(batch, hooks)
+            spans = self.spans[s : s + self.batch_size]
+            rows = [i for i, (a, b) in enumerate(spans) for _ in range(a - 1, b - 1)]
+            cols = [p for a, b in spans for p in range(a - 1, b - 1)]
+            # unembed only the positions that predict choice tokens (not [batch, pos, vocab])
+            logp = self.model.unembed(self.model.ln_final(resid[rows, cols])).log_softmax(-1)
+            targets = torch.tensor(
+                [int(batch.tokens[i, p + 1]) for i, p in zip(rows, cols, strict=True)]
+            )
+            token_lp = logp.gather(-1, targets[:, None])[:, 0]
+            k = 0
+            for i, (a, b) in enumerate(spans):
+                out[s + i] = float(token_lp[k : k + b - a].sum())
+                k += b - a
+        return out
+
+    def _final_residual(self, batch, hooks) -> torch.Tensor:
+        """Residual stream entering the final norm, [batch, pos, d_model]; the forward pass
+        stops there (the [batch, pos, vocab] logits are never computed)."""
+        got: dict[str, torch.Tensor] = {}
+
+        def grab(x, hook):
+            got["resid"] = x
+            raise _Stop
+
+        token = LENGTHS.set(batch.lengths)
+        try:
+            with self.model.hooks(fwd_hooks=[*hooks, ("ln_final.hook_in", grab)]):
+                self.model(batch.tokens, attention_mask=batch.attention_mask)
+        except _Stop:
+            pass
+        finally:
+            LENGTHS.reset(token)
+        return got["resid"]
+
+    def correct(self, hooks=()) -> np.ndarray:
+        scores = self.scores(hooks)
+        pred = np.zeros(len(self.rows), dtype=int)
+        best = np.full(len(self.rows), -np.inf)
+        counter = np.zeros(len(self.rows), dtype=int)
+        for score, e in zip(scores, self.owner, strict=True):
+            if score > best[e]:
+                best[e], pred[e] = score, counter[e]
+            counter[e] += 1
+        return pred == self.labels
+
+
+@dataclass
+class SearchResult:
+    config: CalibrationConfig
+    per_head: list[dict[str, Any]]
+    baseline: float
+    calibrated: float
+    seconds: float
+
+
+def search_heads(
+    model: TransformerBridge,
+    calibration_rows: list[dict],
+    *,
+    first_layer: int = 2,
+    beta: float = 0.4,
+    threshold: float = 0.1,
+    progress: bool = True,
+    provenance: dict | None = None,
+) -> SearchResult:
+    t0 = time.perf_counter()
+    scorer = ChoiceScorer(model, calibration_rows)
+    base = float(scorer.correct().mean())  # the uncalibrated run, computed once
+    name = str(model.cfg.model_name)
+    heads = [
+        (la, h) for la in range(first_layer, int(model.cfg.n_layers))
+        for h in range(int(model.cfg.n_heads))
+    ]  # fmt: skip
+
+    def acc(hs) -> float:
+        cfg = CalibrationConfig(name, list(hs), beta, threshold)
+        return float(scorer.correct(calibration_hooks(model, cfg)).mean())
+
+    per_head = []
+    for la, h in tqdm(heads, desc="calibration search", disable=not progress):
+        per_head.append({"layer": la, "head": h, "accuracy": acc([(la, h)])})
+    gains = sorted((r for r in per_head if r["accuracy"] > base), key=lambda r: -r["accuracy"])
+    chosen: list[tuple[int, int]] = []
+    best = base
+    for r in gains:
+        trial = acc([*chosen, (r["layer"], r["head"])])
+        if trial >= best:
+            chosen.append((r["layer"], r["head"]))
+            best = trial
+    cfg = CalibrationConfig(
+        name,
+        chosen,
+        beta,
+        threshold,
+        {
+            **(provenance or {}),
+            "first_layer": first_layer,
+            "n_calibration": len(calibration_rows),
+            "calibration_accuracy_before": base,
+            "calibration_accuracy_after": best,
+            "n_heads_improving_alone": len(gains),
+        },
+    )
+    return SearchResult(cfg, per_head, base, best, time.perf_counter() - t0)
+
+
+def paired_bootstrap(before: np.ndarray, after: np.ndarray, n: int = 2000, seed: int = 0):
+    """95 % bootstrap interval of mean(after) - mean(before) over the same examples."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(before), size=(n, len(before)))
+    diffs = after[idx].mean(1) - before[idx].mean(1)
+    return float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion k / n."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
