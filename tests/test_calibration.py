@@ -1,0 +1,178 @@
+"""ACT sink calibration: the transform on a hand-computed example, row sums, untouched heads,
+config round trip, apply/remove restoring logits exactly, task files and choice scoring."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from interp.calibration import (
+    CalibrationConfig,
+    apply_calibration,
+    calibrate_pattern,
+    calibrated,
+    calibration_hooks,
+)
+from interp.calibration_search import (
+    ChoiceScorer,
+    load_task,
+    paired_bootstrap,
+    search_heads,
+    wilson,
+)
+from interp.errors import InputError
+
+A = torch.tensor(
+    [
+        [1.0, 0.0, 0.0, 0.0],
+        [0.5, 0.5, 0.0, 0.0],
+        [0.4, 0.4, 0.2, 0.0],
+        [0.4, 0.3, 0.1, 0.2],
+    ]
+)[None, None]
+
+
+def test_transform_hand_computed():
+    # s = [2.3/4, 1.2/3, 0.3/2, 0.2/1] = [0.575, 0.4, 0.15, 0.2]
+    # threshold 0.3: sinks {0, 1}; the first (0) is kept -> only key 1 is calibrated
+    got = calibrate_pattern(A, beta=0.4, threshold=0.3)[0, 0]
+    expected = torch.tensor(
+        [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.5 + 0.3, 0.2, 0.0, 0.0],  # freed 0.6 * 0.5 all goes to key 0
+            [0.4 + 0.24 * 0.4 / 0.6, 0.16, 0.2 + 0.24 * 0.2 / 0.6, 0.0],
+            [0.4 + 0.18 * 0.4 / 0.7, 0.12, 0.1 + 0.18 * 0.1 / 0.7, 0.2 + 0.18 * 0.2 / 0.7],
+        ]
+    )
+    torch.testing.assert_close(got, expected)
+    # threshold 0.1: sinks {0, 1, 2, 3} minus the first -> keys 1-3 calibrated, key 0 takes all
+    got = calibrate_pattern(A, beta=0.4, threshold=0.1)[0, 0]
+    torch.testing.assert_close(got[3], torch.tensor([0.4 + 0.36, 0.12, 0.04, 0.08]))
+
+
+def test_rows_sum_to_one_and_padding_is_untouched():
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(2, 3, 9, 9, generator=g)
+    s = s.masked_fill(~torch.ones(9, 9).tril().bool(), float("-inf"))
+    a = s.softmax(-1)
+    a[1, :, 6:] = 0  # prompt 1 has 6 real tokens (padding zeroed)
+    a[1, :, :, 6:] = 0
+    out = calibrate_pattern(a, lengths=[9, 6])
+    torch.testing.assert_close(out[0].sum(-1), torch.ones(3, 9))
+    torch.testing.assert_close(out[1, :, :6].sum(-1), torch.ones(3, 6))
+    assert (out[1, :, 6:] == 0).all() and (out[1, :, :, 6:] == 0).all()
+    assert not torch.equal(out, a)
+
+
+def _patterns(model, ids, hooks=()):
+    got = {}
+
+    def grab(x, hook):
+        got[hook.name] = x.detach().clone()
+
+    names = [f"blocks.{la}.attn.hook_pattern" for la in range(2)]
+    with torch.no_grad(), model.hooks(fwd_hooks=[*hooks, *[(n, grab) for n in names]]):
+        logits = model(ids)
+    return got, logits
+
+
+def test_only_calibrated_heads_change(tiny):
+    ids = torch.tensor([tiny.tokenizer("the cat sat on the mat, the end")["input_ids"]])
+    cfg = CalibrationConfig("tiny", [(1, 2)])
+    clean, _ = _patterns(tiny, ids)
+    cal, _ = _patterns(tiny, ids, calibration_hooks(tiny, cfg))
+    assert torch.equal(cal["blocks.0.attn.hook_pattern"], clean["blocks.0.attn.hook_pattern"])
+    p1, c1 = cal["blocks.1.attn.hook_pattern"], clean["blocks.1.attn.hook_pattern"]
+    assert torch.equal(p1[:, [0, 1, 3]], c1[:, [0, 1, 3]])
+    torch.testing.assert_close(p1[:, 2], calibrate_pattern(c1[:, 2:3])[:, 0])
+
+
+def test_config_round_trip_and_errors(tmp_path):
+    cfg = CalibrationConfig("tiny", [(1, 2), (0, 3)], 0.5, 0.2, {"task": "x"})
+    cfg.save(tmp_path / "c.json")
+    back = CalibrationConfig.load(tmp_path / "c.json")
+    assert back == cfg
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(InputError, match="not a calibration config"):
+        CalibrationConfig.load(tmp_path / "bad.json")
+    with pytest.raises(InputError, match="does not exist"):
+        CalibrationConfig.load(tmp_path / "none.json")
+
+
+def test_apply_and_remove_restore_logits_exactly(tiny, tmp_path):
+    ids = torch.tensor([tiny.tokenizer("hello hello hello there friend")["input_ids"]])
+    with torch.no_grad():
+        before = tiny(ids)
+    cfg = CalibrationConfig("tiny", [(0, 1), (1, 2)])
+    cfg.save(tmp_path / "c.json")
+    handle = apply_calibration(tiny, tmp_path / "c.json")
+    with torch.no_grad():
+        during = tiny(ids)
+        tiny.reset_hooks()  # a user's reset does not drop the calibration
+        during2 = tiny(ids)
+    assert not torch.equal(before, during) and torch.equal(during, during2)
+    handle.remove()
+    with torch.no_grad():
+        assert torch.equal(tiny(ids), before)
+    with calibrated(tiny, cfg), torch.no_grad():
+        assert torch.equal(tiny(ids), during)
+    with torch.no_grad():
+        assert torch.equal(tiny(ids), before)
+    with pytest.raises(InputError, match="made for"):
+        apply_calibration(tiny, CalibrationConfig("other-model", [(0, 0)]))
+
+
+def _task_file(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_task_file_validation(tmp_path):
+    good = _task_file(tmp_path / "t.jsonl", [{"prompt": "a", "choices": [" b", " c"], "label": 1}])
+    assert load_task(good)[0]["label"] == 1
+    bad = _task_file(tmp_path / "b.jsonl", [{"prompt": "a", "choices": [" b"], "label": 0}])
+    with pytest.raises(InputError, match="b.jsonl:1"):
+        load_task(bad)
+
+
+def test_choice_scores_match_full_logits(tiny, tmp_path):
+    rows = [
+        {"prompt": "the cat", "choices": [" sat", " ran far"], "label": 0},
+        {"prompt": "one two", "choices": [" three", " four", " x"], "label": 2},
+    ]
+    scorer = ChoiceScorer(tiny, rows)
+    got = scorer.scores()
+    tok = tiny.tokenizer
+    ref = []
+    with torch.no_grad():
+        for row in rows:
+            p = tok(row["prompt"])["input_ids"]
+            for c in row["choices"]:
+                ids = tok(row["prompt"] + c)["input_ids"]
+                lp = tiny(torch.tensor([ids]))[0].log_softmax(-1)
+                ref.append(sum(lp[i - 1, ids[i]].item() for i in range(len(p), len(ids))))
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+    assert scorer.correct().tolist() == [
+        ref[0] > ref[1],
+        ref[4] > max(ref[2], ref[3]),
+    ]
+
+
+def test_search_runs_on_tiny():
+    rows = [{"prompt": f"item {i} is", "choices": [" a", " b"], "label": i % 2} for i in range(6)]
+    from interp import load_model
+
+    model = load_model("tiny")
+    r = search_heads(model, rows, first_layer=1, progress=False)
+    assert len(r.per_head) == 4 and r.calibrated >= r.baseline
+    assert r.config.provenance["n_calibration"] == 6
+
+
+def test_intervals():
+    lo, hi = wilson(50, 100)
+    assert lo < 0.5 < hi and hi - lo == pytest.approx(0.19, abs=0.01)
+    same = np.ones(30)
+    assert paired_bootstrap(same, same) == (0.0, 0.0)
