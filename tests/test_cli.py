@@ -10,7 +10,17 @@ from typer.testing import CliRunner
 from interp.cli import app
 
 runner = CliRunner()
-COMMANDS = ["models", "info", "scan", "validate", "anchors", "cache-dir"]
+COMMANDS = [
+    "models",
+    "info",
+    "scan",
+    "validate",
+    "anchors",
+    "circuit",
+    "calibrate",
+    "generate",
+    "cache-dir",
+]
 
 
 @pytest.mark.parametrize("cmd", [[], *[[c] for c in COMMANDS]])
@@ -88,3 +98,32 @@ def test_anchors_command_on_tiny():
     )
     assert result.exit_code == 0, result.output
     assert "anchor tokens" in result.output and "preplan tokens" in result.output
+
+
+def test_calibrate_and_generate_on_tiny(tmp_path):
+    import json
+
+    rows = [{"prompt": f"item {i} is", "choices": [" a", " b"], "label": i % 2} for i in range(6)]
+    for split in ("cal", "test"):
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = tmp_path / "c.json"
+    args = ["calibrate", "tiny", "--task", str(tmp_path / "cal.jsonl"), "--test",
+            str(tmp_path / "test.jsonl"), "--out", str(cfg), "--first-layer", "1"]  # fmt: skip
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    saved = json.loads(cfg.read_text())
+    assert saved["model"] == "tiny" and "test_accuracy_before" in saved["provenance"]
+    plain = runner.invoke(app, ["generate", "hello", "--model", "tiny", "--max-new-tokens", "3"])
+    assert plain.exit_code == 0 and plain.output.startswith("hello")
+    calib = CalibrationConfig_json(tmp_path)
+    g = runner.invoke(app, ["generate", "hello", "--model", "tiny", "--calibration", str(calib),
+                            "--max-new-tokens", "3"])  # fmt: skip
+    assert g.exit_code == 0, g.output
+    missing = runner.invoke(app, ["calibrate", "tiny", "--task", str(tmp_path / "cal.jsonl")])
+    assert missing.exit_code == 2 and "--test" in missing.output
+
+
+def CalibrationConfig_json(folder):  # noqa: N802 - helper that writes a one-head config
+    from interp.calibration import CalibrationConfig
+
+    return CalibrationConfig("tiny", [(1, 0)]).save(folder / "one.json")
