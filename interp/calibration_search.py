@@ -7,9 +7,10 @@ int}``. Each choice is scored by the summed log-probability of its tokens after 
 
 Search (ACT, methods.md section 2): on the calibration split, calibrate one head at a time
 (layers 2 and up, as the paper) and keep the heads whose calibration raises accuracy. The kept
-heads are then verified together: they are added greedily in order of their own gain and a head
-stays only if the set's calibration accuracy does not drop (the paper applies all kept heads;
-the greedy check guards against heads that only help alone). The uncalibrated run is computed
+heads are then verified together: the (at most ``max_candidates`` = 20) best are added greedily
+in order of their own gain and a head stays only if the set's calibration accuracy does not drop
+(the paper applies all kept heads; the greedy check guards against heads that only help alone,
+and the cap bounds its cost at one evaluation per candidate). The uncalibrated run is computed
 once and reused as the baseline.
 """
 
@@ -160,6 +161,7 @@ def search_heads(
     threshold: float = 0.1,
     progress: bool = True,
     provenance: dict | None = None,
+    max_candidates: int = 20,
 ) -> SearchResult:
     t0 = time.perf_counter()
     scorer = ChoiceScorer(model, calibration_rows)
