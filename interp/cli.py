@@ -279,6 +279,11 @@ def calibrate(
             test_difference_ci95=[lo, hi], n_test=len(test_rows), search_seconds=result.seconds,
         )  # fmt: skip
         result.config.save(out_file)
+        import pandas as pd
+
+        from interp.report import write_table
+
+        write_table(pd.DataFrame(result.per_head), out_file.with_suffix(".heads.parquet"))
     except InterpError as e:
         _fail(e)
     n = len(test_rows)
