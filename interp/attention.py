@@ -27,7 +27,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.errors import InputError
 from interp.models.info import n_kv_heads
-from interp.tokens import TokenBatch, tokenize
+from interp.tokens import TokenBatch, as_batch
 
 # Short names users may pass instead of full hook names, and the layout of each.
 HEAD_HOOKS: dict[str, str] = {
@@ -164,7 +164,7 @@ def run_heads(
         ``HeadActivations``; patterns ``[batch, head, query, key]``, q/k/v/z
         ``[batch, pos, head, d_head]`` with key/value heads expanded to query heads.
     """
-    batch = prompts if isinstance(prompts, TokenBatch) else tokenize(model, prompts)
+    batch = as_batch(model, prompts)
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
     names = resolve_hooks(model, hooks, layers)

@@ -99,3 +99,8 @@ def from_token_ids(model: TransformerBridge, ids: Sequence[Sequence[int]]) -> To
     if max(len(s) for s in seqs) > model.cfg.n_ctx:
         raise InputError(f"a sequence is longer than the context length {model.cfg.n_ctx}")
     return _pad(seqs, int(model.tokenizer.pad_token_id), model.tokenizer)
+
+
+def as_batch(model: TransformerBridge, prompts: str | Sequence[str] | TokenBatch) -> TokenBatch:
+    """``prompts`` as a ``TokenBatch`` (tokenized unless it already is one)."""
+    return prompts if isinstance(prompts, TokenBatch) else tokenize(model, prompts)

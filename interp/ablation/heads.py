@@ -24,20 +24,16 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.ablation.uniform import check_heads, uniform_attention_hooks
 from interp.errors import InputError
-from interp.tokens import TokenBatch, tokenize
+from interp.tokens import as_batch
 
 KINDS = ("zero", "mean", "resample", "uniform")
 Head = tuple[int, int]
 
 
-def _batch(model: TransformerBridge, prompts) -> TokenBatch:
-    return prompts if isinstance(prompts, TokenBatch) else tokenize(model, prompts)
-
-
 @torch.no_grad()
 def cache_z(model: TransformerBridge, prompts, layers: Iterable[int]) -> dict[int, torch.Tensor]:
     """``hook_z`` [batch, pos, head, d_head] of ``layers`` on ``prompts`` (padding zeroed)."""
-    batch = _batch(model, prompts)
+    batch = as_batch(model, prompts)
     names = {f"blocks.{la}.attn.hook_z": la for la in set(layers)}
     _, cache = model.run_with_cache(
         batch.tokens,
@@ -53,7 +49,7 @@ def head_means(
     model: TransformerBridge, reference, heads: Sequence[Head]
 ) -> dict[Head, torch.Tensor]:
     """Mean ``hook_z`` vector of each head over the real tokens of ``reference``."""
-    batch = _batch(model, reference)
+    batch = as_batch(model, reference)
     z = cache_z(model, batch, [la for la, _ in heads])
     count = batch.attention_mask.sum()
     return {(la, h): z[la][:, :, h].sum((0, 1)) / count for la, h in heads}

@@ -25,7 +25,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from interp.errors import InputError
 from interp.stats.streaming import AttentionStats, attention_stats
-from interp.tokens import TokenBatch, tokenize
+from interp.tokens import TokenBatch, as_batch
 
 ATTN_NAME = "interp_stats"
 _RECORDER: contextvars.ContextVar[Callable | None] = contextvars.ContextVar(
@@ -98,7 +98,7 @@ def model_attention_stats(
     (the torch backend's query chunk, or nothing extra with triton); no pattern is stored.
     ``stats_options`` go to ``attention_stats`` (``sink_tokens``, ``window``, ``fai_window``).
     """
-    batch = prompts if isinstance(prompts, TokenBatch) else tokenize(model, prompts)
+    batch = as_batch(model, prompts)
     n_layers = int(model.cfg.n_layers)
     wanted = set(range(n_layers) if layers is None else layers)
     if not wanted <= set(range(n_layers)):
