@@ -30,10 +30,9 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.errors import InputError
 from interp.heads.base import DetectorResult, head_frame, register
-from interp.heads.inputs import all_patterns
-from interp.heads.needle import haystack_text
+from interp.heads.inputs import all_patterns, haystack_windows
 from interp.models.info import is_causal
-from interp.tokens import TokenBatch, from_token_ids, tokenize
+from interp.tokens import TokenBatch, tokenize
 
 W = 10  # WAAD window
 FAI_START = 10  # FAI looks at queries from s + 10 ...
@@ -107,13 +106,6 @@ def head_groups(span: Tensor, layers: Sequence[int]) -> list[list[str]]:
     return groups
 
 
-def _windows(model: TransformerBridge, n_tokens: int, n_windows: int) -> TokenBatch:
-    ids = model.tokenizer(haystack_text(), add_special_tokens=False)["input_ids"]
-    if len(ids) < n_tokens * n_windows:
-        raise InputError(f"the bundled haystack has fewer than {n_tokens * n_windows} tokens")
-    return from_token_ids(model, [ids[i * n_tokens : (i + 1) * n_tokens] for i in range(n_windows)])
-
-
 def token_table(
     head_waad: Float[Tensor, "layer head n"],
     head_fai: Float[Tensor, "layer head n"],
@@ -185,7 +177,7 @@ class AnchorDetector:
         """
         if not is_causal(model):
             raise InputError("anchor heads are defined for causal (decoder) models")
-        batch = _windows(model, n_tokens, n_windows)
+        batch = haystack_windows(model, n_tokens, n_windows)
         streaming = n_tokens > LONG_INPUT if streaming is None else streaming
         span, w_all, f_all = (_streamed if streaming else _dense)(model, batch)
         layers = list(layers) if layers is not None else middle_third(int(model.cfg.n_layers))

@@ -32,6 +32,16 @@ def text_windows(model: TransformerBridge, n_tokens: int = 64, max_windows: int 
     return from_token_ids(model, windows[:max_windows])
 
 
+def haystack_windows(model: TransformerBridge, n_tokens: int, n_windows: int) -> TokenBatch:
+    """The first ``n_windows`` consecutive ``n_tokens``-token windows of the bundled haystack."""
+    from interp.heads.needle import haystack_text
+
+    ids = model.tokenizer(haystack_text(), add_special_tokens=False)["input_ids"]
+    if len(ids) < n_tokens * n_windows:
+        raise InputError(f"the bundled haystack has fewer than {n_tokens * n_windows} tokens")
+    return from_token_ids(model, [ids[i * n_tokens : (i + 1) * n_tokens] for i in range(n_windows)])
+
+
 def repeated_random_tokens(
     model: TransformerBridge, *, n_seqs: int = 8, half_len: int = 32, seed: int = 0
 ) -> TokenBatch:

@@ -37,12 +37,11 @@ from transformer_lens.model_bridge import TransformerBridge
 from interp.ablation.uniform import uniform_attention_hooks
 from interp.errors import InputError
 from interp.heads.base import DetectorResult
-from interp.heads.inputs import repeated_random_tokens
-from interp.heads.needle import haystack_text
+from interp.heads.inputs import haystack_windows, repeated_random_tokens
 from interp.heads.plots import validation_png
 from interp.heads.retrieval import make_tests, needle_accuracy
 from interp.report import write_json, write_table
-from interp.tokens import TokenBatch, from_token_ids
+from interp.tokens import TokenBatch
 
 Hooks = Sequence[tuple[str, Callable]]
 
@@ -71,12 +70,6 @@ def mean_loss(
     return float(nll[keep].mean())
 
 
-def text_batch(model: TransformerBridge, n_tokens: int = 256, n_windows: int = 8) -> TokenBatch:
-    ids = model.tokenizer(haystack_text(), add_special_tokens=False)["input_ids"]
-    windows = [ids[i : i + n_tokens] for i in range(0, n_windows * n_tokens, n_tokens)]
-    return from_token_ids(model, windows)
-
-
 def make_task(model: TransformerBridge, detector: str, seed: int = 1) -> Task:
     if detector == "retrieval":
         tests = make_tests(model, lengths=[256, 512], depths=[25.0, 75.0], needles=(3, 4, 5))
@@ -89,7 +82,7 @@ def make_task(model: TransformerBridge, detector: str, seed: int = 1) -> Task:
             {"tests": [t.key for t in tests]},
         )
     if detector == "sink":
-        batch = text_batch(model)
+        batch = haystack_windows(model, 256, 8)
         return Task(
             "text_loss",
             False,

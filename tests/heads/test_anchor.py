@@ -85,9 +85,9 @@ def test_groups_split_analysed_layers_by_span():
 def test_anchor_detector_matches_loop_reference_on_smollm2(smol, smol_hf_reference):
     res = get_detector("anchor").run(smol, n_tokens=64, n_windows=1)
     hf, _ = smol_hf_reference
-    from interp.heads.anchor import _windows
+    from interp.heads.inputs import haystack_windows
 
-    ids = _windows(smol, 64, 1).tokens
+    ids = haystack_windows(smol, 64, 1).tokens
     with torch.no_grad():
         attn = hf(ids, output_attentions=True).attentions
     ht = res.extra["head_tokens"]
