@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint dashboard
 setup:
 	@bash scripts/setup.sh
 
@@ -12,7 +12,11 @@ demo: setup
 	$(BIN)/interp scan smollm2-135m --out runs/demo
 
 test: setup
+	@bash scripts/setup_browser.sh
 	$(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+dashboard: setup
+	$(BIN)/interp dashboard --model smollm2-135m

@@ -356,6 +356,38 @@ def anchors(
         out.print(table)
 
 
+@app.command()
+def dashboard(
+    run: Annotated[
+        Path | None,
+        typer.Option("--run", help="A run folder written by `interp scan` (its head tables)."),
+    ] = None,
+    model: Annotated[str, typer.Option("--model", help="Model name or path.")] = "smollm2-135m",
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8050,
+) -> None:
+    """Serve the attention explorer (head atlas, attention maps, geometry, ablation) in a browser.
+
+    The model loads in the background (the page shows progress). Without --run the fast
+    detectors are computed on load; with --run every table of that scan is shown.
+    """
+    from dashboards.serve import make_server
+
+    if run is not None and not run.is_dir():
+        _fail(InputError(f"run folder {run} does not exist; write one with `interp scan`"))
+    server, state = make_server(model, str(run) if run else None, host=host, port=port)
+    console.print(
+        f"interp dashboard on [bold]http://{host}:{server.effective_port}[/] "
+        f"(loading {model} in the background; Ctrl-C stops)"
+    )
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        server.close()
+
+
 @app.command("cache-dir")
 def cache_dir() -> None:
     """Print the folder where converted models are cached (set INTERP_CACHE_DIR to move it)."""

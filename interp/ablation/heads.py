@@ -62,21 +62,28 @@ def ablation_hooks(
     *,
     reference=None,
     corrupted=None,
+    means: dict[Head, torch.Tensor] | None = None,
 ) -> list[tuple[str, object]]:
-    """The forward hooks of ``ablate`` (to combine with other hooks)."""
+    """The forward hooks of ``ablate`` (to combine with other hooks).
+
+    ``means``: precomputed ``head_means`` (any superset of ``heads``) instead of ``reference``.
+    """
     heads = check_heads(model, heads)
     if kind not in KINDS:
         raise InputError(f"unknown ablation {kind!r}; use one of {', '.join(KINDS)}")
     if kind == "uniform":
         return uniform_attention_hooks(model, heads)
-    if kind == "mean" and reference is None:
-        raise InputError("mean ablation needs reference prompts (reference=...)")
+    if kind == "mean" and reference is None and means is None:
+        raise InputError("mean ablation needs reference prompts (reference=...) or means=...")
     if kind == "resample" and corrupted is None:
         raise InputError("resample ablation needs corrupted prompts (corrupted=...)")
     by_layer: dict[int, list[int]] = defaultdict(list)
     for la, h in heads:
         by_layer[la].append(h)
-    means = head_means(model, reference, heads) if kind == "mean" else {}
+    if kind == "mean" and means is None:
+        means = head_means(model, reference, heads)
+    elif kind == "mean" and not set(heads) <= set(means):
+        raise InputError(f"means= lacks heads {sorted(set(heads) - set(means))[:4]}")
     source = cache_z(model, corrupted, by_layer) if kind == "resample" else {}
 
     def make(layer: int, idx: list[int]):

@@ -1,0 +1,202 @@
+"""Model computations behind the dashboard views (no Dash here, so they are tested directly).
+
+Input limits: prompts of at most ``MAX_CHARS`` characters and ``MAX_TOKENS`` tokens; at most
+``MAX_ABLATED`` ablated heads. Anything larger is an ``InputError`` that says the limit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.ablation.heads import KINDS, ablation_hooks
+from interp.attention import run_heads
+from interp.errors import InputError
+from interp.tokens import tokenize
+
+MAX_CHARS = 6000
+MAX_TOKENS = 512
+MAX_ABLATED = 64
+#: above this many tokens the attention map is a sparse top-k-per-row view
+DENSE_MAX_TOKENS = 64
+TOP_K = 5
+#: a key is highlighted as a sink when its sink score s_j = sum_i A[i,j]/(N-j) exceeds this
+#: (methods.md section 2: ACT's hidden-sink threshold 0.1; for j = 0 Gu et al.'s 0.3 is the
+#: head-level label, the per-token view uses one threshold for every position)
+SINK_THRESHOLD = 0.1
+
+
+def display_token(tok: str) -> str:
+    """A token made visible: newline -> ``\\n``, tab -> ``\\t``, leading space -> ``␣``."""
+    tok = tok.replace("\n", "\\n").replace("\t", "\\t")
+    return "␣" + tok[1:] if tok.startswith(" ") else tok
+
+
+def check_prompt(model: TransformerBridge, prompt: str | None) -> list[int]:
+    """Token ids of ``prompt`` after the limits are checked."""
+    if prompt is None or not prompt.strip():
+        raise InputError("type a prompt first (it is empty)")
+    if len(prompt) > MAX_CHARS:
+        raise InputError(
+            f"the prompt has {len(prompt)} characters; the dashboard takes at most {MAX_CHARS}"
+        )
+    batch = tokenize(model, [prompt])
+    n = batch.lengths[0]
+    if n > MAX_TOKENS:
+        raise InputError(
+            f"the prompt has {n} tokens; the dashboard takes at most {MAX_TOKENS} (use "
+            "`interp scan` or interp.stats for long contexts)"
+        )
+    return batch.tokens[0, :n].tolist()
+
+
+def check_head(model: TransformerBridge, layer, head) -> tuple[int, int]:
+    n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
+    try:
+        layer, head = int(layer), int(head)
+    except (TypeError, ValueError):
+        raise InputError(f"pick a head (layer and head are {layer!r}, {head!r})") from None
+    if not (0 <= layer < n_layers and 0 <= head < n_heads):
+        raise InputError(
+            f"head L{layer}.H{head} does not exist: layers 0..{n_layers - 1}, "
+            f"heads 0..{n_heads - 1}"
+        )
+    return layer, head
+
+
+@dataclass
+class LayerView:
+    """One prompt through one layer: patterns and the vectors whose dot product scores them.
+
+    ``pattern`` [head, query, key]; ``q``, ``k`` [head, pos, d_head] after rotary embedding when
+    the model has it (the vectors actually dotted), kv heads expanded to query heads.
+    """
+
+    tokens: list[str]
+    ids: list[int]
+    pattern: torch.Tensor
+    q: torch.Tensor
+    k: torch.Tensor
+
+
+def layer_view(model: TransformerBridge, prompt: str, layer: int) -> LayerView:
+    ids = check_prompt(model, prompt)
+    rotary = f"blocks.{layer}.attn.hook_rot_q" in model.hook_dict
+    qk = ["rot_q", "rot_k"] if rotary else ["q", "k"]
+    run = run_heads(model, [prompt], hooks=["pattern", *qk], layers=[layer])
+    n = run.lengths[0]
+    tokens = [display_token(t) for t in run.batch.str_tokens[0][:n]]
+    q = run[f"blocks.{layer}.attn.hook_{qk[0]}"][0, :n].transpose(0, 1)
+    k = run[f"blocks.{layer}.attn.hook_{qk[1]}"][0, :n].transpose(0, 1)
+    return LayerView(tokens, ids, run.pattern(layer)[0, :, :n, :n], q, k)
+
+
+def sink_scores(pattern: torch.Tensor, causal: bool = True) -> torch.Tensor:
+    """s_j = sum_i A[i, j] / (N - j) for one head's [query, key] pattern (methods.md s.2)."""
+    n = pattern.shape[-1]
+    denom = torch.arange(n, 0, -1, dtype=pattern.dtype) if causal else torch.full((n,), float(n))
+    return pattern.sum(-2) / denom
+
+
+def top_k_rows(pattern: torch.Tensor, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query, key, weight) of the ``k`` largest weights of each row of [query, key]."""
+    k = min(k, pattern.shape[-1])
+    w, idx = pattern.topk(k, dim=-1)
+    q = torch.arange(pattern.shape[0])[:, None].expand_as(idx)
+    keep = w > 0  # rows with fewer than k visible keys
+    return q[keep].numpy(), idx[keep].numpy(), w[keep].numpy()
+
+
+def ea_pattern(q: torch.Tensor, k: torch.Tensor, causal: bool = True) -> torch.Tensor:
+    """Expressive-attention weights from the same q, k (methods.md section 5).
+
+    s = (q.k / sqrt(d))^2, a = s / (1 + s), masked entries set to 0 after the nonlinearity, then
+    each row divided by its sum. q, k: [pos, d]; returns [query, key].
+    """
+    dots = (q @ k.T) / math.sqrt(q.shape[-1])
+    s = dots.square()
+    a = s / (1 + s)
+    if causal:
+        a = a * torch.ones_like(a).tril()
+    return a / a.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+def cosines(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """cos(q_i, k_j) for one head, [query, key]."""
+    qn = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    kn = k / k.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return qn @ kn.T
+
+
+def parse_heads(model: TransformerBridge, labels: list[str] | None) -> list[tuple[int, int]]:
+    """``["L3.H1", ...]`` -> [(3, 1), ...] (checked)."""
+    heads = []
+    for label in labels or []:
+        try:
+            la, h = label.upper().removeprefix("L").split(".H")
+        except ValueError:
+            raise InputError(f"{label!r} is not a head; write heads as L<layer>.H<head>") from None
+        heads.append(check_head(model, la, h))
+    if len(heads) > MAX_ABLATED:
+        raise InputError(f"{len(heads)} heads chosen; ablate at most {MAX_ABLATED} at once")
+    return heads
+
+
+def first_token(model: TransformerBridge, text: str | None) -> int | None:
+    """The id of the first token of ``text`` (None for empty text)."""
+    if not text:
+        return None
+    ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise InputError(f"{text!r} has no tokens")
+    return int(ids[0])
+
+
+@dataclass
+class AblationView:
+    tokens_clean: torch.Tensor  # [vocab] next-token log-probs, clean
+    tokens_ablated: torch.Tensor  # [vocab] next-token log-probs with the heads ablated
+    logits_clean: torch.Tensor  # [vocab]
+    logits_ablated: torch.Tensor
+
+
+@torch.no_grad()
+def ablation_view(
+    model: TransformerBridge,
+    prompt: str,
+    heads: list[tuple[int, int]],
+    kind: str,
+    *,
+    means: dict | None = None,
+    corrupted: str | None = None,
+) -> AblationView:
+    """Next-token distribution of ``prompt`` clean and with ``heads`` ablated (``kind``)."""
+    ids = check_prompt(model, prompt)
+    if kind not in KINDS:
+        raise InputError(f"unknown ablation {kind!r}; use one of {', '.join(KINDS)}")
+    tokens = torch.tensor([ids])
+    clean = model(tokens)[0, -1].float()
+    if not heads:
+        ablated = clean
+    else:
+        extra = {}
+        if kind == "resample":
+            if not corrupted:
+                raise InputError("resample ablation needs a corrupted prompt (same token length)")
+            c_ids = check_prompt(model, corrupted)
+            if len(c_ids) != len(ids):
+                raise InputError(
+                    f"the corrupted prompt has {len(c_ids)} tokens, the prompt {len(ids)}: "
+                    "resampling patches position by position, so they must match"
+                )
+            extra["corrupted"] = [corrupted]
+        if kind == "mean":
+            extra["means"] = means
+        hooks = ablation_hooks(model, heads, kind, **extra)
+        with model.hooks(fwd_hooks=hooks):
+            ablated = model(tokens)[0, -1].float()
+    return AblationView(clean.log_softmax(-1), ablated.log_softmax(-1), clean, ablated)

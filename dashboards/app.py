@@ -1,0 +1,430 @@
+"""The Dash app: head atlas, attention map, attention geometry, head scatter, ablation playground.
+
+``create_app(state)`` builds the app around an ``AppState``; ``dashboards.serve`` runs it. Every
+callback turns errors into a message in the page (``_guard``); the server never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dash
+from dash import Dash, Input, Output, State, dcc, html, no_update
+
+from dashboards.analysis import (
+    MAX_CHARS,
+    ablation_view,
+    check_head,
+    first_token,
+    layer_view,
+    parse_heads,
+)
+from dashboards.figures import (
+    ablation_figure,
+    atlas_figure,
+    attention_figure,
+    empty_figure,
+    geometry_figures,
+    scatter_figure,
+)
+from dashboards.state import AppState, Session
+from dashboards.tables import score_columns
+from interp.ablation.heads import KINDS, head_means
+from interp.errors import InterpError
+from interp.prompts import load_prompts
+
+log = logging.getLogger("interp.dashboard")
+DEFAULT_PROMPT = "When Mary and John went to the store, John gave a drink to"
+MAX_REQUEST_BYTES = 1 << 20
+_BOX = {"border": "1px solid #ddd", "borderRadius": "6px", "padding": "10px", "margin": "8px 0"}
+_ERR = {"color": "#b00020", "whiteSpace": "pre-wrap"}
+_ROW = {"display": "flex", "gap": "12px", "alignItems": "center", "flexWrap": "wrap"}
+
+
+def _message(e: Exception) -> str:
+    if isinstance(e, InterpError):
+        return str(e)
+    log.exception("dashboard callback failed")
+    return f"internal error ({type(e).__name__}): {e}"
+
+
+def _section(title: str, *children, id: str) -> html.Section:
+    return html.Section([html.H3(title), *children], id=id, style=_BOX)
+
+
+def _layout(default_model: str, default_run: str | None) -> html.Div:
+    label = {"fontWeight": "bold"}
+    return html.Div(
+        [
+            html.H2("interp: attention heads explorer"),
+            html.Div(
+                [
+                    html.Span("model", style=label),
+                    dcc.Input(id="model-name", value=default_model, style={"width": "220px"}),
+                    html.Span("run folder", style=label),
+                    dcc.Input(
+                        id="run-dir",
+                        value=default_run or "",
+                        placeholder="(none: compute fast scores)",
+                        style={"width": "320px"},
+                    ),
+                    html.Button("Load", id="load-btn"),
+                    html.Progress(id="load-progress", value="0", max="100"),
+                    html.Span(id="load-status"),
+                ],
+                style=_ROW,
+            ),
+            html.Div(id="load-error", style=_ERR),
+            dcc.Interval(id="poll", interval=500),
+            dcc.Store(id="session-key"),
+            html.Div(
+                [
+                    html.Span("prompt", style=label),
+                    dcc.Textarea(
+                        id="prompt",
+                        value=DEFAULT_PROMPT,
+                        maxLength=MAX_CHARS,
+                        style={"width": "60%", "height": "60px"},
+                    ),
+                    html.Button("Analyse", id="analyse-btn"),
+                    html.Span("head", style=label),
+                    dcc.Dropdown(id="layer-dd", clearable=False, style={"width": "110px"}),
+                    dcc.Dropdown(id="head-dd", clearable=False, style={"width": "110px"}),
+                    html.Span(id="head-label", style={"fontWeight": "bold", "color": "#c00"}),
+                ],
+                style={**_ROW, "margin": "10px 0"},
+            ),
+            html.Div(
+                [
+                    _section(
+                        "1. Head atlas",
+                        dcc.Dropdown(id="atlas-score", clearable=False),
+                        dcc.Graph(id="atlas"),
+                        id="view-atlas",
+                    ),
+                    _section(
+                        "4. Heads by two scores",
+                        html.Div(
+                            [
+                                dcc.Dropdown(id="scatter-x", clearable=False, style={"flex": 1}),
+                                dcc.Dropdown(id="scatter-y", clearable=False, style={"flex": 1}),
+                            ],
+                            style=_ROW,
+                        ),
+                        dcc.Graph(id="scatter"),
+                        id="view-scatter",
+                    ),
+                ],
+                style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "12px"},
+            ),
+            _section(
+                "2. Attention map",
+                html.Div(id="attn-error", style=_ERR),
+                dcc.Loading(dcc.Graph(id="attn-map")),
+                id="view-attention",
+            ),
+            _section(
+                "3. Attention geometry (dot-product vs squared-dot-product scoring)",
+                html.Div(id="geom-error", style=_ERR),
+                dcc.Loading(
+                    html.Div(
+                        [dcc.Graph(id=g) for g in ("geom-hist", "geom-scatter", "geom-pca")],
+                        style={"display": "grid", "gridTemplateColumns": "1fr 1fr 1fr"},
+                    )
+                ),
+                id="view-geometry",
+            ),
+            _section(
+                "5. Ablation playground",
+                html.Div(
+                    [
+                        dcc.Dropdown(
+                            id="ablate-heads",
+                            multi=True,
+                            placeholder="heads to ablate (L.H)",
+                            style={"minWidth": "320px", "flex": 2},
+                        ),
+                        dcc.RadioItems(
+                            id="ablate-kind", options=list(KINDS), value="zero", inline=True
+                        ),
+                        dcc.Input(
+                            id="target",
+                            placeholder="target token (default top-1)",
+                            style={"width": "200px"},
+                        ),
+                        dcc.Input(
+                            id="foil",
+                            placeholder="foil token (default top-2)",
+                            style={"width": "200px"},
+                        ),
+                        dcc.Input(
+                            id="corrupted",
+                            placeholder="corrupted prompt (resample only)",
+                            style={"width": "320px"},
+                        ),
+                        html.Button("Run ablation", id="ablate-btn"),
+                    ],
+                    style=_ROW,
+                ),
+                html.Div(id="ablate-error", style=_ERR),
+                html.Div(id="ablate-info", style={"margin": "6px 0", "fontFamily": "monospace"}),
+                dcc.Loading(dcc.Graph(id="ablate-fig")),
+                id="view-ablation",
+            ),
+        ],
+        style={"fontFamily": "sans-serif", "margin": "0 16px"},
+    )
+
+
+def create_app(
+    state: AppState, default_model: str = "smollm2-135m", default_run: str | None = None
+) -> Dash:
+    """The Dash app over ``state`` (load a model with ``state.load`` or the page's Load button)."""
+    app = Dash(__name__, title="interp dashboard", update_title=None)
+    app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.layout = _layout(default_model, default_run)
+
+    def _session_key(session: Session | None) -> str | None:
+        return None if session is None else f"{session.name}|{session.run_dir}|{id(session)}"
+
+    @app.callback(
+        Output("load-status", "children", allow_duplicate=True),
+        Input("load-btn", "n_clicks"),
+        State("model-name", "value"),
+        State("run-dir", "value"),
+        prevent_initial_call=True,
+    )
+    def start_load(_, model, run_dir):
+        if not model or not str(model).strip():
+            return "type a model name first"
+        started = state.load_async(str(model).strip(), (run_dir or "").strip() or None)
+        return "loading ..." if started else "a load is already running"
+
+    @app.callback(
+        Output("load-progress", "value"),
+        Output("load-status", "children"),
+        Output("load-error", "children"),
+        Output("session-key", "data"),
+        Input("poll", "n_intervals"),
+        State("session-key", "data"),
+    )
+    def poll(_, current):
+        status = state.status()
+        key = _session_key(state.session)
+        pct = str(int(100 * status.fraction))
+        text = status.stage + (
+            f" ({status.seconds:.1f} s)" if status.stage.startswith("ready") else ""
+        )
+        return pct, text, status.error or "", key if key != current else no_update
+
+    @app.callback(
+        Output("atlas-score", "options"),
+        Output("atlas-score", "value"),
+        Output("scatter-x", "options"),
+        Output("scatter-x", "value"),
+        Output("scatter-y", "options"),
+        Output("scatter-y", "value"),
+        Output("layer-dd", "options"),
+        Output("layer-dd", "value"),
+        Output("head-dd", "options"),
+        Output("head-dd", "value"),
+        Output("ablate-heads", "options"),
+        Input("session-key", "data"),
+    )
+    def on_session(key):
+        session = state.session
+        if key is None or session is None:
+            return ([], None) * 5 + ([],)
+        cols = score_columns(session.scores)
+        x = next((c for c in cols if c.endswith(":mean_fai")), cols[0])
+        y = "anchor:span" if "anchor:span" in cols else cols[min(1, len(cols) - 1)]
+        layers = [{"label": f"layer {i}", "value": i} for i in range(session.n_layers)]
+        heads = [{"label": f"head {i}", "value": i} for i in range(session.n_heads)]
+        all_heads = [
+            f"L{la}.H{h}" for la in range(session.n_layers) for h in range(session.n_heads)
+        ]
+        return cols, cols[0], cols, x, cols, y, layers, 0, heads, 0, all_heads
+
+    @app.callback(
+        Output("layer-dd", "value", allow_duplicate=True),
+        Output("head-dd", "value", allow_duplicate=True),
+        Input("atlas", "clickData"),
+        Input("scatter", "clickData"),
+        prevent_initial_call=True,
+    )
+    def pick_head(atlas_click, scatter_click):
+        # Dash passes a heatmap click without customdata: the atlas cell is (x=head, y=layer);
+        # a scatter point carries [layer, head] as customdata.
+        try:
+            if dash.ctx.triggered_id == "atlas":
+                point = atlas_click["points"][0]
+                return int(point["y"]), int(point["x"])
+            layer, head = scatter_click["points"][0]["customdata"][:2]
+            return int(layer), int(head)
+        except (TypeError, KeyError, IndexError, ValueError):
+            return no_update, no_update
+
+    @app.callback(
+        Output("head-label", "children"), Input("layer-dd", "value"), Input("head-dd", "value")
+    )
+    def head_label(layer, head):
+        return "" if layer is None or head is None else f"L{layer}.H{head}"
+
+    @app.callback(
+        Output("atlas", "figure"),
+        Input("atlas-score", "value"),
+        Input("layer-dd", "value"),
+        Input("head-dd", "value"),
+        Input("session-key", "data"),
+    )
+    def atlas(column, layer, head, _key):
+        try:
+            session = state.require()
+            if column not in session.scores:
+                return empty_figure("pick a score")
+            selected = None if layer is None or head is None else (int(layer), int(head))
+            return atlas_figure(session.scores, column, selected)
+        except Exception as e:
+            return empty_figure(_message(e))
+
+    @app.callback(
+        Output("scatter", "figure"),
+        Input("scatter-x", "value"),
+        Input("scatter-y", "value"),
+        Input("layer-dd", "value"),
+        Input("head-dd", "value"),
+        Input("session-key", "data"),
+    )
+    def scatter(x, y, layer, head, _key):
+        try:
+            session = state.require()
+            if x not in session.scores or y not in session.scores:
+                return empty_figure("pick two scores")
+            selected = None if layer is None or head is None else (int(layer), int(head))
+            return scatter_figure(session.scores, x, y, selected)
+        except Exception as e:
+            return empty_figure(_message(e))
+
+    def _view(prompt, layer, head):
+        session = state.require()
+        layer, head = check_head(session.model, layer, head)
+        view = state.cached(("layer", prompt, layer), lambda s: layer_view(s.model, prompt, layer))
+        return session, view, layer, head
+
+    @app.callback(
+        Output("attn-map", "figure"),
+        Output("attn-error", "children"),
+        Input("analyse-btn", "n_clicks"),
+        Input("layer-dd", "value"),
+        Input("head-dd", "value"),
+        Input("session-key", "data"),
+        State("prompt", "value"),
+    )
+    def attention(_, layer, head, _key, prompt):
+        try:
+            session, view, layer, head = _view(prompt, layer, head)
+            return attention_figure(view, layer, head, session.causal), ""
+        except Exception as e:
+            return empty_figure("no attention map"), _message(e)
+
+    @app.callback(
+        Output("geom-hist", "figure"),
+        Output("geom-scatter", "figure"),
+        Output("geom-pca", "figure"),
+        Output("geom-error", "children"),
+        Input("analyse-btn", "n_clicks"),
+        Input("layer-dd", "value"),
+        Input("head-dd", "value"),
+        Input("session-key", "data"),
+        State("prompt", "value"),
+    )
+    def geometry(_, layer, head, _key, prompt):
+        try:
+            session, view, layer, head = _view(prompt, layer, head)
+            return (*geometry_figures(view, layer, head, session.causal), "")
+        except Exception as e:
+            blank = empty_figure("no geometry")
+            return blank, blank, blank, _message(e)
+
+    @app.callback(
+        Output("ablate-fig", "figure"),
+        Output("ablate-info", "children"),
+        Output("ablate-error", "children"),
+        Input("ablate-btn", "n_clicks"),
+        Input("analyse-btn", "n_clicks"),
+        Input("session-key", "data"),
+        State("prompt", "value"),
+        State("ablate-heads", "value"),
+        State("ablate-kind", "value"),
+        State("corrupted", "value"),
+        State("target", "value"),
+        State("foil", "value"),
+    )
+    def ablation(_a, _b, _key, prompt, heads, kind, corrupted, target, foil):
+        try:
+            session = state.require()
+            if not session.causal:
+                raise InterpError("the ablation playground needs a causal language model")
+            model = session.model
+            chosen = parse_heads(model, heads)
+            means = None
+            if kind == "mean" and chosen:
+                means = state.cached(("means",), _all_means)
+            key = ("ablate", prompt, tuple(chosen), kind, corrupted if kind == "resample" else None)
+            view = state.cached(
+                key,
+                lambda s: ablation_view(
+                    s.model, prompt, chosen, kind, means=means, corrupted=corrupted
+                ),
+            )
+            t_id = first_token(model, target)
+            f_id = first_token(model, foil)
+            top2 = view.logits_clean.topk(2).indices.tolist()
+            t_id = top2[0] if t_id is None else t_id
+            f_id = top2[1] if f_id is None else f_id
+
+            def decode(i: int) -> str:
+                return model.tokenizer.decode([i])
+
+            diff_c = float(view.logits_clean[t_id] - view.logits_clean[f_id])
+            diff_a = float(view.logits_ablated[t_id] - view.logits_ablated[f_id])
+            p_c = view.tokens_clean.exp()
+            kl = float((p_c * (view.tokens_clean - view.tokens_ablated)).sum())
+            names = ", ".join(heads or []) or "none"
+            info = (
+                f"logit({decode(t_id)!r}) - logit({decode(f_id)!r}): clean {diff_c:+.3f}, "
+                f"ablated {diff_a:+.3f} (change {diff_a - diff_c:+.3f}); "
+                f"KL(clean || ablated) = {kl:.4f} nats; ablated ({kind}): {names}"
+            )
+            fig = ablation_figure(
+                view, decode, title=f"next token after the prompt ({len(chosen)} heads {kind})"
+            )
+            return fig, info, ""
+        except Exception as e:
+            return empty_figure("no ablation result"), "", _message(e)
+
+    def _all_means(s: Session) -> dict:
+        heads = [(la, h) for la in range(s.n_layers) for h in range(s.n_heads)]
+        return head_means(s.model, load_prompts(), heads)
+
+    @app.server.route("/api/status")
+    def api_status():
+        """Loader state as JSON (for scripts and load tests): stage, busy, error, model."""
+        status = state.status()
+        session = state.session
+        return {
+            "stage": status.stage,
+            "busy": status.busy,
+            "error": status.error,
+            "model": None if session is None else session.name,
+            "run_dir": None if session is None else session.run_dir,
+        }
+
+    @app.server.errorhandler(413)
+    def too_large(_):
+        return {"error": f"request larger than {MAX_REQUEST_BYTES} bytes"}, 413
+
+    return app
+
+
+__all__ = ["create_app"]

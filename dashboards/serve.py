@@ -1,0 +1,43 @@
+"""Serving the dashboard with waitress (a production WSGI server; no Flask debug server)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from waitress.server import create_server
+
+from dashboards.app import create_app
+from dashboards.state import AppState
+
+THREADS = 24  # >= the simulated users of the load test: cheap views never queue
+
+
+def make_server(
+    model: str = "smollm2-135m",
+    run_dir: str | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8050,
+    state: AppState | None = None,
+    load: bool = True,
+):
+    """A waitress server for the app (``port=0`` picks a free port: ``server.effective_port``).
+
+    With ``load`` the model (and run folder) start loading in the background; the page shows
+    the progress. Returns ``(server, state)``; ``server.run()`` serves, ``server.close()`` stops.
+    """
+    state = state or AppState()
+    app = create_app(state, default_model=model, default_run=run_dir)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # load tests fill the queue
+    server = create_server(app.server, host=host, port=port, threads=THREADS, ident="interp")
+    if load:
+        state.load_async(model, run_dir)
+    return server, state
+
+
+def serve_in_thread(model: str, run_dir: str | None = None, **kw):
+    """Start a server on a background thread (tests, load tests): ``(server, state, url)``."""
+    server, state = make_server(model, run_dir, port=kw.pop("port", 0), **kw)
+    threading.Thread(target=server.run, daemon=True).start()
+    return server, state, f"http://127.0.0.1:{server.effective_port}"

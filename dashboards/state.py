@@ -1,0 +1,158 @@
+"""What the dashboard server holds: the loaded model, its head tables, and a loader thread.
+
+Model loads run in a background thread; the page polls ``AppState.status()`` for a progress bar.
+Model computations are serialized by one lock (a forward pass is not re-entrant with hooks) and
+recent per-prompt results are kept in a small LRU cache.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from transformer_lens.model_bridge import TransformerBridge
+
+from dashboards.tables import compute_scores, read_run
+from interp.errors import InterpError
+from interp.models.info import is_causal
+
+CACHE_SIZE = 64
+
+
+@dataclass
+class Session:
+    """One loaded model and the per-head tables shown for it."""
+
+    model: TransformerBridge
+    name: str
+    scores: pd.DataFrame
+    run_dir: str | None
+    causal: bool
+    cache: OrderedDict = field(default_factory=OrderedDict)
+    means: dict | None = None  # per-head mean hook_z (mean ablation), computed on first use
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.model.cfg.n_layers)
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.model.cfg.n_heads)
+
+
+@dataclass
+class LoadStatus:
+    stage: str = "idle"
+    fraction: float = 0.0
+    error: str | None = None
+    busy: bool = False
+    started: float = 0.0
+    seconds: float = 0.0
+
+
+class AppState:
+    """Thread-safe holder of the current ``Session`` and the loader's progress."""
+
+    def __init__(self, loader: Callable[[str], TransformerBridge] | None = None) -> None:
+        self.lock = threading.RLock()  # serializes model computations
+        self._status_lock = threading.Lock()
+        self._status = LoadStatus()
+        self.session: Session | None = None
+        self._loader = loader
+
+    # ---- loading -------------------------------------------------------------------------
+    def status(self) -> LoadStatus:
+        with self._status_lock:
+            return LoadStatus(**vars(self._status))
+
+    def _set(self, **kw: Any) -> None:
+        with self._status_lock:
+            for k, v in kw.items():
+                setattr(self._status, k, v)
+
+    def load(self, model: str, run_dir: str | None = None) -> None:
+        """Load ``model`` (and ``run_dir``'s tables, else compute fast scores); blocking."""
+        self._set(busy=True, error=None, stage=f"loading {model}", fraction=0.05)
+        self._set(started=time.perf_counter())
+        try:
+            if self.session is not None and self.session.name == model:
+                bridge = self.session.model
+            else:
+                bridge = self._load_model(model)
+            if run_dir:
+                self._set(stage=f"reading {run_dir}", fraction=0.5)
+                scores, manifest = read_run(run_dir)
+                run_model = manifest.get("model", {}).get("name")
+                if run_model and run_model != str(bridge.cfg.model_name):
+                    raise InterpError(
+                        f"{run_dir} was written for model {run_model!r}, not "
+                        f"{bridge.cfg.model_name!r}; load that model or pick its run folder"
+                    )
+            else:
+
+                def step(stage: str, fraction: float) -> None:
+                    self._set(stage=f"computing {stage}", fraction=0.3 + 0.7 * fraction)
+
+                with self.lock:
+                    scores = compute_scores(bridge, step)
+            with self.lock:
+                self.session = Session(bridge, model, scores, run_dir, is_causal(bridge))
+            self._set(stage=f"ready: {model}", fraction=1.0)
+        except InterpError as e:
+            self._set(error=str(e), stage="failed", fraction=0.0)
+        except Exception as e:  # shown in the page; the server keeps serving the last session
+            self._set(error=f"{type(e).__name__}: {e}", stage="failed", fraction=0.0)
+        finally:
+            self._set(busy=False, seconds=time.perf_counter() - self.status().started)
+
+    def load_async(self, model: str, run_dir: str | None = None) -> bool:
+        """Start ``load`` in a thread; False if a load is already running."""
+        with self._status_lock:
+            if self._status.busy:
+                return False
+            self._status.busy = True
+        threading.Thread(target=self.load, args=(model, run_dir), daemon=True).start()
+        return True
+
+    def _load_model(self, name: str) -> TransformerBridge:
+        if self._loader is not None:
+            return self._loader(name)
+        from interp.models import load_model
+
+        if not Path(name).exists():
+            from interp.models import KNOWN_MODELS
+
+            if name not in KNOWN_MODELS:
+                raise InterpError(
+                    f"unknown model {name!r}: use one of {', '.join(KNOWN_MODELS)}, a local "
+                    "Hugging Face model folder or a .gguf file"
+                )
+        return load_model(name)
+
+    # ---- cached computations ---------------------------------------------------------------
+    def cached(self, key: tuple, compute: Callable[[Session], Any]) -> Any:
+        """``compute(session)`` under the model lock, memoized by ``key`` (LRU)."""
+        with self.lock:
+            session = self.require()
+            if key in session.cache:
+                session.cache.move_to_end(key)
+                return session.cache[key]
+            value = compute(session)
+            session.cache[key] = value
+            if len(session.cache) > CACHE_SIZE:
+                session.cache.popitem(last=False)
+            return value
+
+    def require(self) -> Session:
+        if self.session is None:
+            status = self.status()
+            raise InterpError(
+                "no model loaded yet" + (f" ({status.stage})" if status.busy else ": load one")
+            )
+        return self.session

@@ -1,0 +1,111 @@
+"""Per-head score tables for the dashboard, read from a run folder (``interp scan``) or computed.
+
+``head_scores`` returns one row per (layer, head) with one numeric column per score:
+``<detector>`` is the detector's ``score`` column (sink s_0, retrieval copy-paste score, induction,
+previous-token, duplicate-token; the anchor detector's score, the attention span, is
+``anchor:span``), ``<detector>:<column>`` any other
+numeric column of its table (``anchor:mean_waad``, ``anchor:mean_fai``, ``sink:hidden_sink_rate``
+...), and the ``head_stats.parquet`` statistics under their own names (entropy, mean_distance ...).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from transformer_lens.model_bridge import TransformerBridge
+
+from interp.errors import InputError
+from interp.heads import get_detector
+from interp.heads.base import DetectorResult
+from interp.models.info import is_causal
+from interp.prompts import load_prompts
+from interp.scan import SCORES, head_stats_table
+
+#: detectors computed when no run folder is given: the fast ones (seconds on a CPU). The
+#: retrieval detector needs minutes of decoding; run ``interp scan`` for it.
+FAST_DETECTORS = ("sink", "previous_token", "induction", "duplicate_token", "anchor")
+#: score columns whose detector name would not say what they hold
+RENAME = {"anchor": "anchor:span"}
+PREFERRED = ("sink", "retrieval", "induction", "previous_token", "duplicate_token", "anchor:span")
+_SKIP = {"layer", "head", "kv_head", "threshold", "n_prompts", "n_tokens", "n_tests_counted"}
+
+
+def merge_scores(stats: pd.DataFrame | None, results: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per (layer, head); see the module docstring for the column names."""
+    frames = []
+    if stats is not None:
+        frames.append(stats[["layer", "head", *[c for c in SCORES if c in stats]]])
+    for name, table in results.items():
+        cols = {"score": RENAME.get(name, name)}
+        for c in table.columns:
+            if c not in _SKIP and c != "score" and pd.api.types.is_numeric_dtype(table[c]):
+                if not pd.api.types.is_bool_dtype(table[c]):
+                    cols[c] = f"{name}:{c}"
+        frames.append(table[["layer", "head", *cols]].rename(columns=cols))
+    if not frames:
+        raise InputError("no per-head table to show")
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.merge(f, on=["layer", "head"], how="outer")
+    return out.sort_values(["layer", "head"]).reset_index(drop=True)
+
+
+def read_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict]:
+    """The merged per-head scores of a run folder and its manifest.
+
+    Raises:
+        InputError: the folder does not exist or holds no table written by ``interp scan``.
+    """
+    run = Path(str(run_dir)).expanduser()
+    if not run.is_dir():
+        raise InputError(f"run folder {run} does not exist; give a folder written by interp scan")
+    manifest_path = run / "manifest.json"
+    if not manifest_path.is_file():
+        raise InputError(
+            f"{run} has no manifest.json: it is not a run folder written by `interp scan` "
+            f"(run `interp scan MODEL --out {run}` first)"
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        stats_path = run / "head_stats.parquet"
+        stats = pd.read_parquet(stats_path) if stats_path.is_file() else None
+        results = {}
+        for name in manifest.get("detectors", {}):
+            path = run / "detectors" / f"{name}.parquet"
+            if path.is_file():
+                results[name] = pd.read_parquet(path)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read the run folder {run}: {e}") from e
+    if stats is None and not results:
+        raise InputError(f"{run} holds no head_stats.parquet and no detectors/*.parquet")
+    return merge_scores(stats, results), manifest
+
+
+def compute_scores(
+    model: TransformerBridge, step: Callable[[str, float], None] | None = None
+) -> pd.DataFrame:
+    """Head statistics and the fast detectors of ``model``, in memory (no run folder).
+
+    ``step(stage, fraction)`` is called before each stage (for a progress bar).
+    """
+    step = step or (lambda stage, fraction: None)
+    names = [d for d in FAST_DETECTORS if is_causal(model) or d != "anchor"]
+    step("head statistics", 0.0)
+    stats = head_stats_table(model, load_prompts(), progress=False)
+    results: dict[str, pd.DataFrame] = {}
+    for i, name in enumerate(names):
+        step(f"detector {name}", (i + 1) / (len(names) + 1))
+        result: DetectorResult = get_detector(name).run(model)
+        results[name] = result.table
+    step("done", 1.0)
+    return merge_scores(stats, results)
+
+
+def score_columns(scores: pd.DataFrame) -> list[str]:
+    """The numeric score columns (everything but layer and head), detectors first."""
+    cols = [c for c in scores.columns if c not in ("layer", "head")]
+    order = {name: i for i, name in enumerate(PREFERRED)}
+    return sorted(cols, key=lambda c: (c in SCORES, ":" in c, order.get(c, len(order)), c))

@@ -1,0 +1,84 @@
+"""Screenshots of each dashboard view for docs/ (headless Chromium, as a user would click).
+
+    python scripts/dashboard_screenshots.py --run runs/demo        # after `make demo`
+
+Loads SmolLM2-135M with the run folder's tables, types a prompt, clicks a head in the atlas,
+ablates heads in the playground and saves ``docs/dashboard_<view>.png`` plus the whole page.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from dashboards import browser as b
+from dashboards.serve import serve_in_thread
+
+ROOT = Path(__file__).resolve().parents[1]
+VIEWS = {
+    "atlas": "view-atlas",
+    "scatter": "view-scatter",
+    "attention": "view-attention",
+    "geometry": "view-geometry",
+    "ablation": "view-ablation",
+}
+
+
+def main(
+    run: str = typer.Option(None, help="run folder of `interp scan` (default: fast scores)"),
+    model: str = "smollm2-135m",
+    prompt: str = "When Mary and John went to the store, John gave a drink to",
+    layer: int = 17,
+    head: int = 3,
+    ablate: str = "L17.H3,L18.H6,L16.H0",
+    out: Path = ROOT / "docs",
+) -> None:
+    server, state, url = serve_in_thread(model, run)
+    d = b.make_driver(1500, 1100)
+    try:
+        d.get(url)
+        b.wait_for(lambda: b.text_of(d, "load-status").startswith("ready"), 600, what="load")
+        b.set_text(d, "prompt", prompt)
+        d.find_element("id", "analyse-btn").click()
+        b.wait_for(lambda: b.figure(d, "atlas"), what="atlas")
+        b.click_cell(d, "atlas", head, layer)
+        label = f"L{layer}.H{head}"
+        b.wait_for(lambda: b.text_of(d, "head-label") == label, what="head selected")
+        for graph in ("attn-map", "geom-hist", "geom-pca", "scatter"):
+            b.wait_for(
+                lambda g=graph: (
+                    label in str((b.figure(d, g) or {}).get("layout", {}).get("title"))
+                    or g == "scatter"
+                ),
+                120,
+                what=graph,
+            )
+        b.choose_options(d, "ablate-heads", ablate.split(","))
+        d.find_element("css selector", "#ablate-kind input[value='mean']").click()
+        b.set_text(d, "target", " Mary")
+        b.set_text(d, "foil", " John")
+        d.find_element("id", "ablate-btn").click()
+        b.wait_for(lambda: "mean" in b.text_of(d, "ablate-info"), 120, what="ablation")
+        time.sleep(1.5)  # let plotly finish drawing
+        out.mkdir(parents=True, exist_ok=True)
+        for name, section in VIEWS.items():
+            el = d.find_element("id", section)
+            d.execute_script("arguments[0].scrollIntoView();", el)
+            time.sleep(0.5)
+            el.screenshot(str(out / f"dashboard_{name}.png"))
+        height = d.execute_script("return document.body.scrollHeight")
+        d.set_window_size(1500, height + 50)
+        d.execute_script("window.scrollTo(0, 0);")
+        time.sleep(1.5)
+        d.save_screenshot(str(out / "dashboard.png"))
+        print(f"wrote {len(VIEWS) + 1} screenshots to {out}")
+    finally:
+        d.quit()
+        server.close()
+        del state
+
+
+if __name__ == "__main__":
+    typer.run(main)

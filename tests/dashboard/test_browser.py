@@ -1,0 +1,137 @@
+"""The dashboard in a real headless Chromium (Debian's chromium + chromium-driver, Selenium).
+
+``make test`` installs the browser first (scripts/setup_browser.sh). Where it cannot (no root,
+no apt), these tests are skipped with that reason; every other dashboard test still runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dashboards import browser as b
+from dashboards.analysis import MAX_CHARS, SINK_THRESHOLD, display_token
+from dashboards.serve import serve_in_thread
+
+pytestmark = pytest.mark.skipif(
+    b.browser_paths() is None,
+    reason="chromium/chromedriver not installed (scripts/setup_browser.sh installs them as root)",
+)
+PROMPT = "The cat sat on the mat. The cat"
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    server, state, url = serve_in_thread("tiny")
+    yield url, state
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def driver(app_url):
+    d = b.make_driver()
+    d.get(app_url[0])
+    b.wait_for(lambda: b.text_of(d, "load-status").startswith("ready"), 120, what="model loaded")
+    yield d
+    d.quit()
+
+
+def _attention_title(d, label):
+    f = b.figure(d, "attn-map")
+    return f if f and label in str(f["layout"]["title"]) else None
+
+
+def test_type_prompt_click_head_heatmap_shows_right_tokens_and_values(driver, app_url):
+    d, state = driver, app_url[1]
+    b.set_text(d, "prompt", PROMPT)
+    d.find_element("id", "analyse-btn").click()
+    b.wait_for(lambda: b.figure(d, "atlas"), what="atlas drawn")
+    b.click_cell(d, "atlas", 2, 1)  # x = head 2, y = layer 1
+    b.wait_for(lambda: b.text_of(d, "head-label") == "L1.H2", what="head L1.H2 selected")
+    fig = b.wait_for(lambda: _attention_title(d, "L1.H2"), what="attention map of L1.H2")
+
+    # independent reference: transformer-lens' own cache of the same model
+    model = state.session.model
+    ids = model.tokenizer(PROMPT, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    name = "blocks.1.attn.hook_pattern"
+    _, cache = model.run_with_cache(ids, names_filter=lambda n: n == name)
+    ref = cache[name][0, 2].numpy()
+    n = ids.shape[1]
+    tokens = [display_token(model.tokenizer.decode([i])) for i in ids[0].tolist()]
+    assert fig["layout"]["xaxis"]["ticktext"] == tokens
+    z = np.array([[np.nan if v is None else v for v in row] for row in fig["data"][0]["z"]])
+    assert z.shape == (n, n)
+    np.testing.assert_allclose(z[np.tril_indices(n)], ref[np.tril_indices(n)], atol=1e-5)
+    assert np.isnan(z[np.triu_indices(n, 1)]).all()
+    custom = fig["data"][0]["customdata"]  # hover labels: (query token, key token)
+    assert custom[5][3] == [tokens[5], tokens[3]]
+    sinks = np.nonzero(ref.sum(0) / np.arange(n, 0, -1) > SINK_THRESHOLD)[0].tolist()
+    assert fig["layout"]["meta"]["sinks"] == sinks
+
+
+def test_scatter_click_selects_head_and_geometry_follows(driver, app_url):
+    d, state = driver, app_url[1]
+    scores = state.session.scores
+    f = b.wait_for(lambda: b.figure(d, "scatter"), what="scatter drawn")
+    x_col, y_col = str(f["layout"]["title"]).removeprefix("Heads by ").split(" and ")
+    row = scores[(scores["layer"] == 0) & (scores["head"] == 3)].iloc[0]
+    b.click_cell(d, "scatter", float(row[x_col]), float(row[y_col]))
+    b.wait_for(lambda: b.text_of(d, "head-label") == "L0.H3", what="head L0.H3 selected")
+    hist = b.wait_for(
+        lambda: (g := b.figure(d, "geom-hist")) and "L0.H3" in str(g["layout"]["title"]) and g,
+        what="geometry of L0.H3",
+    )
+    assert [t["name"] for t in hist["data"]] == [
+        "all visible pairs",
+        "weighted by the head's attention",
+        "weighted by EA from the same q, k",
+    ]
+
+
+def test_ablation_playground_changes_distribution(driver, app_url):
+    d, state = driver, app_url[1]
+    b.set_text(d, "prompt", PROMPT)
+    b.choose_options(d, "ablate-heads", ["L1.H2", "L0.H0"])
+    d.find_element("id", "ablate-btn").click()
+    info = b.wait_for(
+        lambda: "L1.H2" in (t := b.text_of(d, "ablate-info")) and "L0.H0" in t and t,
+        what="ablation result",
+    )
+    model = state.session.model
+    ids = model.tokenizer(PROMPT, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    from interp.ablation.heads import ablate
+
+    with torch.no_grad():
+        clean = model(ids)[0, -1]
+        with ablate(model, [(1, 2), (0, 0)], "zero"):
+            abl = model(ids)[0, -1]
+    t, f = clean.topk(2).indices.tolist()
+    want_c, want_a = float(clean[t] - clean[f]), float(abl[t] - abl[f])
+    assert f"clean {want_c:+.3f}" in info and f"ablated {want_a:+.3f}" in info
+    fig = b.figure(d, "ablate-fig")
+    assert [t["name"] for t in fig["data"]] == ["clean", "ablated"]
+
+
+def test_errors_show_in_page(driver):
+    d = driver
+    b.set_text(d, "prompt", "")
+    d.execute_script(  # maxLength stops typing; set an over-long value the way a paste would
+        "const el = document.getElementById('prompt');"
+        "const set = Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set;"
+        "el.removeAttribute('maxlength'); set.call(el, 'x'.repeat(arguments[0]));"
+        "el.dispatchEvent(new Event('input', {bubbles: true}));",
+        MAX_CHARS + 10,
+    )
+    d.find_element("id", "analyse-btn").click()
+    msg = b.wait_for(lambda: b.text_of(d, "attn-error"), what="prompt-length error")
+    assert f"at most {MAX_CHARS}" in msg
+    b.set_text(d, "model-name", "no-such-model")
+    d.find_element("id", "load-btn").click()
+    msg = b.wait_for(lambda: b.text_of(d, "load-error"), what="unknown-model error")
+    assert "unknown model 'no-such-model'" in msg
+    b.set_text(d, "model-name", "tiny")
+    b.set_text(d, "run-dir", "/no/such/run")
+    d.find_element("id", "load-btn").click()
+    b.wait_for(lambda: "does not exist" in b.text_of(d, "load-error"), what="bad run error")
+    assert "Traceback" not in d.page_source

@@ -1,0 +1,43 @@
+"""A short concurrent load on the dashboard's callbacks (loopback, bounded in time).
+
+Latency is not asserted (it belongs in benchmarks/dashboard_load.py); correctness under
+concurrency is: no request fails, every view answers valid input without an error message,
+and the input limits hold while the server is busy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from dashboards.analysis import MAX_CHARS
+from dashboards.serve import serve_in_thread
+
+SCRIPT = Path(__file__).parents[2] / "benchmarks" / "dashboard_load.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_dashboard_load", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_concurrent_users_get_no_errors_and_limits_hold(bench):
+    server, state, url = serve_in_thread("tiny")
+    try:
+        bench.wait_ready(url, None, 120)
+        result = bench.run_load(url, users=6, seconds=4.0)
+    finally:
+        server.close()
+    assert result["errors"] == 0, result["error_examples"]
+    assert set(result["per_view"]) == {"atlas", "scatter", "attention", "geometry", "ablation"}
+    assert result["requests"] >= 6
+    limits = result["limits"]
+    assert limits["too_long_prompt_status"] == 200
+    assert f"at most {MAX_CHARS}" in limits["too_long_prompt_message"]
+    assert "does not exist" in limits["unknown_head_message"]
+    assert limits["oversized_request_status"] == 413

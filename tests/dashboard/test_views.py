@@ -1,0 +1,178 @@
+"""Dashboard computations and figures against independent references (no browser here)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dashboards import analysis as an
+from dashboards.figures import attention_figure, geometry_figures
+from dashboards.state import AppState
+from dashboards.tables import merge_scores, read_run, score_columns
+from interp.ablation.heads import ablate, head_means
+from interp.errors import InputError
+from interp.scan import scan
+
+PROMPT = "The cat sat on the mat. The cat"
+
+
+def _reference_pattern(model, text, layer, head):
+    """hook_pattern straight from transformer-lens' run_with_cache (not interp.run_heads)."""
+    ids = model.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    name = f"blocks.{layer}.attn.hook_pattern"
+    _, cache = model.run_with_cache(ids, names_filter=lambda n: n == name)
+    return cache[name][0, head], ids[0].tolist()
+
+
+def test_ea_pattern_matches_hand_computation():
+    q = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    k = torch.tensor([[2.0, 0.0], [1.0, 1.0], [-1.0, 1.0]])
+    got = an.ea_pattern(q, k, causal=True)
+    expected = np.zeros((3, 3))
+    for i in range(3):
+        row = []
+        for j in range(i + 1):
+            dot = sum(float(q[i, d] * k[j, d]) for d in range(2)) / math.sqrt(2)
+            row.append(dot**2 / (1 + dot**2))
+        expected[i, : i + 1] = np.array(row) / sum(row)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6)
+    assert (got.triu(1) == 0).all()  # masked after the nonlinearity: exactly zero
+
+
+def test_ea_pattern_antiparallel_equals_parallel():
+    q = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    k = torch.tensor([[3.0, 0.0], [-3.0, 0.0]])
+    a = an.ea_pattern(q, k, causal=False)
+    assert torch.allclose(a[:, 0], a[:, 1])  # (q.k)^2: the sign of the dot product is lost
+
+
+def test_sink_scores_and_top_k_match_dense():
+    pattern = torch.tensor([[1.0, 0, 0], [0.6, 0.4, 0], [0.5, 0.2, 0.3]])
+    s = an.sink_scores(pattern)
+    np.testing.assert_allclose(s.numpy(), [(1 + 0.6 + 0.5) / 3, (0.4 + 0.2) / 2, 0.3 / 1])
+    qi, ki, w = an.top_k_rows(pattern, k=2)
+    for i in range(3):
+        row = pattern[i].numpy()
+        want = sorted(np.argsort(-row)[:2][row[np.argsort(-row)[:2]] > 0].tolist())
+        assert sorted(ki[qi == i].tolist()) == want
+        np.testing.assert_allclose(sorted(w[qi == i]), sorted(row[want]))
+
+
+def test_prompt_limits(tiny):
+    with pytest.raises(InputError, match="empty"):
+        an.check_prompt(tiny, "   ")
+    with pytest.raises(InputError, match="at most 6000"):
+        an.check_prompt(tiny, "a" * (an.MAX_CHARS + 1))
+    with pytest.raises(InputError, match=f"at most {an.MAX_TOKENS}"):
+        an.check_prompt(tiny, "a" * (an.MAX_TOKENS + 5))  # the tiny tokenizer is per character
+    with pytest.raises(InputError, match="does not exist"):
+        an.check_head(tiny, 7, 0)
+    with pytest.raises(InputError, match="L<layer>.H<head>"):
+        an.parse_heads(tiny, ["layer1head2"])
+    with pytest.raises(InputError, match="at most"):
+        an.parse_heads(tiny, ["L0.H0"] * (an.MAX_ABLATED + 1))
+
+
+def test_dense_attention_figure_matches_transformer_lens(tiny):
+    view = an.layer_view(tiny, PROMPT, 1)
+    fig = attention_figure(view, 1, 2)
+    ref, ids = _reference_pattern(tiny, PROMPT, 1, 2)
+    z = np.array(fig.data[0].z, dtype=float)  # None (masked) -> nan
+    n = len(ids)
+    assert z.shape == (n, n) and fig.layout.meta["mode"] == "dense"
+    lower = np.tril_indices(n)
+    np.testing.assert_allclose(z[lower], ref.numpy()[lower], atol=1e-5)
+    assert np.isnan(z[np.triu_indices(n, 1)]).all()
+    want = [an.display_token(tiny.tokenizer.decode([i])) for i in ids]
+    assert list(fig.layout.xaxis.ticktext) == want
+    sinks = (ref.sum(0) / torch.arange(n, 0, -1)) > an.SINK_THRESHOLD
+    assert fig.layout.meta["sinks"] == torch.nonzero(sinks).flatten().tolist()
+
+
+def test_long_prompt_switches_to_sparse_top_k(tiny):
+    text = "abcdefghij" * 10  # 100 tokens > DENSE_MAX_TOKENS
+    view = an.layer_view(tiny, text, 0)
+    fig = attention_figure(view, 0, 1)
+    assert fig.layout.meta["mode"].startswith("sparse") and fig.data[0].type == "scatter"
+    ref, _ = _reference_pattern(tiny, text, 0, 1)
+    xs, ys = np.asarray(fig.data[0].x), np.asarray(fig.data[0].y)
+    for i in (5, 50, 99):
+        want = set(torch.topk(ref[i], min(an.TOP_K, i + 1)).indices.tolist())
+        assert set(xs[ys == i].tolist()) == want
+
+
+def test_geometry_matches_direct_computation(tiny):
+    view = an.layer_view(tiny, PROMPT, 0)
+    hist, scatter, pca = geometry_figures(view, 0, 3)
+    q, k = view.q[3], view.k[3]
+    n = q.shape[0]
+    cos = torch.nn.functional.cosine_similarity(q[:, None, :], k[None, :, :], dim=-1)
+    pairs = np.tril_indices(n)
+    assert len(scatter.data[0].x) == len(pairs[0])
+    np.testing.assert_allclose(np.sort(scatter.data[0].x), np.sort(cos.numpy()[pairs]), atol=1e-5)
+    for trace in hist.data:  # densities over [-1, 1] integrate to 1
+        assert np.isclose(np.sum(trace.y) * (2 / 40), 1.0, atol=1e-5)
+    assert len(pca.data[0].x) == n and len(pca.data[1].x) == n
+
+
+def test_ablation_view_matches_ablate_context(tiny):
+    ids = tiny.tokenizer(PROMPT, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    heads = [(0, 1), (1, 3)]
+    with torch.no_grad():
+        clean = tiny(ids)[0, -1]
+        with ablate(tiny, heads, "zero"):
+            zeroed = tiny(ids)[0, -1]
+        with ablate(tiny, heads, "mean", reference=["hello world", "a b c d"]):
+            meaned = tiny(ids)[0, -1]
+    view = an.ablation_view(tiny, PROMPT, heads, "zero")
+    torch.testing.assert_close(view.logits_clean, clean)
+    torch.testing.assert_close(view.logits_ablated, zeroed)
+    every_head = [(la, h) for la in (0, 1) for h in range(4)]
+    means = head_means(tiny, ["hello world", "a b c d"], every_head)
+    view = an.ablation_view(tiny, PROMPT, heads, "mean", means=means)
+    torch.testing.assert_close(view.logits_ablated, meaned)
+    with pytest.raises(InputError, match="same token length|must match"):
+        an.ablation_view(tiny, PROMPT, heads, "resample", corrupted="short")
+
+
+def test_merge_scores_and_run_folder(tiny, tmp_path):
+    scan(tiny, tmp_path, detectors=["sink", "induction", "anchor"], progress=False)
+    scores, manifest = read_run(tmp_path)
+    assert len(scores) == 2 * 4 and manifest["model"]["name"]
+    sink = pd.read_parquet(tmp_path / "detectors" / "sink.parquet")
+    merged = scores.merge(sink, on=["layer", "head"])
+    np.testing.assert_allclose(merged["sink"], merged["score"])
+    assert {"anchor:mean_fai", "sink:hidden_sink_rate", "entropy"} <= set(scores.columns)
+    assert score_columns(scores)[0] == "sink"
+    with pytest.raises(InputError, match="does not exist"):
+        read_run(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="manifest.json"):
+        read_run(tmp_path / "empty")
+    with pytest.raises(InputError, match="no per-head table"):
+        merge_scores(None, {})
+
+
+def _wait(state: AppState) -> None:
+    for _ in range(300):
+        if not state.status().busy:
+            return
+        time.sleep(0.1)
+    raise TimeoutError("load did not finish")
+
+
+def test_state_reports_bad_model_and_run_without_raising(tmp_path):
+    state = AppState()
+    assert state.load_async("no-such-model")
+    _wait(state)
+    assert "unknown model 'no-such-model'" in state.status().error and state.session is None
+    state.load("tiny", str(tmp_path / "missing"))
+    assert "does not exist" in state.status().error
+    state.load("tiny")
+    assert state.status().error is None and state.session.name == "tiny"
+    assert {"sink", "induction", "anchor:span", "entropy"} <= set(state.session.scores.columns)
