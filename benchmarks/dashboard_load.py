@@ -22,10 +22,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import requests
+import typer
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = [
@@ -227,10 +228,6 @@ def run_load(url: str, users: int, seconds: float, seed: int = 0) -> dict[str, A
 
 
 def main() -> None:
-    from typing import Annotated
-
-    import typer
-
     def cli(
         model: str = "smollm2-135m",
         run: Annotated[str | None, typer.Option(help="run folder for the head tables")] = None,
@@ -238,25 +235,33 @@ def main() -> None:
         seconds: float = 60.0,
         port: int = 8765,
         out: Annotated[Path | None, typer.Option(help="JSON path (default: results/)")] = None,
+        baseline_seconds: float = 15.0,
     ) -> None:
         url = f"http://127.0.0.1:{port}"
         proc = start_server(model, run, port)
         try:
             wait_ready(url, proc)
+            baseline = run_load(url, 1, baseline_seconds, seed=1000)  # one user, same server
             result = run_load(url, users, seconds)
+            result["baseline_1_user"] = baseline
         finally:
             proc.terminate()
             proc.wait(30)
         result["server"] = "interp dashboard (waitress, 8 threads), separate process, 127.0.0.1"
         result["machine"] = f"{os.cpu_count()} CPU cores"
         print(f"\n{users} users x {seconds:.0f} s against {model} ({result['machine']})")
-        print(f"{'view':<10} {'n':>6} {'p50 ms':>9} {'p95 ms':>9}")
+        print(f"{'view':<10} {'n':>6} {'p50 ms':>9} {'p95 ms':>9} {'1-user p50':>11}")
         for view, s in result["per_view"].items():
-            print(f"{view:<10} {s['n']:>6} {s['p50_ms']:>9.1f} {s['p95_ms']:>9.1f}")
+            one = baseline["per_view"].get(view, {}).get("p50_ms", float("nan"))
+            print(f"{view:<10} {s['n']:>6} {s['p50_ms']:>9.1f} {s['p95_ms']:>9.1f} {one:>11.1f}")
         print(
             f"{'all':<10} {result['requests']:>6} {result['p50_ms']:>9.1f} "
             f"{result['p95_ms']:>9.1f}  ({result['requests_per_s']:.1f} req/s, "
             f"{result['errors']} errors)"
+        )
+        print(
+            f"one user alone: p50 {baseline['p50_ms']:.1f} ms, p95 {baseline['p95_ms']:.1f} ms, "
+            f"{baseline['requests_per_s']:.1f} req/s, {baseline['errors']} errors"
         )
         print("limits:", json.dumps(result["limits"]))
         path = out or ROOT / "benchmarks" / "results" / f"dashboard_load_{model}.json"
