@@ -19,8 +19,15 @@ COMMANDS = [
     "circuit",
     "calibrate",
     "generate",
+    "dashboard",
     "cache-dir",
 ]
+
+
+def test_dashboard_rejects_missing_run_folder(tmp_path):
+    result = runner.invoke(app, ["dashboard", "--run", str(tmp_path / "nope"), "--port", "0"])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output and "Traceback" not in result.output
 
 
 @pytest.mark.parametrize("cmd", [[], *[[c] for c in COMMANDS]])
