@@ -103,7 +103,9 @@ class AppState:
                     scores = compute_scores(bridge, step)
             with self.lock:
                 self.session = Session(bridge, model, scores, run_dir, is_causal(bridge))
-            self._set(stage=f"ready: {model}", fraction=1.0)
+            skipped = scores.attrs.get("skipped") or {}
+            note = f" (skipped: {'; '.join(f'{k}: {v}' for k, v in skipped.items())})"
+            self._set(stage=f"ready: {model}" + (note if skipped else ""), fraction=1.0)
         except InterpError as e:
             self._set(error=str(e), stage="failed", fraction=0.0)
         except Exception as e:  # shown in the page; the server keeps serving the last session

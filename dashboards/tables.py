@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp.errors import InputError
+from interp.errors import InputError, InterpError
 from interp.heads import get_detector
 from interp.heads.base import DetectorResult
 from interp.models.info import is_causal
@@ -89,19 +89,33 @@ def compute_scores(
 ) -> pd.DataFrame:
     """Head statistics and the fast detectors of ``model``, in memory (no run folder).
 
-    ``step(stage, fraction)`` is called before each stage (for a progress bar).
+    ``step(stage, fraction)`` is called before each stage (for a progress bar). A detector that
+    cannot run on this model (e.g. its default inputs are longer than a toy model's context) is
+    skipped; ``result.attrs["skipped"]`` maps its name to the reason.
     """
     step = step or (lambda stage, fraction: None)
     names = [d for d in FAST_DETECTORS if is_causal(model) or d != "anchor"]
+    skipped: dict[str, str] = {}
     step("head statistics", 0.0)
-    stats = head_stats_table(model, load_prompts(), progress=False)
+    own = Path(str(model.cfg.model_name)) / "prompts.txt"  # e.g. written by interp train-toy
+    try:
+        prompts = load_prompts(own if own.is_file() else None)
+        stats = head_stats_table(model, prompts, progress=False)
+    except InterpError as e:
+        stats, skipped["head statistics"] = None, str(e)
     results: dict[str, pd.DataFrame] = {}
     for i, name in enumerate(names):
         step(f"detector {name}", (i + 1) / (len(names) + 1))
-        result: DetectorResult = get_detector(name).run(model)
+        try:
+            result: DetectorResult = get_detector(name).run(model)
+        except InterpError as e:
+            skipped[name] = str(e)
+            continue
         results[name] = result.table
     step("done", 1.0)
-    return merge_scores(stats, results)
+    scores = merge_scores(stats, results)
+    scores.attrs["skipped"] = skipped
+    return scores
 
 
 def score_columns(scores: pd.DataFrame) -> list[str]:

@@ -388,6 +388,56 @@ def dashboard(
         server.close()
 
 
+@app.command("train-toy")
+def train_toy_cmd(
+    attention: Annotated[str, typer.Option(help="dpa (softmax of q.k) or ea ((q.k)^2).")] = "ea",
+    task: Annotated[
+        str, typer.Option(help="recall, delay_sum, or a mixture such as recall,delay_sum.")
+    ] = "recall",
+    complexity: Annotated[int, typer.Option(help="The task's complexity knob.")] = 4,
+    seed: Annotated[int, typer.Option(help="Initialisation and data seed.")] = 0,
+    steps: Annotated[int, typer.Option(min=1)] = 1500,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    lr: Annotated[float, typer.Option()] = 3e-3,
+    n_layers: Annotated[int, typer.Option(min=1)] = 2,
+    n_heads: Annotated[int, typer.Option(min=1)] = 4,
+    folder: Annotated[
+        Path | None, typer.Option("--out", help="Model folder (default runs/toy/...).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Retrain even if OUT holds this run.")] = False,
+) -> None:
+    """Train a small transformer with dot-product or expressive attention on a toy task.
+
+    Saves a Hugging Face folder (load it with `interp dashboard --model OUT` or
+    interp.load_model) with metrics.json (held-out accuracy, chance, losses, time).
+    """
+    from dataclasses import asdict
+
+    from interp.toy import ToyConfig, load_metrics, train_toy
+
+    try:
+        cfg = ToyConfig(
+            attention=attention, task=task, complexity=complexity, seed=seed, steps=steps,
+            batch_size=batch_size, lr=lr, n_layers=n_layers, n_heads=n_heads,
+        ).check()  # fmt: skip
+        name = f"{task.replace(',', '+')}_c{complexity}_{attention}_s{seed}"
+        folder = folder or Path("runs/toy") / name
+        done = load_metrics(folder)
+        if done and done.get("config") == asdict(cfg) and not force:
+            metrics = done
+            console.print(f"{folder} already holds this run (--force retrains)")
+        else:
+            _, metrics = train_toy(cfg, folder)
+    except InterpError as e:
+        _fail(e)
+    out.print(
+        f"{attention} on {task} (complexity {complexity}, seed {seed}): held-out accuracy "
+        f"{metrics['accuracy']:.3f} (chance {metrics['chance']:.3f}), loss "
+        f"{metrics['first_loss']:.3f} -> {metrics['final_loss']:.3f}, "
+        f"{metrics['train_seconds']:.0f} s; saved {folder}"
+    )
+
+
 @app.command("cache-dir")
 def cache_dir() -> None:
     """Print the folder where converted models are cached (set INTERP_CACHE_DIR to move it)."""

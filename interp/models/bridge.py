@@ -18,7 +18,7 @@ from transformer_lens.model_bridge.sources._bridge_builder import (
 from transformer_lens.model_bridge.sources._hf_format import determine_architecture_from_hf_config
 
 from interp.errors import ModelLoadError
-from interp.models import compat
+from interp.models import compat, expressive
 
 compat.apply()
 
@@ -46,5 +46,7 @@ def bridge_from_hf(hf_model: Any, tokenizer: Any, name: str) -> TransformerBridg
     bridge.cfg.tokenizer_appends_eos = appends_eos
     # Never add a BOS the tokenizer itself would not add.
     bridge.cfg.default_prepend_bos = prepends_bos
+    if expressive.attention_kind(hf_model.config) == "ea":
+        expressive.patch_bridge(bridge)  # the bridge recomputes attention: make it EA too
     bridge.eval()
     return bridge

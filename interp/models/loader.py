@@ -18,6 +18,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.errors import ModelLoadError, ModelNotFoundError
+from interp.models import expressive
 from interp.models.bridge import bridge_from_hf
 from interp.models.bundled import distribution_file
 from interp.models.gguf import bundled_gguf, gguf_to_cached_folder
@@ -58,8 +59,10 @@ def _hf_folder_model(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
         model_class = get_hf_model_class_for_architecture(
             determine_architecture_from_hf_config(config)
         )
+        # expressive-attention toy models (interp train-toy) carry interp_attention="ea"
+        impl = expressive.ATTN_NAME if expressive.attention_kind(config) == "ea" else "eager"
         hf_model = model_class.from_pretrained(
-            folder, config=config, dtype=dtype, attn_implementation="eager"
+            folder, config=config, dtype=dtype, attn_implementation=impl
         )
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError, KeyError) as e:

@@ -50,6 +50,11 @@ def plain_model(bridge: TransformerBridge) -> Any:
     cached = getattr(bridge, "_interp_plain_model", None)
     if cached is not None:
         return cached
+    if getattr(bridge.cfg, "interp_attention", "dpa") == "ea":
+        raise InputError(
+            "this model uses expressive attention; the streaming statistics assume softmax "
+            "(dot-product) attention. Use the dense path (interp.run_heads) on it instead."
+        )
     hf = bridge.original_model
     config = type(hf.config).from_dict(hf.config.to_dict())
     config._attn_implementation = ATTN_NAME
