@@ -438,6 +438,50 @@ def train_toy_cmd(
     )
 
 
+@app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(help="Sweep file (YAML); see examples/sweep.yaml.")],
+    engine: Annotated[str, typer.Option(help="local (in-process) or ray.")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (HOST:6379); default: start one here.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Ray actors per model (default: the file's).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default runs/sweeps/NAME).")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="torch threads of the in-process engine.")
+    ] = None,
+) -> None:
+    """Run (or resume) a declarative sweep: models x prompt sets x context lengths.
+
+    Writes a Parquet dataset partitioned by model and detector, a manifest, per-head summaries,
+    dashboard run folders, plots and report.md. Finished shards are never recomputed.
+    """
+    from interp.sweep import load_config, run_sweep
+
+    try:
+        cfg = load_config(config)
+        result = run_sweep(
+            cfg, out_dir, engine=engine, address=address, workers=workers, threads=threads
+        )
+    except InterpError as e:
+        _fail(e)
+    out.print(
+        f"sweep {cfg.name}: {result.n_shards} shards ({result.reused} reused, "
+        f"{result.computed} computed, {len(result.failed)} failed) in {result.seconds:.1f} s, "
+        f"{result.prompts_per_second:.2f} prompts/s; report {result.out / 'report.md'}"
+    )
+    for f in result.failed:
+        console.print(
+            f"[bold red]failed[/] {f['shard']} after {f['attempts']} attempts: {f['error']}"
+        )
+    if result.failed:
+        raise typer.Exit(code=1)
+
+
 @app.command("cache-dir")
 def cache_dir() -> None:
     """Print the folder where converted models are cached (set INTERP_CACHE_DIR to move it)."""

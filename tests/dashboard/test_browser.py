@@ -84,7 +84,7 @@ def test_scatter_click_selects_head_and_geometry_follows(driver, app_url):
     )
     assert [t["name"] for t in hist["data"]] == [
         "all visible pairs",
-        "weighted by the head's attention",
+        "weighted by the head's attention (softmax)",
         "weighted by EA from the same q, k",
     ]
 

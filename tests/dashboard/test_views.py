@@ -176,3 +176,13 @@ def test_state_reports_bad_model_and_run_without_raising(tmp_path):
     state.load("tiny")
     assert state.status().error is None and state.session.name == "tiny"
     assert {"sink", "induction", "anchor:span", "entropy"} <= set(state.session.scores.columns)
+
+
+def test_softmax_recomputation_equals_the_models_pattern(tiny):
+    view = an.layer_view(tiny, PROMPT, 1)
+    for h in range(view.pattern.shape[0]):
+        torch.testing.assert_close(
+            an.softmax_pattern(view.q[h], view.k[h]), view.pattern[h], atol=1e-5, rtol=1e-4
+        )
+    hist, _, _ = geometry_figures(view, 1, 0, scoring="dpa")
+    assert "softmax" in hist.data[1].name and "EA" in hist.data[2].name

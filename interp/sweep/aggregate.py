@@ -1,0 +1,143 @@
+"""Aggregating a sweep across prompts: per-head mean and spread, per-length curves, a report.
+
+Written under OUT:
+- ``summary/<detector>.parquet``: one row per (model, layer, head): ``<col>_mean``, ``<col>_std``,
+  ``n_prompts`` for every measured column;
+- ``summary/by_length.parquet``: mean over heads and prompts per (model, detector, column,
+  prompt set, length) with the spread over heads (``std_heads``);
+- ``runs/<model>/``: a run folder the dashboard reads (``interp dashboard --run ...``):
+  ``manifest.json``, ``head_stats.parquet``, ``detectors/<name>.parquet`` (score = the mean);
+- ``plots/<model>_heads.png`` (mean per head), ``plots/<model>_spread.png`` (std over prompts),
+  ``plots/by_length.png``; ``report.md`` ties them together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from interp.report import heatmap_grid, write_json, write_table  # noqa: E402
+
+KEYS = ("model", "prompt_set", "length", "prompt", "layer", "head")
+
+
+def _value_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c not in KEYS and pd.api.types.is_numeric_dtype(df[c])]
+
+
+def per_head(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    out = {}
+    for name, df in tables.items():
+        cols = _value_columns(df)
+        g = df.groupby(["model", "layer", "head"])[cols]
+        agg = g.agg(["mean", "std"])
+        agg.columns = [f"{c}_{s}" for c, s in agg.columns]
+        agg["n_prompts"] = g.size()
+        out[name] = agg.reset_index()
+    return out
+
+
+def by_length(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    frames = []
+    for name, df in tables.items():
+        for col in _value_columns(df):
+            per = df.groupby(["model", "prompt_set", "length", "layer", "head"])[col].mean()
+            g = per.groupby(["model", "prompt_set", "length"])
+            frames.append(
+                pd.DataFrame({"mean": g.mean(), "std_heads": g.std()}).reset_index()
+                .assign(detector=name, column=col)
+            )  # fmt: skip
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def dashboard_runs(out: Path, heads: dict[str, pd.DataFrame], names: dict[str, str]) -> list[Path]:
+    """One dashboard-readable run folder per model (tables of per-head means)."""
+    folders = []
+    labels = sorted({m for df in heads.values() for m in df["model"].unique()})
+    for label in labels:
+        folder = Path(out) / "runs" / label
+        detectors = {}
+        for name, df in heads.items():
+            d = df[df["model"] == label].drop(columns=["model"])
+            if name == "head_stats":
+                d = d.rename(columns={c: c.removesuffix("_mean") for c in d if c.endswith("_mean")})
+                write_table(d, folder / "head_stats.parquet")
+                continue
+            d = d.rename(columns={"score_mean": "score"})
+            write_table(d, folder / "detectors" / f"{name}.parquet")
+            detectors[name] = {"source": "interp sweep (mean over prompts)"}
+        write_json(
+            {"model": {"name": names.get(label, label)}, "detectors": detectors,
+             "source": "interp sweep"},
+            folder / "manifest.json",
+        )  # fmt: skip
+        folders.append(folder)
+    return folders
+
+
+def plot_lengths(curves: pd.DataFrame, path: Path) -> Path | None:
+    main = curves[(curves["column"] == "score") | (curves["detector"] == "head_stats")]
+    main = main.groupby(["model", "detector", "column"]).filter(lambda g: g["length"].nunique() > 1)
+    if main.empty:
+        return None
+    models = sorted(main["model"].unique())
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        for (det, col, pset), g in main[main["model"] == model].groupby(
+            ["detector", "column", "prompt_set"]
+        ):
+            label = f"{det}" if col == "score" else col
+            g = g.sort_values("length")
+            ax.errorbar(g["length"], g["mean"], yerr=g["std_heads"], marker="o", capsize=3,
+                        label=f"{label} ({pset})")  # fmt: skip
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("context length (tokens)")
+        ax.set_ylabel("mean over heads and prompts (bars: std over heads)")
+        ax.set_title(model)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def aggregate(out: Path, tables: dict[str, pd.DataFrame], names: dict[str, str]) -> dict:
+    """Write summaries, dashboard run folders and plots; returns what was written."""
+    out = Path(out)
+    heads = per_head(tables)
+    for name, df in heads.items():
+        write_table(df, out / "summary" / f"{name}.parquet")
+    curves = by_length(tables)
+    if not curves.empty:
+        write_table(curves, out / "summary" / "by_length.parquet")
+    runs = dashboard_runs(out, heads, names)
+    plots = []
+    for label in sorted({m for df in heads.values() for m in df["model"].unique()}):
+        merged = None
+        for name, df in heads.items():
+            stats = name == "head_stats"
+            cols = {
+                c: (c.removesuffix("_mean") if stats else name)
+                for c in df
+                if c.endswith("_mean") and (stats or c == "score_mean")
+            }
+            spread = {c.replace("_mean", "_std"): f"{v} (std)" for c, v in cols.items()}
+            d = df[df["model"] == label][["layer", "head", *cols, *spread]]
+            d = d.rename(columns={**cols, **spread})
+            merged = d if merged is None else merged.merge(d, on=["layer", "head"])
+        means = [c for c in merged.columns if c not in ("layer", "head") and "(std)" not in c]
+        stds = [c for c in merged.columns if "(std)" in c]
+        plots.append(heatmap_grid(merged, means, out / "plots" / f"{label}_heads.png",
+                                  f"{label}: mean over prompts"))  # fmt: skip
+        plots.append(heatmap_grid(merged, stds, out / "plots" / f"{label}_spread.png",
+                                  f"{label}: std over prompts"))  # fmt: skip
+    length_plot = plot_lengths(curves, out / "plots" / "by_length.png") if len(curves) else None
+    if length_plot:
+        plots.append(length_plot)
+    return {"summary": sorted(heads), "runs": [str(r) for r in runs],
+            "plots": [str(p) for p in plots]}  # fmt: skip

@@ -1,0 +1,182 @@
+"""The declarative sweep file (YAML) of ``interp sweep`` and its validation.
+
+Example (``examples/sweep.yaml``)::
+
+    name: sinks-vs-length
+    models: [tiny, smollm2-135m]          # names, folders, or {name: ..., label: ...}
+    prompts:
+      - {name: scan, builtin: scan}       # the bundled scan prompts
+      - {name: mine, file: prompts.txt}   # one prompt per line (\\n = newline)
+      - {name: ioi, task: ioi, n: 32}     # a circuits task (circuits/data/<task>.json)
+      - {name: text, haystack: 4}         # 4 haystack windows per context length
+    context_lengths: [64, 256, 1024]      # used by haystack sets
+    detectors: [head_stats, sink, previous_token, duplicate_token, induction]
+    shard_size: 4                          # prompts per shard (the unit of work and of resume)
+    retries: 2                             # attempts after the first, per shard
+    workers: 2                             # Ray actors per model
+    gpus_per_worker: 0                     # set > 0 on GPU clusters
+
+Every error names the key that is wrong and what it accepts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from interp.errors import InputError
+
+#: per-prompt measures a sweep computes from each prompt's attention patterns
+DETECTORS = ("head_stats", "sink", "previous_token", "duplicate_token", "induction")
+_SET_KINDS = ("builtin", "file", "task", "haystack")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    label: str
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    name: str
+    kind: str  # builtin | file | task | haystack
+    source: str = ""  # file path, task name or builtin name
+    n: int = 0  # task examples / haystack windows per length
+
+
+@dataclass
+class SweepConfig:
+    name: str
+    models: list[ModelSpec]
+    prompts: list[PromptSet]
+    context_lengths: list[int] = field(default_factory=lambda: [128])
+    detectors: list[str] = field(default_factory=lambda: list(DETECTORS))
+    shard_size: int = 4
+    retries: int = 2
+    workers: int = 2
+    gpus_per_worker: float = 0.0
+    out: Path | None = None
+    source: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "models": [vars(m) for m in self.models],
+            "prompts": [vars(p) for p in self.prompts],
+            "context_lengths": self.context_lengths,
+            "detectors": self.detectors,
+            "shard_size": self.shard_size,
+            "retries": self.retries,
+            "workers": self.workers,
+            "gpus_per_worker": self.gpus_per_worker,
+        }
+
+
+def _label(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).name or name).strip("_") or "model"
+
+
+def _positive(raw: dict, key: str, default: int, minimum: int = 1) -> int:
+    value = raw.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise InputError(f"sweep key {key!r} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
+    """Validate a parsed YAML mapping (see the module docstring)."""
+    if not isinstance(raw, dict):
+        raise InputError("a sweep file must be a YAML mapping with keys models, prompts, ...")
+    unknown = set(raw) - {
+        "name", "models", "prompts", "context_lengths", "detectors", "shard_size", "retries",
+        "workers", "gpus_per_worker", "out",
+    }  # fmt: skip
+    if unknown:
+        raise InputError(f"unknown sweep key(s) {sorted(unknown)}")
+    models = raw.get("models")
+    if not models or not isinstance(models, list):
+        raise InputError("sweep key 'models' must be a non-empty list of model names or folders")
+    specs = []
+    for m in models:
+        if isinstance(m, str):
+            specs.append(ModelSpec(m, _label(m)))
+        elif isinstance(m, dict) and isinstance(m.get("name"), str):
+            specs.append(ModelSpec(m["name"], _label(str(m.get("label") or m["name"]))))
+        else:
+            raise InputError(f"a model must be a name or {{name: ..., label: ...}}, got {m!r}")
+    if len({s.label for s in specs}) != len(specs):
+        raise InputError("two models share a label; give each a distinct 'label'")
+    sets = []
+    for p in raw.get("prompts") or []:
+        if not isinstance(p, dict):
+            raise InputError(f"each prompt set is a mapping such as {{builtin: scan}}, got {p!r}")
+        kinds = [k for k in _SET_KINDS if k in p]
+        if len(kinds) != 1:
+            raise InputError(f"a prompt set needs exactly one of {_SET_KINDS}, got {p!r}")
+        kind = kinds[0]
+        name = str(p.get("name") or f"{kind}{len(sets)}")
+        if kind == "haystack":
+            n = p["haystack"]
+            if not isinstance(n, int) or n < 1:
+                raise InputError(f"haystack: N must be a number of windows >= 1, got {n!r}")
+            sets.append(PromptSet(name, kind, "haystack", n))
+        elif kind == "task":
+            sets.append(PromptSet(name, kind, str(p["task"]), int(p.get("n", 16))))
+        elif kind == "file":
+            path = Path(str(p["file"]))
+            if not path.is_absolute() and source is not None:
+                path = source.parent / path
+            if not path.is_file():
+                raise InputError(f"prompt file {path} (set {name!r}) does not exist")
+            sets.append(PromptSet(name, kind, str(path)))
+        else:
+            if p["builtin"] != "scan":
+                raise InputError(f"builtin prompt sets: scan (got {p['builtin']!r})")
+            sets.append(PromptSet(name, kind, "scan"))
+    if not sets:
+        raise InputError("sweep key 'prompts' must list at least one prompt set")
+    if len({s.name for s in sets}) != len(sets):
+        raise InputError("two prompt sets share a name")
+    lengths = raw.get("context_lengths", [128])
+    if not isinstance(lengths, list) or not all(isinstance(n, int) and n >= 2 for n in lengths):
+        raise InputError(f"context_lengths must be a list of integers >= 2, got {lengths!r}")
+    detectors = raw.get("detectors", list(DETECTORS))
+    bad = [d for d in detectors if d not in DETECTORS]
+    if bad:
+        raise InputError(
+            f"unknown sweep detector(s) {bad}; a sweep computes {', '.join(DETECTORS)} per "
+            "prompt (retrieval and anchor detectors have their own inputs: use interp scan)"
+        )
+    gpus = raw.get("gpus_per_worker", 0)
+    if not isinstance(gpus, int | float) or gpus < 0:
+        raise InputError(f"gpus_per_worker must be a number >= 0, got {gpus!r}")
+    out = raw.get("out")
+    return SweepConfig(
+        name=str(raw.get("name") or (source.stem if source else "sweep")),
+        models=specs,
+        prompts=sets,
+        context_lengths=sorted(set(lengths)),
+        detectors=list(dict.fromkeys(detectors)),
+        shard_size=_positive(raw, "shard_size", 4),
+        retries=_positive(raw, "retries", 2, minimum=0),
+        workers=_positive(raw, "workers", 2),
+        gpus_per_worker=float(gpus),
+        out=Path(out) if out else None,
+        source=source,
+    )
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"sweep file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise InputError(f"{path} is not valid YAML: {e}") from e
+    return parse_config(raw, path)

@@ -1,0 +1,147 @@
+"""Running shards: in-process (default) or on Ray (``interp[distributed]``), never home-made.
+
+Both engines call ``ShardRunner.run`` on the same shards and hand the tables to the driver,
+which writes them (``store.write_shard``): workers need no shared file system, only the model
+(a known name whose package is installed on every node, or a folder every node can read).
+
+Failures: a shard that raises is tried again up to ``retries`` times; then its error is written
+to ``shards/<id>.failed.json`` and the sweep goes on with the other shards. On Ray a worker
+process that dies is restarted by Ray (``max_restarts``) and its shard resubmitted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from interp.errors import InputError
+from interp.sweep.shards import Shard, ShardRunner
+
+#: called by the engines for every finished shard: (shard, tables or None, info)
+Sink = Callable[[Shard, dict | None, dict], None]
+
+
+def _format_error(e: BaseException) -> str:
+    cause = getattr(e, "cause", None)  # RayTaskError wraps the worker's exception
+    e = cause if isinstance(cause, BaseException) else e
+    return f"{type(e).__name__}: {e}"
+
+
+def _by_model(shards: Sequence[Shard]) -> dict[str, list[Shard]]:
+    out: dict[str, list[Shard]] = {}
+    for s in shards:
+        out.setdefault(s.model, []).append(s)
+    return out
+
+
+def run_local(
+    shards: Sequence[Shard], retries: int, sink: Sink, *, threads: int | None = None,
+    progress: bool = True, throttle: float = 0.0,
+) -> None:  # fmt: skip
+    """In this process: each model loaded once, its shards one after another."""
+    bar = tqdm(total=len(shards), desc="sweep shards (in-process)", disable=not progress)
+    for model, todo in _by_model(shards).items():
+        runner = None
+        try:
+            runner = ShardRunner(model, threads)
+        except Exception as e:  # a model that cannot load fails each of its shards
+            for s in todo:
+                sink(s, None, {"error": _format_error(e), "attempts": 1})
+                bar.update()
+            continue
+        for shard in todo:
+            for attempt in range(1, retries + 2):
+                t0 = time.perf_counter()
+                try:
+                    tables = runner.run(shard)
+                except Exception as e:
+                    if attempt > retries:
+                        sink(shard, None, {"error": _format_error(e), "attempts": attempt})
+                    continue
+                info = {"seconds": round(time.perf_counter() - t0, 3), "attempts": attempt,
+                        "engine": "local"}  # fmt: skip
+                sink(shard, tables, info)
+                break
+            bar.update()
+            if throttle:
+                time.sleep(throttle)
+    bar.close()
+
+
+def run_ray(
+    shards: Sequence[Shard], retries: int, sink: Sink, *, workers: int = 2,
+    gpus_per_worker: float = 0.0, address: str | None = None, progress: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """On a Ray cluster (``address``) or a local one started here with ``workers`` CPUs.
+
+    Each model gets ``workers`` actors that load it once; shards go to whichever actor is free.
+    """
+    try:
+        import ray
+    except ImportError as e:
+        raise InputError(
+            "the Ray engine needs the distributed extra: pip install 'interp[distributed]'"
+        ) from e
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address:
+            kwargs["address"] = address
+        else:
+            kwargs["num_cpus"] = workers
+        ray.init(**kwargs)
+    cluster = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+
+    @ray.remote(max_restarts=2, max_task_retries=0)
+    class Worker:
+        def __init__(self, model: str) -> None:
+            self.runner = ShardRunner(model, threads=1)
+
+        def run(self, shard: Shard) -> tuple[dict, float]:
+            t0 = time.perf_counter()
+            tables = self.runner.run(shard)
+            return tables, time.perf_counter() - t0
+
+    bar = tqdm(total=len(shards), desc=f"sweep shards (ray, {workers} workers)",
+               disable=not progress)  # fmt: skip
+    try:
+        for model, todo in _by_model(shards).items():
+            actors = [
+                Worker.options(num_cpus=1, num_gpus=gpus_per_worker).remote(model)
+                for _ in range(workers)
+            ]
+            queue = list(todo)
+            attempts: dict[str, int] = {}
+            running: dict[Any, tuple[Shard, Any]] = {}
+            free = list(actors)
+            while queue or running:
+                while queue and free:
+                    shard, actor = queue.pop(0), free.pop(0)
+                    attempts[shard.id] = attempts.get(shard.id, 0) + 1
+                    running[actor.run.remote(shard)] = (shard, actor)
+                done, _ = ray.wait(list(running), num_returns=1)
+                ref = done[0]
+                shard, actor = running.pop(ref)
+                free.append(actor)
+                try:
+                    tables, seconds = ray.get(ref)
+                except Exception as e:  # RayTaskError, RayActorError, ...
+                    if attempts[shard.id] <= retries:
+                        queue.append(shard)
+                        continue
+                    sink(shard, None, {"error": _format_error(e), "attempts": attempts[shard.id]})
+                    bar.update()
+                    continue
+                sink(shard, tables, {"seconds": round(seconds, 3),
+                                     "attempts": attempts[shard.id], "engine": "ray"})  # fmt: skip
+                bar.update()
+            for actor in actors:
+                ray.kill(actor)
+    finally:
+        bar.close()
+        if started_here:
+            ray.shutdown()
+    return cluster

@@ -1,0 +1,164 @@
+"""interp sweep: config errors, per-prompt measures vs references, Ray == in-process, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+import interp
+from interp.errors import InputError
+from interp.heads.classic import induction_pattern, pattern_scores, previous_token_pattern
+from interp.sweep import parse_config, run_sweep, store
+from interp.sweep.shards import ShardRunner, plan
+
+ROOT = Path(__file__).parents[1]
+BASE = {
+    "name": "t",
+    "models": ["tiny"],
+    "prompts": [{"name": "scan", "builtin": "scan"}, {"name": "text", "haystack": 3}],
+    "context_lengths": [32, 64],
+    "shard_size": 4,
+}
+
+
+def _cfg(**over):
+    return parse_config({**BASE, **over})
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"models": []}, "non-empty list"),
+        ({"detectors": ["retrieval"]}, "use interp scan"),
+        ({"prompts": [{"file": "/no/such.txt"}]}, "does not exist"),
+        ({"prompts": [{"builtin": "scan", "haystack": 2}]}, "exactly one"),
+        ({"context_lengths": [1]}, "integers >= 2"),
+        ({"shard_size": 0}, "shard_size"),
+        ({"colour": "red"}, "unknown sweep key"),
+    ],
+)
+def test_config_errors_say_what_is_wrong(over, message):
+    with pytest.raises(InputError, match=message):
+        _cfg(**over)
+
+
+def test_plan_is_deterministic_and_covers_every_prompt():
+    shards = plan(_cfg())
+    assert [s.id for s in shards] == [s.id for s in plan(_cfg())]
+    scan = [s for s in shards if s.prompt_set == "scan"]
+    assert sum(s.stop - s.start for s in scan) == 16  # the bundled scan prompts
+    text = [s for s in shards if s.prompt_set == "text"]
+    assert {s.length for s in text} == {32, 64} and len(text) == 2
+
+
+def test_shard_measures_match_references():
+    runner = ShardRunner("tiny", threads=1)
+    shard = next(s for s in plan(_cfg()) if s.prompt_set == "text" and s.length == 32)
+    tables = runner.run(shard)
+    ids = runner.prompts(shard)[1]
+    model = runner.model
+    _, cache = model.run_with_cache(torch.tensor([ids]))
+    pats = torch.stack([cache[f"blocks.{la}.attn.hook_pattern"][0] for la in range(2)])
+    row = lambda df: df[(df["prompt"] == 1) & (df["layer"] == 1) & (df["head"] == 2)].iloc[0]  # noqa: E731
+    a = pats[1, 2]
+    n = a.shape[0]
+    # entropy: mean over queries t >= 1 of -sum_j A log A
+    ent = float(np.mean([-(a[t, : t + 1] * a[t, : t + 1].log()).sum() for t in range(1, n)]))
+    assert row(tables["head_stats"])["entropy"] == pytest.approx(ent, rel=1e-5)
+    assert row(tables["sink"])["score"] == pytest.approx(float(a[:, 0].sum() / n), rel=1e-5)
+    hidden = int(sum(float(a[j:, j].sum()) / (n - j) > 0.1 for j in range(1, n)))
+    assert row(tables["sink"])["hidden_sinks"] == hidden
+    for name, fn in (("previous_token", previous_token_pattern), ("induction", induction_pattern)):
+        ref = pattern_scores(pats[:, None], torch.tensor([ids]), [n], fn)[1, 2]
+        got = row(tables[name])["score"]
+        if torch.isnan(ref) or not fn(torch.tensor(ids)).any():
+            assert np.isnan(got)
+        else:
+            assert got == pytest.approx(float(ref), rel=1e-5)
+
+
+def test_in_process_and_ray_give_identical_tables(tmp_path):
+    pytest.importorskip("ray", reason="the Ray engine needs the distributed extra (ray)")
+    cfg = _cfg()
+    local = run_sweep(cfg, tmp_path / "local", threads=1, progress=False)
+    ray = run_sweep(cfg, tmp_path / "ray", engine="ray", workers=2, progress=False)
+    assert local.computed == ray.computed == local.n_shards and not ray.failed
+    assert set(local.tables) == set(ray.tables) == {
+        "head_stats", "sink", "previous_token", "duplicate_token", "induction",
+    }  # fmt: skip
+    for name in local.tables:
+        pd.testing.assert_frame_equal(local.tables[name], ray.tables[name], check_exact=True)
+
+
+def test_killed_sweep_resumes_and_recomputes_only_missing_shards(tmp_path):
+    cfg_file = tmp_path / "sweep.yaml"
+    cfg_file.write_text(yaml.safe_dump({**BASE, "shard_size": 1, "context_lengths": [32]}))
+    out = tmp_path / "out"
+    env = {**os.environ, "INTERP_SWEEP_THROTTLE_S": "0.4"}
+    cmd = [sys.executable, "-m", "interp.cli", "sweep", str(cfg_file), "--out", str(out),
+           "--threads", "1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    shards_dir = out / "shards"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(shards_dir.glob("*.json"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = {p.name for p in shards_dir.glob("*.json")}
+    cfg = parse_config(yaml.safe_load(cfg_file.read_text()), cfg_file)
+    total = len(plan(cfg))
+    assert 3 <= len(done_before) < total, "the sweep must be killed mid-way"
+    files_before = {p: p.stat().st_mtime_ns for p in (out / "data").rglob("*.parquet")}
+    resumed = run_sweep(cfg, out, threads=1, progress=False)
+    assert resumed.reused == len(done_before) and resumed.computed == total - len(done_before)
+    for p, mtime in files_before.items():  # finished shards were not rewritten
+        assert p.stat().st_mtime_ns == mtime
+    clean = run_sweep(cfg, tmp_path / "clean", threads=1, progress=False)
+    for name in clean.tables:
+        pd.testing.assert_frame_equal(resumed.tables[name], clean.tables[name], check_exact=True)
+
+
+def test_failing_shard_is_retried_then_reported_without_losing_others(tmp_path):
+    from typer.testing import CliRunner
+
+    from interp.cli import app
+
+    cfg_file = tmp_path / "sweep.yaml"
+    cfg_file.write_text(yaml.safe_dump({**BASE, "context_lengths": [32, 4096], "retries": 1}))
+    result = CliRunner().invoke(app, ["sweep", str(cfg_file), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "longer than tiny's context 1024" in result.output
+    failed = store.failures(tmp_path / "o")
+    assert len(failed) == 1 and failed[0]["attempts"] == 2  # 1 + 1 retry
+    ok = store.read_dataset(tmp_path / "o")["sink"]
+    assert set(ok["prompt_set"]) == {"scan", "text"} and set(ok["length"]) > {32}
+
+
+def test_aggregates_and_dashboard_run_folder(tmp_path):
+    from dashboards.tables import read_run
+
+    r = run_sweep(_cfg(), tmp_path, threads=1, progress=False)
+    summary = pd.read_parquet(tmp_path / "summary" / "induction.parquet")
+    raw = r.tables["induction"]
+    want = raw.groupby(["layer", "head"])["score"].mean().to_numpy()
+    np.testing.assert_allclose(summary.sort_values(["layer", "head"])["score_mean"], want)
+    curves = pd.read_parquet(tmp_path / "summary" / "by_length.parquet")
+    assert {32, 64} <= set(curves["length"])
+    scores, manifest = read_run(tmp_path / "runs" / "tiny")
+    assert manifest["model"]["name"] == "tiny" and len(scores) == 8
+    assert {"sink", "induction", "entropy"} <= set(scores.columns)
+    assert (tmp_path / "plots" / "by_length.png").is_file()
+    assert (tmp_path / "report.md").read_text().startswith("# Sweep t")
+    model = interp.load_model("tiny")
+    assert str(model.cfg.model_name) == manifest["model"]["name"]
