@@ -16,6 +16,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from interp.ablation.heads import KINDS, ablation_hooks
 from interp.attention import run_heads
 from interp.errors import InputError
+from interp.geometry import qk_cosines
 from interp.tokens import tokenize
 
 MAX_CHARS = 6000
@@ -125,11 +126,17 @@ def ea_pattern(q: torch.Tensor, k: torch.Tensor, causal: bool = True) -> torch.T
     return a / a.sum(-1, keepdim=True).clamp_min(1e-12)
 
 
+def softmax_pattern(q: torch.Tensor, k: torch.Tensor, causal: bool = True) -> torch.Tensor:
+    """Dot-product attention softmax(q.k / sqrt(d)) from q, k [pos, d] (masked: -inf)."""
+    dots = (q @ k.T) / math.sqrt(q.shape[-1])
+    if causal:
+        dots = dots.masked_fill(~torch.ones_like(dots, dtype=torch.bool).tril(), float("-inf"))
+    return dots.softmax(-1)
+
+
 def cosines(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """cos(q_i, k_j) for one head, [query, key]."""
-    qn = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    kn = k / k.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    return qn @ kn.T
+    """cos(q_i, k_j) for one head, [query, key] (``interp.geometry.qk_cosines``)."""
+    return qk_cosines(q, k)
 
 
 def parse_heads(model: TransformerBridge, labels: list[str] | None) -> list[tuple[int, int]]:

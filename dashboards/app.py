@@ -341,7 +341,9 @@ def create_app(
     def geometry(_, layer, head, _key, prompt):
         try:
             session, view, layer, head = _view(prompt, layer, head)
-            return (*geometry_figures(view, layer, head, session.causal), "")
+            scoring = getattr(session.model.cfg, "interp_attention", "dpa")
+            figs = geometry_figures(view, layer, head, session.causal, scoring=scoring)
+            return (*figs, "")
         except Exception as e:
             blank = empty_figure("no geometry")
             return blank, blank, blank, _message(e)

@@ -17,6 +17,7 @@ from dashboards.analysis import (
     cosines,
     ea_pattern,
     sink_scores,
+    softmax_pattern,
     top_k_rows,
 )
 
@@ -164,28 +165,36 @@ def _pairs(n: int, causal: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def geometry_figures(
-    view: LayerView, layer: int, head: int, causal: bool = True, seed: int = 0
+    view: LayerView,
+    layer: int,
+    head: int,
+    causal: bool = True,
+    seed: int = 0,
+    scoring: str = "dpa",
 ) -> tuple[go.Figure, go.Figure, go.Figure]:
     """(cosine histograms, weight vs cosine, PCA of q and k) for one head on one prompt.
 
     The histograms compare all visible (query, key) pairs with the same pairs weighted by the
-    head's attention (dot-product softmax, what the model does) and by expressive attention
-    computed from the same q, k ((q.k)^2 scoring, methods.md section 5).
+    head's own attention (``scoring``: the model's, dot-product softmax or expressive) and by
+    the other scoring recomputed from the same q, k ((q.k)^2 vs softmax(q.k), methods.md s.5).
     """
     q, k = view.q[head].float(), view.k[head].float()
     n = q.shape[0]
     cos = cosines(q, k).numpy()
-    dpa = view.pattern[head].float().numpy()
-    ea = ea_pattern(q, k, causal).numpy()
+    own = view.pattern[head].float().numpy()
+    if scoring == "ea":
+        other, own_name, other_name = softmax_pattern(q, k, causal).numpy(), "EA", "softmax"
+    else:
+        other, own_name, other_name = ea_pattern(q, k, causal).numpy(), "softmax", "EA"
     qi, ki = _pairs(n, causal)
-    c, w_dpa, w_ea = cos[qi, ki], dpa[qi, ki], ea[qi, ki]
+    c, w_own, w_other = cos[qi, ki], own[qi, ki], other[qi, ki]
     bins = np.linspace(-1, 1, 41)
     mid = (bins[:-1] + bins[1:]) / 2
     hist = go.Figure()
     for name, weights in (
         ("all visible pairs", None),
-        ("weighted by the head's attention", w_dpa),
-        ("weighted by EA from the same q, k", w_ea),
+        (f"weighted by the head's attention ({own_name})", w_own),
+        (f"weighted by {other_name} from the same q, k", w_other),
     ):
         h, _ = np.histogram(c, bins=bins, weights=weights, density=True)
         hist.add_trace(go.Scatter(x=mid, y=h, mode="lines", line_shape="hvh", name=name))
@@ -202,7 +211,7 @@ def geometry_figures(
     toks = np.array(view.tokens, dtype=object)
     custom = np.stack([toks[qi[pick]], toks[ki[pick]]], axis=-1)
     scatter = go.Figure()
-    for name, w in (("dot-product (actual)", w_dpa), ("expressive (q.k)^2", w_ea)):
+    for name, w in ((f"{own_name} (the model's)", w_own), (f"{other_name} (recomputed)", w_other)):
         scatter.add_trace(
             go.Scattergl(
                 x=c[pick],

@@ -124,7 +124,8 @@ def geometry(df: pd.DataFrame, task: str, complexity: int, out: Path) -> pd.Data
         t = table[table.attention == att]
         axes[1].bar(x + (i - 0.5) * 0.4, t["antiparallel_mass"], 0.4, color=COLORS[att],
                     label=f"{LABELS[att]}")  # fmt: skip
-    labels = table[table.attention == "dpa"].apply(lambda r: f"L{r.layer}H{r.head}", axis=1)
+    dpa_rows = table[table.attention == "dpa"]
+    labels = [f"L{la}H{h}" for la, h in zip(dpa_rows["layer"], dpa_rows["head"], strict=True)]
     axes[1].set_xticks(x, labels, rotation=60, fontsize=7)
     axes[1].set_ylabel("attention on cos < -0.5 pairs")
     axes[1].set_title("antiparallel attention mass per head", fontsize=10)

@@ -33,7 +33,10 @@ def main(
     layer: int = 17,
     head: int = 3,
     ablate: str = "L17.H3,L18.H6,L16.H0",
+    target: str = " Mary",
+    foil: str = " John",
     out: Path = ROOT / "docs",
+    prefix: str = "dashboard",
 ) -> None:
     server, state, url = serve_in_thread(model, run)
     d = b.make_driver(1500, 1100)
@@ -57,8 +60,8 @@ def main(
             )
         b.choose_options(d, "ablate-heads", ablate.split(","))
         d.find_element("css selector", "#ablate-kind input[value='mean']").click()
-        b.set_text(d, "target", " Mary")
-        b.set_text(d, "foil", " John")
+        b.set_text(d, "target", target)
+        b.set_text(d, "foil", foil)
         d.find_element("id", "ablate-btn").click()
         b.wait_for(lambda: "mean" in b.text_of(d, "ablate-info"), 120, what="ablation")
         time.sleep(1.5)  # let plotly finish drawing
@@ -67,12 +70,12 @@ def main(
             el = d.find_element("id", section)
             d.execute_script("arguments[0].scrollIntoView();", el)
             time.sleep(0.5)
-            el.screenshot(str(out / f"dashboard_{name}.png"))
+            el.screenshot(str(out / f"{prefix}_{name}.png"))
         height = d.execute_script("return document.body.scrollHeight")
         d.set_window_size(1500, height + 50)
         d.execute_script("window.scrollTo(0, 0);")
         time.sleep(1.5)
-        d.save_screenshot(str(out / "dashboard.png"))
+        d.save_screenshot(str(out / f"{prefix}.png"))
         print(f"wrote {len(VIEWS) + 1} screenshots to {out}")
     finally:
         d.quit()
