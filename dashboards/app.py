@@ -305,6 +305,15 @@ def create_app(
         except Exception as e:
             return empty_figure(_message(e))
 
+    # the attention map and the geometry views redraw on the same inputs
+    _VIEW_INPUTS = (
+        Input("analyse-btn", "n_clicks"),
+        Input("layer-dd", "value"),
+        Input("head-dd", "value"),
+        Input("session-key", "data"),
+        State("prompt", "value"),
+    )
+
     def _view(prompt, layer, head):
         session = state.require()
         layer, head = check_head(session.model, layer, head)
@@ -314,11 +323,7 @@ def create_app(
     @app.callback(
         Output("attn-map", "figure"),
         Output("attn-error", "children"),
-        Input("analyse-btn", "n_clicks"),
-        Input("layer-dd", "value"),
-        Input("head-dd", "value"),
-        Input("session-key", "data"),
-        State("prompt", "value"),
+        *_VIEW_INPUTS,
     )
     def attention(_, layer, head, _key, prompt):
         try:
@@ -332,11 +337,7 @@ def create_app(
         Output("geom-scatter", "figure"),
         Output("geom-pca", "figure"),
         Output("geom-error", "children"),
-        Input("analyse-btn", "n_clicks"),
-        Input("layer-dd", "value"),
-        Input("head-dd", "value"),
-        Input("session-key", "data"),
-        State("prompt", "value"),
+        *_VIEW_INPUTS,
     )
     def geometry(_, layer, head, _key, prompt):
         try:

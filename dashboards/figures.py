@@ -160,6 +160,19 @@ def attention_figure(view: LayerView, layer: int, head: int, causal: bool = True
     return fig
 
 
+def _titled(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
+    """The shared layout of the geometry figures (title, axis titles, legend below)."""
+    fig.update_layout(
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        height=380,
+        margin=_MARGIN,
+        legend=dict(orientation="h", y=-0.25),
+    )
+    return fig
+
+
 def _pairs(n: int, causal: bool) -> tuple[np.ndarray, np.ndarray]:
     return np.tril_indices(n) if causal else np.indices((n, n)).reshape(2, -1)
 
@@ -198,14 +211,7 @@ def geometry_figures(
     ):
         h, _ = np.histogram(c, bins=bins, weights=weights, density=True)
         hist.add_trace(go.Scatter(x=mid, y=h, mode="lines", line_shape="hvh", name=name))
-    hist.update_layout(
-        title=f"L{layer}.H{head}: cos(q, k) distribution",
-        xaxis_title="cos(q_i, k_j)",
-        yaxis_title="density",
-        height=380,
-        margin=_MARGIN,
-        legend=dict(orientation="h", y=-0.25),
-    )
+    _titled(hist, f"L{layer}.H{head}: cos(q, k) distribution", "cos(q_i, k_j)", "density")
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(c), MAX_POINTS, replace=False) if len(c) > MAX_POINTS else slice(None)
     toks = np.array(view.tokens, dtype=object)
@@ -224,14 +230,7 @@ def geometry_figures(
                 "weight %{y:.4f}<extra></extra>",
             )
         )
-    scatter.update_layout(
-        title=f"L{layer}.H{head}: weight vs cos(q, k)",
-        xaxis_title="cos(q_i, k_j)",
-        yaxis_title="weight",
-        height=380,
-        margin=_MARGIN,
-        legend=dict(orientation="h", y=-0.25),
-    )
+    _titled(scatter, f"L{layer}.H{head}: weight vs cos(q, k)", "cos(q_i, k_j)", "weight")
     both = torch.cat([q, k]).numpy()
     xy = PCA(n_components=2, random_state=seed).fit_transform(both) if n > 1 else np.zeros((2, 2))
     pca = go.Figure()
@@ -249,14 +248,7 @@ def geometry_figures(
                 hovertemplate=name[:-1] + " %{customdata[1]} (pos %{customdata[0]})<extra></extra>",
             )
         )
-    pca.update_layout(
-        title=f"L{layer}.H{head}: PCA of q, k (color = position)",
-        xaxis_title="PC 1",
-        yaxis_title="PC 2",
-        height=380,
-        margin=_MARGIN,
-        legend=dict(orientation="h", y=-0.25),
-    )
+    _titled(pca, f"L{layer}.H{head}: PCA of q, k (color = position)", "PC 1", "PC 2")
     return hist, scatter, pca
 
 
