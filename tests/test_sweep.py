@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -129,7 +130,7 @@ def test_killed_sweep_resumes_and_recomputes_only_missing_shards(tmp_path):
         pd.testing.assert_frame_equal(resumed.tables[name], clean.tables[name], check_exact=True)
 
 
-def test_failing_shard_is_retried_then_reported_without_losing_others(tmp_path):
+def test_bad_input_shard_is_reported_without_losing_others(tmp_path):
     from typer.testing import CliRunner
 
     from interp.cli import app
@@ -140,7 +141,7 @@ def test_failing_shard_is_retried_then_reported_without_losing_others(tmp_path):
     assert result.exit_code == 1
     assert "longer than tiny's context 1024" in result.output
     failed = store.failures(tmp_path / "o")
-    assert len(failed) == 1 and failed[0]["attempts"] == 2  # 1 + 1 retry
+    assert len(failed) == 1 and failed[0]["attempts"] == 1  # InputError: retrying cannot help
     ok = store.read_dataset(tmp_path / "o")["sink"]
     assert set(ok["prompt_set"]) == {"scan", "text"} and set(ok["length"]) > {32}
 
@@ -162,3 +163,26 @@ def test_aggregates_and_dashboard_run_folder(tmp_path):
     assert (tmp_path / "report.md").read_text().startswith("# Sweep t")
     model = interp.load_model("tiny")
     assert str(model.cfg.model_name) == manifest["model"]["name"]
+
+
+def test_transient_failures_are_retried_and_persistent_ones_reported(tmp_path, monkeypatch):
+    real_run = ShardRunner.run
+    calls: dict[str, int] = {}
+
+    def flaky(self, shard):
+        calls[shard.id] = calls.get(shard.id, 0) + 1
+        if shard.prompt_set == "text" and shard.length == 64:
+            raise RuntimeError("worker lost")  # every attempt
+        if calls[shard.id] == 1:
+            raise RuntimeError("transient")  # first attempt only
+        return real_run(self, shard)
+
+    monkeypatch.setattr(ShardRunner, "run", flaky)
+    cfg = _cfg(retries=2)
+    r = run_sweep(cfg, tmp_path, threads=1, progress=False)
+    assert len(r.failed) == 1 and r.failed[0]["attempts"] == 3
+    assert "RuntimeError: worker lost" in r.failed[0]["error"]
+    assert r.computed == r.n_shards - 1 and all(n in (2, 3) for n in calls.values())
+    markers = [store.marker(tmp_path, s) for s in plan(cfg)]
+    info = [json.loads(m.read_text()) for m in markers if m.is_file()]
+    assert all(i["attempts"] == 2 for i in info)

@@ -74,7 +74,7 @@ def run_sweep(
         store.write_shard(out, shard, tables, info)
         computed["n"] += 1
         first = next(iter(tables.values()), pd.DataFrame())
-        computed["prompts"] += int(first["prompt"].nunique()) if "prompt" in first else 0
+        computed["prompts"] += shard.stop - shard.start if len(first) else 0
 
     t0 = time.perf_counter()
     cluster = None
@@ -89,7 +89,8 @@ def run_sweep(
     tables = store.read_dataset(out)
     failed = store.failures(out)
     names = {m.label: m.name for m in cfg.models}
-    written = aggregate(out, tables, names) if tables else {}
+    length_sets = {p.name for p in cfg.prompts if p.kind == "haystack"}
+    written = aggregate(out, tables, names, length_sets) if tables else {}
     result = SweepResult(out, len(shards), len(shards) - len(pending), computed["n"], failed,
                          seconds, computed["prompts"], tables)  # fmt: skip
     write_json(
@@ -134,7 +135,8 @@ def _report(out: Path, cfg: SweepConfig, r: SweepResult, written: dict) -> None:
         top = df.groupby(["model", "layer", "head"])[col].mean().sort_values(ascending=False)
         best = ", ".join(f"{m} L{la}.H{h} {v:.3f}" for (m, la, h), v in top.head(3).items())
         lines.append(
-            f"- `{name}`: {df['prompt'].nunique()} prompts x heads; top mean {col}: {best}"
+            f"- `{name}`: {len(df[['model', 'prompt_set', 'length', 'prompt']].drop_duplicates())}"
+            f" (model, prompt) pairs; top mean {col}: {best}"
         )
     lines += ["", *[f"![{Path(p).name}](plots/{Path(p).name})" for p in written.get("plots", [])]]
     runs = written.get("runs", [])

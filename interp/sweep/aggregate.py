@@ -80,33 +80,46 @@ def dashboard_runs(out: Path, heads: dict[str, pd.DataFrame], names: dict[str, s
     return folders
 
 
-def plot_lengths(curves: pd.DataFrame, path: Path) -> Path | None:
-    main = curves[(curves["column"] == "score") | (curves["detector"] == "head_stats")]
-    main = main.groupby(["model", "detector", "column"]).filter(lambda g: g["length"].nunique() > 1)
-    if main.empty:
+def plot_lengths(curves: pd.DataFrame, path: Path, length_sets: set[str]) -> Path | None:
+    """One panel per measure (columns) and model (rows): mean over heads and prompts vs context
+    length for the prompt sets whose length is a sweep setting (haystack windows), with the
+    spread over heads as error bars."""
+    c = curves[curves["prompt_set"].isin(length_sets)]
+    if c.empty or c["length"].nunique() < 2:
         return None
-    models = sorted(main["model"].unique())
-    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4), squeeze=False)
-    for ax, model in zip(axes[0], models, strict=True):
-        for (det, col, pset), g in main[main["model"] == model].groupby(
-            ["detector", "column", "prompt_set"]
-        ):
-            label = f"{det}" if col == "score" else col
-            g = g.sort_values("length")
-            ax.errorbar(g["length"], g["mean"], yerr=g["std_heads"], marker="o", capsize=3,
-                        label=f"{label} ({pset})")  # fmt: skip
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("context length (tokens)")
-        ax.set_ylabel("mean over heads and prompts (bars: std over heads)")
-        ax.set_title(model)
-        ax.legend(fontsize=7)
+
+    def measure(det: str, col: str) -> str:
+        return col if det == "head_stats" else (det if col == "score" else f"{det}:{col}")
+
+    c = c.assign(measure=[measure(d, k) for d, k in zip(c["detector"], c["column"], strict=True)])
+    measures = sorted(c["measure"].unique())
+    models = sorted(c["model"].unique())
+    fig, axes = plt.subplots(len(models), len(measures), squeeze=False,
+                             figsize=(2.6 * len(measures), 2.4 * len(models)))  # fmt: skip
+    for i, model in enumerate(models):
+        for j, measure in enumerate(measures):
+            ax = axes[i][j]
+            sub = c[(c["model"] == model) & (c["measure"] == measure)]
+            for pset, g in sub.groupby("prompt_set"):
+                g = g.sort_values("length")
+                ax.errorbar(g["length"], g["mean"], yerr=g["std_heads"], marker="o", capsize=2,
+                            label=pset)  # fmt: skip
+            ax.set_xscale("log", base=2)
+            ax.set_title(f"{model}: {measure}" if j == 0 else measure, fontsize=8)
+            ax.tick_params(labelsize=7)
+            if i == len(models) - 1:
+                ax.set_xlabel("context length", fontsize=7)
+    fig.suptitle("mean over heads and prompts vs context length (bars: std over heads)",
+                 fontsize=9)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def aggregate(out: Path, tables: dict[str, pd.DataFrame], names: dict[str, str]) -> dict:
+def aggregate(
+    out: Path, tables: dict[str, pd.DataFrame], names: dict[str, str], length_sets: set[str]
+) -> dict:
     """Write summaries, dashboard run folders and plots; returns what was written."""
     out = Path(out)
     heads = per_head(tables)
@@ -136,7 +149,9 @@ def aggregate(out: Path, tables: dict[str, pd.DataFrame], names: dict[str, str])
                                   f"{label}: mean over prompts"))  # fmt: skip
         plots.append(heatmap_grid(merged, stds, out / "plots" / f"{label}_spread.png",
                                   f"{label}: std over prompts"))  # fmt: skip
-    length_plot = plot_lengths(curves, out / "plots" / "by_length.png") if len(curves) else None
+    length_plot = (
+        plot_lengths(curves, out / "plots" / "by_length.png", length_sets) if len(curves) else None
+    )
     if length_plot:
         plots.append(length_plot)
     return {"summary": sorted(heads), "runs": [str(r) for r in runs],

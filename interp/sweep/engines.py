@@ -4,7 +4,8 @@ Both engines call ``ShardRunner.run`` on the same shards and hand the tables to 
 which writes them (``store.write_shard``): workers need no shared file system, only the model
 (a known name whose package is installed on every node, or a folder every node can read).
 
-Failures: a shard that raises is tried again up to ``retries`` times; then its error is written
+Failures: a shard that raises is tried again up to ``retries`` times (not for ``InputError``,
+which bad input raises the same way every time); then its error is written
 to ``shards/<id>.failed.json`` and the sweep goes on with the other shards. On Ray a worker
 process that dies is restarted by Ray (``max_restarts``) and its shard resubmitted.
 """
@@ -28,6 +29,13 @@ def _format_error(e: BaseException) -> str:
     cause = getattr(e, "cause", None)  # RayTaskError wraps the worker's exception
     e = cause if isinstance(cause, BaseException) else e
     return f"{type(e).__name__}: {e}"
+
+
+def _retryable(e: BaseException) -> bool:
+    """Bad input (``InputError``: a prompt too long for the model, a task the tokenizer cannot
+    build) fails the same way every time; anything else (out of memory, a lost worker) may not."""
+    cause = getattr(e, "cause", None)
+    return not isinstance(cause if isinstance(cause, BaseException) else e, InputError)
 
 
 def _by_model(shards: Sequence[Shard]) -> dict[str, list[Shard]]:
@@ -58,8 +66,9 @@ def run_local(
                 try:
                     tables = runner.run(shard)
                 except Exception as e:
-                    if attempt > retries:
+                    if attempt > retries or not _retryable(e):
                         sink(shard, None, {"error": _format_error(e), "attempts": attempt})
+                        break
                     continue
                 info = {"seconds": round(time.perf_counter() - t0, 3), "attempts": attempt,
                         "engine": "local"}  # fmt: skip
@@ -129,7 +138,7 @@ def run_ray(
                 try:
                     tables, seconds = ray.get(ref)
                 except Exception as e:  # RayTaskError, RayActorError, ...
-                    if attempts[shard.id] <= retries:
+                    if attempts[shard.id] <= retries and _retryable(e):
                         queue.append(shard)
                         continue
                     sink(shard, None, {"error": _format_error(e), "attempts": attempts[shard.id]})
