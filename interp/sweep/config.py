@@ -14,7 +14,7 @@ Example (``examples/sweep.yaml``)::
     shard_size: 4                          # prompts per shard (the unit of work and of resume)
     retries: 2                             # attempts after the first, per shard
     workers: 2                             # Ray actors per model
-    gpus_per_worker: 0                     # set > 0 on GPU clusters
+    gpus_per_worker: auto                  # 1 GPU (or a share) per actor if the cluster has GPUs
 
 Every error names the key that is wrong and what it accepts.
 """
@@ -59,7 +59,7 @@ class SweepConfig:
     shard_size: int = 4
     retries: int = 2
     workers: int = 2
-    gpus_per_worker: float = 0.0
+    gpus_per_worker: float | str = "auto"
     out: Path | None = None
     source: Path | None = None
 
@@ -152,9 +152,9 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
             f"unknown sweep detector(s) {bad}; a sweep computes {', '.join(DETECTORS)} per "
             "prompt (retrieval and anchor detectors have their own inputs: use interp scan)"
         )
-    gpus = raw.get("gpus_per_worker", 0)
-    if not isinstance(gpus, int | float) or gpus < 0:
-        raise InputError(f"gpus_per_worker must be a number >= 0, got {gpus!r}")
+    gpus = raw.get("gpus_per_worker", "auto")
+    if gpus != "auto" and (not isinstance(gpus, int | float) or gpus < 0):
+        raise InputError(f"gpus_per_worker must be 'auto' or a number >= 0, got {gpus!r}")
     out = raw.get("out")
     return SweepConfig(
         name=str(raw.get("name") or (source.stem if source else "sweep")),
@@ -165,7 +165,7 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
         shard_size=_positive(raw, "shard_size", 4),
         retries=_positive(raw, "retries", 2, minimum=0),
         workers=_positive(raw, "workers", 2),
-        gpus_per_worker=float(gpus),
+        gpus_per_worker=gpus if gpus == "auto" else float(gpus),
         out=Path(out) if out else None,
         source=source,
     )

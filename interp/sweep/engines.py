@@ -82,7 +82,7 @@ def run_local(
 
 def run_ray(
     shards: Sequence[Shard], retries: int, sink: Sink, *, workers: int = 2,
-    gpus_per_worker: float = 0.0, address: str | None = None, progress: bool = True,
+    gpus_per_worker: float | str = "auto", address: str | None = None, progress: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
     """On a Ray cluster (``address``) or a local one started here with ``workers`` CPUs.
 
@@ -103,11 +103,17 @@ def run_ray(
             kwargs["num_cpus"] = workers
         ray.init(**kwargs)
     cluster = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+    if gpus_per_worker == "auto":  # one GPU per actor, or an equal share when fewer GPUs
+        gpus_per_worker = min(1.0, cluster.get("GPU", 0.0) / workers)
+    cluster["gpus_per_worker"] = gpus_per_worker
 
     @ray.remote(max_restarts=2, max_task_retries=0)
     class Worker:
-        def __init__(self, model: str) -> None:
-            self.runner = ShardRunner(model, threads=1)
+        def __init__(self, model: str, gpu: bool) -> None:
+            import torch
+
+            device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
+            self.runner = ShardRunner(model, threads=1, device=device)
 
         def run(self, shard: Shard) -> tuple[dict, float]:
             t0 = time.perf_counter()
@@ -119,7 +125,9 @@ def run_ray(
     try:
         for model, todo in _by_model(shards).items():
             actors = [
-                Worker.options(num_cpus=1, num_gpus=gpus_per_worker).remote(model)
+                Worker.options(num_cpus=1, num_gpus=gpus_per_worker).remote(
+                    model, gpus_per_worker > 0
+                )
                 for _ in range(workers)
             ]
             queue = list(todo)

@@ -106,13 +106,14 @@ def plan(cfg: SweepConfig) -> list[Shard]:
 class ShardRunner:
     """Loads one model once and computes shards of it (a Ray actor wraps one of these)."""
 
-    def __init__(self, model_name: str, threads: int | None = None) -> None:
+    def __init__(self, model_name: str, threads: int | None = None, device: str = "cpu") -> None:
         from interp.models import load_model
 
         if threads:
             torch.set_num_threads(threads)
         self.name = model_name
-        self.model = load_model(model_name)
+        self.device = device
+        self.model = load_model(model_name, device=device)
         self._tasks: dict[tuple[str, int], list[str]] = {}
 
     def prompts(self, shard: Shard) -> list[list[int]]:
@@ -154,7 +155,7 @@ class ShardRunner:
         n_layers, n_heads, n = int(model.cfg.n_layers), int(model.cfg.n_heads), len(ids)
         per_layer = n_heads * n * n * 4
         chunk = max(1, min(n_layers, PATTERN_BUDGET // max(per_layer, 1)))
-        tokens = from_token_ids(model, [ids]).tokens
+        tokens = from_token_ids(model, [ids]).tokens.to(self.device)
         out = []
         for first in range(0, n_layers, chunk):
             names = {f"blocks.{la}.attn.hook_pattern" for la in range(first, first + chunk)}
@@ -162,7 +163,7 @@ class ShardRunner:
                 tokens, names_filter=lambda name, names=names: name in names,
                 return_cache_object=False,
             )  # fmt: skip
-            out += [cache[f"blocks.{la}.attn.hook_pattern"][0].float()
+            out += [cache[f"blocks.{la}.attn.hook_pattern"][0].float().cpu()
                     for la in range(first, min(n_layers, first + chunk))]  # fmt: skip
         return torch.stack(out)
 
