@@ -149,7 +149,7 @@ def verdict(df: pd.DataFrame) -> str:
 def main(
     task: Annotated[str, typer.Option(help="recall, delay_sum or a mixture a,b")] = "delay_sum",
     complexities: Annotated[str, typer.Option(help="comma-separated levels")] = "1,2,3,4,5,6",
-    seeds: Annotated[str, typer.Option(help="comma-separated seeds")] = "0,1,2",
+    seeds: Annotated[str, typer.Option(help="comma-separated seeds")] = "0,1,2,3,4",
     steps: Annotated[int, typer.Option(help="training steps per run")] = 1500,
     out: Annotated[Path, typer.Option(help="sweep folder")] = Path("runs/expressive"),
 ) -> None:
