@@ -16,7 +16,8 @@ from transformer_lens.model_bridge import TransformerBridge
 from interp.ablation.heads import KINDS, ablation_hooks
 from interp.attention import run_heads
 from interp.errors import InputError
-from interp.geometry import qk_cosines
+from interp.models.expressive import ea_weights
+from interp.stats.dense import sink_scores as dense_sink_scores
 from interp.tokens import tokenize
 
 MAX_CHARS = 6000
@@ -99,8 +100,7 @@ def layer_view(model: TransformerBridge, prompt: str, layer: int) -> LayerView:
 def sink_scores(pattern: torch.Tensor, causal: bool = True) -> torch.Tensor:
     """s_j = sum_i A[i, j] / (N - j) for one head's [query, key] pattern (methods.md s.2)."""
     n = pattern.shape[-1]
-    denom = torch.arange(n, 0, -1, dtype=pattern.dtype) if causal else torch.full((n,), float(n))
-    return pattern.sum(-2) / denom
+    return dense_sink_scores(pattern[None, None], [n], causal=causal)[0, 0]
 
 
 def top_k_rows(pattern: torch.Tensor, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,11 +119,8 @@ def ea_pattern(q: torch.Tensor, k: torch.Tensor, causal: bool = True) -> torch.T
     each row divided by its sum. q, k: [pos, d]; returns [query, key].
     """
     dots = (q @ k.T) / math.sqrt(q.shape[-1])
-    s = dots.square()
-    a = s / (1 + s)
-    if causal:
-        a = a * torch.ones_like(a).tril()
-    return a / a.sum(-1, keepdim=True).clamp_min(1e-12)
+    visible = torch.ones_like(dots, dtype=torch.bool)
+    return ea_weights(dots, visible.tril() if causal else visible)
 
 
 def softmax_pattern(q: torch.Tensor, k: torch.Tensor, causal: bool = True) -> torch.Tensor:
@@ -132,11 +129,6 @@ def softmax_pattern(q: torch.Tensor, k: torch.Tensor, causal: bool = True) -> to
     if causal:
         dots = dots.masked_fill(~torch.ones_like(dots, dtype=torch.bool).tril(), float("-inf"))
     return dots.softmax(-1)
-
-
-def cosines(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """cos(q_i, k_j) for one head, [query, key] (``interp.geometry.qk_cosines``)."""
-    return qk_cosines(q, k)
 
 
 def parse_heads(model: TransformerBridge, labels: list[str] | None) -> list[tuple[int, int]]:

@@ -14,12 +14,12 @@ from dashboards.analysis import (
     TOP_K,
     AblationView,
     LayerView,
-    cosines,
     ea_pattern,
     sink_scores,
     softmax_pattern,
     top_k_rows,
 )
+from interp.geometry import qk_cosines
 
 _MARGIN = dict(l=60, r=20, t=50, b=50)
 MAX_POINTS = 4000  # scatter points drawn per view (a uniform sample above that)
@@ -193,7 +193,7 @@ def geometry_figures(
     """
     q, k = view.q[head].float(), view.k[head].float()
     n = q.shape[0]
-    cos = cosines(q, k).numpy()
+    cos = qk_cosines(q, k).numpy()
     own = view.pattern[head].float().numpy()
     if scoring == "ea":
         other, own_name, other_name = softmax_pattern(q, k, causal).numpy(), "EA", "softmax"

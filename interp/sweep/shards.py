@@ -28,6 +28,7 @@ from interp.errors import InputError
 from interp.heads.classic import (
     duplicate_token_pattern,
     induction_pattern,
+    pattern_scores,
     previous_token_pattern,
 )
 from interp.models.info import is_causal
@@ -178,7 +179,15 @@ class ShardRunner:
             n_layers, n_heads, n = pat.shape[0], pat.shape[1], pat.shape[-1]
             key = {"model": shard.label, "prompt_set": shard.prompt_set,
                    "prompt": shard.start + offset, "length": n}  # fmt: skip
-            det = {d: _DETECTION[d](torch.tensor(ids)) for d in _DETECTION if d in rows}
+            tokens = torch.tensor(ids)
+            # sum(A * D) / sum(A) per layer and head; NaN where D is empty (nothing to detect)
+            det = {
+                d: pattern_scores(pat[:, None], tokens[None], [n], _DETECTION[d])
+                if _DETECTION[d](tokens).any()
+                else torch.full((n_layers, n_heads), float("nan"))
+                for d in _DETECTION
+                if d in rows
+            }
             for layer in range(n_layers):
                 a = pat[layer][None]  # [1, H, n, n]
                 summ = head_summary(a, [n], causal=causal) if "head_stats" in rows else None
@@ -194,9 +203,6 @@ class ShardRunner:
                         rows["sink"].append(
                             {**base, "score": float(s[h, 0]), "hidden_sinks": hidden}
                         )  # noqa: E501
-                    for name, d in det.items():
-                        mass = float(a[0, h].sum())
-                        hit = float((a[0, h] * d).sum())
-                        score = hit / mass if d.any() else float("nan")
-                        rows[name].append({**base, "score": score})
+                    for name, scores in det.items():
+                        rows[name].append({**base, "score": float(scores[layer, h])})
         return {name: pd.DataFrame(r) for name, r in rows.items()}
