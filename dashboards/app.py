@@ -48,6 +48,11 @@ def _message(e: Exception) -> str:
     return f"internal error ({type(e).__name__}): {e}"
 
 
+def _selected(layer, head) -> tuple[int, int] | None:
+    """The head picked in the drop-downs, or None before both are set."""
+    return None if layer is None or head is None else (int(layer), int(head))
+
+
 def _section(title: str, *children, id: str) -> html.Section:
     return html.Section([html.H3(title), *children], id=id, style=_BOX)
 
@@ -282,7 +287,7 @@ def create_app(
             session = state.require()
             if column not in session.scores:
                 return empty_figure("pick a score")
-            selected = None if layer is None or head is None else (int(layer), int(head))
+            selected = _selected(layer, head)
             return atlas_figure(session.scores, column, selected)
         except Exception as e:
             return empty_figure(_message(e))
@@ -300,7 +305,7 @@ def create_app(
             session = state.require()
             if x not in session.scores or y not in session.scores:
                 return empty_figure("pick two scores")
-            selected = None if layer is None or head is None else (int(layer), int(head))
+            selected = _selected(layer, head)
             return scatter_figure(session.scores, x, y, selected)
         except Exception as e:
             return empty_figure(_message(e))

@@ -78,8 +78,8 @@ class AppState:
 
     def load(self, model: str, run_dir: str | None = None) -> None:
         """Load ``model`` (and ``run_dir``'s tables, else compute fast scores); blocking."""
-        self._set(busy=True, error=None, stage=f"loading {model}", fraction=0.05)
-        self._set(started=time.perf_counter())
+        self._set(busy=True, error=None, stage=f"loading {model}", fraction=0.05,
+                  started=time.perf_counter())  # fmt: skip
         try:
             if self.session is not None and self.session.name == model:
                 bridge = self.session.model

@@ -116,7 +116,6 @@ def train_toy(
 ) -> tuple[LlamaForCausalLM, dict]:
     """Train, evaluate and (with ``out``) save; returns the model and its metrics."""
     cfg.check()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model = build_model(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
 

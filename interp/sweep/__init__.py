@@ -74,7 +74,8 @@ def run_sweep(
         store.write_shard(out, shard, tables, info)
         computed["n"] += 1
         first = next(iter(tables.values()), pd.DataFrame())
-        computed["prompts"] += shard.stop - shard.start if len(first) else 0
+        # prompts actually computed (a task set may yield fewer than the shard's slice)
+        computed["prompts"] += int(first["prompt"].nunique()) if "prompt" in first else 0
 
     t0 = time.perf_counter()
     cluster = None

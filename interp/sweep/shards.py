@@ -202,7 +202,7 @@ class ShardRunner:
                         hidden = int((s[h, 1:] > HIDDEN_SINK).sum())
                         rows["sink"].append(
                             {**base, "score": float(s[h, 0]), "hidden_sinks": hidden}
-                        )  # noqa: E501
+                        )
                     for name, scores in det.items():
                         rows[name].append({**base, "score": float(scores[layer, h])})
         return {name: pd.DataFrame(r) for name, r in rows.items()}
