@@ -41,6 +41,32 @@ def induction_pattern(tokens: Int[Tensor, " pos"]) -> Float[Tensor, "pos pos"]:
     return torch.tril(out)
 
 
+def previous_token_pairs(tokens: Int[Tensor, " pos"]) -> tuple[Tensor, Tensor]:
+    """(t, s) index pairs where ``previous_token_pattern`` is 1, without the n x n matrix."""
+    t = torch.arange(1, tokens.shape[-1])
+    return t, t - 1
+
+
+def duplicate_token_pairs(tokens: Int[Tensor, " pos"]) -> tuple[Tensor, Tensor]:
+    """(t, s) index pairs where ``duplicate_token_pattern`` is 1 (s < t, same token), found by
+    grouping equal tokens: O(pairs) memory instead of the n x n matrix."""
+    order = torch.argsort(tokens, stable=True)  # equal tokens stay in position order
+    _, counts = torch.unique_consecutive(tokens[order], return_counts=True)
+    ts, ss = [torch.zeros(0, dtype=torch.long)], [torch.zeros(0, dtype=torch.long)]
+    for pos, c in zip(torch.split(order, counts.tolist()), counts.tolist(), strict=True):
+        if c > 1:
+            earlier, later = torch.triu_indices(c, c, offset=1)
+            ts.append(pos[later])
+            ss.append(pos[earlier])
+    return torch.cat(ts), torch.cat(ss)
+
+
+def induction_pairs(tokens: Int[Tensor, " pos"]) -> tuple[Tensor, Tensor]:
+    """(t, s) index pairs where ``induction_pattern`` is 1: s - 1 is an earlier copy of t."""
+    t, s = duplicate_token_pairs(tokens)
+    return t, s + 1
+
+
 def pattern_scores(
     patterns: Float[Tensor, "layer batch head pos pos"],
     tokens: Int[Tensor, "batch pos"],

@@ -1,22 +1,38 @@
-"""Attention statistics in two FlashAttention-style Triton passes (shared/methods.md s. 7).
+"""Attention statistics in two FlashAttention-style Triton passes (docs/methods.md, section 7).
 
-Pass 1, one program per (query block, batch x query head): stream over key blocks with an online
-softmax, keeping per row the running max m, the normaliser l and rescaled sums of p * s, p * j,
-p * |t - j|, p * min(|t - j|, W), p * [j < sink_tokens], and a running argmax (first index on
-ties). At the end: lse = m + log l, entropy = lse - sum(p s) / l, the rest divided by l.
+Pass 1 (``_row_stats_kernel``), one program per (query block, batch x query head): stream over
+key blocks with an online softmax in base 2 (log2(e) folded into the scale, ``exp2``), keeping
+per row the running max, the normaliser l_sum and rescaled sums of p * s, p * j, p * |t - j|,
+p * min(|t - j|, W) and p * [j < sink_tokens], and a running argmax (first index on ties).
 
-Pass 2, one program per (key block, batch x query head), no atomics: stream over query blocks,
-recompute p = exp(s - lse) from the stored row LSE (the dK/dV loop of the Triton fused-attention
-tutorial) and sum columns: attention received, and the part of it from queries with t - j in the
-FAI window. Scores and sums are fp32 whatever the input dtype (fp32, bf16, fp16).
+Pass 2 (``_col_stats_kernel``), one program per (key block, batch x query head), no atomics:
+stream over query blocks, recompute p = exp2(s - lse) from pass 1's row LSE and sum columns:
+attention received, and the part of it from queries with t - j in the FAI window.
 
-Grouped-query attention: query head h reads key head h // (q_heads / kv_heads).
+Per-tile work is split by where a tile lies (only the band near the diagonal pays for masks):
+- pass 1, key tiles with every pair t - j >= W ("far below"): no causal mask, |t - j| = t - j and
+  min(|t - j|, W) = W, so the tile needs only sum p and sum p * (j - tile start) (local offsets:
+  no cancellation at 128k positions); far above (j - t >= W, bidirectional only) likewise;
+  the sink sum is computed only on tiles that hold keys j < sink_tokens;
+- pass 2, query tiles wholly below the diagonal need no causal mask, and the FAI window is
+  applied per element only on tiles it cuts (a tile wholly inside adds its column sums);
+- padding: without a key mask (the common case) no mask is loaded or applied off the band;
+  padded query rows get LSE = +1e30 in pass 1, so pass 2 needs no row mask (exp2 gives 0).
+
+Scores and sums are fp32 whatever the input dtype (fp32, bf16, fp16). Grouped-query attention:
+query head h reads key head h // (q_heads / kv_heads). On a GPU both kernels are autotuned over
+tile sizes, warps and stages per (head dim, context bucket, dtype); in the interpreter one small
+config runs. ``compile_variants`` lists every specialisation the launcher can produce (the
+compile test builds each for sm_80 and sm_90 with the real compiler).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
+from interp.errors import InputError
 from interp.kernels import use_interpreter
 
 INTERPRET = use_interpreter()  # must run before triton.jit decorates the kernels
@@ -24,87 +40,139 @@ INTERPRET = use_interpreter()  # must run before triton.jit decorates the kernel
 import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
-if INTERPRET and not isinstance(tl.zeros, triton.runtime.interpreter.InterpretedFunction):
-    raise ImportError(
-        "Triton was imported before interp without TRITON_INTERPRET=1 on a machine without a "
-        "CUDA GPU, so its kernels cannot run. Import interp first, or set TRITON_INTERPRET=1 in "
-        "the environment."
-    )
+LOG2E = 1.4426950408889634
+LN2 = 0.6931471805599453
+HEAD_DIMS = (16, 32, 64, 128, 256)  # head dims are zero-padded up to one of these
+_NEG = tl.constexpr(-1.0e30)  # finite "minus infinity": exp2 of masked scores is 0, never NaN
+_BIG = tl.constexpr(1.0e30)  # LSE stored for a padded query row: exp2(s - _BIG) = 0
 
-NEG = -1.0e30  # finite "minus infinity": keeps exp() of fully masked tiles at 0, never NaN
+
+# -- pass 1: per-query statistics ---------------------------------------------------------------
 
 
 @triton.jit
-def _tile(X, MASK, base, mask_base, idx, n, stride, D: tl.constexpr):
-    """Rows ``idx`` of a [n, D] matrix at ``X + base`` (0 outside), and which are real tokens."""
-    inside = idx < n
-    x = tl.load(
-        X + base + idx[:, None] * stride + tl.arange(0, D)[None, :],
-        mask=inside[:, None],
+def _row_tile(
+    q, K, MASK, k_base, m_base, start, rows, n, skn, scale2, window, sink_tokens,
+    m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i,
+    MODE: tl.constexpr, CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, D: tl.constexpr,
+    BLOCK_N: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    """One key tile. MODE 0: every pair has t - j >= W; 1: the band; 2: every j - t >= W."""
+    jl = tl.arange(0, BLOCK_N)
+    cols = start + jl
+    col_in = cols < n
+    k = tl.load(
+        K + k_base + cols[:, None] * skn + tl.arange(0, D)[None, :],
+        mask=col_in[:, None],
         other=0.0,
     )
-    real = tl.load(MASK + mask_base + idx, mask=inside, other=0) != 0
-    return x, real & inside
+    s2 = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale2  # log2 units
+    if HAS_MASK:
+        key_ok = col_in & (tl.load(MASK + m_base + cols, mask=col_in, other=0) != 0)
+    else:
+        key_ok = col_in
+    vis = key_ok[None, :] & (rows[:, None] >= 0)
+    if CAUSAL and MODE == 1:
+        vis = vis & (cols[None, :] <= rows[:, None])
+    if HAS_MASK or MODE != 0:
+        s2 = tl.where(vis, s2, _NEG)
+    t_max, t_arg = tl.max(s2, axis=1, return_indices=True, return_indices_tie_break_left=True)
+    m_new = tl.maximum(m2, t_max)
+    alpha = tl.exp2(m2 - m_new)
+    p = tl.exp2(s2 - m_new[:, None])
+    if HAS_MASK or MODE != 0:
+        p = tl.where(vis, p, 0.0)
+    lt = tl.sum(p, axis=1)
+    pj = tl.sum(p * jl[None, :].to(tl.float32), axis=1)  # sum p * (j - start)
+    l_sum = l_sum * alpha + lt
+    a_s = a_s * alpha + tl.sum(p * s2, axis=1)
+    a_pos = a_pos * alpha + (start * lt + pj)
+    rel = (rows - start).to(tl.float32)  # t - start
+    if MODE == 0:
+        a_dist = a_dist * alpha + (rel * lt - pj)
+        a_w = a_w * alpha + window * lt
+    elif MODE == 2:
+        a_dist = a_dist * alpha + (pj - rel * lt)
+        a_w = a_w * alpha + window * lt
+    else:
+        d = tl.abs(rows[:, None] - cols[None, :]).to(tl.float32)
+        a_dist = a_dist * alpha + tl.sum(p * d, axis=1)
+        a_w = a_w * alpha + tl.sum(p * tl.minimum(d, window), axis=1)
+    a_sink = a_sink * alpha
+    if start < sink_tokens:
+        a_sink += tl.sum(tl.where(cols[None, :] < sink_tokens, p, 0.0), axis=1)
+    best_i = tl.where(t_max > m2, start + t_arg, best_i)
+    return m_new, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i
 
 
 @triton.jit
 def _row_stats_kernel(
-    Q, K, MASK, LSE, ENT, EPOS, DIST, WAAD, SINK, ARG,
+    Q, K, MASK, LSE2, ENT, EPOS, DIST, WAAD, SINK, ARG,
     sqb, sqh, sqn, skb, skh, skn, smb, sob, soh,
-    n, scale, rep, n_heads, window, sink_tokens,
-    CAUSAL: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    PRECISION: tl.constexpr,
+    n, n_bucket, scale2, rep, n_heads, window, sink_tokens,
+    CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     pid_m = tl.program_id(0)
     bh = tl.program_id(1)
-    b = bh // n_heads
-    h = bh % n_heads
-    kvh = h // rep
-    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    b = (bh // n_heads).to(tl.int64)
+    h = (bh % n_heads).to(tl.int64)
+    m0 = pid_m * BLOCK_M
+    rows = m0 + tl.arange(0, BLOCK_M)
     row_in = rows < n
-    q, row_real = _tile(Q, MASK, b * sqb + h * sqh, b * smb, rows, n, sqn, D)
-    m = tl.full([BLOCK_M], NEG, tl.float32)
-    ll = tl.zeros([BLOCK_M], tl.float32)
+    q = tl.load(
+        Q + b * sqb + h * sqh + rows[:, None] * sqn + tl.arange(0, D)[None, :],
+        mask=row_in[:, None],
+        other=0.0,
+    )
+    k_base = b * skb + (h // rep) * skh
+    m_base = b * smb
+    m2 = tl.full([BLOCK_M], _NEG, tl.float32)
+    l_sum = tl.zeros([BLOCK_M], tl.float32)
     a_s = tl.zeros([BLOCK_M], tl.float32)
     a_pos = tl.zeros([BLOCK_M], tl.float32)
     a_dist = tl.zeros([BLOCK_M], tl.float32)
     a_w = tl.zeros([BLOCK_M], tl.float32)
     a_sink = tl.zeros([BLOCK_M], tl.float32)
-    best = tl.full([BLOCK_M], NEG, tl.float32)
     best_i = tl.zeros([BLOCK_M], tl.int32)
-    hi = n
     if CAUSAL:
-        hi = tl.minimum((pid_m + 1) * BLOCK_M, n)
-    for start in range(0, hi, BLOCK_N):
-        cols = start + tl.arange(0, BLOCK_N)
-        k, key_real = _tile(K, MASK, b * skb + kvh * skh, b * smb, cols, n, skn, D)
-        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale
-        vis = key_real[None, :] & (rows[:, None] >= 0)
-        if CAUSAL:
-            vis = vis & (cols[None, :] <= rows[:, None])
-        s = tl.where(vis, s, NEG)
-        m_new = tl.maximum(m, tl.max(s, axis=1))
-        alpha = tl.exp(m - m_new)
-        p = tl.where(vis, tl.exp(s - m_new[:, None]), 0.0)
-        d = tl.abs(rows[:, None] - cols[None, :]).to(tl.float32)
-        ll = ll * alpha + tl.sum(p, axis=1)
-        a_s = a_s * alpha + tl.sum(p * s, axis=1)
-        a_pos = a_pos * alpha + tl.sum(p * cols[None, :].to(tl.float32), axis=1)
-        a_dist = a_dist * alpha + tl.sum(p * d, axis=1)
-        a_w = a_w * alpha + tl.sum(p * tl.minimum(d, window), axis=1)
-        a_sink = a_sink * alpha + tl.sum(tl.where(cols[None, :] < sink_tokens, p, 0.0), axis=1)
-        m = m_new
-        bmax = tl.max(s, axis=1)
-        bidx = tl.min(tl.where(s == bmax[:, None], cols[None, :], 2147483647), axis=1)
-        better = bmax > best
-        best_i = tl.where(better, bidx, best_i)
-        best = tl.where(better, bmax, best)
-    inv = tl.where(ll > 0, 1.0 / ll, 0.0)
-    keep = row_real & row_in
-    lse = tl.where(keep, m + tl.log(tl.where(ll > 0, ll, 1.0)), 0.0)
+        end = tl.minimum(m0 + BLOCK_M, n)
+    else:
+        end = n
+    # key tiles [0, lo): every j <= m0 - W; [lo, hi): band; [hi, end): every j >= last row + W
+    lo = (tl.maximum(m0 - window + 1, 0) // BLOCK_N) * BLOCK_N
+    if CAUSAL:
+        hi = end
+    else:
+        hi = tl.minimum(tl.cdiv(m0 + BLOCK_M - 1 + window, BLOCK_N) * BLOCK_N, end)
+    for start in range(0, lo, BLOCK_N):
+        m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i = _row_tile(
+            q, K, MASK, k_base, m_base, start, rows, n, skn, scale2, window, sink_tokens,
+            m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i,
+            0, CAUSAL, HAS_MASK, D, BLOCK_N, PRECISION,
+        )  # fmt: skip
+    for start in range(lo, hi, BLOCK_N):
+        m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i = _row_tile(
+            q, K, MASK, k_base, m_base, start, rows, n, skn, scale2, window, sink_tokens,
+            m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i,
+            1, CAUSAL, HAS_MASK, D, BLOCK_N, PRECISION,
+        )  # fmt: skip
+    for start in range(hi, end, BLOCK_N):
+        m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i = _row_tile(
+            q, K, MASK, k_base, m_base, start, rows, n, skn, scale2, window, sink_tokens,
+            m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i,
+            2, CAUSAL, HAS_MASK, D, BLOCK_N, PRECISION,
+        )  # fmt: skip
+    if HAS_MASK:
+        keep = row_in & (tl.load(MASK + m_base + rows, mask=row_in, other=0) != 0)
+    else:
+        keep = row_in
+    keep = keep & (l_sum > 0)
+    inv = 1.0 / tl.where(keep, l_sum, 1.0)
+    lse2 = m2 + tl.log2(tl.where(keep, l_sum, 1.0))
     o = b * sob + h * soh + rows
-    tl.store(LSE + o, lse, mask=row_in)
-    tl.store(ENT + o, tl.where(keep, lse - a_s * inv, 0.0), mask=row_in)
+    tl.store(LSE2 + o, tl.where(keep, lse2, _BIG), mask=row_in)
+    tl.store(ENT + o, tl.where(keep, (lse2 - a_s * inv) * 0.6931471805599453, 0.0), mask=row_in)
     tl.store(EPOS + o, tl.where(keep, a_pos * inv, 0.0), mask=row_in)
     tl.store(DIST + o, tl.where(keep, a_dist * inv, 0.0), mask=row_in)
     tl.store(WAAD + o, tl.where(keep, a_w * inv, 0.0), mask=row_in)
@@ -112,87 +180,262 @@ def _row_stats_kernel(
     tl.store(ARG + o, tl.where(keep, best_i, -1), mask=row_in)
 
 
+# -- pass 2: per-key statistics -----------------------------------------------------------------
+
+
+@triton.jit
+def _col_tile(
+    k, Q, LSE2, q_base, o_base, start, cols, n0, n, sqn, scale2, fai_lo, fai_hi, col, fai,
+    MASK_CAUSAL: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    PRECISION: tl.constexpr,
+):  # fmt: skip
+    """One query tile of rows start .. start + BLOCK_M - 1 against the program's key tile."""
+    rows = start + tl.arange(0, BLOCK_M)
+    row_in = rows < n
+    q = tl.load(
+        Q + q_base + rows[:, None] * sqn + tl.arange(0, D)[None, :],
+        mask=row_in[:, None],
+        other=0.0,
+    )
+    lse2 = tl.load(LSE2 + o_base + rows, mask=row_in, other=_BIG)
+    s2 = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale2
+    p = tl.exp2(s2 - lse2[:, None])
+    if MASK_CAUSAL:
+        p = tl.where(cols[None, :] <= rows[:, None], p, 0.0)
+    pc = tl.sum(p, axis=0)
+    col += pc
+    dt_min = start - (n0 + BLOCK_N - 1)  # smallest and largest t - j in this tile
+    dt_max = start + BLOCK_M - 1 - n0
+    if (dt_min >= fai_lo) & (dt_max <= fai_hi):
+        fai += pc
+    elif (dt_max >= fai_lo) & (dt_min <= fai_hi):
+        dt = rows[:, None] - cols[None, :]
+        fai += tl.sum(tl.where((dt >= fai_lo) & (dt <= fai_hi), p, 0.0), axis=0)
+    return col, fai
+
+
 @triton.jit
 def _col_stats_kernel(
-    Q, K, MASK, LSE, COL, FAI,
+    Q, K, MASK, LSE2, COL, FAI,
     sqb, sqh, sqn, skb, skh, skn, smb, sob, soh,
-    n, scale, rep, n_heads, fai_lo, fai_hi,
-    CAUSAL: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    PRECISION: tl.constexpr,
+    n, n_bucket, scale2, rep, n_heads, fai_lo, fai_hi,
+    CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     pid_n = tl.program_id(0)
     bh = tl.program_id(1)
-    b = bh // n_heads
-    h = bh % n_heads
-    kvh = h // rep
-    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    b = (bh // n_heads).to(tl.int64)
+    h = (bh % n_heads).to(tl.int64)
+    n0 = pid_n * BLOCK_N
+    cols = n0 + tl.arange(0, BLOCK_N)
     col_in = cols < n
-    k, key_real = _tile(K, MASK, b * skb + kvh * skh, b * smb, cols, n, skn, D)
+    k = tl.load(
+        K + b * skb + (h // rep) * skh + cols[:, None] * skn + tl.arange(0, D)[None, :],
+        mask=col_in[:, None],
+        other=0.0,
+    )
+    q_base = b * sqb + h * sqh
+    o_base = b * sob + h * soh
     col = tl.zeros([BLOCK_N], tl.float32)
     fai = tl.zeros([BLOCK_N], tl.float32)
-    lo = 0
     if CAUSAL:
-        lo = (pid_n * BLOCK_N) // BLOCK_M * BLOCK_M
-    for start in range(lo, n, BLOCK_M):
-        rows = start + tl.arange(0, BLOCK_M)
-        row_in = rows < n
-        q, row_real = _tile(Q, MASK, b * sqb + h * sqh, b * smb, rows, n, sqn, D)
-        lse = tl.load(LSE + b * sob + h * soh + rows, mask=row_in, other=0.0)
-        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale
-        vis = row_real[:, None] & key_real[None, :]
-        if CAUSAL:
-            vis = vis & (cols[None, :] <= rows[:, None])
-        p = tl.where(vis, tl.exp(tl.where(vis, s - lse[:, None], NEG)), 0.0)
-        col += tl.sum(p, axis=0)
-        dt = rows[:, None] - cols[None, :]
-        fai += tl.sum(tl.where((dt >= fai_lo) & (dt <= fai_hi), p, 0.0), axis=0)
-    o = b * sob + h * soh + cols
+        lo = (n0 // BLOCK_M) * BLOCK_M  # first query tile that sees a key of this tile
+        mid = tl.minimum(tl.cdiv(n0 + BLOCK_N - 1, BLOCK_M) * BLOCK_M, n)  # then all t >= j
+        for start in range(lo, mid, BLOCK_M):
+            col, fai = _col_tile(
+                k, Q, LSE2, q_base, o_base, start, cols, n0, n, sqn, scale2, fai_lo, fai_hi,
+                col, fai, True, D, BLOCK_M, BLOCK_N, PRECISION,
+            )  # fmt: skip
+        for start in range(mid, n, BLOCK_M):
+            col, fai = _col_tile(
+                k, Q, LSE2, q_base, o_base, start, cols, n0, n, sqn, scale2, fai_lo, fai_hi,
+                col, fai, False, D, BLOCK_M, BLOCK_N, PRECISION,
+            )  # fmt: skip
+    else:
+        for start in range(0, n, BLOCK_M):
+            col, fai = _col_tile(
+                k, Q, LSE2, q_base, o_base, start, cols, n0, n, sqn, scale2, fai_lo, fai_hi,
+                col, fai, False, D, BLOCK_M, BLOCK_N, PRECISION,
+            )  # fmt: skip
+    if HAS_MASK:
+        key_ok = tl.load(MASK + b * smb + cols, mask=col_in, other=0) != 0
+        col = tl.where(key_ok, col, 0.0)
+        fai = tl.where(key_ok, fai, 0.0)
+    o = o_base + cols
     tl.store(COL + o, col, mask=col_in)
     tl.store(FAI + o, fai, mask=col_in)
 
 
-def _blocks(n: int, d: int) -> tuple[int, int]:
+# -- launch configurations ----------------------------------------------------------------------
+
+# (BLOCK_M, BLOCK_N, num_warps, num_stages); pruned per head dim and dtype by shared memory
+_ROW_CONFIGS = [(64, 64, 4, 3), (128, 64, 8, 3), (128, 32, 4, 3), (64, 32, 4, 4), (128, 128, 8, 2)]
+_COL_CONFIGS = [(64, 64, 4, 3), (64, 128, 8, 3), (32, 128, 4, 3), (128, 64, 8, 2), (32, 64, 4, 4)]
+_INTERPRETER_CONFIG = (16, 16, 4, 1)  # small tiles: the interpreter is slow; many tiles per test
+_SMEM_BYTES = 160 * 1024  # fits sm_80 (164 KB) and sm_90 (228 KB) per block
+_SMALLEST_CONFIG = (32, 32, 4, 1)  # d 256 in fp32
+
+
+def _fits(cfg: tuple[int, int, int, int], d: int, itemsize: int) -> bool:
+    bm, bn, _, stages = cfg
+    return (bm + bn) * d * itemsize * max(stages, 1) <= _SMEM_BYTES
+
+
+def gpu_configs(kind: str, d: int, itemsize: int) -> list[tuple[int, int, int, int]]:
+    """(BLOCK_M, BLOCK_N, warps, stages) the GPU autotuner tries for ``kind`` ("row" or "col")
+    at padded head dim ``d`` and input element size ``itemsize``."""
+    table = _ROW_CONFIGS if kind == "row" else _COL_CONFIGS
+    return [c for c in table if _fits(c, d, itemsize)] or [_SMALLEST_CONFIG]
+
+
+def _autotune(kind: str):
     if INTERPRET:
-        return 16, 16  # small tiles: the interpreter is slow
-    return (64, 64) if d <= 64 else (32, 32)
+        table = [_INTERPRETER_CONFIG]
+    else:
+        table = (_ROW_CONFIGS if kind == "row" else _COL_CONFIGS) + [_SMALLEST_CONFIG]
+
+    def prune(configs, named_args, **_):
+        q = named_args["Q"]
+        keep = set(gpu_configs(kind, q.shape[-1], q.element_size()))
+        key = lambda c: (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages)  # noqa: E731
+        return [c for c in configs if key(c) in keep] or configs[:1]
+
+    return triton.autotune(
+        configs=[
+            triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s)
+            for bm, bn, w, s in table
+        ],
+        key=["n_bucket", "D", "CAUSAL", "HAS_MASK"],
+        prune_configs_by=None if INTERPRET else {"early_config_prune": prune},
+    )
+
+
+_row_stats = _autotune("row")(_row_stats_kernel)
+_col_stats = _autotune("col")(_col_stats_kernel)
+
+if INTERPRET:
+    from triton.runtime.interpreter import InterpretedFunction
+
+    # Triton decides per @jit function whether it is interpreted when the function is defined;
+    # its own library functions (tl.sum, tl.max, ...) were defined when triton was imported.
+    if not isinstance(tl.standard.sum, InterpretedFunction):
+        raise ImportError(
+            "Triton was imported before interp without TRITON_INTERPRET=1 on a machine without a "
+            "CUDA GPU, so its kernels cannot run in the interpreter. Import interp (or "
+            "interp.stats) before triton, or set TRITON_INTERPRET=1 in the environment."
+        )
+
+
+# -- launcher -----------------------------------------------------------------------------------
+
+
+def padded_head_dim(d: int) -> int:
+    """The kernel head dim for ``d``: the next power of two >= 16 (zero-padding keeps q.k)."""
+    for size in HEAD_DIMS:
+        if d <= size:
+            return size
+    raise InputError(
+        f"the triton backend supports head dims up to {HEAD_DIMS[-1]}, got {d}; use backend='torch'"
+    )
 
 
 def triton_attention_stats(q, k, causal, key_mask, scale, window, sink_tokens, fai_window):
     """Both passes; returns the dict of ``interp.stats.streaming.AttentionStats`` fields."""
     b, hq, n, d = q.shape
-    d_pad = max(16, 1 << (d - 1).bit_length())
+    if not INTERPRET and not q.is_cuda:
+        raise InputError(
+            "the triton backend needs CUDA tensors (or TRITON_INTERPRET=1 on a machine without "
+            "a GPU); use backend='torch' for CPU tensors"
+        )
+    d_pad = padded_head_dim(d)
     if d_pad != d:  # zero-padding the head dim leaves every dot product unchanged
         q = torch.nn.functional.pad(q, (0, d_pad - d))
         k = torch.nn.functional.pad(k, (0, d_pad - d))
-        d = d_pad
     if INTERPRET or q.dtype == torch.float32:
         # the interpreter's bf16/fp16 dot is wrong: compute in fp32 there
         q, k, precision = q.float().contiguous(), k.float().contiguous(), "ieee"
     else:
         q, k, precision = q.contiguous(), k.contiguous(), None  # bf16/fp16 MMA, fp32 accum
+    has_mask = not bool(key_mask.all())
     mask = key_mask.to(torch.int8).contiguous()
     rep = hq // k.shape[1]
     f32 = dict(device=q.device, dtype=torch.float32)
-    out = {
-        name: torch.empty(b, hq, n, **f32)
-        for name in ("lse", "entropy", "expected_position", "mean_distance", "waad", "sink_mass")
-    }
+    names = ("entropy", "expected_position", "mean_distance", "waad", "sink_mass")
+    out = {name: torch.empty(b, hq, n, **f32) for name in names}
+    lse2 = torch.empty(b, hq, n, **f32)
     out["argmax"] = torch.empty(b, hq, n, device=q.device, dtype=torch.int32)
     out["col_sum"] = torch.empty(b, hq, n, **f32)
     out["fai_sum"] = torch.empty(b, hq, n, **f32)
-    bm, bn = _blocks(n, d)
     strides = (q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2))
-    so = (mask.stride(0), out["lse"].stride(0), out["lse"].stride(1))
-    _row_stats_kernel[(triton.cdiv(n, bm), b * hq)](
-        q, k, mask, out["lse"], out["entropy"], out["expected_position"], out["mean_distance"],
+    so = (mask.stride(0), lse2.stride(0), lse2.stride(1))
+    n_bucket = 1 << max(n - 1, 0).bit_length()  # autotune once per power-of-two context bucket
+    scale2 = scale * LOG2E
+    common = dict(CAUSAL=causal, HAS_MASK=has_mask, D=d_pad, PRECISION=precision)
+    _row_stats[lambda meta: (triton.cdiv(n, meta["BLOCK_M"]), b * hq)](
+        q, k, mask, lse2, out["entropy"], out["expected_position"], out["mean_distance"],
         out["waad"], out["sink_mass"], out["argmax"], *strides, *so,
-        n, scale, rep, hq, float(window), sink_tokens,
-        CAUSAL=causal, D=d, BLOCK_M=bm, BLOCK_N=bn, PRECISION=precision,
+        n, n_bucket, scale2, rep, hq, int(window), sink_tokens, **common,
     )  # fmt: skip
-    _col_stats_kernel[(triton.cdiv(n, bn), b * hq)](
-        q, k, mask, out["lse"], out["col_sum"], out["fai_sum"], *strides, *so,
-        n, scale, rep, hq, int(fai_window[0]), int(fai_window[1]),
-        CAUSAL=causal, D=d, BLOCK_M=bm, BLOCK_N=bn, PRECISION=precision,
+    _col_stats[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), b * hq)](
+        q, k, mask, lse2, out["col_sum"], out["fai_sum"], *strides, *so,
+        n, n_bucket, scale2, rep, hq, int(fai_window[0]), int(fai_window[1]), **common,
     )  # fmt: skip
+    out["lse"] = torch.where(key_mask[:, None, :], lse2 * LN2, 0.0)
     out["argmax"] = out["argmax"].long()
     return out
+
+
+# -- every specialisation, for the compile test ------------------------------------------------
+
+_TORCH_TO_TRITON = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def compile_variants(
+    dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.bfloat16, torch.float16),
+    head_dims: tuple[int, ...] = HEAD_DIMS,
+    flags: tuple[tuple[bool, bool], ...] = (
+        (True, False),
+        (True, True),
+        (False, False),
+        (False, True),
+    ),
+    all_configs: bool = True,
+) -> Iterator[tuple[str, object, dict[str, str], dict[str, object], dict[str, int]]]:
+    """(label, jit function, signature, constexprs, options) of each kernel specialisation the
+    launcher can produce on a GPU: every dtype x head dim x (causal, key mask) x tuned config."""
+    for kind, fn, extra in (
+        ("row", _row_stats_kernel, ("LSE2", "ENT", "EPOS", "DIST", "WAAD", "SINK", "ARG")),
+        ("col", _col_stats_kernel, ("LSE2", "COL", "FAI")),
+    ):
+        for dtype in dtypes:
+            t = _TORCH_TO_TRITON[dtype]
+            itemsize = torch.empty(0, dtype=dtype).element_size()
+            for d in head_dims:
+                cfgs = gpu_configs(kind, d, itemsize)
+                for causal, has_mask in flags:
+                    for bm, bn, warps, stages in cfgs if all_configs else cfgs[:1]:
+                        sig = {"Q": f"*{t}", "K": f"*{t}", "MASK": "*i8"}
+                        for name in extra:
+                            sig[name] = "*i32" if name == "ARG" else "*fp32"
+                        for name in fn.arg_names[len(sig) :]:
+                            sig[name] = _scalar_type(name)
+                        const = dict(
+                            CAUSAL=causal, HAS_MASK=has_mask, D=d, BLOCK_M=bm, BLOCK_N=bn,
+                            PRECISION="ieee" if dtype == torch.float32 else None,
+                        )  # fmt: skip
+                        for name in const:
+                            sig[name] = "constexpr"
+                        label = (
+                            f"{kind}-{t}-d{d}-{'causal' if causal else 'bidir'}-"
+                            f"{'mask' if has_mask else 'nomask'}-{bm}x{bn}w{warps}s{stages}"
+                        )
+                        yield label, fn, sig, const, {"num_warps": warps, "num_stages": stages}
+
+
+def _scalar_type(name: str) -> str:
+    if name == "scale2":
+        return "fp32"
+    return "i32"
+
+
+__all__ = ["HEAD_DIMS", "compile_variants", "gpu_configs", "padded_head_dim"]

@@ -24,6 +24,7 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from interp.errors import InputError
+from interp.models.info import is_causal
 from interp.stats.streaming import AttentionStats, attention_stats
 from interp.tokens import TokenBatch, as_batch
 
@@ -86,6 +87,46 @@ def _base(model: Any) -> Any:
     return getattr(model, getattr(model, "base_model_prefix", "model"), model)
 
 
+LayerFn = Callable[[int, torch.Tensor, torch.Tensor, float | None], None]
+
+
+@torch.no_grad()
+def for_each_layer(
+    model: TransformerBridge,
+    ids: Sequence[int] | torch.Tensor,
+    fn: LayerFn,
+    layers: Sequence[int] | None = None,
+) -> None:
+    """Run one prompt (token ids, no padding) and call ``fn(layer, q, k, scaling)`` with each
+    requested layer's post-rotary queries [1, q_heads, n, d] and keys [1, kv_heads, n, d]
+    (the tensors behind ``hook_rot_q`` / ``hook_rot_k``) while the layer runs.
+
+    No attention pattern is built: the layer itself runs PyTorch's scaled-dot-product
+    attention, and the forward stops after the last requested layer.
+    """
+    n_layers = int(model.cfg.n_layers)
+    wanted = set(range(n_layers) if layers is None else layers)
+    if not wanted <= set(range(n_layers)):
+        raise InputError(f"layers must be in 0..{n_layers - 1}, got {sorted(wanted)}")
+    plain = plain_model(model)
+    base = _base(plain)
+    ids = torch.as_tensor(ids).reshape(1, -1).to(next(plain.parameters()).device)
+
+    def record(layer: int, q: torch.Tensor, k: torch.Tensor, scaling) -> None:
+        if layer in wanted:
+            fn(layer, q, k, scaling)
+
+    token = _RECORDER.set(record)
+    try:
+        last = max(wanted)
+        if last + 1 < n_layers:  # stop early: run only the blocks we need
+            _run_until(base, ids, last + 1)
+        else:
+            base(input_ids=ids, use_cache=False)
+    finally:
+        _RECORDER.reset(token)
+
+
 @torch.no_grad()
 def model_attention_stats(
     model: TransformerBridge,
@@ -101,36 +142,21 @@ def model_attention_stats(
 
     Peak memory is the model, one sequence's activations and the statistics' working set
     (the torch backend's query chunk, or nothing extra with triton); no pattern is stored.
-    ``stats_options`` go to ``attention_stats`` (``sink_tokens``, ``window``, ``fai_window``).
+    Causal or bidirectional as the model is (``is_causal``). ``stats_options`` go to
+    ``attention_stats`` (``sink_tokens``, ``window``, ``fai_window``).
     """
     batch = as_batch(model, prompts)
-    n_layers = int(model.cfg.n_layers)
-    wanted = set(range(n_layers) if layers is None else layers)
-    if not wanted <= set(range(n_layers)):
-        raise InputError(f"layers must be in 0..{n_layers - 1}, got {sorted(wanted)}")
-    plain = plain_model(model)
-    base = _base(plain)
-    param_device = next(plain.parameters()).device
+    causal = is_causal(model)
     results = []
     for i in tqdm(range(len(batch.lengths)), desc="attention stats", disable=not progress):
-        ids = batch.tokens[i : i + 1, : batch.lengths[i]].to(param_device)
         found: dict[int, AttentionStats] = {}
 
         def record(layer: int, q: torch.Tensor, k: torch.Tensor, scaling, found=found) -> None:
-            if layer in wanted:
-                found[layer] = attention_stats(
-                    q, k, causal=True, scale=scaling, backend=backend, **stats_options
-                ).to(device)
+            found[layer] = attention_stats(
+                q, k, causal=causal, scale=scaling, backend=backend, **stats_options
+            ).to(device)
 
-        token = _RECORDER.set(record)
-        try:
-            last = max(wanted)
-            if last + 1 < n_layers:  # stop early: run only the blocks we need
-                _run_until(base, ids, last + 1)
-            else:
-                base(input_ids=ids, use_cache=False)
-        finally:
-            _RECORDER.reset(token)
+        for_each_layer(model, batch.tokens[i, : batch.lengths[i]], record, layers)
         results.append(found)
     return results
 

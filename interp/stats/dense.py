@@ -8,8 +8,9 @@ at padded positions must already be 0 (``interp.run_heads`` guarantees that).
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float
 from torch import Tensor
+
+from interp.shapes import Float
 
 _EPS = 1e-30
 

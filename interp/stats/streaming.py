@@ -25,10 +25,10 @@ import math
 from dataclasses import dataclass, fields
 
 import torch
-from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from interp.errors import InputError
+from interp.shapes import Bool, Float, Int
 
 WAAD_WINDOW = 10
 FAI_WINDOW = (10, 100)
@@ -178,6 +178,35 @@ def _torch(q, k, causal, key_mask, scale, window, sink_tokens, fai_window, chunk
     return out
 
 
+def pair_weights(
+    q: Float[Tensor, "batch q_heads n d"],
+    k: Float[Tensor, "batch kv_heads n d"],
+    lse: Float[Tensor, "batch q_heads n"],
+    t_idx: Int[Tensor, " pairs"],
+    j_idx: Int[Tensor, " pairs"],
+    *,
+    scale: float | None = None,
+    chunk: int = 1 << 15,
+) -> Float[Tensor, "batch q_heads pairs"]:
+    """Attention weights A[b, h, t, j] = exp(scale * q_t . k_j - lse_t) at given (t, j) pairs.
+
+    ``lse`` is ``attention_stats(...).lse`` of the same q, k: with it any sparse set of pattern
+    entries (previous token, duplicate tokens, ...) is exact in O(pairs x d), without the n x n
+    pattern. Pairs must be entries the pattern has (j visible from t); padded rows have lse 0
+    and are the caller's to skip.
+    """
+    rep = q.shape[1] // k.shape[1]
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    qf, kf = q.float(), k.float().repeat_interleave(rep, dim=1)
+    t_idx, j_idx = t_idx.to(q.device), j_idx.to(q.device)
+    out = torch.empty(q.shape[0], q.shape[1], t_idx.numel(), device=q.device)
+    for c0 in range(0, t_idx.numel(), chunk):
+        t, j = t_idx[c0 : c0 + chunk], j_idx[c0 : c0 + chunk]
+        dots = (qf[:, :, t] * kf[:, :, j]).sum(-1) * scale
+        out[:, :, c0 : c0 + chunk] = torch.exp(dots - lse[:, :, t].float())
+    return out
+
+
 def default_chunk(b: int, h: int, n: int, budget_bytes: int = 256 * 2**20) -> int:
     """Query chunk so that ~6 fp32 [b, h, chunk, n] temporaries fit in ``budget_bytes``."""
     return max(16, min(n, budget_bytes // (6 * 4 * b * h * max(n, 1))))
@@ -222,8 +251,10 @@ def attention_stats(
         b, h, n, _ = q.shape
         out = _torch(*args, chunk or default_chunk(b, h, n))
     else:
-        from interp.kernels.attention_stats import triton_attention_stats
-
+        try:
+            from interp.kernels.attention_stats import triton_attention_stats
+        except ImportError as e:  # Triton missing, or imported too early on a CPU machine
+            raise InputError(f"the triton backend is unavailable: {e}") from e
         out = triton_attention_stats(*args)
     col_count, fai_count = query_counts(mask, causal, fai_window)
     return AttentionStats(**out, col_count=col_count, fai_count=fai_count)

@@ -3,8 +3,9 @@
 A shard is (model, prompt set, context length, a slice of prompt indices). ``plan`` lists them
 deterministically from the config alone (no model needed), so a resumed sweep finds the same
 shard ids. ``ShardRunner`` holds one loaded model (one per process or Ray actor) and computes a
-shard: every prompt runs alone (no padding), its attention patterns are taken a few layers at a
-time (memory bound ``PATTERN_BUDGET``), and each per-prompt, per-head measure becomes a row.
+shard: every prompt runs alone (no padding) through ``interp.stats.capture.for_each_layer``; the
+measures come from the streaming attention statistics and exact sparse pattern entries, never
+from an n x n pattern (``ShardRunner.measures``), and each per-prompt, per-head one becomes a row.
 
 Measures (one table each, methods.md sections 1-2 and ``interp.heads.classic``):
 - ``head_stats``: entropy, first_token_mass, prev_token_mass, mean_distance (means over queries
@@ -25,24 +26,19 @@ import pandas as pd
 import torch
 
 from interp.errors import InputError
-from interp.heads.classic import (
-    duplicate_token_pattern,
-    induction_pattern,
-    pattern_scores,
-    previous_token_pattern,
-)
+from interp.heads.classic import duplicate_token_pairs, induction_pairs, previous_token_pairs
 from interp.models.info import is_causal
 from interp.prompts import load_prompts
-from interp.stats.dense import head_summary, sink_scores
+from interp.stats.capture import for_each_layer
+from interp.stats.streaming import attention_stats, pair_weights
 from interp.sweep.config import PromptSet, SweepConfig
-from interp.tokens import from_token_ids, tokenize
+from interp.tokens import tokenize
 
-PATTERN_BUDGET = 2 << 30  # bytes of fp32 patterns held at once
 HIDDEN_SINK = 0.1
-_DETECTION = {
-    "previous_token": previous_token_pattern,
-    "duplicate_token": duplicate_token_pattern,
-    "induction": induction_pattern,
+_PAIRS = {
+    "previous_token": previous_token_pairs,
+    "duplicate_token": duplicate_token_pairs,
+    "induction": induction_pairs,
 }
 STATS = ("entropy", "first_token_mass", "prev_token_mass", "mean_distance", "sink_score_0")
 
@@ -116,6 +112,7 @@ class ShardRunner:
         self.device = device
         self.model = load_model(model_name, device=device)
         self._tasks: dict[tuple[str, int], list[str]] = {}
+        self._wanted: set[str] = set()
 
     def prompts(self, shard: Shard) -> list[list[int]]:
         model = self.model
@@ -150,59 +147,69 @@ class ShardRunner:
         return [batch.tokens[i, :n].tolist() for i, n in enumerate(batch.lengths)]
 
     @torch.no_grad()
-    def patterns(self, ids: list[int]) -> torch.Tensor:
-        """[layer, head, pos, pos] of one prompt, a few layers per forward pass."""
-        model = self.model
-        n_layers, n_heads, n = int(model.cfg.n_layers), int(model.cfg.n_heads), len(ids)
-        per_layer = n_heads * n * n * 4
-        chunk = max(1, min(n_layers, PATTERN_BUDGET // max(per_layer, 1)))
-        tokens = from_token_ids(model, [ids]).tokens.to(self.device)
-        out = []
-        for first in range(0, n_layers, chunk):
-            names = {f"blocks.{la}.attn.hook_pattern" for la in range(first, first + chunk)}
-            _, cache = model.run_with_cache(
-                tokens, names_filter=lambda name, names=names: name in names,
-                return_cache_object=False,
-            )  # fmt: skip
-            out += [cache[f"blocks.{la}.attn.hook_pattern"][0].float().cpu()
-                    for la in range(first, min(n_layers, first + chunk))]  # fmt: skip
-        return torch.stack(out)
+    def measures(self, ids: list[int]) -> dict[str, torch.Tensor]:
+        """Every measure of one prompt as [layer, head] tensors, from streaming statistics
+        (``interp.stats``: triton on a GPU, chunked torch on CPU) and exact sparse pattern
+        entries (``pair_weights``): no n x n pattern is built, so a prompt at the model's
+        full context costs one forward pass and O(n) memory per layer."""
+        model, n = self.model, len(ids)
+        tokens = torch.tensor(ids)
+        causal = is_causal(model)
+        pairs = {d: fn(tokens) for d, fn in _PAIRS.items() if d in self._wanted}
+        if "head_stats" in self._wanted:
+            pairs.setdefault("previous_token", previous_token_pairs(tokens))
+        per_layer: dict[int, dict[str, torch.Tensor]] = {}
+
+        def record(layer: int, q: torch.Tensor, k: torch.Tensor, scaling) -> None:
+            st = attention_stats(q, k, causal=causal, scale=scaling, sink_tokens=1)
+            total = st.col_sum[0].sum(-1)  # sum of A over the pattern (= n up to rounding)
+            mass = {
+                d: pair_weights(q, k, st.lse, t, j, scale=scaling)[0].sum(-1)
+                for d, (t, j) in pairs.items()
+            }
+            sink = st.sink_score[0]  # [head, key]
+            out = {
+                "entropy": st.entropy[0, :, 1:].mean(-1),
+                "first_token_mass": st.sink_mass[0, :, 1:].mean(-1),
+                "prev_token_mass": mass.get("previous_token", total * 0) / max(n - 1, 1),
+                "mean_distance": st.mean_distance[0, :, 1:].mean(-1),
+                "sink_score_0": sink[:, 0],
+                "hidden_sinks": (sink[:, 1:] > HIDDEN_SINK).sum(-1).float(),
+            }
+            for d in _PAIRS:  # sum(A * D) / sum(A); NaN where D is empty (nothing to detect)
+                if d in self._wanted:
+                    empty = pairs[d][0].numel() == 0
+                    out[d] = total * torch.nan if empty else mass[d] / total
+            per_layer[layer] = {key: v.float().cpu() for key, v in out.items()}
+
+        for_each_layer(model, ids, record)
+        return {key: torch.stack([per_layer[la][key] for la in sorted(per_layer)])
+                for key in per_layer[0]}  # fmt: skip
 
     def run(self, shard: Shard) -> dict[str, pd.DataFrame]:
         """One table per detector of ``shard`` (rows: prompt x layer x head)."""
-        causal = is_causal(self.model)
+        self._wanted = set(shard.detectors)
         rows: dict[str, list[dict]] = {d: [] for d in shard.detectors}
         for offset, ids in enumerate(self.prompts(shard)):
             if len(ids) < 2:
                 continue
-            pat = self.patterns(ids)  # [L, H, n, n]
-            n_layers, n_heads, n = pat.shape[0], pat.shape[1], pat.shape[-1]
+            m = self.measures(ids)
+            n_layers, n_heads = m["entropy"].shape
             key = {"model": shard.label, "prompt_set": shard.prompt_set,
-                   "prompt": shard.start + offset, "length": n}  # fmt: skip
-            tokens = torch.tensor(ids)
-            # sum(A * D) / sum(A) per layer and head; NaN where D is empty (nothing to detect)
-            det = {
-                d: pattern_scores(pat[:, None], tokens[None], [n], _DETECTION[d])
-                if _DETECTION[d](tokens).any()
-                else torch.full((n_layers, n_heads), float("nan"))
-                for d in _DETECTION
-                if d in rows
-            }
+                   "prompt": shard.start + offset, "length": len(ids)}  # fmt: skip
             for layer in range(n_layers):
-                a = pat[layer][None]  # [1, H, n, n]
-                summ = head_summary(a, [n], causal=causal) if "head_stats" in rows else None
-                s = sink_scores(a, [n], causal=causal)[0] if "sink" in rows else None
                 for h in range(n_heads):
                     base = {**key, "layer": layer, "head": h}
-                    if summ is not None:
-                        stats = {k: float(summ[k][h] / summ["n_queries"][h]) for k in STATS[:4]}
-                        stats["sink_score_0"] = float(summ["sink_score_0"][h])
-                        rows["head_stats"].append({**base, **stats})
-                    if s is not None:
-                        hidden = int((s[h, 1:] > HIDDEN_SINK).sum())
-                        rows["sink"].append(
-                            {**base, "score": float(s[h, 0]), "hidden_sinks": hidden}
+                    if "head_stats" in rows:
+                        rows["head_stats"].append(
+                            {**base, **{st: float(m[st][layer, h]) for st in STATS}}
                         )
-                    for name, scores in det.items():
-                        rows[name].append({**base, "score": float(scores[layer, h])})
+                    if "sink" in rows:
+                        rows["sink"].append(
+                            {**base, "score": float(m["sink_score_0"][layer, h]),
+                             "hidden_sinks": int(m["hidden_sinks"][layer, h])}
+                        )  # fmt: skip
+                    for name in _PAIRS:
+                        if name in rows:
+                            rows[name].append({**base, "score": float(m[name][layer, h])})
         return {name: pd.DataFrame(r) for name, r in rows.items()}

@@ -123,3 +123,28 @@ def test_smollm2_classic_heads_table(smol):
     assert len(res.table) == 270 and res.table.score.between(0, 1).all()
     prev = get_detector("previous_token").run(smol)
     assert prev.table.score.max() > 0.5  # SmolLM2 has clear previous-token heads
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sparse_detection_pairs_equal_the_dense_patterns(seed):
+    """The sweep's O(pairs) enumerators give exactly the nonzero entries of the n x n patterns."""
+    from interp.heads.classic import (
+        duplicate_token_pairs,
+        duplicate_token_pattern,
+        induction_pairs,
+        induction_pattern,
+        previous_token_pairs,
+        previous_token_pattern,
+    )
+
+    tokens = torch.randint(0, 7, (60,), generator=torch.Generator().manual_seed(seed))
+    for pairs_fn, dense_fn in (
+        (previous_token_pairs, previous_token_pattern),
+        (duplicate_token_pairs, duplicate_token_pattern),
+        (induction_pairs, induction_pattern),
+    ):
+        t, s = pairs_fn(tokens)
+        got = sorted(zip(t.tolist(), s.tolist(), strict=True))
+        want = sorted(map(tuple, torch.nonzero(dense_fn(tokens)).tolist()))
+        assert got == want, pairs_fn.__name__
+    assert duplicate_token_pairs(torch.arange(10))[0].numel() == 0  # no repeats, no pairs

@@ -149,3 +149,60 @@ def test_padded_rows_are_empty():
 def test_bad_input_is_a_clear_error(q_shape, k_shape, kw, match):
     with pytest.raises(InputError, match=match):
         attention_stats(torch.randn(q_shape), torch.randn(k_shape), **kw)
+
+
+@pytest.mark.parametrize(
+    "causal,pad,window,sink_tokens,fai_window",
+    [
+        (True, False, 10, 1, (10, 100)),
+        (True, True, 3, 20, (0, 40)),
+        (True, True, 40, 0, (20, 25)),
+        (False, True, 10, 1, (10, 100)),
+        (False, False, 3, 20, (0, 40)),
+        (False, True, 40, 0, (20, 25)),
+    ],
+)
+def test_triton_tile_modes_match_dense(causal, pad, window, sink_tokens, fai_window):
+    """n = 100 with the interpreter's 16 x 16 tiles: key tiles far below the band (no mask,
+    distances from tile sums), in the band and, bidirectional, far above it; FAI windows that
+    hold whole tiles, cut tiles and miss tiles; sink keys spanning two tiles; no key mask, or
+    right padding on one prompt and left padding (key 0 padded) on the other."""
+    q, k, mask = _inputs(2, 4, 2, 100, 16, seed=window, pad=pad)
+    if pad:
+        mask[0, :7] = False
+    kw = dict(causal=causal, window=window, sink_tokens=sink_tokens, fai_window=fai_window)
+    ref = attention_stats(q, k, key_mask=mask, backend="dense", **kw)
+    got = attention_stats(q, k, key_mask=mask, backend="triton", **kw)
+    _assert_close(got, ref)
+    torch.testing.assert_close(got.fai, ref.fai, equal_nan=True)
+
+
+def test_triton_distances_stay_exact_far_from_the_start():
+    """Mean distance of a previous-token-like head at positions ~600: the far-tile formula
+    (t - start) * sum p - sum p * (j - start) must not cancel away the distance of 1."""
+    n, d = 640, 32
+    g = torch.Generator().manual_seed(0)
+    k = torch.nn.functional.normalize(torch.randn(n, d, generator=g), dim=-1)
+    q = 200 * torch.roll(k, 1, 0)  # q_t = 200 k_{t-1}: a sharp previous-token head
+    q, k = q.reshape(1, 1, n, d), k.reshape(1, 1, n, d)
+    ref = attention_stats(q, k, backend="dense")
+    got = attention_stats(q, k, backend="triton")
+    torch.testing.assert_close(got.mean_distance, ref.mean_distance, atol=2e-3, rtol=1e-4)
+    assert ref.mean_distance[0, 0, 300:].mean() < 1.01  # the case is the intended sharp one
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_pair_weights_equal_dense_pattern_entries(causal):
+    from interp.stats.streaming import pair_weights
+
+    q, k, _ = _inputs(1, 6, 2, 30, 16, pad=False)
+    st = attention_stats(q, k, causal=causal, backend="torch")
+    kx = k.repeat_interleave(3, dim=1)
+    s = q @ kx.transpose(-1, -2) / 4
+    if causal:
+        s = s.masked_fill(~torch.ones(30, 30).tril().bool(), -math.inf)
+    a = torch.softmax(s, -1)
+    t = torch.tensor([5, 29, 29, 12, 0])
+    j = torch.tensor([4, 0, 29, 3, 0])
+    got = pair_weights(q, k, st.lse, t, j, chunk=2)
+    torch.testing.assert_close(got, a[:, :, t, j], rtol=1e-5, atol=1e-7)
