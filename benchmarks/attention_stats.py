@@ -3,12 +3,13 @@
 Every case runs in its own subprocess so its peak memory (ru_maxrss on CPU, max allocated on
 CUDA) is its own. Prints a table and writes JSON to benchmarks/results/.
 
-Per-layer cases (random q/k at SmolLM2's shape: 9 query heads, 3 kv heads, d 64; on a GPU also
-32 heads, d 128): ``dense`` (plain softmax statistics, the oracle), ``torch`` (chunked, exact),
-``triton`` (GPU only) and ``sdpa`` (one ``scaled_dot_product_attention`` forward: the speed
-anchor). Whole-model cases (SmolLM2-135M, all 30 layers, real text): ``tl_cache`` (transformer-
-lens ``run_with_cache`` of every ``hook_pattern``, what peers do) and ``model_stats``
-(``interp.stats.capture.model_attention_stats``).
+Per-layer cases (random q/k at SmolLM2's shape: 9 query heads, 3 kv heads, d 64; on a GPU
+also 32 query / 8 kv heads, d 128): ``dense`` (plain softmax statistics, the oracle),
+``torch`` (chunked, exact), ``triton`` (GPU only) and ``sdpa`` (one
+``scaled_dot_product_attention`` forward: the speed anchor). Whole-model cases (SmolLM2-135M,
+all 30 layers, real text; only where transformer-lens is installed): ``tl_cache``
+(transformer-lens ``run_with_cache`` of every ``hook_pattern``, what peers do) and
+``model_stats`` (``interp.stats.capture.model_attention_stats``).
 
 Usage: .venv/bin/python benchmarks/attention_stats.py [--ns 512 2048 8192] [--quick]
 """
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-SHAPES = {"smollm2": (9, 3, 64), "h32d128": (32, 32, 128)}
+SHAPES = {"smollm2": (9, 3, 64), "h32kv8d128": (32, 8, 128)}
 GB = 2**30
 
 
@@ -140,14 +141,17 @@ def main() -> None:
         else [512, 2048, 8192]
     )
     per_layer = ["dense", "torch", "sdpa"] + (["triton"] if cuda else [])
-    shapes = ["smollm2", "h32d128"] if cuda else ["smollm2"]
+    shapes = ["smollm2", "h32kv8d128"] if cuda else ["smollm2"]
     mem_limit = (
         torch.cuda.get_device_properties(0).total_memory / GB * 0.9
         if cuda
         else os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB * 0.6
     )
     cases = [(c, n, s) for s in shapes for n in ns for c in per_layer]
-    cases += [(c, n, "smollm2") for n in ns for c in ("tl_cache", "model_stats") if n <= 8192]
+    import importlib.util
+
+    if importlib.util.find_spec("transformer_lens"):  # whole-model cases need the full install
+        cases += [(c, n, "smollm2") for n in ns for c in ("tl_cache", "model_stats") if n <= 8192]
     rows = []
     for case, n, shape in cases:
         heads = SHAPES[shape][0]
@@ -168,9 +172,20 @@ def main() -> None:
         shown = row.get("skipped") or f"{row['seconds']:.3f} s, {row['peak_gb']:.2f} GB"
         print(f"{case:12s} n={n:<7d} {shape:8s} {shown}", flush=True)
     base = {(r["n"], r["shape"]): r["seconds"] for r in rows if r["case"] == "sdpa"}
+    dense = {(r["n"], r["shape"]): r["seconds"] for r in rows if r["case"] == "dense"}
     for r in rows:  # per-layer cases only: the whole-model ones run 30 layers and an MLP
-        b = base.get((r["n"], r["shape"])) if r["case"] in per_layer else None
+        key = (r["n"], r["shape"])
+        b = base.get(key) if r["case"] in per_layer else None
         r["x_sdpa"] = r["seconds"] / b if r["seconds"] and b else None
+        dn = dense.get(key) if r["case"] in per_layer else None
+        r["dense_x_faster"] = dn / r["seconds"] if r["seconds"] and dn else None
+        hq, _, d = SHAPES[r["shape"]]
+        # TFLOP/s-equivalent: the FLOPs of one causal SDPA forward (QK^T and PV, half the
+        # matrix) at this shape, divided by this case's time; comparable across cases
+        flops = 4 * hq * r["n"] * r["n"] * d / 2
+        r["tflops_equiv"] = (
+            flops / r["seconds"] / 1e12 if r["seconds"] and r["case"] in per_layer else None
+        )
     _print_table(rows)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"attention_stats_{device}.json"
@@ -184,30 +199,21 @@ def main() -> None:
 
 
 def _print_table(rows: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(
-        "case",
-        "shape",
-        "n",
-        "seconds",
-        "x SDPA",
-        "peak GB",
-        "GB above start",
-        title="attention statistics",
-    )
+    """A plain-text table (no rich: the GPU image has only torch, triton and numpy)."""
+    head = ("case", "shape", "n", "seconds", "x SDPA", "dense/this", "TFLOP/s eq", "peak GB")
+    lines = [head]
     for r in rows:
-        t.add_row(
-            r["case"],
-            r["shape"],
-            str(r["n"]),
-            f"{r['seconds']:.3f}" if r["seconds"] else r.get("skipped", ""),
-            f"{r['x_sdpa']:.1f}" if r.get("x_sdpa") else "",
+        lines.append((
+            r["case"], r["shape"], str(r["n"]),
+            f"{r['seconds']:.4f}" if r["seconds"] else r.get("skipped", ""),
+            f"{r['x_sdpa']:.2f}" if r.get("x_sdpa") else "",
+            f"{r['dense_x_faster']:.1f}" if r.get("dense_x_faster") else "",
+            f"{r['tflops_equiv']:.2f}" if r.get("tflops_equiv") else "",
             f"{r['peak_gb']:.2f}" if r["peak_gb"] else "",
-            f"{r['above_start_gb']:.2f}" if r.get("above_start_gb") is not None else "",
-        )
-    Console().print(t)
+        ))  # fmt: skip
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    for line in lines:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from transformer_lens.model_bridge import TransformerBridge
@@ -29,6 +30,21 @@ def newline_or_eos(model: TransformerBridge) -> Callable[[int], bool]:
     return stop
 
 
+def _plain_prefill(model: TransformerBridge, ids: torch.Tensor) -> Any | None:
+    """The KV cache of ``ids`` from the same weights run as a plain Hugging Face model with
+    PyTorch's scaled-dot-product attention (``interp.stats.capture.plain_model``), so a long
+    prompt never builds the bridge's eager [head, n, n] patterns (2.4 GB per layer at 8k
+    tokens for SmolLM2). None where the model cannot be rebuilt that way (the bridge then
+    prefills)."""
+    from interp.stats.capture import plain_model
+
+    try:
+        plain = plain_model(model)
+    except InputError:
+        return None
+    return plain(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+
+
 @torch.no_grad()
 def greedy_decode(
     model: TransformerBridge,
@@ -42,7 +58,9 @@ def greedy_decode(
 ) -> list[int]:
     """Generate greedily after ``prompt_ids`` (one sequence); returns the new token ids.
 
-    The prompt minus its last token fills the KV cache; every step then feeds one token, so
+    The prompt minus its last token fills the KV cache (without ``fwd_hooks``: through the plain
+    model with SDPA, no pattern; with them: through the bridge, so the hooks act on the prompt
+    too); every step then feeds one token through the bridge, so
     step ``i`` consumes the previous token and produces token ``i`` (the first step consumes
     the prompt's last token). ``on_step(token_id)`` is called after each step, after the
     step hooks of that step have fired. Generation ends after ``max_new_tokens`` or at the
@@ -63,7 +81,9 @@ def greedy_decode(
         # transformers >= 5.2x warns that past_key_values is now called cache; the bridge
         # API still takes past_key_values (interp.models.compat bridges the rename).
         warnings.simplefilter("ignore", FutureWarning)
-        _, cache = model(prompt[:, :-1], return_type="logits_and_cache", use_cache=True)
+        cache = None if fwd_hooks else _plain_prefill(model, prompt[:, :-1])
+        if cache is None:  # hooks must see the prompt pass: the bridge runs it (eager patterns)
+            _, cache = model(prompt[:, :-1], return_type="logits_and_cache", use_cache=True)
         inp = prompt[:, -1:]
         with model.hooks(fwd_hooks=list(step_hooks), reset_hooks_end=False):
             for _ in range(max_new_tokens):

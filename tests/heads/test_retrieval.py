@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -99,3 +100,27 @@ def test_retrieval_detector_runs_on_tiny_and_resumes(tiny, tmp_path):
 def test_retrieval_rejects_encoder(minilm):
     with pytest.raises(InputError, match="causal"):
         get_detector("retrieval").run(minilm, progress=False)
+
+
+def test_prefill_builds_no_pattern_and_scores_like_the_bridge_prefill(tiny):
+    """Without ablation hooks the prompt is prefilled by the plain model (SDPA): the bridge's
+    hook_pattern only ever sees one query row, and the scores and answer equal those of a
+    bridge prefill (forced here by a no-op forward hook)."""
+    test = build_test(tiny, load_needles()[0], 200, 50.0, 0)
+    rows = []
+    handles = [
+        tiny.blocks[la].attn.hook_pattern.register_forward_hook(
+            lambda mod, inp, out: rows.append(out.shape[-2])
+        )
+        for la in range(tiny.cfg.n_layers)
+    ]
+    try:
+        plain = run_test(tiny, test)
+    finally:
+        for h in handles:
+            h.remove()
+    assert rows and max(rows) == 1  # decode steps only: no [n, n] pattern
+    noop = [("blocks.0.attn.hook_pattern", lambda x, hook: x)]
+    bridged = run_test(tiny, test, fwd_hooks=noop)
+    assert plain.response == bridged.response
+    np.testing.assert_array_equal(plain.scores, bridged.scores)
