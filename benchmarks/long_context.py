@@ -100,7 +100,10 @@ def run_case(case: str, n: int, model_name: str) -> dict:
         from interp.heads.needle import load_needles
         from interp.heads.retrieval import build_test, run_test
 
-        test = build_test(model, load_needles()[0], n, 50.0, 0)
+        # the prompt plus the 50 answer tokens must fit the context
+        length = min(n, int(model.cfg.n_ctx) - 64)
+        test = build_test(model, load_needles()[0], length, 50.0, 0)
+        result["prompt_tokens"] = len(test.ids)
         hooks = [("blocks.0.attn.hook_pattern", lambda x, hook: x)]
         t0 = time.perf_counter()
         out = run_test(model, test, fwd_hooks=hooks if case == "retrieval_bridge" else ())

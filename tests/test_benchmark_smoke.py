@@ -18,3 +18,20 @@ def test_benchmark_case_runs(case):
     spec.loader.exec_module(bench)
     out = bench.run_case(case, 64, "smollm2", "cpu")
     assert out["seconds"] > 0 and out["peak_gb"] > 0
+
+
+@pytest.mark.real_model
+def test_long_context_sweep_paths_agree_on_smollm2():
+    """The benchmark's two sweep paths (former: patterns + dense oracles; now: streaming
+    statistics + sparse pattern entries) give the same measures on real text."""
+    import numpy as np
+
+    path = Path(__file__).parents[1] / "benchmarks" / "long_context.py"
+    spec = importlib.util.spec_from_file_location("bench_long_context", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    dense = bench.run_case("sweep_dense", 96, "smollm2-135m")["measures"]
+    stream = bench.run_case("sweep_stream", 96, "smollm2-135m")["measures"]
+    assert set(dense) == set(stream)
+    for key in dense:
+        np.testing.assert_allclose(stream[key], dense[key], rtol=1e-4, atol=2e-5, err_msg=key)

@@ -1,4 +1,5 @@
-"""Attention statistics in two FlashAttention-style Triton passes (docs/methods.md, section 7).
+"""Attention statistics in two FlashAttention-style Triton passes (``interp.stats.streaming``'s
+``triton`` backend; the statistics are defined there).
 
 Pass 1 (``_row_stats_kernel``), one program per (query block, batch x query head): stream over
 key blocks with an online softmax in base 2 (log2(e) folded into the scale, ``exp2``), keeping
