@@ -88,12 +88,14 @@ def run_case(case: str, n: int, model_name: str) -> dict:
         from interp.sweep.shards import ShardRunner
 
         ids = model.tokenizer(haystack_text(), add_special_tokens=False)["input_ids"][:n]
-        runner = ShardRunner.__new__(ShardRunner)
-        runner.model, runner._wanted = model, {
-            "head_stats", "sink", "previous_token", "duplicate_token", "induction",
-        }  # fmt: skip
+        runner = ShardRunner.__new__(ShardRunner)  # the sweep's code path on this loaded model
+        runner.model = model
+        wanted = {"head_stats", "sink", "previous_token", "duplicate_token", "induction"}
         t0 = time.perf_counter()
-        got = _dense_measures(model, ids) if case == "sweep_dense" else runner.measures(ids)
+        if case == "sweep_dense":
+            got = _dense_measures(model, ids)
+        else:
+            got = runner.measures(ids, wanted)
         result["seconds"] = time.perf_counter() - t0
         result["measures"] = {k: v.tolist() for k, v in got.items()}
     else:

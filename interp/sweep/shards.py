@@ -112,7 +112,6 @@ class ShardRunner:
         self.device = device
         self.model = load_model(model_name, device=device)
         self._tasks: dict[tuple[str, int], list[str]] = {}
-        self._wanted: set[str] = set()
 
     def prompts(self, shard: Shard) -> list[list[int]]:
         model = self.model
@@ -147,16 +146,17 @@ class ShardRunner:
         return [batch.tokens[i, :n].tolist() for i, n in enumerate(batch.lengths)]
 
     @torch.no_grad()
-    def measures(self, ids: list[int]) -> dict[str, torch.Tensor]:
-        """Every measure of one prompt as [layer, head] tensors, from streaming statistics
+    def measures(self, ids: list[int], wanted: set[str]) -> dict[str, torch.Tensor]:
+        """The measures of one prompt that ``wanted`` (detector names) needs, as [layer, head]
+        tensors, from streaming statistics
         (``interp.stats``: triton on a GPU, chunked torch on CPU) and exact sparse pattern
         entries (``pair_weights``): no n x n pattern is built, so a prompt at the model's
         full context costs one forward pass and O(n) memory per layer."""
         model, n = self.model, len(ids)
         tokens = torch.tensor(ids)
         causal = is_causal(model)
-        pairs = {d: fn(tokens) for d, fn in _PAIRS.items() if d in self._wanted}
-        if "head_stats" in self._wanted:
+        pairs = {d: fn(tokens) for d, fn in _PAIRS.items() if d in wanted}
+        if "head_stats" in wanted:
             pairs.setdefault("previous_token", previous_token_pairs(tokens))
         per_layer: dict[int, dict[str, torch.Tensor]] = {}
 
@@ -177,7 +177,7 @@ class ShardRunner:
                 "hidden_sinks": (sink[:, 1:] > HIDDEN_SINK).sum(-1).float(),
             }
             for d in _PAIRS:  # sum(A * D) / sum(A); NaN where D is empty (nothing to detect)
-                if d in self._wanted:
+                if d in wanted:
                     empty = pairs[d][0].numel() == 0
                     out[d] = total * torch.nan if empty else mass[d] / total
             per_layer[layer] = {key: v.float().cpu() for key, v in out.items()}
@@ -188,12 +188,11 @@ class ShardRunner:
 
     def run(self, shard: Shard) -> dict[str, pd.DataFrame]:
         """One table per detector of ``shard`` (rows: prompt x layer x head)."""
-        self._wanted = set(shard.detectors)
         rows: dict[str, list[dict]] = {d: [] for d in shard.detectors}
         for offset, ids in enumerate(self.prompts(shard)):
             if len(ids) < 2:
                 continue
-            m = self.measures(ids)
+            m = self.measures(ids, set(shard.detectors))
             n_layers, n_heads = m["entropy"].shape
             key = {"model": shard.label, "prompt_set": shard.prompt_set,
                    "prompt": shard.start + offset, "length": len(ids)}  # fmt: skip
