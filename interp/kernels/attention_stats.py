@@ -29,6 +29,7 @@ compile test builds each for sm_80 and sm_90 with the real compiler).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import torch
@@ -46,6 +47,7 @@ LN2 = 0.6931471805599453
 HEAD_DIMS = (16, 32, 64, 128, 256)  # head dims are zero-padded up to one of these
 _NEG = tl.constexpr(-1.0e30)  # finite "minus infinity": exp2 of masked scores is 0, never NaN
 _BIG = tl.constexpr(1.0e30)  # LSE stored for a padded query row: exp2(s - _BIG) = 0
+_LN2 = tl.constexpr(LN2)  # jit code reads only constexpr globals
 
 
 # -- pass 1: per-query statistics ---------------------------------------------------------------
@@ -173,7 +175,7 @@ def _row_stats_kernel(
     lse2 = m2 + tl.log2(tl.where(keep, l_sum, 1.0))
     o = b * sob + h * soh + rows
     tl.store(LSE2 + o, tl.where(keep, lse2, _BIG), mask=row_in)
-    tl.store(ENT + o, tl.where(keep, (lse2 - a_s * inv) * 0.6931471805599453, 0.0), mask=row_in)
+    tl.store(ENT + o, tl.where(keep, (lse2 - a_s * inv) * _LN2, 0.0), mask=row_in)
     tl.store(EPOS + o, tl.where(keep, a_pos * inv, 0.0), mask=row_in)
     tl.store(DIST + o, tl.where(keep, a_dist * inv, 0.0), mask=row_in)
     tl.store(WAAD + o, tl.where(keep, a_w * inv, 0.0), mask=row_in)
@@ -292,8 +294,10 @@ def gpu_configs(kind: str, d: int, itemsize: int) -> list[tuple[int, int, int, i
 def _autotune(kind: str):
     if INTERPRET:
         table = [_INTERPRETER_CONFIG]
-    else:
-        table = (_ROW_CONFIGS if kind == "row" else _COL_CONFIGS) + [_SMALLEST_CONFIG]
+    else:  # every config any head dim / dtype may keep; ``prune`` picks per launch
+        table = list(dict.fromkeys(
+            c for d in HEAD_DIMS for size in (2, 4) for c in gpu_configs(kind, d, size)
+        ))  # fmt: skip
 
     def prune(configs, named_args, **_):
         q = named_args["Q"]
@@ -391,52 +395,35 @@ def triton_attention_stats(q, k, causal, key_mask, scale, window, sink_tokens, f
 _TORCH_TO_TRITON = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
-def compile_variants(
-    dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.bfloat16, torch.float16),
-    head_dims: tuple[int, ...] = HEAD_DIMS,
-    flags: tuple[tuple[bool, bool], ...] = (
-        (True, False),
-        (True, True),
-        (False, False),
-        (False, True),
-    ),
-    all_configs: bool = True,
-) -> Iterator[tuple[str, object, dict[str, str], dict[str, object], dict[str, int]]]:
+def compile_variants() -> Iterator[
+    tuple[str, object, dict[str, str], dict[str, object], dict[str, int]]
+]:
     """(label, jit function, signature, constexprs, options) of each kernel specialisation the
     launcher can produce on a GPU: every dtype x head dim x (causal, key mask) x tuned config."""
-    for kind, fn, extra in (
+    kernels = (
         ("row", _row_stats_kernel, ("LSE2", "ENT", "EPOS", "DIST", "WAAD", "SINK", "ARG")),
         ("col", _col_stats_kernel, ("LSE2", "COL", "FAI")),
+    )
+    for (kind, fn, outputs), dtype, d, causal, has_mask in itertools.product(
+        kernels, _TORCH_TO_TRITON, HEAD_DIMS, (True, False), (False, True)
     ):
-        for dtype in dtypes:
-            t = _TORCH_TO_TRITON[dtype]
-            itemsize = torch.empty(0, dtype=dtype).element_size()
-            for d in head_dims:
-                cfgs = gpu_configs(kind, d, itemsize)
-                for causal, has_mask in flags:
-                    for bm, bn, warps, stages in cfgs if all_configs else cfgs[:1]:
-                        sig = {"Q": f"*{t}", "K": f"*{t}", "MASK": "*i8"}
-                        for name in extra:
-                            sig[name] = "*i32" if name == "ARG" else "*fp32"
-                        for name in fn.arg_names[len(sig) :]:
-                            sig[name] = _scalar_type(name)
-                        const = dict(
-                            CAUSAL=causal, HAS_MASK=has_mask, D=d, BLOCK_M=bm, BLOCK_N=bn,
-                            PRECISION="ieee" if dtype == torch.float32 else None,
-                        )  # fmt: skip
-                        for name in const:
-                            sig[name] = "constexpr"
-                        label = (
-                            f"{kind}-{t}-d{d}-{'causal' if causal else 'bidir'}-"
-                            f"{'mask' if has_mask else 'nomask'}-{bm}x{bn}w{warps}s{stages}"
-                        )
-                        yield label, fn, sig, const, {"num_warps": warps, "num_stages": stages}
-
-
-def _scalar_type(name: str) -> str:
-    if name == "scale2":
-        return "fp32"
-    return "i32"
+        t = _TORCH_TO_TRITON[dtype]
+        sig = {"Q": f"*{t}", "K": f"*{t}", "MASK": "*i8"}
+        sig.update({name: "*i32" if name == "ARG" else "*fp32" for name in outputs})
+        sig.update(
+            {name: "fp32" if name == "scale2" else "i32" for name in fn.arg_names[len(sig) :]}
+        )
+        for bm, bn, warps, stages in gpu_configs(kind, d, dtype.itemsize):
+            const = dict(
+                CAUSAL=causal, HAS_MASK=has_mask, D=d, BLOCK_M=bm, BLOCK_N=bn,
+                PRECISION="ieee" if dtype == torch.float32 else None,
+            )  # fmt: skip
+            label = (
+                f"{kind}-{t}-d{d}-{'causal' if causal else 'bidir'}-"
+                f"{'mask' if has_mask else 'nomask'}-{bm}x{bn}w{warps}s{stages}"
+            )
+            options = {"num_warps": warps, "num_stages": stages}
+            yield label, fn, {**sig, **dict.fromkeys(const, "constexpr")}, const, options
 
 
 __all__ = ["HEAD_DIMS", "compile_variants", "gpu_configs", "padded_head_dim"]
