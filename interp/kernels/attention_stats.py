@@ -21,7 +21,9 @@ Per-tile work is split by where a tile lies (only the band near the diagonal pay
   padded query rows get LSE = +1e30 in pass 1, so pass 2 needs no row mask (exp2 gives 0).
 
 Scores and sums are fp32 whatever the input dtype (fp32, bf16, fp16). Grouped-query attention:
-query head h reads key head h // (q_heads / kv_heads). On a GPU both kernels are autotuned over
+query head h reads key head h // (q_heads / kv_heads); pass 1 stacks GROUP query heads of one kv
+head in a program (``group_size``: the largest power of two dividing q_heads / kv_heads, at most
+128 tile rows), so each key tile is loaded once per group. On a GPU both kernels are autotuned over
 tile sizes, warps and stages per (head dim, context bucket, dtype); in the interpreter one small
 config runs. ``compile_variants`` lists every specialisation the launcher can produce (the
 compile test builds each for sm_80 and sm_90 with the real compiler).
@@ -114,30 +116,34 @@ def _row_stats_kernel(
     sqb, sqh, sqn, skb, skh, skn, smb, sob, soh,
     n, n_bucket, scale2, rep, n_heads, window, sink_tokens,
     CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, PRECISION: tl.constexpr,
+    BLOCK_N: tl.constexpr, PRECISION: tl.constexpr, GROUP: tl.constexpr,
 ):  # fmt: skip
+    # GROUP query heads of one kv head share a program: tile row r is head h0 + r // BLOCK_M at
+    # position m0 + r % BLOCK_M, so each key tile is loaded once for the whole group
     pid_m = tl.program_id(0)
-    bh = tl.program_id(1)
-    b = (bh // n_heads).to(tl.int64)
-    h = (bh % n_heads).to(tl.int64)
+    bg = tl.program_id(1)
+    b = (bg // (n_heads // GROUP)).to(tl.int64)
+    h0 = (bg % (n_heads // GROUP)).to(tl.int64) * GROUP
     m0 = pid_m * BLOCK_M
-    rows = m0 + tl.arange(0, BLOCK_M)
+    r = tl.arange(0, GROUP * BLOCK_M)
+    hr = h0 + r // BLOCK_M  # query head of each tile row
+    rows = m0 + r % BLOCK_M
     row_in = rows < n
     q = tl.load(
-        Q + b * sqb + h * sqh + rows[:, None] * sqn + tl.arange(0, D)[None, :],
+        Q + b * sqb + hr[:, None] * sqh + rows[:, None] * sqn + tl.arange(0, D)[None, :],
         mask=row_in[:, None],
         other=0.0,
     )
-    k_base = b * skb + (h // rep) * skh
+    k_base = b * skb + (h0 // rep) * skh
     m_base = b * smb
-    m2 = tl.full([BLOCK_M], _NEG, tl.float32)
-    l_sum = tl.zeros([BLOCK_M], tl.float32)
-    a_s = tl.zeros([BLOCK_M], tl.float32)
-    a_pos = tl.zeros([BLOCK_M], tl.float32)
-    a_dist = tl.zeros([BLOCK_M], tl.float32)
-    a_w = tl.zeros([BLOCK_M], tl.float32)
-    a_sink = tl.zeros([BLOCK_M], tl.float32)
-    best_i = tl.zeros([BLOCK_M], tl.int32)
+    m2 = tl.full([GROUP * BLOCK_M], _NEG, tl.float32)
+    l_sum = tl.zeros([GROUP * BLOCK_M], tl.float32)
+    a_s = tl.zeros([GROUP * BLOCK_M], tl.float32)
+    a_pos = tl.zeros([GROUP * BLOCK_M], tl.float32)
+    a_dist = tl.zeros([GROUP * BLOCK_M], tl.float32)
+    a_w = tl.zeros([GROUP * BLOCK_M], tl.float32)
+    a_sink = tl.zeros([GROUP * BLOCK_M], tl.float32)
+    best_i = tl.zeros([GROUP * BLOCK_M], tl.int32)
     if CAUSAL:
         end = tl.minimum(m0 + BLOCK_M, n)
     else:
@@ -173,7 +179,7 @@ def _row_stats_kernel(
     keep = keep & (l_sum > 0)
     inv = 1.0 / tl.where(keep, l_sum, 1.0)
     lse2 = m2 + tl.log2(tl.where(keep, l_sum, 1.0))
-    o = b * sob + h * soh + rows
+    o = b * sob + hr * soh + rows
     tl.store(LSE2 + o, tl.where(keep, lse2, _BIG), mask=row_in)
     tl.store(ENT + o, tl.where(keep, (lse2 - a_s * inv) * _LN2, 0.0), mask=row_in)
     tl.store(EPOS + o, tl.where(keep, a_pos * inv, 0.0), mask=row_in)
@@ -315,7 +321,15 @@ def _autotune(kind: str):
     )
 
 
-_row_stats = _autotune("row")(_row_stats_kernel)
+def group_size(rep: int, block_m: int, max_rows: int = 128) -> int:
+    """Query heads per pass-1 program: the largest power of two dividing ``rep`` (query heads
+    per kv head), capped so a tile holds at most ``max_rows`` rows."""
+    return max(1, min(rep & -rep, max_rows // block_m))
+
+
+_row_stats = _autotune("row")(
+    triton.heuristics({"GROUP": lambda a: group_size(a["rep"], a["BLOCK_M"])})(_row_stats_kernel)
+)
 _col_stats = _autotune("col")(_col_stats_kernel)
 
 if INTERPRET:
@@ -376,7 +390,7 @@ def triton_attention_stats(q, k, causal, key_mask, scale, window, sink_tokens, f
     n_bucket = 1 << max(n - 1, 0).bit_length()  # autotune once per power-of-two context bucket
     scale2 = scale * LOG2E
     common = dict(CAUSAL=causal, HAS_MASK=has_mask, D=d_pad, PRECISION=precision)
-    _row_stats[lambda meta: (triton.cdiv(n, meta["BLOCK_M"]), b * hq)](
+    _row_stats[lambda meta: (triton.cdiv(n, meta["BLOCK_M"]), b * hq // meta["GROUP"])](
         q, k, mask, lse2, out["entropy"], out["expected_position"], out["mean_distance"],
         out["waad"], out["sink_mass"], out["argmax"], *strides, *so,
         n, n_bucket, scale2, rep, hq, int(window), sink_tokens, **common,
@@ -392,6 +406,11 @@ def triton_attention_stats(q, k, causal, key_mask, scale, window, sink_tokens, f
 
 # -- every specialisation, for the compile test ------------------------------------------------
 
+# the GROUP values ``group_size`` can give at each BLOCK_M (rep = query heads per kv head)
+_GROUPS_OF = {
+    bm: sorted({group_size(rep, bm) for rep in (1, 2, 4, 8, 16, 32)})
+    for bm in {c[0] for c in _ROW_CONFIGS + [_SMALLEST_CONFIG]}
+}
 _TORCH_TO_TRITON = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
@@ -413,14 +432,20 @@ def compile_variants() -> Iterator[
         sig.update(
             {name: "fp32" if name == "scale2" else "i32" for name in fn.arg_names[len(sig) :]}
         )
-        for bm, bn, warps, stages in gpu_configs(kind, d, dtype.itemsize):
+        for (bm, bn, warps, stages), group in (
+            (cfg, g)
+            for cfg in gpu_configs(kind, d, dtype.itemsize)
+            for g in (_GROUPS_OF[cfg[0]] if kind == "row" else (None,))
+        ):
             const = dict(
                 CAUSAL=causal, HAS_MASK=has_mask, D=d, BLOCK_M=bm, BLOCK_N=bn,
                 PRECISION="ieee" if dtype == torch.float32 else None,
             )  # fmt: skip
+            if group is not None:
+                const["GROUP"] = group
             label = (
                 f"{kind}-{t}-d{d}-{'causal' if causal else 'bidir'}-"
-                f"{'mask' if has_mask else 'nomask'}-{bm}x{bn}w{warps}s{stages}"
+                f"{'mask' if has_mask else 'nomask'}-{bm}x{bn}w{warps}s{stages}g{group or 1}"
             )
             options = {"num_warps": warps, "num_stages": stages}
             yield label, fn, {**sig, **dict.fromkeys(const, "constexpr")}, const, options

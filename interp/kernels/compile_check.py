@@ -7,7 +7,7 @@ targets: ``triton.compile(ASTSource(...), target=GPUTarget("cuda", arch, 32))``.
 Default: for each kernel and target, every (dtype, head dim) pair the launcher can produce, the
 (causal, key mask) flags and the autotune configs cycling over them so that each flag pair and
 each config is built several times. ``--all``: the full product (every config x flags x dtype x
-head dim; ~470 variants per target, ~2 s each).
+head dim x query heads per program; 592 variants per target, ~2 s each).
 
 Usage: TRITON_INTERPRET=0 python -m interp.kernels.compile_check [--arch 80 90] [--all] [--jobs 2]
 (exit 1 and the failing variants on stderr when any fails).

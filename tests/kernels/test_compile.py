@@ -36,7 +36,9 @@ def test_compile_variants_cover_every_launch_option():
     for kind in ("row", "col"):  # every tuned config of each pass is built at least once
         for bm, bn, w, s in {c for d in ks.HEAD_DIMS for c in ks.gpu_configs(kind, d, 2)}:
             cfg = f"{bm}x{bn}w{w}s{s}"
-            assert any(lab.startswith(kind) and lab.endswith(cfg) for lab in chosen), (kind, cfg)
+            assert any(lab.startswith(kind) and f"-{cfg}g" in lab for lab in chosen), (kind, cfg)
+    for group in (1, 2, 4):  # pass 1 with 1, 2 and 4 query heads per program
+        assert any(lab.startswith("row") and lab.endswith(f"g{group}") for lab in chosen), group
 
 
 def test_every_kernel_compiles_for_sm80_and_sm90():

@@ -206,3 +206,23 @@ def test_pair_weights_equal_dense_pattern_entries(causal):
     j = torch.tensor([4, 0, 29, 3, 0])
     got = pair_weights(q, k, st.lse, t, j, chunk=2)
     torch.testing.assert_close(got, a[:, :, t, j], rtol=1e-5, atol=1e-7)
+
+
+def test_group_size_hand_cases():
+    from interp.kernels.attention_stats import group_size
+
+    # largest power of two dividing rep, at most 128 tile rows
+    assert [group_size(rep, 16) for rep in (1, 2, 3, 4, 6, 8, 12)] == [1, 2, 1, 4, 2, 8, 4]
+    assert group_size(8, 64) == 2 and group_size(4, 128) == 1 and group_size(16, 32) == 4
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_triton_four_query_heads_per_program_match_dense(causal):
+    """8 query heads on 2 kv heads: pass 1 runs 4 heads per program in the interpreter (64-row
+    tiles mixing heads); padding on both sides."""
+    q, k, mask = _inputs(2, 8, 2, 70, 16, seed=4)
+    mask[0, :5] = False
+    kw = dict(causal=causal, key_mask=mask, sink_tokens=2, fai_window=(3, 30))
+    _assert_close(
+        attention_stats(q, k, backend="triton", **kw), attention_stats(q, k, backend="dense", **kw)
+    )
