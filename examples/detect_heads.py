@@ -18,7 +18,10 @@ induction = get_detector("induction").run(model)
 sink = get_detector("sink").run(model)
 retrieval = get_detector("retrieval").run(model, workdir=Path("runs/example/retrieval"))
 print("induction heads:", induction.labelled())
-print(f"sink heads: {sink.inputs['sink_head_fraction']:.1%}")
+print(
+    f"sink metric (Gu et al.): {sink.inputs['sink_metric']:.1%}, "
+    f"heads with mean s_0 > 0.3: {sink.inputs['sink_head_fraction']:.1%}"
+)
 print("retrieval heads:", retrieval.labelled())
 print(sink.extra["hidden_sinks"].token.value_counts().head())  # which tokens are hidden sinks
 

@@ -32,6 +32,31 @@ def text_windows(model: TransformerBridge, n_tokens: int = 64, max_windows: int 
     return from_token_ids(model, windows[:max_windows])
 
 
+def text_samples(model: TransformerBridge, n_tokens: int = 64, max_samples: int = 32) -> TokenBatch:
+    """Separate natural-text samples, each tokenized on its own (with the tokenizer's special
+    tokens, e.g. a BOS where it adds one) and cut to its first ``n_tokens`` tokens: the inputs of
+    Gu et al.'s sink metric (official eval_sink_open_source.py: one text per sample, truncated
+    to 64 tokens). A sample is one line of the bundled haystack text, or consecutive lines
+    joined by newlines until it has ``n_tokens`` tokens."""
+    from interp.heads.needle import haystack_text
+
+    samples: list[list[int]] = []
+    lines: list[str] = []
+    for line in haystack_text().splitlines():
+        if not line.strip():
+            continue
+        lines.append(line)
+        ids = model.tokenizer("\n".join(lines))["input_ids"]
+        if len(ids) >= n_tokens:
+            samples.append(ids[:n_tokens])
+            lines = []
+            if len(samples) == max_samples:
+                break
+    if not samples:
+        raise InputError(f"the bundled haystack has no sample of {n_tokens} tokens")
+    return from_token_ids(model, samples)
+
+
 def haystack_windows(model: TransformerBridge, n_tokens: int, n_windows: int) -> TokenBatch:
     """The first ``n_windows`` consecutive ``n_tokens``-token windows of the bundled haystack."""
     from interp.heads.needle import haystack_text

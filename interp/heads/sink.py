@@ -6,13 +6,20 @@ keys other than the first (j >= 1) in that set are hidden sinks. ACT's code drop
 index above the threshold, which is token 0 whenever s_0 > 0.1; we always treat token 0 as the
 first sink, so a head whose s_0 <= 0.1 can still report j >= 1 as hidden sinks.
 
-Head score = mean s_0 over windows; label = score > 0.3, the threshold of Gu et al.'s
-model-level sink metric (fraction of heads with alpha_0 > 0.3 on 64-token inputs), which is
-reported as ``inputs["sink_head_fraction"]``. With j = 0 the definition gives
-s_0 = mean_i A[i, 0], i.e. the first-token sink mass, so ``score`` is both. Extra tables:
-``key_scores`` (s_j of every key of every head and window) and ``hidden_sinks`` (the keys
-j >= 1 with s_j > 0.1, with their tokens). Note that keys near the end are seen by few
-queries (s_{N-1} = A[N-1, N-1]); the hidden-sink table keeps ``n_queries`` so users can filter.
+Inputs follow Gu et al.'s official code (eval_sink_open_source.py): separate text samples, each
+tokenized on its own (with the tokenizer's BOS where it adds one) and cut to 64 tokens
+(``interp.heads.inputs.text_samples``). Their model-level sink metric is the mean over
+(sample, layer, head) of the indicator alpha_0 > 0.3, reported as ``inputs["sink_metric"]``
+(official: the mean of indicators, not a threshold on a mean). Per head, ``sink_rate`` is the
+fraction of samples with alpha_0 > 0.3 (so ``sink_metric`` is its mean over heads).
+
+Per-head label (ours, no paper defines one): score = mean s_0 over samples, label = score > 0.3;
+``inputs["sink_head_fraction"]`` is the fraction of labelled heads. With j = 0 the definition
+gives s_0 = mean_i A[i, 0], i.e. the first-token sink mass, so ``score`` is both. Extra tables:
+``key_scores`` (s_j of every key of every head and sample) and ``hidden_sinks`` (the keys
+j >= 1 with s_j > 0.1, with their tokens; the ``window`` column is the sample index). Note that
+keys near the end are seen by few queries (s_{N-1} = A[N-1, N-1]); the hidden-sink table keeps
+``n_queries`` so users can filter.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.heads.base import DetectorResult, head_frame, register
-from interp.heads.inputs import all_patterns, text_windows
+from interp.heads.inputs import all_patterns, text_samples
 from interp.models.info import is_causal
 from interp.stats.dense import sink_scores
 
@@ -106,13 +113,15 @@ class SinkDetector:
         threshold: float = HEAD_THRESHOLD,
         streaming: bool | None = None,
     ) -> DetectorResult:
-        """Sink scores on text windows of ``n_tokens``. ``streaming`` (default: when
-        ``n_tokens`` > 512) computes s_j from q and k (``interp.stats.capture``), no pattern."""
-        batch = text_windows(model, n_tokens=n_tokens)
+        """Sink scores on text samples of ``n_tokens`` (``text_samples``). ``streaming``
+        (default: when ``n_tokens`` > 512) computes s_j from q and k (``interp.stats.capture``),
+        no pattern."""
+        batch = text_samples(model, n_tokens=n_tokens)
         streaming = n_tokens > LONG_INPUT if streaming is None else streaming
         per_layer = _streamed_scores(model, batch) if streaming else _dense_scores(model, batch)
         n_layers, n_heads = len(per_layer), int(model.cfg.n_heads)
         s0 = torch.zeros(n_layers, n_heads)
+        sink_rate = torch.zeros(n_layers, n_heads)
         rate = torch.zeros(n_layers, n_heads)
         count = torch.zeros(n_layers, n_heads)
         rows: list[dict] = []
@@ -121,6 +130,7 @@ class SinkDetector:
             s = per_layer[layer]  # [batch, head, key]
             key_scores.append(s)
             s0[layer] = s[:, :, 0].mean(0)
+            sink_rate[layer] = (s[:, :, 0] > threshold).float().mean(0)
             hidden = s[:, :, 1:] > SINK_THRESHOLD  # [b, h, k-1]
             rate[layer] = hidden.any(-1).float().mean(0)
             count[layer] = hidden.sum(-1).float().mean(0)
@@ -136,6 +146,7 @@ class SinkDetector:
         table = head_frame(
             s0,
             threshold,
+            sink_rate=sink_rate,
             hidden_sink_rate=rate,
             mean_hidden_sinks=count,
             top_hidden_token=[
@@ -144,11 +155,14 @@ class SinkDetector:
         )
         every_key = _key_table(torch.stack(key_scores), batch.lengths, batch.str_tokens)
         inputs = {
-            "kind": "text windows",
+            "kind": "text samples, each tokenized alone, first n_tokens tokens",
             "path": "streaming" if streaming else "dense",
             "n_seqs": len(batch.lengths),
             "n_tokens": n_tokens,
-            "sink_head_fraction": float(table.label.mean()),
+            "sink_metric": float(sink_rate.mean()),  # Gu et al.: mean of alpha_0 > threshold
+            "sink_head_fraction": float(
+                table.label.mean()
+            ),  # ours: heads with mean s_0 > threshold
         }
         extra = {"hidden_sinks": sinks, "key_scores": every_key}
         return DetectorResult(self.name, table, inputs, extra)

@@ -17,7 +17,7 @@ import pandas as pd
 from interp.heads.base import DetectorResult
 from interp.report import read_table_metadata, write_table
 
-STORE_VERSION = 2  # bump when a detector's tables change
+STORE_VERSION = 3  # bump when a detector's tables change
 
 
 def fingerprint(model_name: str, detector: str, options: dict[str, Any]) -> str:

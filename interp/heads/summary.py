@@ -37,8 +37,11 @@ def detectors_md(results: dict[str, DetectorResult], seconds: dict[str, float]) 
         hidden = r.extra.get("hidden_sinks")
         common = Counter(hidden.token).most_common(6) if hidden is not None else []
         tokens = ", ".join(f"{tok!r} ({n})" for tok, n in common)
+        thr = r.table.threshold.iloc[0]
         lines.append(
-            f"- Sink heads (s_0 > 0.3 on {r.inputs.get('n_tokens')}-token windows, Gu et al.): "
+            f"- Attention sinks on {r.inputs.get('n_tokens')}-token text samples: Gu et al.'s "
+            f"metric (share of (sample, layer, head) with s_0 > {thr}) "
+            f"{r.inputs['sink_metric']:.1%}; heads with mean s_0 > {thr}: "
             f"{r.inputs['sink_head_fraction']:.1%}. Most frequent hidden sinks (s_j > 0.1, "
             f"j >= 1): {tokens or 'none'}."
         )

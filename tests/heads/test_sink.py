@@ -42,12 +42,33 @@ def test_sink_detector_on_tiny(tiny):
     assert 0 <= res.inputs["sink_head_fraction"] <= 1
 
 
+def test_sink_metric_is_the_official_mean_of_indicators(tiny):
+    """Gu et al.'s rule (eval_sink_open_source.py), written out: importance = (A / (N - j)) summed
+    over queries, metric = mean over (sample, layer, head) of importance[..., 0] > 0.3 -- on the
+    detector's own samples, each tokenized alone and cut to n tokens."""
+    from interp.heads.inputs import all_patterns, text_samples
+    from interp.heads.needle import haystack_text
+
+    res = get_detector("sink").run(tiny, n_tokens=16)
+    batch = text_samples(tiny, n_tokens=16)
+    first_line = next(x for x in haystack_text().splitlines() if x.strip())
+    assert batch.tokens[0].tolist() == tiny.tokenizer(first_line)["input_ids"][:16]
+    a = all_patterns(tiny, batch).double()  # [layer, sample, head, 16, 16]
+    ratios = torch.arange(16, 0, -1, dtype=torch.float64)  # N - j along the key axis
+    importance = (a / ratios).sum(-2)  # [layer, sample, head, key]
+    official = float((importance[..., 0] > 0.3).double().mean())
+    assert res.inputs["sink_metric"] == pytest.approx(official)
+    per_head = (importance[..., 0] > 0.3).double().mean(1).reshape(-1)  # over samples
+    assert res.table.sink_rate.to_numpy() == pytest.approx(per_head.numpy())
+    assert res.table.score.to_numpy() == pytest.approx(importance[..., 0].mean(1).reshape(-1))
+
+
 @pytest.mark.real_model
 def test_smollm2_has_first_token_and_hidden_sinks(smol):
     res = get_detector("sink").run(smol)
-    frac = res.inputs["sink_head_fraction"]
-    print(f"SmolLM2 sink-head fraction (s_0 > 0.3, 64-token windows): {frac:.3f}")
-    assert frac > 0.5  # measured 0.770
+    metric, frac = res.inputs["sink_metric"], res.inputs["sink_head_fraction"]
+    print(f"SmolLM2 sink metric (Gu et al.) {metric:.3f}; heads with mean s_0 > 0.3: {frac:.3f}")
+    assert metric > 0.5 and frac > 0.5  # measured 0.729 and 0.763 (32 samples of 64 tokens)
     sinks = res.extra["hidden_sinks"]
     assert len(sinks) > 0 and (sinks.sink_score > 0.1).all() and (sinks.position >= 1).all()
 
@@ -55,12 +76,12 @@ def test_smollm2_has_first_token_and_hidden_sinks(smol):
 @pytest.mark.real_model
 def test_key_scores_match_hf_attention(smol, smol_hf_reference):
     """s_j of every key against sum_i A[i, j] / (N - j) from HF eager attention, by hand."""
-    from interp.heads.inputs import text_windows
+    from interp.heads.inputs import text_samples
 
     res = get_detector("sink").run(smol)
     ks = res.extra["key_scores"]
     hidden = res.extra["hidden_sinks"]
-    batch = text_windows(smol)
+    batch = text_samples(smol)
     hf, _ = smol_hf_reference
     with torch.no_grad():
         attn = hf(batch.tokens[1:2], output_attentions=True).attentions
