@@ -11,7 +11,9 @@ haystack[:at] + "\\n" + needle + "\\n" + haystack[at:] + question), so the needl
 exactly instead of being searched with a 90 %-overlap heuristic, and ``length`` counts the whole
 prompt (the official code trims the haystack to ``length - 200`` and lets the question add to it).
 Like the official code, the needle is placed after the last sentence end before the requested
-depth (depth 100 % puts it at the very end).
+depth (depth 100 % puts it at the very end), and the copy span of the retrieval score and the
+ROUGE reference are the needle's short answer (``answer``, official ``real_needle``), not the
+whole sentence.
 """
 
 from __future__ import annotations
@@ -37,11 +39,21 @@ RECALL_THRESHOLD = 0.5  # official code: a test counts only if ROUGE-1 recall > 
 class Needle:
     needle: str
     question: str
+    answer: str  # the short answer inside ``needle`` (official code: ``real_needle``)
+
+    def __post_init__(self) -> None:
+        if not self.answer or self.answer not in self.needle:
+            raise InputError(
+                f"a needle's answer must be a non-empty part of its sentence; got answer "
+                f"{self.answer!r} for needle {self.needle!r}"
+            )
 
 
 @dataclass
 class NeedleTest:
-    """One prompt: token ids and the needle's token span ``[start, end)``."""
+    """One prompt: token ids, the answer's token span ``[start, end)`` (the copy span of the
+    retrieval score, as the official code's ``real_needle`` span) and the whole needle
+    sentence's span ``[needle_start, needle_end)``."""
 
     length: int
     depth: float  # percent, 0..100
@@ -50,6 +62,8 @@ class NeedleTest:
     ids: list[int]
     start: int
     end: int
+    needle_start: int
+    needle_end: int
 
     @property
     def key(self) -> str:
@@ -116,7 +130,27 @@ def build_test(
         at -= 1
     start = len(before) + at + len(newline)
     ids = before + ctx[:at] + newline + body + newline + ctx[at:] + after
-    return NeedleTest(length, float(depth), needle_index, needle, ids, start, start + len(body))
+    a0, a1 = answer_span(tok, body, needle.answer)
+    return NeedleTest(
+        length, float(depth), needle_index, needle, ids, start + a0, start + a1,
+        start, start + len(body),
+    )  # fmt: skip
+
+
+def answer_span(tokenizer, body: list[int], answer: str) -> tuple[int, int]:
+    """The shortest token range ``[i, j)`` of the needle sentence ``body`` whose text contains
+    ``answer`` (the earliest if several): the answer's tokens as they occur in the prompt."""
+    best: tuple[int, int] | None = None
+    for i in range(len(body)):
+        for j in range(i + 1, len(body) + 1):
+            if best is not None and j - i >= best[1] - best[0]:
+                break
+            if answer in tokenizer.decode(body[i:j]):
+                best = (i, j)
+                break
+    if best is None:
+        raise InputError(f"answer {answer!r} does not occur in the tokenized needle")
+    return best
 
 
 def grid(kind: str, n_ctx: int) -> tuple[list[int], list[float]]:

@@ -1,15 +1,23 @@
 """Retrieval heads: the needle-in-a-haystack copy-paste score (Wu et al. 2024, arXiv 2404.15574;
-official code nightdessert/Retrieval_Head; shared/methods.md section 1).
+official code nightdessert/Retrieval_Head; docs in README "Head detectors").
 
-For each test the model decodes greedily (at most 50 tokens, stopping at a newline or EOS). At a
-step that generates token w, head h copy-pastes if the argmax of its attention row for the
-current query lies inside the needle span and the prompt token there equals w; each copy-paste
-adds 1 / |needle tokens| to h's score for that test. As in the official code, a test counts only
-if the answer recalls more than half of the needle (ROUGE-1 recall > 0.5) and a head's score is
-the mean over counted tests. Retrieval head: score > 0.1.
+For each test the model decodes greedily (at most 50 tokens). At a step that generates token w,
+head h copy-pastes if the argmax of its attention row for the current query lies inside the
+answer span (the short answer inside the needle sentence, the official ``real_needle``) and the
+prompt token there equals w; each copy-paste adds 1 / |answer tokens| to h's score for that
+test. As in the official code, a test counts only if the response recalls more than half of the
+answer (ROUGE-1 recall > 0.5) and a head's score is the mean over counted tests. Retrieval head:
+score > 0.1. The prompt is prefilled without patterns (``interp.generate``), as the official
+code prefills before the scored decoding steps.
 
-Differences from the official code: the needle span is exact (see ``interp.heads.needle``), and
-the default grid is scaled to a small model on a CPU (``--grid large`` goes to 8k tokens).
+Differences from the official code, and why:
+- the answer span is exact (token range of the answer inside the needle tokens, see
+  ``interp.heads.needle``) instead of a 90 %-overlap search;
+- stop rule: we stop after EOS or any token whose text contains a newline; the official code
+  stops on the newline token only. Byte-level BPE vocabularies (SmolLM2) fold newlines into
+  tokens such as ".\n", and chat models end their turn with EOS, so the official rule would
+  run on to 50 tokens there;
+- the default grid is scaled to a small model on a CPU (``--grid large`` goes to 8k tokens).
 """
 
 from __future__ import annotations
@@ -77,9 +85,13 @@ def run_test(
     *,
     max_new_tokens: int = MAX_NEW_TOKENS,
     fwd_hooks: Sequence[tuple[str, Callable]] = (),
+    decode_hooks: Sequence[tuple[str, Callable]] = (),
     score_heads: bool = True,
 ) -> TestOutcome:
-    """Decode the answer to one test and (if ``score_heads``) score every head on it."""
+    """Decode the answer to one test and (if ``score_heads``) score every head on it.
+
+    ``decode_hooks`` act on the decoding steps only (the official masking of heads: the prompt
+    is prefilled unmasked); ``fwd_hooks`` act on the prompt pass too."""
     n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
     scores = torch.zeros(n_layers, n_heads)
     top: dict[int, torch.Tensor] = {}
@@ -96,7 +108,7 @@ def run_test(
             hits = copy_paste_hits(keys, prompt, test.start, test.end, token)
             scores[layer] += hits / (test.end - test.start)
 
-    step_hooks = (
+    step_hooks = list(decode_hooks) + (
         [(f"blocks.{la}.attn.hook_pattern", recorder(la)) for la in range(n_layers)]
         if score_heads
         else []
@@ -112,7 +124,7 @@ def run_test(
         on_step=on_step if score_heads else None,
     )
     response = model.tokenizer.decode(out, skip_special_tokens=True).strip()
-    recall = rouge1_recall(test.needle.needle, response)
+    recall = rouge1_recall(test.needle.answer, response)
     return TestOutcome(scores.numpy(), response, recall, len(out), time.perf_counter() - t0)
 
 
@@ -139,7 +151,8 @@ def make_tests(
 
 
 def _checkpoint_path(workdir: Path, test: NeedleTest) -> Path:
-    digest = hashlib.sha256(json.dumps(test.ids).encode()).hexdigest()[:12]
+    key = [test.ids, test.start, test.end, test.needle.answer]  # a changed span recomputes
+    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]
     return workdir / f"{test.key}-{digest}.json"
 
 
@@ -214,8 +227,10 @@ class RetrievalDetector:
                 "length": [t.length for t in tests],
                 "depth": [t.depth for t in tests],
                 "needle": [t.needle_index for t in tests],
-                "needle_start": [t.start for t in tests],
-                "needle_end": [t.end for t in tests],
+                "needle_start": [t.needle_start for t in tests],
+                "needle_end": [t.needle_end for t in tests],
+                "answer_start": [t.start for t in tests],
+                "answer_end": [t.end for t in tests],
                 "response": [o.response for o in outcomes],
                 "rouge1_recall": [o.recall for o in outcomes],
                 "counted": [o.passed for o in outcomes],
@@ -241,12 +256,14 @@ class RetrievalDetector:
 def needle_accuracy(
     model: TransformerBridge,
     tests: Sequence[NeedleTest],
-    fwd_hooks: Sequence[tuple[str, Callable]] = (),
+    decode_hooks: Sequence[tuple[str, Callable]] = (),
     progress: bool = False,
 ) -> dict[str, float]:
-    """Fraction of tests answered (ROUGE-1 recall > 0.5) and mean recall, under ``fwd_hooks``."""
+    """Fraction of tests answered (ROUGE-1 recall of the answer > 0.5) and mean recall, with
+    ``decode_hooks`` on the decoding steps (the prompt is prefilled without them, as the
+    official masking experiment does)."""
     recalls = [
-        run_test(model, t, fwd_hooks=fwd_hooks, score_heads=False).recall
+        run_test(model, t, decode_hooks=decode_hooks, score_heads=False).recall
         for t in tqdm(tests, desc="needle tests", disable=not progress, leave=False)
     ]
     return {

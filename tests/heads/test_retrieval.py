@@ -33,7 +33,10 @@ def test_needle_prompt_layout(smol):
     for depth in (0.0, 50.0, 100.0):
         t = build_test(smol, needle, 512, depth, 1)
         assert len(t.ids) == 512
-        assert smol.tokenizer.decode(t.ids[t.start : t.end]) == needle.needle
+        assert smol.tokenizer.decode(t.ids[t.needle_start : t.needle_end]) == needle.needle
+        # the copy span is the short answer (official real_needle), exactly its tokens
+        assert smol.tokenizer.decode(t.ids[t.start : t.end]).strip() == needle.answer
+        assert t.needle_start < t.start < t.end <= t.needle_end
         text = smol.tokenizer.decode(t.ids)
         assert text.startswith("<|im_start|>system")
         assert text.endswith("Answer:<|im_end|>\n<|im_start|>assistant\n")
@@ -45,6 +48,48 @@ def test_needle_prompt_layout(smol):
         build_test(smol, needle, 40, 50.0)
     with pytest.raises(InputError, match="percentage"):
         build_test(smol, needle, 512, 150.0)
+
+
+@pytest.mark.real_model
+def test_answer_spans_of_every_bundled_needle(smol):
+    """Each needle's answer occurs in its sentence and its token span decodes to the answer
+    (up to a leading space): the copy span and ROUGE reference of the official code."""
+    for i, needle in enumerate(load_needles()):
+        t = build_test(smol, needle, 256, 50.0, i)
+        got = smol.tokenizer.decode(t.ids[t.start : t.end])
+        assert got.strip() == needle.answer, (got, needle.answer)
+
+
+def test_needle_answer_must_be_inside_the_sentence():
+    from interp.heads.needle import Needle
+
+    with pytest.raises(InputError, match="answer"):
+        Needle("The cat is named Tom.", "What is the cat's name?", "Jerry")
+
+
+def test_correct_concise_answer_counts_with_the_answer_span():
+    """Official rule: ROUGE-1 recall against the short answer. 'Captain Whiskers.' recalls all
+    of the answer; against the whole needle sentence it would recall 2 of 13 words and fail."""
+    needle = load_needles()[2]
+    assert rouge1_recall(needle.answer, "Captain Whiskers.") == 1.0
+    assert rouge1_recall(needle.needle, "Captain Whiskers.") < 0.5
+
+
+def test_decode_hooks_mask_only_the_decoding_steps(tiny):
+    """Official masking: the prompt is prefilled unmasked, the heads are masked while decoding
+    (every masked scores tensor the hook sees has a single query row)."""
+    from interp.ablation.uniform import uniform_attention_hooks
+
+    test = build_test(tiny, load_needles()[0], 200, 50.0, 0)
+    seen = []
+    ((name, mask),) = uniform_attention_hooks(tiny, [(1, 0)])
+
+    def hook(scores, hook):
+        seen.append(scores.shape[-2])
+        return mask(scores, hook)
+
+    out = run_test(tiny, test, decode_hooks=[(name, hook)], score_heads=False)
+    assert seen and set(seen) == {1} and len(seen) == out.n_generated
 
 
 def test_grids_scale_to_context():

@@ -14,6 +14,7 @@ from interp.heads import get_detector
 from interp.heads.base import DetectorResult, head_frame
 from interp.heads.store import fingerprint, load_result, save_result
 from interp.heads.validate import (
+    control_exclusion,
     mean_loss,
     random_heads,
     run_validation,
@@ -36,6 +37,14 @@ def test_random_draws_avoid_top_and_match_layers():
     # layer 1 has no heads left outside the top: fall back to any other head
     s = same_layer_heads([(1, 0)], [(0, 0), (2, 1)], rng)
     assert s[0] in [(0, 0), (2, 1)]
+
+
+def test_random_control_excludes_the_scaled_top_100():
+    """Official: random heads come from outside the top-100 of 1024 heads; scaled and >= K."""
+    assert control_exclusion(1024, 50) == 100
+    assert control_exclusion(270, 14) == 27  # SmolLM2: 30 x 9 heads
+    assert control_exclusion(270, 40) == 40
+    assert control_exclusion(8, 1) == 1
 
 
 def test_mean_loss_matches_cross_entropy(tiny):
