@@ -106,6 +106,14 @@ def calibration_hooks(
         idx = sorted(set(heads))
 
         def hook(pattern: Tensor, hook) -> Tensor:
+            if pattern.shape[-2] != pattern.shape[-1]:
+                raise InputError(
+                    "ACT calibration needs the attention of the whole sequence (sink scores are "
+                    "column means over every query), but this forward sees "
+                    f"{pattern.shape[-2]} query row(s) over {pattern.shape[-1]} keys: a KV-cached "
+                    "decoding step. Run the calibrated model without a KV cache (recompute the "
+                    "full sequence each step, as `interp generate` does)."
+                )
             out = pattern.clone()
             out[:, idx] = calibrate_pattern(
                 pattern[:, idx], LENGTHS.get(), config.beta, config.threshold

@@ -5,8 +5,10 @@ int}``. Each choice is scored by the summed log-probability of its tokens after 
 (choices usually start with a space: " yes"). The bundled tasks live in
 ``interp/data/tasks/<name>.{calibration,test}.jsonl`` (``scripts/make_choice_tasks.py``).
 
-Search (ACT, methods.md section 2): on the calibration split, calibrate one head at a time
-(layers 2 and up, as the paper) and keep the heads whose calibration raises accuracy. The kept
+Search (ACT): on the calibration split, calibrate one head at a time and keep the heads whose
+calibration raises accuracy. Candidates are layers 2 .. L-2 as in the official
+scripts/calibration.sh (layers 2-30 of the 32-layer Llama-2-7B: the first two layers and the
+last layer are never calibrated); SmolLM2: layers 2-28, 243 heads. The kept
 heads are then verified together: they are added greedily in order of their own gain and a head
 stays only if the set's calibration accuracy does not drop (the paper applies all kept heads;
 the greedy check guards against heads that only help alone). It costs one evaluation per head
@@ -167,7 +169,7 @@ def search_heads(
     base = float(scorer.correct().mean())  # the uncalibrated run, computed once
     name = str(model.cfg.model_name)
     heads = [
-        (la, h) for la in range(first_layer, int(model.cfg.n_layers))
+        (la, h) for la in range(first_layer, int(model.cfg.n_layers) - 1)  # never the last layer
         for h in range(int(model.cfg.n_heads))
     ]  # fmt: skip
 
@@ -194,6 +196,7 @@ def search_heads(
         {
             **(provenance or {}),
             "first_layer": first_layer,
+            "last_layer": int(model.cfg.n_layers) - 2,
             "n_calibration": len(calibration_rows),
             "calibration_accuracy_before": base,
             "calibration_accuracy_after": best,

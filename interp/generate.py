@@ -34,10 +34,12 @@ def _plain_prefill(model: TransformerBridge, ids: torch.Tensor) -> Any | None:
     """The KV cache of ``ids`` from the same weights run as a plain Hugging Face model with
     PyTorch's scaled-dot-product attention (``interp.stats.capture.plain_model``), so a long
     prompt never builds the bridge's eager [head, n, n] patterns (2.4 GB per layer at 8k
-    tokens for SmolLM2). None where the model cannot be rebuilt that way (the bridge then
-    prefills)."""
+    tokens for SmolLM2). None where the model cannot be rebuilt that way or the bridge carries
+    hooks of its own (the bridge then prefills)."""
     from interp.stats.capture import plain_model
 
+    if any(point.fwd_hooks for point in model.hook_dict.values()):
+        return None  # hooks already on the bridge (e.g. apply_calibration) must see the prompt
     try:
         plain = plain_model(model)
     except InputError:
@@ -85,7 +87,7 @@ def greedy_decode(
         if cache is None:  # hooks must see the prompt pass: the bridge runs it (eager patterns)
             _, cache = model(prompt[:, :-1], return_type="logits_and_cache", use_cache=True)
         inp = prompt[:, -1:]
-        with model.hooks(fwd_hooks=list(step_hooks), reset_hooks_end=False):
+        with model.hooks(fwd_hooks=list(step_hooks)):  # removes exactly these hooks at the end
             for _ in range(max_new_tokens):
                 logits, cache = model(inp, past_key_values=cache, return_type="logits_and_cache")
                 nxt = int(logits[0, -1].argmax())

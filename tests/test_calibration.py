@@ -166,9 +166,25 @@ def test_search_runs_on_tiny():
     from interp import load_model
 
     model = load_model("tiny")
-    r = search_heads(model, rows, first_layer=1, progress=False)
-    assert len(r.per_head) == 4 and r.calibrated >= r.baseline
+    r = search_heads(model, rows, first_layer=0, progress=False)
+    # official candidates: layers first_layer .. L-2; the last layer (1 of tiny's 2) never
+    assert [(p["layer"], p["head"]) for p in r.per_head] == [(0, h) for h in range(4)]
+    assert r.calibrated >= r.baseline
     assert r.config.provenance["n_calibration"] == 6
+
+
+def test_calibration_refuses_kv_cached_decoding():
+    """Under a KV cache a decoding step sees one query row, where sink scores (column means over
+    all queries) cannot be formed: the hook says so instead of silently doing nothing."""
+    from interp import load_model
+    from interp.calibration import CalibrationConfig, calibrated
+    from interp.errors import InputError
+    from interp.generate import greedy_decode
+
+    model = load_model("tiny")
+    cfg = CalibrationConfig(str(model.cfg.model_name), [(1, 0)])
+    with calibrated(model, cfg), pytest.raises(InputError, match="KV-cached"):
+        greedy_decode(model, [5, 6, 7, 8], max_new_tokens=2)
 
 
 def test_intervals():

@@ -90,6 +90,8 @@ def test_decode_hooks_mask_only_the_decoding_steps(tiny):
 
     out = run_test(tiny, test, decode_hooks=[(name, hook)], score_heads=False)
     assert seen and set(seen) == {1} and len(seen) == out.n_generated
+    run_test(tiny, test)  # scoring hooks too
+    assert not [n for n, p in tiny.hook_dict.items() if p.fwd_hooks]  # nothing left behind
 
 
 def test_grids_scale_to_context():
@@ -169,3 +171,18 @@ def test_prefill_builds_no_pattern_and_scores_like_the_bridge_prefill(tiny):
     bridged = run_test(tiny, test, fwd_hooks=noop)
     assert plain.response == bridged.response
     np.testing.assert_array_equal(plain.scores, bridged.scores)
+
+
+def test_hooks_already_on_the_bridge_force_the_bridge_prefill(tiny):
+    """A permanent hook added to the bridge (as apply_calibration does) must act on the prompt
+    pass: the plain-model prefill would bypass it."""
+    test = build_test(tiny, load_needles()[0], 200, 50.0, 0)
+    rows = []
+    point = tiny.hook_dict["blocks.0.attn.hook_pattern"]
+    handle = point.add_hook(lambda x, hook: rows.append(x.shape[-2]), is_permanent=True)
+    try:
+        run_test(tiny, test, score_heads=False)
+    finally:
+        handle.hook.remove()
+        point.fwd_hooks.remove(handle)
+    assert max(rows) == len(test.ids) - 1  # the prompt pass went through the bridge
