@@ -8,7 +8,12 @@ For one head's attention map A [t, s] on N tokens:
 - FAI_s = mean over t in [s + 10, min(N - 1, s + H)] of A[t, s], H = 100 (future attention
   influence; NaN where that window is empty, i.e. for the last 10 tokens).
 
-Heads of the analysed layers (default: the middle third, as in the paper) are split by span:
+Heads of the analysed layers are split by span. Default: the paper's choice for its RL
+setting, five evenly spaced layers in [floor(L/3), floor(2L/3)] (``paper_layers``: L = 30 gives
+10, 13, 15, 18, 20; halves round up); ``layers="middle_third"`` takes every layer of the middle
+third instead (our former default), or pass explicit layers. The paper computes everything on
+response rows; the bundled inputs (haystack windows, a user's text) have no prompt/response
+split, so every row is used. Heads are split by span:
 lowest 30 % = local, highest 30 % = global. Abar_loc / Abar_glob are the mean maps of each group;
 preplan tokens are the top 40 % of |WAAD_t - WAAD_{t+1}| computed on Abar_loc, anchor tokens the
 top 40 % of FAI computed on Abar_glob. The detector's per-head table reports span (``score``),
@@ -92,6 +97,30 @@ def middle_third(n_layers: int) -> list[int]:
     return list(range(lo, hi)) or list(range(n_layers))
 
 
+def paper_layers(n_layers: int, count: int = 5) -> list[int]:
+    """``count`` evenly spaced layers in [floor(L/3), floor(2L/3)] (Preplan-and-Anchor's RL
+    setting), halves rounded up; fewer when the range holds fewer layers."""
+    lo, hi = n_layers // 3, (2 * n_layers) // 3
+    if count < 2 or hi <= lo:
+        return [lo]
+    return sorted({int(np.floor(lo + i * (hi - lo) / (count - 1) + 0.5)) for i in range(count)})
+
+
+def analysed_layers(n_layers: int, layers: Sequence[int] | str | None) -> list[int]:
+    """The layers whose heads are grouped: ``None`` / "paper" (default), "middle_third", or
+    explicit layer indices."""
+    if layers is None or layers == "paper":
+        return paper_layers(n_layers)
+    if layers == "middle_third":
+        return middle_third(n_layers)
+    if isinstance(layers, str):
+        raise InputError(f"layers must be 'paper', 'middle_third' or layer indices, got {layers!r}")
+    chosen = [int(la) for la in layers]
+    if not chosen or not all(0 <= la < n_layers for la in chosen):
+        raise InputError(f"layers must be in 0..{n_layers - 1}, got {chosen}")
+    return chosen
+
+
 def head_groups(span: Tensor, layers: Sequence[int]) -> list[list[str]]:
     """'local' / 'global' / 'middle' for heads of ``layers`` by span rank, '' elsewhere."""
     n_layers, n_heads = span.shape
@@ -167,7 +196,7 @@ class AnchorDetector:
         *,
         n_tokens: int = 256,
         n_windows: int = 4,
-        layers: Sequence[int] | None = None,
+        layers: Sequence[int] | str | None = None,
         streaming: bool | None = None,
     ) -> DetectorResult:
         """Span, WAAD, FAI of every head on ``n_windows`` haystack windows of ``n_tokens``.
@@ -180,7 +209,7 @@ class AnchorDetector:
         batch = haystack_windows(model, n_tokens, n_windows)
         streaming = n_tokens > LONG_INPUT if streaming is None else streaming
         span, w_all, f_all = (_streamed if streaming else _dense)(model, batch)
-        layers = list(layers) if layers is not None else middle_third(int(model.cfg.n_layers))
+        layers = analysed_layers(int(model.cfg.n_layers), layers)
         groups = head_groups(span, layers)
         flat = [g for row in groups for g in row]
         table = head_frame(
@@ -217,6 +246,9 @@ class AnchorDetector:
             "n_windows": n_windows,
             "n_tokens": n_tokens,
             "layers": layers,
+            "layer_choice": "paper: 5 evenly spaced in [L/3, 2L/3]"
+            if layers == paper_layers(int(model.cfg.n_layers))
+            else "given",
             "W": W,
             "fai_window": [FAI_START, FAI_HORIZON],
             "global_head_fraction_of_analysed": GROUP_FRACTION,
@@ -227,16 +259,16 @@ class AnchorDetector:
 
 
 def anchor_tokens(
-    model: TransformerBridge, text: str, *, layers: Sequence[int] | None = None
+    model: TransformerBridge, text: str, *, layers: Sequence[int] | str | None = None
 ) -> pd.DataFrame:
     """Preplan and anchor tokens of ``text``: one row per token with group-level WAAD and FAI.
 
-    Heads are grouped by their span on ``text`` itself (``layers``: default middle third).
+    Heads are grouped by their span on ``text`` itself (``layers``: see ``analysed_layers``).
     """
     batch = tokenize(model, text)
     if batch.lengths[0] < FAI_START + 2:
         raise InputError(f"the text has {batch.lengths[0]} tokens; anchors need at least 12")
     long = batch.lengths[0] > LONG_INPUT
     span, w_all, f_all = (_streamed if long else _dense)(model, batch)
-    layers = list(layers) if layers is not None else middle_third(int(model.cfg.n_layers))
+    layers = analysed_layers(int(model.cfg.n_layers), layers)
     return token_table(w_all[:, 0], f_all[:, 0], head_groups(span, layers), batch.str_tokens[0])

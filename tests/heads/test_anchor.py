@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from interp.errors import InputError
 from interp.heads import get_detector
 from interp.heads.anchor import (
     attention_span,
@@ -81,6 +82,23 @@ def test_groups_split_analysed_layers_by_span():
     assert middle_third(30) == list(range(10, 20))
 
 
+def test_paper_layers_are_five_evenly_spaced_in_the_middle_third():
+    from interp.heads.anchor import analysed_layers, paper_layers
+
+    # [floor(L/3), floor(2L/3)], 5 points, halves rounded up
+    assert paper_layers(30) == [10, 13, 15, 18, 20]
+    assert paper_layers(32) == [10, 13, 16, 18, 21]
+    assert paper_layers(24) == [8, 10, 12, 14, 16]
+    assert paper_layers(6) == [2, 3, 4]  # fewer distinct layers than five
+    assert analysed_layers(30, None) == analysed_layers(30, "paper") == paper_layers(30)
+    assert analysed_layers(30, "middle_third") == list(range(10, 20))
+    assert analysed_layers(30, [3, 4]) == [3, 4]
+    with pytest.raises(InputError, match="layers"):
+        analysed_layers(30, [30])
+    with pytest.raises(InputError, match="paper"):
+        analysed_layers(30, "all")
+
+
 @pytest.mark.real_model
 def test_anchor_detector_matches_loop_reference_on_smollm2(smol, smol_hf_reference):
     res = get_detector("anchor").run(smol, n_tokens=64, n_windows=1)
@@ -105,6 +123,9 @@ def test_anchor_detector_matches_loop_reference_on_smollm2(smol, smol_hf_referen
             ts = range(s + 10, min(n - 1, s + 100) + 1)
             ref = sum(a[t, s] for t in ts) / len(ts)
             assert sub.fai.iloc[s] == pytest.approx(float(ref), abs=1e-5)
-    assert res.table.label.sum() == round(0.3 * 10 * 9)  # middle third: layers 10-19
+    # paper's layers (10, 13, 15, 18, 20): 45 heads, 30 % global, only in those layers
+    assert res.table.label.sum() == round(0.3 * 5 * 9)
+    assert set(res.table[res.table.label].layer) <= {10, 13, 15, 18, 20}
+    assert res.inputs["layers"] == [10, 13, 15, 18, 20]
     tokens = res.extra["tokens"]
     assert tokens.anchor.sum() == round(0.4 * (64 - 10))
