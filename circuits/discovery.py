@@ -4,6 +4,9 @@ patching of every head, with ROC AUC, precision/recall, faithfulness and runtime
 - SAE input per (example, head): the head's output written to the residual stream,
   z[pos, h] @ W_O[h], averaged over the example's real positions (methods.md section 4).
   Positives = clean prompts, negatives = corrupted prompts. Node score = positive-only codes.
+  As the official code, the SAE trains on 10 examples (clean and corrupted shuffled together,
+  ``sae_examples``) and codes are computed on all of them; ``roc_auc_sae_held_out`` also scores
+  heads from the examples the SAE never saw.
 - Reference circuit: the ``circuit_fraction`` of heads with the largest |normalised patching
   effect| (patching each head's ``hook_z`` from the corrupted run into the clean run, metric =
   logit difference answer - wrong).
@@ -27,6 +30,7 @@ from circuits.tasks import TaskBatch
 from interp.ablation import ablate
 from interp.ablation.heads import cache_z
 from interp.ablation.patching import activation_patching
+from interp.errors import InputError
 from interp.sae import edge_scores, node_scores, train_sae
 from interp.tokens import TokenBatch, from_token_ids
 
@@ -80,6 +84,19 @@ def faithfulness_of(model, task: TaskBatch, keep: np.ndarray, n_heads: int) -> f
     return part / full if full else float("nan")
 
 
+SAE_EXAMPLES = 10  # official: the SAE trains on 10 examples, codes are computed on all
+
+
+def sae_training_examples(n: int, k: int | None, seed: int) -> np.ndarray:
+    """Indices of the ``k`` examples (clean and corrupted shuffled together, as the official
+    prepare_data) the SAE trains on; all ``n`` when ``k`` is None or >= n."""
+    if k is None or k >= n:
+        return np.arange(n)
+    if k < 1:
+        raise InputError(f"the SAE needs at least 1 training example, got {k}")
+    return np.sort(np.random.default_rng(seed).permutation(n)[:k])
+
+
 def discover(
     model: TransformerBridge,
     task: TaskBatch,
@@ -87,6 +104,7 @@ def discover(
     circuit_fraction: float = 0.1,
     seed: int = 0,
     sae_epochs: int = 500,
+    sae_examples: int | None = SAE_EXAMPLES,
     progress: bool = True,
 ) -> Discovery:
     n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
@@ -105,12 +123,14 @@ def discover(
     pos = head_outputs(model, task.clean)
     neg = head_outputs(model, task.corrupted)
     x = torch.cat([pos, neg])  # [2n, heads, d_model]
-    sae, losses = train_sae(
-        x.reshape(-1, x.shape[-1]), epochs=sae_epochs, seed=seed, progress=progress
-    )
-    codes = sae.codes(x).numpy()  # [2n, heads]
     positive = np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]
+    train = sae_training_examples(len(x), sae_examples, seed)
+    sae, losses = train_sae(
+        x[train].reshape(-1, x.shape[-1]), epochs=sae_epochs, seed=seed, progress=progress
+    )
+    codes = sae.codes(x).numpy()  # [2n, heads], every example (official)
     nodes = node_scores(codes, positive)
+    held_out = np.setdiff1d(np.arange(len(x)), train)
     sae_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     edges = edge_scores(codes, positive)
@@ -129,12 +149,18 @@ def discover(
     ref = _top(np.abs(np.nan_to_num(effects)), k)
     sae_circuit = _top(nodes, k)
     auc = roc_auc_score(ref, nodes) if 0 < ref.sum() < total else float("nan")
+    auc_held_out = float("nan")  # node scores from examples the SAE never saw
+    if len(held_out) and 0 < ref.sum() < total and positive[held_out].any():
+        held_nodes = node_scores(codes[held_out], positive[held_out])
+        auc_held_out = float(roc_auc_score(ref, held_nodes))
     summary = {
         "task": task.name,
         **baseline,
         "circuit_size": k,
         "circuit_fraction": circuit_fraction,
         "roc_auc_sae_vs_patching": float(auc),
+        "roc_auc_sae_held_out": auc_held_out,
+        "sae_training_examples": int(len(train)),
         "precision_at_k": float(precision_score(ref, sae_circuit)),
         "recall_at_k": float(recall_score(ref, sae_circuit)),
         "faithfulness_patching_circuit": faithfulness_of(model, task, ref, n_heads),

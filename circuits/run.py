@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from transformer_lens.model_bridge import TransformerBridge
 
-from circuits.discovery import Discovery, discover, overlap
+from circuits.discovery import SAE_EXAMPLES, Discovery, discover, overlap
 from circuits.tasks import make_task
 from interp.report import _atomic_write, versions, write_json, write_table
 from interp.sae import save_sae
@@ -58,6 +58,7 @@ def run_circuits(
     seed: int = 0,
     circuit_fraction: float = 0.1,
     sae_epochs: int = 500,
+    sae_examples: int | None = SAE_EXAMPLES,
     progress: bool = True,
 ) -> tuple[dict[str, Discovery], dict]:
     out = Path(out)
@@ -70,6 +71,7 @@ def run_circuits(
             circuit_fraction=circuit_fraction,
             seed=seed,
             sae_epochs=sae_epochs,
+            sae_examples=sae_examples,
             progress=progress,
         )
         write_table(d.table, out / f"{name}.parquet", d.summary)

@@ -197,6 +197,10 @@ def circuit(
         float, typer.Option(min=0.01, max=0.5, help="Circuit size as a fraction of all heads.")
     ] = 0.1,
     epochs: Annotated[int, typer.Option(min=1, help="SAE training epochs (paper: 500).")] = 500,
+    sae_examples: Annotated[
+        int,
+        typer.Option(min=0, help="Examples the SAE trains on (paper: 10; 0 = all); codes use all."),
+    ] = 10,
     seed: Annotated[int, typer.Option(help="Seed of prompts and SAE.")] = 0,
 ) -> None:
     """Circuit discovery: discrete-code SAE vs exhaustive activation patching of every head."""
@@ -205,17 +209,18 @@ def circuit(
     try:
         found, reuse = run_circuits(
             _load(model), tasks, out_dir, n=n, seed=seed, circuit_fraction=fraction,
-            sae_epochs=epochs,
+            sae_epochs=epochs, sae_examples=sae_examples or None,
         )  # fmt: skip
     except InterpError as e:
         _fail(e)
-    table = Table("task", "clean LD", "acc", "ROC AUC", "P@k", "R@k", "faith. patch",
-                  "faith. SAE", "SAE s", "patching s")  # fmt: skip
+    table = Table("task", "clean LD", "acc", "ROC AUC", "AUC held-out", "P@k", "R@k",
+                  "faith. patch", "faith. SAE", "SAE s", "patching s")  # fmt: skip
     for name, d in found.items():
         s = d.summary
         table.add_row(
             name, f"{s['clean_logit_diff']:.2f}", f"{s['clean_accuracy']:.2f}",
-            f"{s['roc_auc_sae_vs_patching']:.3f}", f"{s['precision_at_k']:.2f}",
+            f"{s['roc_auc_sae_vs_patching']:.3f}", f"{s['roc_auc_sae_held_out']:.3f}",
+            f"{s['precision_at_k']:.2f}",
             f"{s['recall_at_k']:.2f}", f"{s['faithfulness_patching_circuit']:.2f}",
             f"{s['faithfulness_sae_circuit']:.2f}", f"{s['sae_seconds']:.0f}",
             f"{s['patching_seconds']:.0f}",

@@ -41,6 +41,18 @@ def test_discovery_end_to_end_on_tiny(tiny):
     assert overlap(t.in_patching_circuit, t.in_patching_circuit) == 1.0
 
 
+def test_sae_trains_on_few_examples_as_official():
+    from circuits.discovery import sae_training_examples
+
+    idx = sae_training_examples(40, 10, seed=0)
+    assert len(idx) == 10 == len(set(idx.tolist())) and (idx < 40).all()
+    assert (idx[:-1] < idx[1:]).all()  # sorted
+    assert (idx >= 20).any() and (idx < 20).any()  # clean and corrupted shuffled together
+    assert sae_training_examples(40, 10, seed=0).tolist() == idx.tolist()  # seeded
+    assert sae_training_examples(8, None, 0).tolist() == list(range(8))
+    assert sae_training_examples(8, 20, 0).tolist() == list(range(8))
+
+
 def test_overlap_hand_computed():
     a = pd.Series([True, True, False, False])
     b = pd.Series([True, False, True, False])

@@ -23,9 +23,10 @@ def test_sae_recovers_planted_codes():
     x = dirs[labels] * (2 + torch.rand(400, 1, generator=g)) + 0.05 * torch.randn(
         400, 32, generator=g
     )
-    # a stronger L1 (0.3) and lr (1e-2) than the paper's defaults: the synthetic data is exactly
-    # 1-sparse, and the test checks that training finds the planted atoms
-    sae, losses = train_sae(x, d_sae=16, epochs=500, l1=0.3, lr=1e-2, seed=0)
+    # the paper's lambda (0.02, on the L1 summed over latents) with a larger lr (1e-2) than its
+    # default: the synthetic data is exactly 1-sparse, and the test checks that training finds
+    # the planted atoms
+    sae, losses = train_sae(x, d_sae=16, epochs=500, l1=0.02, lr=1e-2, seed=0)
     assert losses[-1] < losses[0] / 5
     codes = sae.codes(x).numpy()
     # each code picks out one planted direction (a direction may be split over two latents)
@@ -38,9 +39,43 @@ def test_sae_recovers_planted_codes():
     untrained, _ = train_sae(x, d_sae=16, epochs=1, seed=0)
     assert (best_cosines(sae) > 0.85).all()
     assert (best_cosines(untrained) < 0.9).any()
-    # unit norms are kept
+    # unit norms are kept, along the last dim of each weight as the official
+    # ConstrainedUnitNormLinear: encoder rows (per latent), decoder rows (per input coordinate)
     torch.testing.assert_close(sae.W_enc.norm(dim=1), torch.ones(16))
-    torch.testing.assert_close(sae.W_dec.norm(dim=0), torch.ones(16))
+    torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(32))
+    per_latent, _ = train_sae(x, d_sae=16, epochs=20, seed=0, decoder_norm="latent")
+    torch.testing.assert_close(per_latent.W_dec.norm(dim=0), torch.ones(16))
+
+
+def test_sae_loss_is_the_official_loss_fn():
+    """Official src/train.py: F.mse_loss(x_hat, x) + lambda * mean_rows(||f||_1 over latents),
+    written out with numpy on a hand-sized batch; the old mean-over-latents penalty was
+    d_sae times weaker."""
+    from interp.sae import DiscreteCodeSAE, sae_loss
+
+    torch.manual_seed(0)
+    sae = DiscreteCodeSAE(6, 5)
+    x = torch.randn(4, 6)
+    f, x_hat = sae(x)
+    fn, xn, hn = f.detach().numpy(), x.numpy(), x_hat.detach().numpy()
+    want = ((hn - xn) ** 2).mean() + 0.02 * np.abs(fn).sum(axis=1).mean()
+    assert float(sae_loss(x, f, x_hat, 0.02)) == pytest.approx(want, rel=1e-6)
+    old = ((hn - xn) ** 2).mean() + 0.02 * np.abs(fn).mean()
+    assert abs(fn).sum() > 0 and float(sae_loss(x, f, x_hat, 0.02)) != pytest.approx(old)
+
+
+def test_sae_initialisation_follows_the_official_code():
+    """Tied bias at zeros (official geometric_median_dataset=None), encoder bias uniform in
+    +-1/sqrt(d_in) like nn.Linear, unit-norm rows."""
+    from interp.sae import DiscreteCodeSAE
+
+    sae = DiscreteCodeSAE(64, 200)
+    assert (sae.b_dec == 0).all()
+    assert sae.b_enc.abs().max() <= 1 / 8 and sae.b_enc.std() > 0.03
+    torch.testing.assert_close(sae.W_enc.norm(dim=1), torch.ones(200))
+    torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(64))
+    with pytest.raises(InputError, match="decoder_norm"):
+        DiscreteCodeSAE(4, 3, decoder_norm="columns")
 
 
 def test_node_and_edge_scores_hand_computed():

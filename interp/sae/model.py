@@ -1,13 +1,20 @@
 """The discrete-code SAE of O'Neill & Bui 2024 (arXiv 2405.12522; code charlieoneill11/
-sae-circuits; shared/methods.md section 4).
+sae-circuits, src/sae.py and src/train.py).
 
-One SAE shared by all heads: x -> ReLU(W_enc (x - b) + b_enc) -> W_dec f + b, with the tied
-pre-encoder / post-decoder bias b (initialised at the data's coordinate-wise median, the
-official code's geometric-median slot), unit-norm encoder rows and unit-norm decoder columns,
-loss = MSE + lambda * mean L1 of the latents, 200 latents, lambda 0.02, Adam lr 1e-3, 500
-full-batch epochs. The official code keeps the unit norms with a gradient projection hook plus a
-renormalisation in every forward; we renormalise after every Adam step, which keeps the same
-constraint.
+One SAE shared by all heads: x -> ReLU(W_enc (x - b) + b_enc) -> W_dec f + b, as the official
+code:
+- tied pre-encoder / post-decoder bias b initialised at zeros (the official ``SparseAutoencoder``
+  is built with ``geometric_median_dataset=None``), encoder bias b_enc initialised like
+  ``nn.Linear`` (uniform in +-1/sqrt(d_in));
+- loss = MSE (mean over every element) + lambda * mean over examples of the L1 norm SUMMED over
+  latents (official ``loss_fn``: ``torch.mean(torch.norm(f, p=1, dim=1))``), lambda 0.02, 200
+  latents, Adam lr 1e-3, 500 full-batch epochs;
+- unit norms as the official ``ConstrainedUnitNormLinear``, which normalises each weight matrix
+  along its last dim: encoder rows (one per latent) and, for the decoder [d_in, d_sae], one row
+  per residual coordinate across latents (``decoder_norm="official"``). Most SAEs (SAELens,
+  Anthropic) instead give each latent's dictionary vector unit norm; ``decoder_norm="latent"``
+  does that. The official code keeps the norms with a gradient-projection hook plus a
+  renormalisation in every forward; we renormalise after every Adam step (the same constraint).
 
 Saved in the SAELens layout: ``sae_weights.safetensors`` (``W_enc`` [d_in, d_sae], ``W_dec``
 [d_sae, d_in], ``b_enc`` [d_sae], ``b_dec`` [d_in]) + ``cfg.json`` (``apply_b_dec_to_input`` true:
@@ -26,15 +33,21 @@ from tqdm.auto import trange
 
 from interp.errors import InputError
 
+DECODER_NORMS = ("official", "latent")
+
 
 class DiscreteCodeSAE(nn.Module):
-    def __init__(self, d_in: int, d_sae: int = 200) -> None:
+    def __init__(self, d_in: int, d_sae: int = 200, decoder_norm: str = "official") -> None:
         super().__init__()
-        self.d_in, self.d_sae = d_in, d_sae
+        if decoder_norm not in DECODER_NORMS:
+            raise InputError(f"decoder_norm must be one of {DECODER_NORMS}, got {decoder_norm!r}")
+        self.d_in, self.d_sae, self.decoder_norm = d_in, d_sae, decoder_norm
         self.b_dec = nn.Parameter(torch.zeros(d_in))
-        self.W_enc = nn.Parameter(nn.functional.normalize(torch.randn(d_sae, d_in), dim=1))
-        self.b_enc = nn.Parameter(torch.zeros(d_sae))
-        self.W_dec = nn.Parameter(nn.functional.normalize(torch.randn(d_in, d_sae), dim=0))
+        self.W_enc = nn.Parameter(torch.randn(d_sae, d_in))
+        bound = 1 / d_in**0.5
+        self.b_enc = nn.Parameter(torch.empty(d_sae).uniform_(-bound, bound))
+        self.W_dec = nn.Parameter(torch.randn(d_in, d_sae))
+        self.normalise()
 
     def encode(self, x: Tensor) -> Tensor:
         """Latent activations [..., d_sae]."""
@@ -54,8 +67,16 @@ class DiscreteCodeSAE(nn.Module):
 
     @torch.no_grad()
     def normalise(self) -> None:
+        """Unit-norm encoder rows; decoder rows (official) or decoder columns (per latent)."""
         self.W_enc.copy_(nn.functional.normalize(self.W_enc, dim=1))
-        self.W_dec.copy_(nn.functional.normalize(self.W_dec, dim=0))
+        dim = 1 if self.decoder_norm == "official" else 0
+        self.W_dec.copy_(nn.functional.normalize(self.W_dec, dim=dim))
+
+
+def sae_loss(x: Tensor, f: Tensor, x_hat: Tensor, l1: float) -> Tensor:
+    """Official ``loss_fn``: MSE (mean over all elements) + l1 * mean over examples of the L1
+    norm of the latents summed over latents. ``x``, ``x_hat`` [n, d_in]; ``f`` [n, d_sae]."""
+    return nn.functional.mse_loss(x_hat, x) + l1 * f.abs().sum(-1).mean()
 
 
 def train_sae(
@@ -66,6 +87,7 @@ def train_sae(
     lr: float = 1e-3,
     epochs: int = 500,
     seed: int = 0,
+    decoder_norm: str = "official",
     progress: bool = False,
 ) -> tuple[DiscreteCodeSAE, list[float]]:
     """Full-batch training on ``x`` [n, d_in]; returns the SAE and the loss per epoch."""
@@ -73,14 +95,12 @@ def train_sae(
         raise InputError(f"SAE training data must be [n >= 2, d_in], got {tuple(x.shape)}")
     torch.manual_seed(seed)
     x = x.float()
-    sae = DiscreteCodeSAE(x.shape[1], d_sae)
-    with torch.no_grad():
-        sae.b_dec.copy_(x.median(0).values)
+    sae = DiscreteCodeSAE(x.shape[1], d_sae, decoder_norm)
     opt = torch.optim.Adam(sae.parameters(), lr=lr)
     losses = []
     for _ in trange(epochs, desc="SAE", disable=not progress):
         f, x_hat = sae(x)
-        loss = (x_hat - x).pow(2).mean() + l1 * f.abs().mean()
+        loss = sae_loss(x, f, x_hat, l1)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -107,6 +127,7 @@ def save_sae(sae: DiscreteCodeSAE, folder: Path, extra: dict | None = None) -> P
         "apply_b_dec_to_input": True,
         "normalize_activations": "none",
         "interp_kind": "discrete_code_sae",
+        "interp_decoder_norm": sae.decoder_norm,
         **(extra or {}),
     }
     (folder / "cfg.json").write_text(json.dumps(cfg, indent=2))
@@ -119,7 +140,7 @@ def load_sae(folder: Path) -> DiscreteCodeSAE:
         raise InputError(f"{folder} has no cfg.json + sae_weights.safetensors (SAELens layout)")
     cfg = json.loads((folder / "cfg.json").read_text())
     t = load_file(str(folder / "sae_weights.safetensors"))
-    sae = DiscreteCodeSAE(cfg["d_in"], cfg["d_sae"])
+    sae = DiscreteCodeSAE(cfg["d_in"], cfg["d_sae"], cfg.get("interp_decoder_norm", "latent"))
     with torch.no_grad():
         sae.W_enc.copy_(t["W_enc"].T)
         sae.W_dec.copy_(t["W_dec"].T)
