@@ -20,7 +20,9 @@ Hook = tuple[str, Callable]
 
 
 def newline_or_eos(model: TransformerBridge) -> Callable[[int], bool]:
-    """Stop rule of the Retrieval_Head code: stop after EOS or a token containing a newline."""
+    """Stop after EOS or any token whose text contains a newline. The Retrieval_Head code stops
+    on the newline token only; byte-level BPE vocabularies fold newlines into other tokens
+    (".\n") and chat models end their turn with EOS, so we stop on both."""
     tok = model.tokenizer
     eos = {i for i in (tok.eos_token_id, getattr(tok, "pad_token_id", None)) if i is not None}
 

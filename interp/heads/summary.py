@@ -53,8 +53,8 @@ def detectors_md(results: dict[str, DetectorResult], seconds: dict[str, float]) 
         glob = t[t.group == "global"].sort_values("score", ascending=False).head(5)
         heads = ", ".join(f"L{r.layer}.H{r.head} (span {r.score:.1f})" for r in glob.itertuples())
         lines.append(
-            f"- Anchor analysis on layers {results['anchor'].inputs['layers'][0]}-"
-            f"{results['anchor'].inputs['layers'][-1]}: global heads (top 30 % span) e.g. "
+            f"- Anchor analysis on layers {', '.join(map(str, results['anchor'].inputs['layers']))}"
+            f": global heads (top 30 % span) e.g. "
             f"{heads}; preplan/anchor tokens per window are in detectors/anchor.tokens.parquet."
         )
     return "\n".join(lines) + "\n"
