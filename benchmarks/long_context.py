@@ -182,11 +182,11 @@ def main() -> None:
 
     meta = {"model": args.model, "cpus": os.cpu_count(), "torch": torch.__version__,
             "python": platform.python_version()}  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"long_context_{Path(args.model).name}.json"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    tmp.replace(out)
+    from interp.report import write_json
+
+    out = write_json(
+        {"meta": meta, "rows": rows}, RESULTS / f"long_context_{Path(args.model).name}.json"
+    )
     print(f"wrote {out}")
 
 

@@ -20,7 +20,6 @@ SAE circuit, distinct codes and seconds. Prints a table; writes
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -124,12 +123,13 @@ def main() -> None:
         print(f"{name:16s} {v['before']['roc_auc']:>10.3f} {v['l1_fix']['roc_auc']:>8.3f} "
               f"{v['official']['roc_auc']:>9.3f} "
               f"{v['official'].get('roc_auc_held_out', float('nan')):>9.3f}")  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"sae_faithful_{Path(args.model).name}.json"
-    meta = {"model": args.model, "n": args.n, "seed": args.seed, "circuit_fraction": 0.1}
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"meta": meta, "tasks": results}, indent=2))
-    tmp.replace(out)
+    from interp.report import versions, write_json
+
+    meta = {"model": args.model, "n": args.n, "seed": args.seed, "circuit_fraction": 0.1,
+            "versions": versions()}  # fmt: skip
+    out = write_json(
+        {"meta": meta, "tasks": results}, RESULTS / f"sae_faithful_{Path(args.model).name}.json"
+    )
     print(f"wrote {out}")
 
 
