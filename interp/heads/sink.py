@@ -159,10 +159,10 @@ class SinkDetector:
             "path": "streaming" if streaming else "dense",
             "n_seqs": len(batch.lengths),
             "n_tokens": n_tokens,
-            "sink_metric": float(sink_rate.mean()),  # Gu et al.: mean of alpha_0 > threshold
-            "sink_head_fraction": float(
-                table.label.mean()
-            ),  # ours: heads with mean s_0 > threshold
+            # Gu et al.: mean over (sample, layer, head) of alpha_0 > threshold
+            "sink_metric": float(sink_rate.mean()),
+            # ours: the fraction of heads whose mean s_0 is above the threshold
+            "sink_head_fraction": float(table.label.mean()),
         }
         extra = {"hidden_sinks": sinks, "key_scores": every_key}
         return DetectorResult(self.name, table, inputs, extra)
