@@ -2,7 +2,7 @@
 patching of every head, with ROC AUC, precision/recall, faithfulness and runtimes.
 
 - SAE input per (example, head): the head's output written to the residual stream,
-  z[pos, h] @ W_O[h], averaged over the example's real positions (methods.md section 4).
+  z[pos, h] @ W_O[h], averaged over the example's real positions (docs/methods.md section 4).
   Positives = clean prompts, negatives = corrupted prompts. Node score = positive-only codes.
   As the official code, the SAE trains on 10 examples (clean and corrupted shuffled together,
   ``sae_examples``) and codes are computed on all of them; ``roc_auc_sae_held_out`` also scores

@@ -13,6 +13,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from circuits.discovery import SAE_EXAMPLES, Discovery, discover, overlap
 from circuits.tasks import make_task
+from interp.errors import InputError
 from interp.report import _atomic_write, versions, write_json, write_table
 from interp.sae import save_sae
 
@@ -95,3 +96,60 @@ def run_circuits(
     if reuse:
         write_json(reuse, out / "overlap.json")
     return found, reuse
+
+
+def families_png(found: dict, path: Path, title: str) -> Path:
+    """Node score of every scored head, split by the detector's label, one panel per family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(found), figsize=(3.2 * len(found), 3), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, (family, d) in zip(axes[0], found.items(), strict=True):
+        t = d.table[d.table.scored]
+        for x, label in enumerate((False, True)):
+            y = t.loc[t.detector_label == label, "sae_node_score"].to_numpy()
+            ax.scatter(x + rng.uniform(-0.2, 0.2, len(y)), y, s=6, alpha=0.6)
+        ax.set_xticks([0, 1], ["other heads", f"{family} heads"])
+        ax.set_ylabel("SAE node score (positive-only codes)")
+        ax.set_title(f"{family}: ROC AUC {d.summary['roc_auc']:.2f}", fontsize=9)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return path
+
+
+def run_families(
+    model: TransformerBridge,
+    families: Sequence[str],
+    run: Path,
+    out: Path,
+    *,
+    seed: int = 0,
+    sae_epochs: int = 500,
+    sae_examples: int | None = SAE_EXAMPLES,
+    progress: bool = True,
+) -> dict:
+    """SAE discovery of each head family against the detector labels in ``run``; writes
+    ``out/<family>.parquet``/``.json`` and ``out/families.png``."""
+    from circuits.families import FAMILIES, discover_family
+
+    bad = [f for f in families if f not in FAMILIES]
+    if bad or not families:
+        raise InputError(f"unknown head families {bad}; choose from {', '.join(FAMILIES)}")
+    out = Path(out)
+    found = {}
+    for family in families:
+        d = discover_family(
+            model, family, run, seed=seed, sae_epochs=sae_epochs, sae_examples=sae_examples,
+            progress=progress,
+        )  # fmt: skip
+        meta = {**d.summary, "model": str(model.cfg.model_name), "run": str(run)}
+        write_table(d.table, out / f"{family}.parquet", meta)
+        write_json({**meta, "versions": versions()}, out / f"{family}.json")
+        found[family] = d
+    families_png(found, out / "families.png", f"{model.cfg.model_name}: SAE node scores")
+    return found

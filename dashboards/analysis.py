@@ -27,7 +27,7 @@ MAX_ABLATED = 64
 DENSE_MAX_TOKENS = 64
 TOP_K = 5
 #: a key is highlighted as a sink when its sink score s_j = sum_i A[i,j]/(N-j) exceeds this
-#: (methods.md section 2: ACT's hidden-sink threshold 0.1; for j = 0 Gu et al.'s 0.3 is the
+#: (docs/methods.md section 2: ACT's hidden-sink threshold 0.1; for j = 0 Gu et al.'s 0.3 is the
 #: head-level label, the per-token view uses one threshold for every position)
 SINK_THRESHOLD = 0.1
 
@@ -98,7 +98,7 @@ def layer_view(model: TransformerBridge, prompt: str, layer: int) -> LayerView:
 
 
 def sink_scores(pattern: torch.Tensor, causal: bool = True) -> torch.Tensor:
-    """s_j = sum_i A[i, j] / (N - j) for one head's [query, key] pattern (methods.md s.2)."""
+    """s_j = sum_i A[i, j] / (N - j) for one head's [query, key] pattern (docs/methods.md s.2)."""
     n = pattern.shape[-1]
     return dense_sink_scores(pattern[None, None], [n], causal=causal)[0, 0]
 
@@ -113,7 +113,7 @@ def top_k_rows(pattern: torch.Tensor, k: int = TOP_K) -> tuple[np.ndarray, np.nd
 
 
 def ea_pattern(q: torch.Tensor, k: torch.Tensor, causal: bool = True) -> torch.Tensor:
-    """Expressive-attention weights from the same q, k (methods.md section 5).
+    """Expressive-attention weights from the same q, k (docs/methods.md section 5).
 
     s = (q.k / sqrt(d))^2, a = s / (1 + s), masked entries set to 0 after the nonlinearity, then
     each row divided by its sum. q, k: [pos, d]; returns [query, key].

@@ -189,7 +189,7 @@ def geometry_figures(
 
     The histograms compare all visible (query, key) pairs with the same pairs weighted by the
     head's own attention (``scoring``: the model's, dot-product softmax or expressive) and by
-    the other scoring recomputed from the same q, k ((q.k)^2 vs softmax(q.k), methods.md s.5).
+    the other scoring recomputed from the same q, k ((q.k)^2 vs softmax(q.k), docs/methods.md s.5).
     """
     q, k = view.q[head].float(), view.k[head].float()
     n = q.shape[0]

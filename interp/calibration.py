@@ -1,5 +1,5 @@
 """Training-free attention-sink calibration (ACT: Yu et al., ICML 2024, arXiv 2406.15765;
-official code GATECH-EIC/ACT models/llama_modelling_aug.py; shared/methods.md section 2).
+official code GATECH-EIC/ACT models/llama_modelling_aug.py; docs/methods.md section 2).
 
 For a calibrated head on an input of N tokens: s_j = sum_i A[i,j] / (N - j); the sink set is
 {j : s_j > 0.1} minus its first element (ACT's ``indices[1:]``: the first sink, normally token 0,

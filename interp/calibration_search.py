@@ -5,6 +5,12 @@ int}``. Each choice is scored by the summed log-probability of its tokens after 
 (choices usually start with a space: " yes"). The bundled tasks live in
 ``interp/data/tasks/<name>.{calibration,test}.jsonl`` (``scripts/make_choice_tasks.py``).
 
+Task types (``TASK_TYPES``): the official code finds one head set per task TYPE on a calibration
+set pooled from several datasets (9 datasets x 900 examples). ``--task classification`` pools
+the calibration splits of ``sentiment`` and ``topic`` (label words after a text),
+``--task multiple_choice`` those of ``yes_no``, ``arithmetic`` and ``commonsense`` (an answer
+among given options); the chosen heads are then tested on each member's own test split.
+
 Search (ACT): on the calibration split, calibrate one head at a time and keep the heads whose
 calibration raises accuracy. Candidates are layers 2 .. L-2 as in the official
 scripts/calibration.sh (layers 2-30 of the 32-layer Llama-2-7B: the first two layers and the
@@ -34,9 +40,30 @@ from interp.calibration import LENGTHS, CalibrationConfig, calibration_hooks
 from interp.errors import InputError
 from interp.tokens import from_token_ids
 
+BUNDLED_TASKS = ("sentiment", "topic", "yes_no", "arithmetic", "commonsense")
+TASK_TYPES: dict[str, tuple[str, ...]] = {
+    "classification": ("sentiment", "topic"),
+    "multiple_choice": ("yes_no", "arithmetic", "commonsense"),
+}
+
 
 def bundled_task(name: str, split: str) -> Path:
+    if name not in BUNDLED_TASKS:
+        raise InputError(
+            f"unknown bundled task {name!r}; choose one of {', '.join(BUNDLED_TASKS)}, a task "
+            f"type ({', '.join(TASK_TYPES)}) or a JSONL file"
+        )
     return Path(str(files("interp") / "data" / "tasks" / f"{name}.{split}.jsonl"))
+
+
+def members(task: str) -> tuple[str, ...]:
+    """The bundled tasks a name stands for: a task type's members, or the task itself."""
+    return TASK_TYPES.get(task, (task,))
+
+
+def pooled_rows(task: str, split: str) -> list[dict]:
+    """Every example of ``split`` of a bundled task or of all members of a task type."""
+    return [row for name in members(task) for row in load_task(bundled_task(name, split))]
 
 
 def load_task(path: Path) -> list[dict]:
@@ -204,6 +231,36 @@ def search_heads(
         },
     )
     return SearchResult(cfg, per_head, base, best, time.perf_counter() - t0)
+
+
+@dataclass
+class TestResult:
+    """Per-example correctness on one test split before and after a calibration."""
+
+    name: str
+    before: np.ndarray  # [n_examples] bool
+    after: np.ndarray  # [n_examples] bool
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return paired_bootstrap(self.before.astype(float), self.after.astype(float))
+
+    def summary(self) -> dict[str, Any]:
+        lo, hi = self.interval
+        return {
+            "n_test": len(self.before),
+            "test_accuracy_before": float(self.before.mean()),
+            "test_accuracy_after": float(self.after.mean()),
+            "test_difference_ci95": [lo, hi],
+        }
+
+
+def evaluate(model: TransformerBridge, config: CalibrationConfig, name: str, rows: list[dict]):
+    """Accuracy on ``rows`` without and with ``config`` applied (same examples, paired)."""
+    scorer = ChoiceScorer(model, rows)
+    before = scorer.correct()
+    after = scorer.correct(calibration_hooks(model, config)) if config.heads else before
+    return TestResult(name, before, after)
 
 
 def paired_bootstrap(before: np.ndarray, after: np.ndarray, n: int = 2000, seed: int = 0):

@@ -234,13 +234,55 @@ def circuit(
 
 
 @app.command()
+def families(
+    model: ModelArg = "smollm2-135m",
+    run: Annotated[
+        Path, typer.Option(help="Run folder of `interp scan` holding the detectors' labels.")
+    ] = Path("runs/scan"),
+    family: Annotated[
+        list[str] | None, typer.Option(help="retrieval, sink, anchor (repeat; default all).")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/families"),
+    epochs: Annotated[int, typer.Option(min=1, help="SAE training epochs (paper: 500).")] = 500,
+    sae_examples: Annotated[
+        int,
+        typer.Option(min=0, help="Examples the SAE trains on (paper: 10; 0 = all); codes use all."),
+    ] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the SAE.")] = 0,
+) -> None:
+    """SAE code discovery of head families (retrieval, sink, anchor) on contrasts built for
+    each, scored by ROC AUC against the family detector's labels in the run folder."""
+    from circuits.families import FAMILIES
+    from circuits.run import run_families
+
+    try:
+        found = run_families(
+            _load(model), family or list(FAMILIES), run, out_dir, seed=seed, sae_epochs=epochs,
+            sae_examples=sae_examples or None,
+        )  # fmt: skip
+    except InterpError as e:
+        _fail(e)
+    table = Table("family", "examples +/-", "detector heads / scored", "ROC AUC", "AUC held-out")
+    for name, d in found.items():
+        s = d.summary
+        table.add_row(
+            name, f"{s['n_positive_examples']}/{s['n_negative_examples']}",
+            f"{s['n_detector_heads']}/{s['n_heads_scored']}", f"{s['roc_auc']:.3f}",
+            f"{s['roc_auc_held_out']:.3f}",
+        )  # fmt: skip
+    out.print(table)
+    out.print(f"wrote {out_dir}/")
+
+
+@app.command()
 def calibrate(
     model: ModelArg = "smollm2-135m",
     task: Annotated[
         str,
         typer.Option(
-            help="Bundled task name (sentiment, topic, yes_no, arithmetic, "
-            "commonsense) or a JSONL file used as the calibration split."
+            help="Bundled task (sentiment, topic, yes_no, arithmetic, commonsense), a task type "
+            "pooling bundled tasks (classification, multiple_choice), or a JSONL file used as "
+            "the calibration split."
         ),
     ] = "sentiment",
     test: Annotated[
@@ -253,36 +295,38 @@ def calibrate(
 ) -> None:
     """Search heads whose sink calibration (ACT) raises accuracy; save the config; report
     test accuracy before/after with 95 % intervals."""
-    from interp.calibration import calibration_hooks
     from interp.calibration_search import (
-        ChoiceScorer,
-        bundled_task,
+        evaluate,
         load_task,
-        paired_bootstrap,
+        members,
+        pooled_rows,
         search_heads,
         wilson,
     )  # fmt: skip
 
     try:
         bundled = not task.endswith(".jsonl")
-        cal_path = bundled_task(task, "calibration") if bundled else Path(task)
-        test_path = test or (bundled_task(task, "test") if bundled else None)
-        if test_path is None:
-            raise InputError("give --test FILE for a task file of your own")
+        if bundled:
+            cal_rows = pooled_rows(task, "calibration")
+            tests = {name: pooled_rows(name, "test") for name in members(task)}
+            files = {"task": task, "pooled_tasks": list(members(task))}
+        else:
+            if test is None:
+                raise InputError("give --test FILE for a task file of your own")
+            cal_rows = load_task(Path(task))
+            tests = {test.stem: load_task(test)}
+            files = {"task": task, "calibration_file": task, "test_file": str(test)}
+        if test is not None and bundled:
+            tests = {test.stem: load_task(test)}
         m = _load(model)
-        cal_rows, test_rows = load_task(cal_path), load_task(test_path)
-        files = {"task": task, "calibration_file": str(cal_path), "test_file": str(test_path)}
         result = search_heads(m, cal_rows, first_layer=first_layer, provenance=files)
-        scorer = ChoiceScorer(m, test_rows)
-        before = scorer.correct()
-        after = (
-            scorer.correct(calibration_hooks(m, result.config)) if result.config.heads else before
-        )
-        lo, hi = paired_bootstrap(before.astype(float), after.astype(float))
-        result.config.provenance.update(
-            test_accuracy_before=float(before.mean()), test_accuracy_after=float(after.mean()),
-            test_difference_ci95=[lo, hi], n_test=len(test_rows), search_seconds=result.seconds,
-        )  # fmt: skip
+        results = [evaluate(m, result.config, name, rows) for name, rows in tests.items()]
+        prov = result.config.provenance
+        if len(results) == 1:
+            prov.update(results[0].summary())
+        else:
+            prov["tests"] = {r.name: r.summary() for r in results}
+        prov["search_seconds"] = result.seconds
         result.config.save(out_file)
         import pandas as pd
 
@@ -291,19 +335,27 @@ def calibrate(
         write_table(pd.DataFrame(result.per_head), out_file.with_suffix(".heads.parquet"))
     except InterpError as e:
         _fail(e)
-    n = len(test_rows)
-    table = Table("split", "before", "after", title=f"{task}: {len(result.config.heads)} heads")
-    table.add_row("calibration", f"{result.baseline:.3f}", f"{result.calibrated:.3f}")
-    b_lo, b_hi = wilson(int(before.sum()), n)
-    a_lo, a_hi = wilson(int(after.sum()), n)
+    table = Table(
+        "split", "before", "after", "after - before [95 % CI]",
+        title=f"{task}: {len(result.config.heads)} heads",
+    )  # fmt: skip
     table.add_row(
-        f"test (n={n})",
-        f"{before.mean():.3f} [{b_lo:.3f}, {b_hi:.3f}]",
-        f"{after.mean():.3f} [{a_lo:.3f}, {a_hi:.3f}]",
+        f"calibration (n={len(cal_rows)})", f"{result.baseline:.3f}", f"{result.calibrated:.3f}", ""
     )
+    for r in results:
+        n = len(r.before)
+        b_lo, b_hi = wilson(int(r.before.sum()), n)
+        a_lo, a_hi = wilson(int(r.after.sum()), n)
+        lo, hi = r.interval
+        diff = r.after.mean() - r.before.mean()
+        table.add_row(
+            f"test {r.name} (n={n})",
+            f"{r.before.mean():.3f} [{b_lo:.3f}, {b_hi:.3f}]",
+            f"{r.after.mean():.3f} [{a_lo:.3f}, {a_hi:.3f}]",
+            f"{diff:+.3f} [{lo:+.3f}, {hi:+.3f}]",
+        )
     out.print(table)
-    out.print(f"difference after - before: {after.mean() - before.mean():+.3f} (95 % CI {lo:+.3f}"
-              f" to {hi:+.3f}); search {result.seconds:.0f} s; saved {out_file}")  # fmt: skip
+    out.print(f"search {result.seconds:.0f} s; saved {out_file}")
 
 
 @app.command()

@@ -3,7 +3,7 @@
 For every visible (query i, key j) pair of a head, ``cos(q_i, k_j)`` (post-rotary q and k when
 the model has rotary embeddings: the vectors whose dot product is scored) and the head's weight
 A_ij. The attention-weighted distribution of cos is where the head "looks" geometrically: for
-dot-product attention it sits at cos > 0 (parallel pairs); Gros (arXiv 2407.18601, methods.md
+dot-product attention it sits at cos > 0 (parallel pairs); Gros (arXiv 2407.18601, docs/methods.md
 section 5) argues expressive attention also uses antiparallel pairs (cos < 0), since (q.k)^2
 does not see the sign.
 """

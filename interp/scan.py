@@ -2,7 +2,7 @@
 
 Run folder layout (the dashboard and later tools read the same files):
 - ``head_stats.parquet``: one row per (layer, head): mean entropy, first-token mass, sink score
-  of token 0 (s_0, methods.md section 2), previous-token mass, mean attention distance.
+  of token 0 (s_0, docs/methods.md section 2), previous-token mass, mean attention distance.
 - ``detectors/<name>.parquet`` (+ ``<name>.<extra>.parquet``): each detector's per-head table
   (score, threshold, label, ...) and extra tables (hidden sinks, needle tests, anchor tokens).
 - ``detectors.png`` / ``detectors.html``: layer x head heatmaps of every detector score.

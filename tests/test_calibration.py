@@ -17,9 +17,13 @@ from interp.calibration import (
     calibration_hooks,
 )
 from interp.calibration_search import (
+    TASK_TYPES,
     ChoiceScorer,
+    bundled_task,
+    evaluate,
     load_task,
     paired_bootstrap,
+    pooled_rows,
     search_heads,
     wilson,
 )
@@ -128,6 +132,32 @@ def test_apply_and_remove_restore_logits_exactly(tiny, tmp_path):
 def _task_file(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def test_task_types_pool_the_calibration_splits_of_their_members():
+    """A task type's calibration set is its members' calibration splits, in order, and no
+    member's test example leaks into it."""
+    for task_type, names in TASK_TYPES.items():
+        pooled = pooled_rows(task_type, "calibration")
+        parts = [load_task(bundled_task(n, "calibration")) for n in names]
+        assert pooled == [row for part in parts for row in part]
+        tests = {r["prompt"] for n in names for r in load_task(bundled_task(n, "test"))}
+        assert not tests & {r["prompt"] for r in pooled}
+    assert pooled_rows("topic", "test") == load_task(bundled_task("topic", "test"))
+    with pytest.raises(InputError, match="unknown bundled task 'sentimnt'"):
+        pooled_rows("sentimnt", "calibration")
+
+
+def test_evaluate_pairs_before_and_after(tiny):
+    rows = [{"prompt": f"item {i} is", "choices": [" a", " b"], "label": i % 2} for i in range(6)]
+    none = evaluate(tiny, CalibrationConfig("tiny", []), "t", rows)
+    assert np.array_equal(none.before, none.after)  # no heads: nothing changes
+    one = evaluate(tiny, CalibrationConfig("tiny", [(1, 0)]), "t", rows)
+    expected = ChoiceScorer(tiny, rows).correct(
+        calibration_hooks(tiny, CalibrationConfig("tiny", [(1, 0)]))
+    )
+    assert np.array_equal(one.after, expected) and np.array_equal(one.before, none.before)
+    assert one.summary()["n_test"] == 6
 
 
 def test_task_file_validation(tmp_path):

@@ -1,4 +1,4 @@
-"""Expressive attention (methods.md section 5): hand computation, masking, gradients, bridging."""
+"""Expressive attention (docs/methods.md s. 5): hand computation, masking, gradients, bridging."""
 
 from __future__ import annotations
 

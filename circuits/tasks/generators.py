@@ -16,7 +16,7 @@ from interp.tokens import from_token_ids
 def ioi(model: TransformerBridge, n: int = 40, seed: int = 0) -> TaskBatch:
     """Indirect object identification (Wang et al. 2022): "When Mary and John went to the store,
     John gave a drink to" -> " Mary" (wrong: " John"). Corrupted: the second mention is a third
-    name, so nothing identifies the indirect object (methods.md section 4)."""
+    name, so nothing identifies the indirect object (docs/methods.md section 4)."""
     d = load_json("ioi.json")
     rng = random.Random(seed)
     clean, corrupted, answers, wrongs = [], [], [], []

@@ -1,4 +1,4 @@
-"""Uniform-attention ablation ("masking" a head in Wu et al. 2024, shared/methods.md section 1).
+"""Uniform-attention ablation ("masking" a head in Wu et al. 2024, docs/methods.md section 1).
 
 A masked head's pre-softmax scores are set to 0 on every key the query may see, so after the
 softmax it attends uniformly over its visible context. Keys hidden by the causal or padding

@@ -1,5 +1,5 @@
 """Anchor heads: attention span, WAAD and FAI (Preplan-and-Anchor, arXiv 2510.13554;
-shared/methods.md section 3).
+docs/methods.md section 3).
 
 For one head's attention map A [t, s] on N tokens:
 

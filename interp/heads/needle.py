@@ -1,4 +1,4 @@
-"""Needle-in-a-haystack tests (Wu et al. 2024, arXiv 2404.15574; shared/methods.md section 1).
+"""Needle-in-a-haystack tests (Wu et al. 2024, arXiv 2404.15574; docs/methods.md section 1).
 
 A test puts a needle sentence at a relative depth of a filler text (the bundled public-domain
 haystack, see ``interp/data/README.md``) so that the whole prompt is ``length`` tokens, then asks

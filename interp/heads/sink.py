@@ -1,4 +1,4 @@
-"""Attention-sink heads: first-token sinks and hidden sinks (shared/methods.md section 2).
+"""Attention-sink heads: first-token sinks and hidden sinks (docs/methods.md section 2).
 
 Per head and input window, the sink score of key j is s_j = sum_i A[i,j] / (N - j) (ACT, Yu et al.
 ICML 2024, arXiv 2406.15765; alpha_j of Gu et al. ICLR 2025). Sink tokens are {j : s_j > 0.1};

@@ -1,4 +1,4 @@
-"""Causal validation of detected heads by uniform-attention masking (shared/methods.md s. 1).
+"""Causal validation of detected heads by uniform-attention masking (docs/methods.md s. 1).
 
 Mask the top-K heads of a detector (attention made uniform over the visible context, as in Wu et
 al. 2024) and, separately, ``n_draws`` sets of K random heads drawn from outside the top E heads;

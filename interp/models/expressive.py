@@ -1,4 +1,4 @@
-"""Expressive attention (EA, Gros, arXiv 2407.18601; methods.md section 5).
+"""Expressive attention (EA, Gros, arXiv 2407.18601; docs/methods.md section 5).
 
 Dot-product attention (DPA) weighs key j for query i by softmax_j(s_ij), s_ij = q_i.k_j/sqrt(d).
 EA replaces the exponential by the squared score, so parallel *and* antiparallel pairs attract
@@ -8,7 +8,7 @@ attention and orthogonal ones are suppressed:
     A_ij = a_ij / sum_j' a_ij'
 
 The mask is applied AFTER the nonlinearity (a masked score of -inf or finfo.min would square to
-+inf: masking before squaring is the bug methods.md warns about). Choices where the text is
++inf: masking before squaring is the bug docs/methods.md warns about). Choices where the text is
 silent: s includes the usual 1/sqrt(d_head) scale (the form "(q.k)^2/(1+(q.k)^2)" is applied to
 the same scaled score DPA's softmax sees), and a row whose visible weights are all 0 (every key
 exactly orthogonal) stays 0 instead of dividing by zero (a 1e-12 floor on the row sum).

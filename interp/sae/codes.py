@@ -1,4 +1,4 @@
-"""Node and edge scores from discrete codes (O'Neill & Bui 2024; methods.md section 4).
+"""Node and edge scores from discrete codes (O'Neill & Bui 2024; docs/methods.md section 4).
 
 ``codes`` [n_examples, n_heads]: the SAE code of each (example, head); ``positive`` [n_examples]
 marks the examples the model answers. Node score of a head = number of codes it shows on positives

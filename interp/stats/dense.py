@@ -1,6 +1,6 @@
 """Reference attention statistics from full post-softmax patterns (the test oracle).
 
-Notation (``shared/methods.md``): A[l,h] is the attention of layer l, head h; rows are queries t,
+Notation (``docs/methods.md``): A[l,h] is the attention of layer l, head h; rows are queries t,
 columns keys s; causal models have s <= t. ``lengths[b]`` is prompt b's real length N_b; entries
 at padded positions must already be 0 (``interp.run_heads`` guarantees that).
 """

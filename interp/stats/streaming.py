@@ -1,11 +1,11 @@
 """Attention statistics from post-rotary q and k without building the n x n pattern
-(shared/methods.md section 7).
+(docs/methods.md section 7).
 
 ``attention_stats(q, k)`` returns, per query head, everything the head detectors need:
 
 - per query t: ``lse`` (row log-sum-exp of the scaled scores), ``entropy`` (nats),
   ``expected_position`` (sum_j A[t,j] j), ``mean_distance`` (sum_j A[t,j] |t - j|; for causal
-  attention the head span of methods.md section 3 is its mean over t), ``waad``
+  attention the head span of docs/methods.md section 3 is its mean over t), ``waad``
   (sum_j A[t,j] min(|t - j|, W), W = 10), ``sink_mass`` (attention on keys j < ``sink_tokens``)
   and ``argmax`` (top-1 key; first index on ties, like ``torch.argmax``);
 - per key j: ``col_sum`` (sum_t A[t,j], attention received), ``fai_sum`` (sum of A[t,j] over

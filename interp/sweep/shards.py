@@ -7,7 +7,7 @@ shard: every prompt runs alone (no padding) through ``interp.stats.capture.for_e
 measures come from the streaming attention statistics and exact sparse pattern entries, never
 from an n x n pattern (``ShardRunner.measures``), and each per-prompt, per-head one becomes a row.
 
-Measures (one table each, methods.md sections 1-2 and ``interp.heads.classic``):
+Measures (one table each, docs/methods.md sections 1-2 and ``interp.heads.classic``):
 - ``head_stats``: entropy, first_token_mass, prev_token_mass, mean_distance (means over queries
   t >= 1) and sink_score_0 (s_0 = sum_i A[i,0] / N);
 - ``sink``: score = s_0, hidden_sinks = number of keys j >= 1 with s_j > 0.1;

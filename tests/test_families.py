@@ -1,0 +1,106 @@
+"""SAE discovery of head families: contrasts, head writes and the CLI (tiny model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from typer.testing import CliRunner
+
+from circuits.families import (
+    Contrast,
+    anchor_contrast,
+    discover_family,
+    head_writes,
+    retrieval_contrast,
+    sink_contrast,
+)
+from interp.cli import app
+from interp.heads.anchor import W
+from interp.heads.retrieval import make_tests
+
+
+def test_head_writes_match_unpadded_attention_output(tiny):
+    """Summed over heads, a head write at the readout equals the attention block's output there
+    in an unpadded run of that example alone (padding in the batch changes nothing)."""
+    seqs = [torch.tensor([5, 9, 13, 2, 7, 11]), torch.tensor([3, 4, 8])]
+    c = Contrast(
+        seqs, [torch.ones_like(s) for s in seqs],
+        [torch.tensor([0, 0, 0.5, 0, 0, 0.5]), torch.tensor([0, 0, 1.0])], np.array([True, False]),
+    )  # fmt: skip
+    writes = head_writes(tiny, c, batch_size=2)  # [2, 8, d_model]
+    for i, s in enumerate(seqs):
+        with torch.no_grad():
+            _, cache = tiny.run_with_cache(s[None], names_filter=lambda n: "attn.hook_out" in n)
+        for la in range(2):
+            expected = (c.readout[i][:, None] * cache[f"blocks.{la}.attn.hook_out"][0]).sum(0)
+            got = writes[i, 4 * la : 4 * la + 4].sum(0)
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_sink_contrast_hides_only_token_zero(tiny):
+    c = sink_contrast(tiny)
+    n = int(c.positive.sum())
+    assert n == len(c.tokens) // 2
+    for p, q in zip(range(n), range(n, 2 * n), strict=True):
+        assert torch.equal(c.tokens[p], c.tokens[q])
+        assert c.masks[p].all() and c.masks[q][0] == 0 and c.masks[q][1:].all()
+        assert c.readout[q][0] == 0 and torch.isclose(c.readout[q].sum(), torch.tensor(1.0))
+
+
+def test_anchor_contrast_changes_only_the_far_context(tiny):
+    c = anchor_contrast(tiny, n=3)
+    for p in range(3):
+        a, b = c.tokens[p], c.tokens[3 + p]
+        assert a[0] == b[0] and torch.equal(a[-W:], b[-W:])
+        assert not torch.equal(a[1:-W], b[1:-W])
+        assert c.readout[p][-1] == 1 and c.readout[p].sum() == 1
+
+
+def test_retrieval_contrast_removes_the_needle(smol):
+    tests = make_tests(smol, lengths=[256], depths=[50], needles=(0, 1))
+    table = pd.DataFrame({"test": [t.key for t in tests], "rouge1_recall": [1.0, 0.2]})
+    c = retrieval_contrast(smol, table)
+    assert c.positive.tolist() == [True, False]  # only the answered test, then its negative
+    t = tests[0]
+    assert c.tokens[0].tolist() == t.ids
+    assert c.tokens[1].tolist() == t.ids[: t.needle_start] + t.ids[t.needle_end :]
+
+
+def _run_folder(tmp_path, family: str, labels: list[bool], groups: list[str] | None = None):
+    d = tmp_path / "detectors"
+    d.mkdir(parents=True)
+    table = pd.DataFrame(
+        {"layer": np.repeat([0, 1], 4), "head": np.tile(range(4), 2), "label": labels}
+    )
+    if groups is not None:
+        table["group"] = groups
+    table.to_parquet(d / f"{family}.parquet")
+    return tmp_path
+
+
+def test_discover_family_scores_only_the_analysed_heads(tiny, tmp_path):
+    labels = [False, False, False, False, True, False, True, False]
+    groups = ["", "", "", "", "global", "local", "global", "local"]
+    run = _run_folder(tmp_path, "anchor", labels, groups)
+    d = discover_family(tiny, "anchor", run, sae_epochs=20, progress=False)
+    assert d.table.scored.tolist() == [g != "" for g in groups]
+    assert d.summary["n_heads_scored"] == 4 and d.summary["n_detector_heads"] == 2
+    assert 0.0 <= d.summary["roc_auc"] <= 1.0
+    assert (d.table.sae_node_score >= 0).all()
+
+
+def test_families_cli_errors(tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, ["families", "tiny", "--run", str(tmp_path), "--family", "sink"])
+    assert r.exit_code == 2 and "interp scan" in r.output
+    r = runner.invoke(app, ["families", "tiny", "--run", str(tmp_path), "--family", "nope"])
+    assert r.exit_code == 2 and "unknown head families" in r.output
+    run = _run_folder(tmp_path / "r", "sink", [True] * 3 + [False] * 5)
+    out = tmp_path / "out"
+    r = runner.invoke(
+        app, ["families", "tiny", "--run", str(run), "--family", "sink", "--epochs", "5",
+              "--out", str(out)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert (out / "sink.parquet").is_file() and (out / "families.png").is_file()
