@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint dashboard
+.PHONY: setup demo test test-fast lint dashboard
 setup:
 	@bash scripts/setup.sh
 
@@ -14,6 +14,10 @@ demo: setup
 test: setup
 	@bash scripts/setup_browser.sh
 	$(BIN)/python -m pytest -q
+
+# Quick iteration: no test that loads the bundled real models (those are marked real_model).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not real_model"
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

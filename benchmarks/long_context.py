@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from interp.hook_names import act_name
+
 RESULTS = Path(__file__).parent / "results"
 GB = 2**30
 MEASURES = ("entropy", "first_token_mass", "prev_token_mass", "mean_distance", "sink_score_0")
@@ -51,14 +53,14 @@ def _dense_measures(model, ids: list[int]) -> dict:
     out: dict[str, list] = {}
     for first in range(0, n_layers, chunk):
         layers = range(first, min(n_layers, first + chunk))
-        names = {f"blocks.{la}.attn.hook_pattern" for la in layers}
+        names = {act_name("pattern", la) for la in layers}
         with torch.no_grad():
             _, cache = model.run_with_cache(
                 tokens, names_filter=lambda name, names=names: name in names,
                 return_cache_object=False,
             )  # fmt: skip
         for la in layers:
-            a = cache.pop(f"blocks.{la}.attn.hook_pattern")[:1].float()
+            a = cache.pop(act_name("pattern", la))[:1].float()
             summ = head_summary(a, [n])
             for key in MEASURES[:4]:
                 out.setdefault(key, []).append(summ[key] / summ["n_queries"])

@@ -21,6 +21,11 @@ labels of the family's own detector (read from a scan's run folder).
   read the far context, local heads (span below W) do not. The anchor detector labels only the
   heads of its analysed layers; the AUC is computed over those heads.
 
+Besides the node score, the summary gives the ROC AUC of the normalised node score (positive-only
+codes / distinct codes, the official option) and of ``write_change``, a baseline without the SAE
+(how much each head's write moves between a positive and its paired negative): it tells a
+contrast that carries no family signal apart from codes that lose it.
+
 SAE hyperparameters are the circuit discovery's (official: 200 latents, lambda 0.02, 500 epochs,
 trained on 10 examples, codes on all); ``roc_auc_held_out`` scores heads from the examples the
 SAE never saw.
@@ -47,6 +52,7 @@ from interp.errors import InputError
 from interp.heads.anchor import W
 from interp.heads.inputs import haystack_windows, text_samples
 from interp.heads.retrieval import make_tests
+from interp.hook_names import act_name
 from interp.sae import node_scores, train_sae
 
 FAMILIES = ("retrieval", "sink", "anchor")
@@ -73,7 +79,7 @@ def head_writes(
     (padding is masked and has readout weight 0, so a causal model's real positions are as in
     an unpadded run)."""
     n_layers = int(model.cfg.n_layers)
-    names = [f"blocks.{la}.attn.hook_z" for la in range(n_layers)]
+    names = [act_name("z", la) for la in range(n_layers)]
     w_o = model.W_O.detach().float()  # [layer, head, d_head, d_model]
     pad = int(model.tokenizer.pad_token_id or 0)
     out = []
@@ -153,6 +159,19 @@ def anchor_contrast(model: TransformerBridge, n: int = 20) -> Contrast:
     )  # fmt: skip
 
 
+def write_change(x: Tensor, positive: np.ndarray) -> np.ndarray:
+    """Baseline without the SAE: per head, the mean over (positive, paired negative) of
+    ||x_pos - x_neg|| / (||x_pos|| + ||x_neg||), in [0, 1]. Positives and negatives come in
+    the same order (example i's negative is the i-th negative). Shows whether a contrast
+    carries the family's signal at all, apart from what the discrete codes keep of it."""
+    pos, neg = x[torch.from_numpy(positive)], x[torch.from_numpy(~positive)]
+    if len(pos) != len(neg):
+        raise InputError("write_change needs one negative per positive, in the same order")
+    num = (pos - neg).norm(dim=-1)
+    den = pos.norm(dim=-1) + neg.norm(dim=-1)
+    return (num / den.clamp_min(1e-12)).mean(0).numpy()
+
+
 def _labels(run: Path, family: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     path = Path(run) / "detectors" / f"{family}.parquet"
     if not path.is_file():
@@ -218,6 +237,8 @@ def discover_family(
     )
     codes = sae.codes(x).numpy()  # [example, head]
     nodes = node_scores(codes, contrast.positive)
+    normalised = node_scores(codes, contrast.positive, normalise=True)
+    change = write_change(x, contrast.positive)
     held_out = np.setdiff1d(np.arange(len(x)), train)
     held = (
         node_scores(codes[held_out], contrast.positive[held_out])
@@ -238,6 +259,8 @@ def discover_family(
         "n_detector_heads": int(truth[scored].sum()),
         "roc_auc": auc(nodes),
         "roc_auc_held_out": auc(held),
+        "roc_auc_normalised": auc(normalised),
+        "roc_auc_write_change": auc(change),
         "sae_training_examples": int(len(train)),
         "sae_final_loss": losses[-1],
         "n_distinct_codes": int(len(np.unique(codes))),
@@ -247,7 +270,8 @@ def discover_family(
     table = pd.DataFrame(
         {
             "layer": labels["layer"], "head": labels["head"], "sae_node_score": nodes,
-            "sae_node_score_held_out": held, "detector_label": truth, "scored": scored,
+            "sae_node_score_held_out": held, "sae_node_score_normalised": normalised,
+            "write_change": change, "detector_label": truth, "scored": scored,
         }
     )  # fmt: skip
     return FamilyDiscovery(family, table, summary)

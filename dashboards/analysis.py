@@ -16,6 +16,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from interp.ablation.heads import KINDS, ablation_hooks
 from interp.attention import run_heads
 from interp.errors import InputError
+from interp.hook_names import act_name
 from interp.models.expressive import ea_weights
 from interp.stats.dense import sink_scores as dense_sink_scores
 from interp.tokens import tokenize
@@ -87,13 +88,13 @@ class LayerView:
 
 def layer_view(model: TransformerBridge, prompt: str, layer: int) -> LayerView:
     ids = check_prompt(model, prompt)
-    rotary = f"blocks.{layer}.attn.hook_rot_q" in model.hook_dict
+    rotary = act_name("rot_q", layer) in model.hook_dict
     qk = ["rot_q", "rot_k"] if rotary else ["q", "k"]
     run = run_heads(model, [prompt], hooks=["pattern", *qk], layers=[layer])
     n = run.lengths[0]
     tokens = [display_token(t) for t in run.batch.str_tokens[0][:n]]
-    q = run[f"blocks.{layer}.attn.hook_{qk[0]}"][0, :n].transpose(0, 1)
-    k = run[f"blocks.{layer}.attn.hook_{qk[1]}"][0, :n].transpose(0, 1)
+    q = run[qk[0], layer][0, :n].transpose(0, 1)
+    k = run[qk[1], layer][0, :n].transpose(0, 1)
     return LayerView(tokens, ids, run.pattern(layer)[0, :, :n, :n], q, k)
 
 

@@ -3,7 +3,7 @@
     python examples/expressive_vs_dot.py                                   # delay_sum, c = 1..6
     python examples/expressive_vs_dot.py --task recall,delay_sum --complexities 1,2,3,4
 
-Trains one small transformer per (attention, complexity, seed) with ``interp.toy.train_toy``
+Trains one small transformer per (attention, complexity, seed) with ``circuits.toy.train_toy``
 (identical architecture, initialisation, data and optimiser; only the scoring differs), reuses
 every run already saved under ``--out`` (a stopped sweep resumes), then writes:
 
@@ -34,9 +34,9 @@ from tqdm.auto import tqdm  # noqa: E402
 
 import interp  # noqa: E402
 from circuits.tasks import complexity as tasks  # noqa: E402
+from circuits.toy import ToyConfig, load_metrics, train_toy  # noqa: E402
 from interp.geometry import angle_summary, attended_pairs  # noqa: E402
 from interp.report import write_table  # noqa: E402
-from interp.toy import ToyConfig, load_metrics, train_toy  # noqa: E402
 
 COLORS = {"dpa": "tab:blue", "ea": "tab:red"}
 LABELS = {"dpa": "dot-product (DPA)", "ea": "expressive (EA)"}

@@ -25,7 +25,8 @@ use_interpreter()
 __version__ = "0.1.0"
 
 _LAZY = {
-    "HEAD_HOOKS": "interp.attention",
+    "HEAD_HOOKS": "interp.hook_names",
+    "act_name": "interp.hook_names",
     "HeadActivations": "interp.attention",
     "run_heads": "interp.attention",
     "KNOWN_MODELS": "interp.models",
@@ -52,6 +53,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "HEAD_HOOKS",
+    "act_name",
     "KNOWN_MODELS",
     "HeadActivations",
     "InputError",

@@ -4,20 +4,23 @@ Usage::
 
     model = interp.load_model("smollm2-135m")
     run = interp.run_heads(model, ["The cat sat", "A dog ran far"], hooks=["pattern", "k"])
-    run.pattern(3)            # [batch, head, query, key] of layer 3
-    run["blocks.3.attn.hook_k"]  # [batch, pos, head, d_head], kv heads expanded per query head
+    run["pattern", 3]         # [batch, head, query, key] of layer 3 (also run.pattern(3))
+    run["k", 3]               # [batch, pos, head, d_head], kv heads expanded per query head
+    run["blocks.3.attn.hook_pattern"]  # full transformer-lens names work too
 
 Only the hooks asked for are cached. Grouped-query attention (SmolLM2: 9 query heads share
 3 key/value heads) is expanded so that every head index is a query head: query head ``h`` reads
-key/value head ``h // (n_heads // n_kv_heads)``, as in Hugging Face's ``repeat_kv``.
+key/value head ``h // (n_heads // n_kv_heads)``, as in Hugging Face's ``repeat_kv``. The expanded
+k/v/rot_k are stored as ``blocks.3.attn.hook_k.per_query_head`` (``interp.hook_names``), so they
+cannot be mistaken for the bridge's own 3-head tensors.
 Positions past a prompt's length are padding and are set to 0 in every returned tensor.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import no_type_check
 
 import torch
 from jaxtyping import Float, Int
@@ -26,22 +29,9 @@ from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.errors import InputError
+from interp.hook_names import FULL_NAME, HEAD_HOOKS, act_name, expanded_name, is_kv
 from interp.models.info import n_kv_heads
 from interp.tokens import TokenBatch, as_batch
-
-# Short names users may pass instead of full hook names, and the layout of each.
-HEAD_HOOKS: dict[str, str] = {
-    "pattern": "attn.hook_pattern",  # [batch, head, query, key]
-    "attn_scores": "attn.hook_attn_scores",  # [batch, head, query, key], pre-softmax
-    "q": "attn.hook_q",  # [batch, pos, head, d_head]
-    "k": "attn.hook_k",
-    "v": "attn.hook_v",
-    "rot_q": "attn.hook_rot_q",  # after rotary embedding (rotary models only)
-    "rot_k": "attn.hook_rot_k",
-    "z": "attn.hook_z",  # attention-weighted values, before W_O
-}
-_KV_HOOKS = ("attn.hook_k", "attn.hook_v", "attn.hook_rot_k")
-_FULL = re.compile(r"^blocks\.(\d+)\.(attn\.hook_\w+)$")
 
 
 @dataclass
@@ -60,8 +50,17 @@ class HeadActivations:
     def lengths(self) -> list[int]:
         return self.batch.lengths
 
-    def __getitem__(self, name: str) -> Tensor:
+    def __getitem__(self, name: str | tuple[str, int]) -> Tensor:
+        """``run["pattern", 3]`` (short name, layer) or a full hook name."""
+        if isinstance(name, tuple):
+            hook, layer = name
+            name = expanded_name(act_name(hook, layer))
         if name not in self.acts:
+            if is_kv(name) and expanded_name(name) in self.acts:
+                raise KeyError(
+                    f"{name!r} is the bridge's per-key/value-head tensor; this run holds it "
+                    f"expanded per query head as {expanded_name(name)!r} (or use run[short, layer])"
+                )
             raise KeyError(f"{name!r} was not cached; cached: {sorted(self.acts)}")
         return self.acts[name]
 
@@ -69,8 +68,8 @@ class HeadActivations:
         return list(self.acts)
 
     def get(self, hook: str, layer: int) -> Tensor:
-        """Activation of short hook name ``hook`` (see ``HEAD_HOOKS``) at ``layer``."""
-        return self[f"blocks.{layer}.{HEAD_HOOKS.get(hook, hook)}"]
+        """Activation of short hook name ``hook`` (see ``interp.hook_names``) at ``layer``."""
+        return self[hook, layer]
 
     def pattern(self, layer: int) -> Float[Tensor, "batch head query key"]:
         """Post-softmax attention of every head of ``layer``; rows over real keys sum to 1."""
@@ -91,8 +90,8 @@ def resolve_hooks(
     names: list[str] = []
     for hook in hooks:
         if hook in HEAD_HOOKS:
-            names += [f"blocks.{layer}.{HEAD_HOOKS[hook]}" for layer in layers]
-        elif _FULL.match(hook):
+            names += [act_name(hook, layer) for layer in layers]
+        elif FULL_NAME.match(hook):
             names.append(hook)
         else:
             raise InputError(
@@ -117,7 +116,7 @@ def _clean(name: str, x: Tensor, mask: Tensor, n_rep: int) -> Tensor:
     if name.endswith(("hook_pattern", "hook_attn_scores")):  # [b, h, q, k]
         pair = keep[:, None, :, None] & keep[:, None, None, :]
         return x.masked_fill(~pair, 0.0)
-    if name.endswith(_KV_HOOKS):
+    if is_kv(name):
         x = _expand_kv(x, n_rep)
     if x.dim() == 4:  # [b, pos, h, d]
         return x.masked_fill(~keep[:, :, None, None], 0.0)
@@ -135,6 +134,7 @@ def _pos_dims(name: str) -> tuple[int, ...]:
     return (2, 3) if name.endswith(("hook_pattern", "hook_attn_scores")) else (1,)
 
 
+@no_type_check  # validates user input itself (clear InputError)
 def run_heads(
     model: TransformerBridge,
     prompts: str | Sequence[str] | TokenBatch,
@@ -162,7 +162,8 @@ def run_heads(
 
     Returns:
         ``HeadActivations``; patterns ``[batch, head, query, key]``, q/k/v/z
-        ``[batch, pos, head, d_head]`` with key/value heads expanded to query heads.
+        ``[batch, pos, head, d_head]`` with key/value heads expanded to query heads (k, v,
+        rot_k under ``<name>.per_query_head``; ``run["k", layer]`` finds them).
     """
     batch = as_batch(model, prompts)
     if batch_size < 1:
@@ -170,7 +171,7 @@ def run_heads(
     names = resolve_hooks(model, hooks, layers)
     wanted = set(names)
     n_rep = int(model.cfg.n_heads) // n_kv_heads(model)
-    last = max(int(_FULL.match(n).group(1)) for n in names) if names else -1
+    last = max(int(FULL_NAME.match(n).group(1)) for n in names) if names else -1
     stop = None if return_logits or last + 1 >= model.cfg.n_layers else last + 1
     n_total = batch.tokens.shape[1]
     chunks: dict[str, list[Tensor]] = {n: [] for n in names}
@@ -194,5 +195,5 @@ def run_heads(
             chunks[n].append(_pad_to(x, n_total, _pos_dims(n)).to(device))
         if return_logits:
             logits.append(_pad_to(out.detach(), n_total, (1,)).to(device))
-    acts = {n: torch.cat(c) for n, c in chunks.items()}
+    acts = {expanded_name(n): torch.cat(c) for n, c in chunks.items()}
     return HeadActivations(batch, acts, torch.cat(logits) if return_logits else None)

@@ -12,7 +12,6 @@ The transform is a hook on the chosen heads' ``hook_pattern``; other heads are u
 
 from __future__ import annotations
 
-import contextvars
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -28,13 +27,10 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.ablation.uniform import check_heads
 from interp.errors import InputError
+from interp.hook_names import act_name
 
 BETA = 0.4
 THRESHOLD = 0.1
-# Real lengths of the prompts in the current batch (right padding); None = no padding.
-LENGTHS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
-    "interp_calibration_lengths", default=None
-)
 
 
 def calibrate_pattern(
@@ -94,10 +90,21 @@ class CalibrationConfig:
             raise InputError(f"{path} is not a calibration config ({e})") from e
 
 
+def _padded_keys(pattern: Tensor) -> bool:
+    """Whether some key column gets exactly zero attention from every query of every head: a
+    padded key (a real key j is always seen by query j with a positive weight)."""
+    return bool((pattern.amax(dim=(1, 2)) == 0).any())
+
+
 def calibration_hooks(
-    model: TransformerBridge, config: CalibrationConfig
+    model: TransformerBridge, config: CalibrationConfig, lengths: list[int] | None = None
 ) -> list[tuple[str, Callable]]:
-    """``hook_pattern`` hooks that calibrate exactly ``config.heads``."""
+    """``hook_pattern`` hooks that calibrate exactly ``config.heads``.
+
+    ``lengths``: the real length of every prompt of a right-padded batch (``TokenBatch.lengths``);
+    None for unpadded inputs. Sink scores divide by the number of queries that see a key, so a
+    padded batch needs its lengths: without them the hook raises instead of computing with the
+    padded length."""
     by_layer: dict[int, list[int]] = defaultdict(list)
     for la, h in check_heads(model, config.heads):
         by_layer[la].append(h)
@@ -114,27 +121,37 @@ def calibration_hooks(
                     "decoding step. Run the calibrated model without a KV cache (recompute the "
                     "full sequence each step, as `interp generate` does)."
                 )
+            if lengths is None and _padded_keys(pattern):
+                raise InputError(
+                    "this batch is padded (some keys get no attention at all): pass the prompts' "
+                    "real lengths, calibration_hooks(model, config, lengths=batch.lengths) or "
+                    "calibrated(model, config, lengths=batch.lengths)"
+                )
+            if lengths is not None and len(lengths) != pattern.shape[0]:
+                raise InputError(
+                    f"{len(lengths)} lengths given for a batch of {pattern.shape[0]} prompts"
+                )
             out = pattern.clone()
-            out[:, idx] = calibrate_pattern(
-                pattern[:, idx], LENGTHS.get(), config.beta, config.threshold
-            )
+            out[:, idx] = calibrate_pattern(pattern[:, idx], lengths, config.beta, config.threshold)
             return out
 
         return hook
 
-    return [(f"blocks.{la}.attn.hook_pattern", make(hs)) for la, hs in by_layer.items()]
+    return [(act_name("pattern", la), make(hs)) for la, hs in by_layer.items()]
 
 
 class AppliedCalibration:
     """Handle returned by ``apply_calibration``; ``remove()`` restores the model exactly."""
 
-    def __init__(self, model: TransformerBridge, config: CalibrationConfig) -> None:
+    def __init__(
+        self, model: TransformerBridge, config: CalibrationConfig, lengths: list[int] | None = None
+    ) -> None:
         if config.model != str(model.cfg.model_name):
             raise InputError(
                 f"this calibration was made for {config.model!r}, not {model.cfg.model_name!r}"
             )
         self.model, self.config, self._handles = model, config, []
-        for name, fn in calibration_hooks(model, config):
+        for name, fn in calibration_hooks(model, config, lengths):
             point = model.hook_dict[name]
             self._handles.append((point, point.add_hook(fn, is_permanent=True)))
 
@@ -147,17 +164,23 @@ class AppliedCalibration:
 
 
 def apply_calibration(
-    model: TransformerBridge, config: CalibrationConfig | str | Path
+    model: TransformerBridge,
+    config: CalibrationConfig | str | Path,
+    lengths: list[int] | None = None,
 ) -> AppliedCalibration:
     """Calibrate ``model`` in place until ``.remove()`` (hooks survive ``reset_hooks``)."""
     if not isinstance(config, CalibrationConfig):
         config = CalibrationConfig.load(Path(config))
-    return AppliedCalibration(model, config)
+    return AppliedCalibration(model, config, lengths)
 
 
 @contextmanager
-def calibrated(model: TransformerBridge, config: CalibrationConfig) -> Iterator[TransformerBridge]:
-    handle = apply_calibration(model, config)
+def calibrated(
+    model: TransformerBridge, config: CalibrationConfig, lengths: list[int] | None = None
+) -> Iterator[TransformerBridge]:
+    """``with calibrated(model, config):`` applies the calibration inside the block only;
+    ``lengths`` as in ``calibration_hooks`` for a padded batch."""
+    handle = apply_calibration(model, config, lengths)
     try:
         yield model
     finally:

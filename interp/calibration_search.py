@@ -36,7 +36,7 @@ import torch
 from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp.calibration import LENGTHS, CalibrationConfig, calibration_hooks
+from interp.calibration import CalibrationConfig, calibration_hooks
 from interp.errors import InputError
 from interp.tokens import from_token_ids
 
@@ -102,7 +102,8 @@ class _Stop(Exception):
 
 
 class ChoiceScorer:
-    """Tokenizes every (prompt, choice) once; ``correct(hooks)`` -> bool per example."""
+    """Tokenizes every (prompt, choice) once; ``correct(config)`` -> bool per example, with the
+    calibration ``config`` applied (None: the uncalibrated model)."""
 
     def __init__(self, model: TransformerBridge, rows: list[dict], batch_size: int = 64) -> None:
         self.model, self.rows, self.batch_size = model, rows, batch_size
@@ -120,11 +121,16 @@ class ChoiceScorer:
         self.labels = np.array([r["label"] for r in rows])
 
     @torch.no_grad()
-    def scores(self, hooks=()) -> np.ndarray:
+    def scores(self, config: CalibrationConfig | None = None) -> np.ndarray:
         """Summed log-prob of every choice: [n_choices_total]."""
         out = np.zeros(len(self.seqs))
         for s in range(0, len(self.seqs), self.batch_size):
             batch = from_token_ids(self.model, self.seqs[s : s + self.batch_size])
+            hooks = (
+                calibration_hooks(self.model, config, batch.lengths)
+                if config is not None and config.heads
+                else []
+            )
             resid = self._final_residual(batch, hooks)
             spans = self.spans[s : s + self.batch_size]
             rows = [i for i, (a, b) in enumerate(spans) for _ in range(a - 1, b - 1)]
@@ -150,18 +156,15 @@ class ChoiceScorer:
             got["resid"] = x
             raise _Stop
 
-        token = LENGTHS.set(batch.lengths)
         try:
             with self.model.hooks(fwd_hooks=[*hooks, ("ln_final.hook_in", grab)]):
                 self.model(batch.tokens, attention_mask=batch.attention_mask)
         except _Stop:
             pass
-        finally:
-            LENGTHS.reset(token)
         return got["resid"]
 
-    def correct(self, hooks=()) -> np.ndarray:
-        scores = self.scores(hooks)
+    def correct(self, config: CalibrationConfig | None = None) -> np.ndarray:
+        scores = self.scores(config)
         pred = np.zeros(len(self.rows), dtype=int)
         best = np.full(len(self.rows), -np.inf)
         counter = np.zeros(len(self.rows), dtype=int)
@@ -202,7 +205,7 @@ def search_heads(
 
     def acc(hs) -> float:
         cfg = CalibrationConfig(name, list(hs), beta, threshold)
-        return float(scorer.correct(calibration_hooks(model, cfg)).mean())
+        return float(scorer.correct(cfg).mean())
 
     per_head = []
     for la, h in tqdm(heads, desc="calibration search", disable=not progress):
@@ -259,7 +262,7 @@ def evaluate(model: TransformerBridge, config: CalibrationConfig, name: str, row
     """Accuracy on ``rows`` without and with ``config`` applied (same examples, paired)."""
     scorer = ChoiceScorer(model, rows)
     before = scorer.correct()
-    after = scorer.correct(calibration_hooks(model, config)) if config.heads else before
+    after = scorer.correct(config) if config.heads else before
     return TestResult(name, before, after)
 
 

@@ -367,29 +367,42 @@ def generate(
     ] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1, max=512)] = 40,
 ) -> None:
-    """Greedy generation, optionally with a saved sink calibration applied."""
-    import torch
-
-    from interp.calibration import apply_calibration
+    """Greedy generation (streamed), optionally with a saved sink calibration applied."""
+    from interp.calibration import CalibrationConfig, apply_calibration
+    from interp.generate import greedy_decode
 
     try:
         m = _load(model)
-        handle = apply_calibration(m, calibration) if calibration else None
+        config = CalibrationConfig.load(calibration) if calibration else None
         ids = m.tokenizer(prompt)["input_ids"]
-        if not ids:
-            raise InputError("the prompt is empty")
+        if len(ids) < 2:
+            raise InputError("the prompt needs at least 2 tokens")
+        if config is not None:
+            console.print(
+                f"calibrating {len(config.heads)} heads ({calibration}); every step recomputes "
+                "the whole sequence (ACT needs the full attention pattern)"
+            )
+        eos = m.tokenizer.eos_token_id
         new: list[int] = []
-        with torch.no_grad():  # full recompute each step: calibration needs whole patterns
-            for _ in range(max_new_tokens):
-                nxt = int(m(torch.tensor([ids + new]))[0, -1].argmax())
-                new.append(nxt)
-                if nxt == m.tokenizer.eos_token_id:
-                    break
-        if handle:
-            handle.remove()
+        out.print(prompt, end="")
+
+        def show(token: int) -> None:  # stream the text as it grows (byte-level BPE safe)
+            before = m.tokenizer.decode(new, skip_special_tokens=True)
+            new.append(token)
+            out.print(m.tokenizer.decode(new, skip_special_tokens=True)[len(before) :], end="")
+
+        handle = apply_calibration(m, config) if config is not None else None
+        try:
+            greedy_decode(
+                m, ids, max_new_tokens=max_new_tokens, stop=lambda t: t == eos, on_step=show,
+                use_cache=config is None,
+            )  # fmt: skip
+        finally:
+            if handle is not None:
+                handle.remove()
+        out.print()
     except InterpError as e:
         _fail(e)
-    out.print(prompt + m.tokenizer.decode(new, skip_special_tokens=True))
 
 
 @app.command()
@@ -470,7 +483,7 @@ def train_toy_cmd(
     """
     from dataclasses import asdict
 
-    from interp.toy import ToyConfig, load_metrics, train_toy
+    from circuits.toy import ToyConfig, load_metrics, train_toy
 
     try:
         cfg = ToyConfig(

@@ -59,8 +59,13 @@ def greedy_decode(
     fwd_hooks: Sequence[Hook] = (),
     step_hooks: Sequence[Hook] = (),
     on_step: Callable[[int], None] | None = None,
+    use_cache: bool = True,
 ) -> list[int]:
     """Generate greedily after ``prompt_ids`` (one sequence); returns the new token ids.
+
+    ``use_cache=False`` recomputes the whole sequence at every step (hooks and calibrations
+    that need every query row, such as ``interp.calibration``, see full patterns; ``step_hooks``
+    are then not allowed). Otherwise:
 
     The prompt minus its last token fills the KV cache (without ``fwd_hooks``: through the plain
     model with SDPA, no pattern; with them: through the bridge, so the hooks act on the prompt
@@ -81,6 +86,18 @@ def greedy_decode(
     device = next(model.original_model.parameters()).device
     prompt = torch.tensor([ids], device=device)
     out: list[int] = []
+    if not use_cache:
+        if step_hooks:
+            raise InputError("step_hooks need the KV-cached decoder (use_cache=True)")
+        with torch.no_grad(), model.hooks(fwd_hooks=list(fwd_hooks)):
+            for _ in range(max_new_tokens):
+                nxt = int(model(torch.tensor([ids + out], device=device))[0, -1].argmax())
+                out.append(nxt)
+                if on_step is not None:
+                    on_step(nxt)
+                if stop is not None and stop(nxt):
+                    break
+        return out
     with warnings.catch_warnings(), model.hooks(fwd_hooks=list(fwd_hooks)):
         # transformers >= 5.2x warns that past_key_values is now called cache; the bridge
         # API still takes past_key_values (interp.models.compat bridges the rename).

@@ -18,6 +18,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.attention import run_heads
+from interp.hook_names import act_name
 from interp.models.info import is_causal
 
 #: |cos| above this counts as (anti)parallel in ``angle_summary``
@@ -37,14 +38,14 @@ def attended_pairs(
 ) -> pd.DataFrame:
     """One row per (prompt, layer, head, query, key) visible pair: ``cos`` and ``weight``."""
     layers = list(range(int(model.cfg.n_layers))) if layers is None else list(layers)
-    rotary = f"blocks.{layers[0]}.attn.hook_rot_q" in model.hook_dict
+    rotary = act_name("rot_q", layers[0]) in model.hook_dict
     qk = ("rot_q", "rot_k") if rotary else ("q", "k")
     run = run_heads(model, list(prompts), hooks=["pattern", *qk], layers=layers)
     causal = is_causal(model)
     frames = []
     for layer in layers:
-        q = run[f"blocks.{layer}.attn.hook_{qk[0]}"].transpose(1, 2)  # [b, head, pos, d]
-        k = run[f"blocks.{layer}.attn.hook_{qk[1]}"].transpose(1, 2)
+        q = run[qk[0], layer].transpose(1, 2)  # [b, head, pos, d]
+        k = run[qk[1], layer].transpose(1, 2)
         cos = qk_cosines(q, k)
         pat = run.pattern(layer)
         for b, n in enumerate(run.lengths):

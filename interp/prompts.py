@@ -1,9 +1,17 @@
-"""The bundled prompt set and prompt files (one prompt per line)."""
+"""The bundled prompt set, prompt files (one prompt per line) and task prompt sources.
+
+Task prompts (a sweep's ``task: ioi``) come from packages built on interp (``circuits``), found
+through the ``interp.prompt_sources`` entry point group: interp never imports them itself, so
+dependencies point one way (``circuits`` -> ``interp``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from importlib.metadata import entry_points
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from interp.errors import InputError
 
@@ -21,3 +29,17 @@ def load_prompts(path: Path | None = None) -> list[str]:
     if not prompts:
         raise InputError(f"prompt file {path} has no prompts (one prompt per line)")
     return prompts
+
+
+PROMPT_SOURCES = "interp.prompt_sources"
+
+
+def prompt_source(kind: str) -> Callable[[Any, str, int], list[str]]:
+    """The registered ``(model, name, n) -> prompts`` function of ``kind`` (e.g. ``task``)."""
+    found = [ep for ep in entry_points(group=PROMPT_SOURCES) if ep.name == kind]
+    if not found:
+        raise InputError(
+            f"no {kind!r} prompt source is installed (entry point group {PROMPT_SOURCES}); "
+            "install the project with `pip install -e .` so its circuits package registers it"
+        )
+    return found[0].load()

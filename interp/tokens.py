@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import no_type_check
 
 import torch
 from jaxtyping import Int
@@ -38,6 +39,7 @@ class TokenBatch:
         )
 
 
+@no_type_check  # validates user input itself (clear InputError)
 def check_prompts(prompts: str | Sequence[str]) -> list[str]:
     """Normalise prompts to a non-empty list of non-empty strings, or raise ``InputError``."""
     if isinstance(prompts, str):
@@ -53,6 +55,7 @@ def check_prompts(prompts: str | Sequence[str]) -> list[str]:
     return prompts
 
 
+@no_type_check  # validates user input itself (clear InputError)
 def tokenize(
     model: TransformerBridge, prompts: str | Sequence[str], *, max_length: int | None = None
 ) -> TokenBatch:
@@ -101,6 +104,7 @@ def from_token_ids(model: TransformerBridge, ids: Sequence[Sequence[int]]) -> To
     return _pad(seqs, int(model.tokenizer.pad_token_id), model.tokenizer)
 
 
+@no_type_check  # validates user input itself (clear InputError)
 def as_batch(model: TransformerBridge, prompts: str | Sequence[str] | TokenBatch) -> TokenBatch:
     """``prompts`` as a ``TokenBatch`` (tokenized unless it already is one)."""
     return prompts if isinstance(prompts, TokenBatch) else tokenize(model, prompts)

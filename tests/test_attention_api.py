@@ -29,6 +29,25 @@ def test_shapes_and_gqa_expansion(tiny):
     assert not torch.equal(k[:, :, 0], k[:, :, 2])
 
 
+def test_hook_names_and_tuple_access(tiny):
+    """One helper builds hook names; run["pattern", 3] works; k/v expanded per query head live
+    under a name the bridge never uses, and the bridge's own name explains where they are."""
+    assert interp.act_name("pattern", 3) == "blocks.3.attn.hook_pattern"
+    with pytest.raises(KeyError, match="unknown hook"):
+        interp.act_name("patern", 3)
+    run = interp.run_heads(tiny, "hello there", hooks=["pattern", "k"])
+    assert torch.equal(run["pattern", 1], run["blocks.1.attn.hook_pattern"])
+    assert torch.equal(run["pattern", 1], run.pattern(1))
+    assert "blocks.0.attn.hook_k.per_query_head" in run.keys()
+    with pytest.raises(KeyError, match="per query head"):
+        run["blocks.0.attn.hook_k"]
+    with torch.no_grad():
+        _, cache = tiny.run_with_cache(run.tokens, names_filter=lambda n: n.endswith("hook_k"))
+    own = cache["blocks.0.attn.hook_k"]  # the bridge's [batch, pos, kv_head, d_head]
+    assert own.shape[2] == 2 and run["k", 0].shape[2] == 4
+    torch.testing.assert_close(run["k", 0], own.repeat_interleave(2, dim=2))
+
+
 def test_padded_batch_equals_single_runs(tiny):
     prompts = ["a much longer prompt than the others", "short", "mid size one"]
     batched = interp.run_heads(tiny, prompts, hooks=["pattern", "z"], return_logits=True)

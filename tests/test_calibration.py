@@ -94,6 +94,23 @@ def test_only_calibrated_heads_change(tiny):
     torch.testing.assert_close(p1[:, 2], calibrate_pattern(c1[:, 2:3])[:, 0])
 
 
+def test_padded_batch_needs_its_lengths(tiny):
+    """With explicit lengths a right-padded batch is calibrated as each prompt alone; without
+    them the hook refuses instead of computing sink scores with the padded length."""
+    from interp.tokens import tokenize
+
+    batch = tokenize(tiny, ["the cat sat on the mat, the end", "a dog"])
+    cfg = CalibrationConfig("tiny", [(0, 1), (1, 2)])
+    with torch.no_grad(), calibrated(tiny, cfg, lengths=batch.lengths):
+        padded = tiny(batch.tokens, attention_mask=batch.attention_mask)
+    for b, n in enumerate(batch.lengths):
+        with torch.no_grad(), calibrated(tiny, cfg):
+            alone = tiny(batch.tokens[b : b + 1, :n])
+        torch.testing.assert_close(padded[b, :n], alone[0], atol=1e-5, rtol=1e-4)
+    with pytest.raises(InputError, match="lengths=batch.lengths"), calibrated(tiny, cfg):
+        tiny(batch.tokens, attention_mask=batch.attention_mask)
+
+
 def test_config_round_trip_and_errors(tmp_path):
     cfg = CalibrationConfig("tiny", [(1, 2), (0, 3)], 0.5, 0.2, {"task": "x"})
     cfg.save(tmp_path / "c.json")
@@ -153,9 +170,7 @@ def test_evaluate_pairs_before_and_after(tiny):
     none = evaluate(tiny, CalibrationConfig("tiny", []), "t", rows)
     assert np.array_equal(none.before, none.after)  # no heads: nothing changes
     one = evaluate(tiny, CalibrationConfig("tiny", [(1, 0)]), "t", rows)
-    expected = ChoiceScorer(tiny, rows).correct(
-        calibration_hooks(tiny, CalibrationConfig("tiny", [(1, 0)]))
-    )
+    expected = ChoiceScorer(tiny, rows).correct(CalibrationConfig("tiny", [(1, 0)]))
     assert np.array_equal(one.after, expected) and np.array_equal(one.before, none.before)
     assert one.summary()["n_test"] == 6
 

@@ -10,9 +10,9 @@ import torch
 
 import interp
 from circuits.tasks import complexity as T
+from circuits.toy import ToyConfig, build_model, toy_tokenizer, train_toy
 from interp.errors import InputError
 from interp.models.expressive import ea_weights, expressive_attention
-from interp.toy import ToyConfig, build_model, toy_tokenizer, train_toy
 
 
 def _hand_ea(q, k, visible):
@@ -94,7 +94,7 @@ def test_bridged_ea_model_hooks_show_ea_pattern_and_match_hf(ea_folder):
     )
     for layer in range(int(model.cfg.n_layers)):
         q = run[f"blocks.{layer}.attn.hook_rot_q"][0]  # [pos, head, d]
-        k = run[f"blocks.{layer}.attn.hook_rot_k"][0]
+        k = run["rot_k", layer][0]
         n = q.shape[0]
         vis = np.tril(np.ones((n, n), dtype=bool)).tolist()
         for h in range(int(model.cfg.n_heads)):
@@ -135,7 +135,7 @@ def test_attended_pairs_match_hooks_and_masses_sum_to_one(ea_folder):
     pairs = attended_pairs(model, prompts)
     run = interp.run_heads(model, prompts, hooks=["pattern", "rot_q", "rot_k"])
     q = run["blocks.1.attn.hook_rot_q"][0].transpose(0, 1)  # [head, pos, d]
-    k = run["blocks.1.attn.hook_rot_k"][0].transpose(0, 1)
+    k = run["rot_k", 1][0].transpose(0, 1)
     want = torch.nn.functional.cosine_similarity(q[2, 5], k[2, 1], dim=0)
     row = pairs.query("prompt == 0 and layer == 1 and head == 2 and query == 5 and key == 1")
     assert len(row) == 1

@@ -14,6 +14,7 @@ from circuits.families import (
     head_writes,
     retrieval_contrast,
     sink_contrast,
+    write_change,
 )
 from interp.cli import app
 from interp.heads.anchor import W
@@ -104,3 +105,12 @@ def test_families_cli_errors(tmp_path):
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     assert (out / "sink.parquet").is_file() and (out / "families.png").is_file()
+
+
+def test_write_change_on_a_hand_built_case():
+    x = torch.zeros(4, 2, 3)  # 2 positives then their 2 negatives, 2 heads
+    x[:, 0] = torch.tensor([[1.0, 0, 0], [0, 2, 0], [1, 0, 0], [0, 2, 0]])  # head 0: unchanged
+    x[:, 1] = torch.tensor([[1.0, 0, 0], [0, 1, 0], [-1, 0, 0], [0, 3, 0]])  # head 1 moves
+    got = write_change(x, np.array([True, True, False, False]))
+    # head 1: pair 1 |2| / (1 + 1) = 1, pair 2 |-2| / (1 + 3) = 0.5
+    np.testing.assert_allclose(got, [0.0, 0.75])

@@ -30,6 +30,21 @@ def test_cached_decoding_equals_full_recompute(name, request):
     assert greedy_decode(model, ids, max_new_tokens=8) == _greedy_full(model, ids, 8)
 
 
+def test_full_recompute_decoding_carries_a_calibration(tiny):
+    """use_cache=False equals the plain full-recompute loop, also with a calibration applied
+    (which the KV-cached decoder refuses: it sees one query row per step)."""
+    from interp.calibration import CalibrationConfig, calibrated
+
+    ids = tiny.tokenizer("the cat sat on the mat and the dog")["input_ids"]
+    assert greedy_decode(tiny, ids, max_new_tokens=5, use_cache=False) == _greedy_full(tiny, ids, 5)
+    cfg = CalibrationConfig("tiny", [(0, 1), (1, 2)])
+    with calibrated(tiny, cfg):
+        got = greedy_decode(tiny, ids, max_new_tokens=5, use_cache=False)
+        assert got == _greedy_full(tiny, ids, 5)
+        with pytest.raises(InputError, match="KV-cached"):
+            greedy_decode(tiny, ids, max_new_tokens=2)
+
+
 def test_step_hooks_see_one_query_row(tiny):
     ids = tiny.tokenizer("hello there")["input_ids"]
     shapes = []

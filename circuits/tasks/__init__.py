@@ -3,4 +3,11 @@ lengths pairwise) with the answer and a wrong-answer token per prompt."""
 
 from circuits.tasks.base import TASKS, TaskBatch, make_task
 
-__all__ = ["TASKS", "TaskBatch", "make_task"]
+
+def task_prompts(model, name: str, n: int) -> list[str]:
+    """The clean prompts of task ``name`` (``n`` pairs): interp's ``task`` prompt source (entry
+    point ``interp.prompt_sources``), used by sweeps."""
+    return make_task(model, name, n=n).prompts
+
+
+__all__ = ["TASKS", "TaskBatch", "make_task", "task_prompts"]

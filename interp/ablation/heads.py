@@ -24,6 +24,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.ablation.uniform import check_heads, uniform_attention_hooks
 from interp.errors import InputError
+from interp.hook_names import act_name
 from interp.tokens import as_batch
 
 KINDS = ("zero", "mean", "resample", "uniform")
@@ -34,7 +35,7 @@ Head = tuple[int, int]
 def cache_z(model: TransformerBridge, prompts, layers: Iterable[int]) -> dict[int, torch.Tensor]:
     """``hook_z`` [batch, pos, head, d_head] of ``layers`` on ``prompts`` (padding zeroed)."""
     batch = as_batch(model, prompts)
-    names = {f"blocks.{la}.attn.hook_z": la for la in set(layers)}
+    names = {act_name("z", la): la for la in set(layers)}
     _, cache = model.run_with_cache(
         batch.tokens,
         attention_mask=batch.attention_mask,
@@ -107,7 +108,7 @@ def ablation_hooks(
 
         return hook
 
-    return [(f"blocks.{la}.attn.hook_z", make(la, idx)) for la, idx in by_layer.items()]
+    return [(act_name("z", la), make(la, idx)) for la, idx in by_layer.items()]
 
 
 @contextmanager

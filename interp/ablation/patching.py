@@ -19,11 +19,11 @@ from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.errors import InputError
+from interp.hook_names import act_name
 from interp.models.info import n_kv_heads
 from interp.tokens import TokenBatch
 
-PATCHABLE = {"z": "attn.hook_z", "q": "attn.hook_q", "k": "attn.hook_k", "v": "attn.hook_v",
-             "pattern": "attn.hook_pattern"}  # fmt: skip
+PATCHABLE = ("z", "q", "k", "v", "pattern")  # short hook names (interp.hook_names)
 Metric = Callable[[torch.Tensor], float]
 
 
@@ -93,7 +93,7 @@ def activation_patching(
     n_layers = int(model.cfg.n_layers)
     layers = list(range(n_layers)) if layers is None else list(layers)
     n_heads = n_kv_heads(model) if hook in ("k", "v") else int(model.cfg.n_heads)
-    names = {la: f"blocks.{la}.{PATCHABLE[hook]}" for la in layers}
+    names = {la: act_name(hook, la) for la in layers}
     source = _cache(model, corrupted, set(names.values()))
     m_clean, m_corrupt = metric(_run(model, clean)), metric(_run(model, corrupted))
     n_pos = clean.tokens.shape[1]
@@ -135,10 +135,10 @@ def path_patching(
     if any(r_layer <= s_layer for r_layer, _ in receivers):
         raise InputError(f"receivers must come after the sender's layer {s_layer}")
     n_layers = int(model.cfg.n_layers)
-    z_names = [f"blocks.{la}.attn.hook_z" for la in range(n_layers)]
+    z_names = [act_name("z", la) for la in range(n_layers)]
     clean_z = _cache(model, clean, set(z_names))
     sender_z = _cache(model, corrupted, {z_names[s_layer]})[z_names[s_layer]]
-    rec_names = {la: f"blocks.{la}.{PATCHABLE[receiver_input]}" for la, _ in receivers}
+    rec_names = {la: act_name(receiver_input, la) for la, _ in receivers}
     n_rep = int(model.cfg.n_heads) // n_kv_heads(model)
 
     # hook names can be aliases (the bridge reports hook_z as attn.o.hook_in): bind by closure

@@ -15,6 +15,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.errors import InputError
+from interp.hook_names import act_name
 
 
 def check_heads(
@@ -56,4 +57,4 @@ def uniform_attention_hooks(
 
         return hook
 
-    return [(f"blocks.{layer}.attn.hook_attn_scores", make(idx)) for layer, idx in by_layer.items()]
+    return [(act_name("attn_scores", layer), make(idx)) for layer, idx in by_layer.items()]

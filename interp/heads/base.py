@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import pandas as pd
 from transformer_lens.model_bridge import TransformerBridge
@@ -32,6 +32,7 @@ class DetectorResult:
         return list(zip(t.layer.tolist(), t["head"].tolist(), strict=True))
 
 
+@runtime_checkable
 class Detector(Protocol):
     name: ClassVar[str]
 

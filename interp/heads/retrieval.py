@@ -47,6 +47,7 @@ from interp.heads.needle import (
     load_needles,
     rouge1_recall,
 )
+from interp.hook_names import act_name
 from interp.models.info import is_causal
 from interp.report import write_json
 
@@ -109,9 +110,7 @@ def run_test(
             scores[layer] += hits / (test.end - test.start)
 
     step_hooks = list(decode_hooks) + (
-        [(f"blocks.{la}.attn.hook_pattern", recorder(la)) for la in range(n_layers)]
-        if score_heads
-        else []
+        [(act_name("pattern", la), recorder(la)) for la in range(n_layers)] if score_heads else []
     )
     t0 = time.perf_counter()
     out = greedy_decode(
@@ -133,7 +132,7 @@ def make_tests(
     *,
     grid_name: str = "small",
     lengths: Sequence[int] | None = None,
-    depths: Sequence[float] | None = None,
+    depths: Sequence[int | float] | None = None,
     needles: Sequence[int] = (0, 1, 2),
 ) -> list[NeedleTest]:
     """Tests for every (length, depth, needle) of the grid (explicit lengths/depths win)."""

@@ -25,7 +25,6 @@ of the same formula exist, and tests compare them:
 
 from __future__ import annotations
 
-import types
 from typing import Any
 
 import torch
@@ -109,16 +108,10 @@ def _ea_masked_softmax(self, attn_scores: Tensor, dtype: torch.dtype | None = No
 
 
 def patch_bridge(bridge: Any) -> int:
-    """Make every attention component of ``bridge`` use EA; returns how many were patched."""
-    n = 0
-    for block in bridge.blocks:
-        attn = block.attn
-        if not hasattr(attn, "_masked_softmax"):
-            raise RuntimeError(
-                f"{type(attn).__name__} has no _masked_softmax step: this transformer-lens "
-                "version computes attention differently; EA cannot be bridged"
-            )
-        attn._masked_softmax = types.MethodType(_ea_masked_softmax, attn)
-        n += 1
+    """Make every attention component of ``bridge`` use EA; returns how many were patched
+    (the patch itself lives in ``interp.models.compat``)."""
+    from interp.models.compat import replace_attention_softmax
+
+    n = replace_attention_softmax(bridge, _ea_masked_softmax)
     bridge.cfg.interp_attention = "ea"
     return n

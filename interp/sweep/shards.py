@@ -133,9 +133,9 @@ class ShardRunner:
         if shard.kind == "task":
             key = (shard.source, shard.n)
             if key not in self._tasks:
-                from circuits.tasks import make_task
+                from interp.prompts import prompt_source
 
-                self._tasks[key] = make_task(model, shard.source, n=shard.n).prompts
+                self._tasks[key] = prompt_source("task")(model, shard.source, shard.n)
             texts = self._tasks[key][shard.start : shard.stop]
         else:
             texts = load_prompts(None if shard.kind == "builtin" else shard.source)
