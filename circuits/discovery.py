@@ -30,6 +30,7 @@ from circuits.tasks import TaskBatch
 from interp.ablation import ablate
 from interp.ablation.heads import cache_z
 from interp.ablation.patching import activation_patching
+from interp.defaults import SAE_EXAMPLES
 from interp.errors import InputError
 from interp.sae import edge_scores, node_scores, train_sae
 from interp.tokens import TokenBatch, from_token_ids
@@ -66,7 +67,7 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
 
 def faithfulness_of(model, task: TaskBatch, keep: np.ndarray, n_heads: int) -> float:
     """Logit diff with every head outside ``keep`` mean-ablated / full logit diff."""
-    heads = [(i // n_heads, i % n_heads) for i in np.flatnonzero(~keep)]
+    heads = [(int(i) // n_heads, int(i) % n_heads) for i in np.flatnonzero(~keep)]
     reference = from_token_ids(
         model,
         [t[:n].tolist() for t, n in zip(task.clean.tokens, task.clean.lengths, strict=True)]
@@ -82,9 +83,6 @@ def faithfulness_of(model, task: TaskBatch, keep: np.ndarray, n_heads: int) -> f
                 model(task.clean.tokens, attention_mask=task.clean.attention_mask)
             )
     return part / full if full else float("nan")
-
-
-SAE_EXAMPLES = 10  # official: the SAE trains on 10 examples, codes are computed on all
 
 
 def sae_training_examples(n: int, k: int | None, seed: int) -> np.ndarray:

@@ -47,7 +47,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
-from circuits.discovery import SAE_EXAMPLES, sae_training_examples
+from circuits.discovery import sae_training_examples
+from interp.defaults import SAE_EXAMPLES
 from interp.errors import InputError
 from interp.heads.anchor import W
 from interp.heads.inputs import haystack_windows, text_samples

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 from transformer_lens.model_bridge import TransformerBridge
 
-from circuits.discovery import SAE_EXAMPLES, Discovery, discover, overlap
+from circuits.discovery import Discovery, discover, overlap
 from circuits.tasks import make_task
+from interp.defaults import SAE_EXAMPLES
 from interp.errors import InputError
 from interp.report import _atomic_write, versions, write_json, write_table
 from interp.sae import save_sae

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
+from interp import defaults
 from interp.ablation.heads import KINDS, ablation_hooks
 from interp.attention import run_heads
 from interp.errors import InputError
@@ -30,7 +31,7 @@ TOP_K = 5
 #: a key is highlighted as a sink when its sink score s_j = sum_i A[i,j]/(N-j) exceeds this
 #: (docs/methods.md section 2: ACT's hidden-sink threshold 0.1; for j = 0 Gu et al.'s 0.3 is the
 #: head-level label, the per-token view uses one threshold for every position)
-SINK_THRESHOLD = 0.1
+SINK_THRESHOLD = defaults.SINK_THRESHOLD
 
 
 def display_token(tok: str) -> str:

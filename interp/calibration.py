@@ -26,11 +26,12 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.ablation.uniform import check_heads
+from interp.defaults import CALIBRATION_BETA, SINK_THRESHOLD
 from interp.errors import InputError
 from interp.hook_names import act_name
 
-BETA = 0.4
-THRESHOLD = 0.1
+BETA = CALIBRATION_BETA
+THRESHOLD = SINK_THRESHOLD
 
 
 def calibrate_pattern(

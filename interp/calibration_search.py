@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.calibration import CalibrationConfig, calibration_hooks
+from interp.defaults import CALIBRATION_BETA, SINK_THRESHOLD
 from interp.errors import InputError
 from interp.tokens import from_token_ids
 
@@ -189,8 +190,8 @@ def search_heads(
     calibration_rows: list[dict],
     *,
     first_layer: int = 2,
-    beta: float = 0.4,
-    threshold: float = 0.1,
+    beta: float = CALIBRATION_BETA,
+    threshold: float = SINK_THRESHOLD,
     progress: bool = True,
     provenance: dict | None = None,
 ) -> SearchResult:

@@ -31,7 +31,7 @@ from interp.attention import run_heads
 from interp.heads import get_detector
 from interp.heads.base import DetectorResult
 from interp.heads.plots import detector_heatmaps_html, detector_heatmaps_png
-from interp.heads.store import fingerprint, load_result, save_result
+from interp.heads.store import detector_fingerprint, load_result, save_result
 from interp.heads.summary import detectors_md
 from interp.models.info import is_causal, model_info, n_kv_heads
 from interp.prompts import default_prompts_file, load_prompts
@@ -152,7 +152,7 @@ def run_detectors(
     for name in names:
         detector = get_detector(name)
         options = detector_options(name, grid)
-        fp = fingerprint(model_name, name, options)
+        fp = detector_fingerprint(model_name, name, options)
         t0 = time.perf_counter()
         result = load_result(folder, name, fp)
         reused[name] = result is not None

@@ -88,3 +88,31 @@ def test_scan_runs_every_detector_and_resumes(tiny, tmp_path):
     assert all(again.detector_reused.values())
     for name in REGISTRY:
         pd.testing.assert_frame_equal(first.detectors[name].table, again.detectors[name].table)
+
+
+def test_changed_default_or_constant_recomputes_the_table(tiny, tmp_path, monkeypatch):
+    """The cache key covers every default a table depends on: changing a detector's default
+    threshold, or a shared constant, recomputes instead of reusing the stale table."""
+    from interp import defaults
+    from interp.heads.previous_token import PreviousTokenDetector
+
+    out = tmp_path / "run"
+    first = scan(tiny, out, detectors=["previous_token"], progress=False)
+    assert not first.detector_reused["previous_token"]
+    assert scan(tiny, out, detectors=["previous_token"], progress=False).detector_reused[
+        "previous_token"
+    ]
+    original = PreviousTokenDetector.run
+
+    def run(self, model, *, threshold: float = 0.01, **options):  # a new default threshold
+        return original(self, model, threshold=threshold, **options)
+
+    with monkeypatch.context() as m:
+        m.setattr(PreviousTokenDetector, "run", run)
+        changed = scan(tiny, out, detectors=["previous_token"], progress=False)
+    assert not changed.detector_reused["previous_token"]
+    assert (changed.detectors["previous_token"].table.threshold == 0.01).all()
+    monkeypatch.setattr(defaults, "WAAD_WINDOW", 11)
+    assert not scan(tiny, out, detectors=["previous_token"], progress=False).detector_reused[
+        "previous_token"
+    ]

@@ -33,18 +33,15 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
+from interp.defaults import FAI_WINDOW, GROUP_FRACTION, LONG_INPUT, TOKEN_FRACTION, WAAD_WINDOW
 from interp.errors import InputError
 from interp.heads.base import DetectorResult, head_frame, register
 from interp.heads.inputs import all_patterns, haystack_windows
 from interp.models.info import is_causal
 from interp.tokens import TokenBatch, tokenize
 
-W = 10  # WAAD window
-FAI_START = 10  # FAI looks at queries from s + 10 ...
-FAI_HORIZON = 100  # ... to s + H (H = 50 in the paper's v1)
-GROUP_FRACTION = 0.3  # local = lowest 30 % span, global = highest 30 %
-TOKEN_FRACTION = 0.4  # preplan / anchor tokens = top 40 %
-LONG_INPUT = 512  # above this many tokens per window, use the streaming statistics
+W = WAAD_WINDOW
+FAI_START, FAI_HORIZON = FAI_WINDOW
 
 
 def _distance(n: int, device=None) -> Tensor:

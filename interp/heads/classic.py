@@ -15,6 +15,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
+from interp.defaults import CLASSIC_THRESHOLD
 from interp.heads.base import DetectorResult, head_frame
 from interp.heads.inputs import all_patterns, repeated_random_tokens
 from interp.tokens import TokenBatch
@@ -101,9 +102,14 @@ class PatternDetector:
         }
 
     def run(
-        self, model: TransformerBridge, *, threshold: float = 0.4, **input_options: Any
+        self,
+        model: TransformerBridge,
+        *,
+        threshold: float = CLASSIC_THRESHOLD,
+        **input_options: Any,
     ) -> DetectorResult:
-        """Score every head; label = score > ``threshold`` (0.4: our choice, no paper fixes one)."""
+        """Score every head; label = score > ``threshold`` (``CLASSIC_THRESHOLD`` 0.4: our
+        choice, no paper fixes one)."""
         batch, inputs = self.make_inputs(model, **input_options)
         patterns = all_patterns(model, batch)
         scores = pattern_scores(patterns, batch.tokens, batch.lengths, type(self).detection)

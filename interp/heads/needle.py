@@ -32,7 +32,6 @@ from interp.errors import InputError
 QUESTION = "Based on the content of the book, Question: {question}\nAnswer:"
 _PLACEHOLDER = "\x00CONTEXT\x00"
 _SENTENCE_END = (".", "!", "?", "\n", ".”", ".’", "?”", "!”")
-RECALL_THRESHOLD = 0.5  # official code: a test counts only if ROUGE-1 recall > 50 %
 
 
 @dataclass(frozen=True)

@@ -36,11 +36,11 @@ import torch
 from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
+from interp.defaults import MAX_NEW_TOKENS, RECALL_THRESHOLD, RETRIEVAL_THRESHOLD
 from interp.errors import InputError
 from interp.generate import greedy_decode, newline_or_eos
 from interp.heads.base import DetectorResult, head_frame, register
 from interp.heads.needle import (
-    RECALL_THRESHOLD,
     NeedleTest,
     build_test,
     grid,
@@ -51,8 +51,7 @@ from interp.hook_names import act_name
 from interp.models.info import is_causal
 from interp.report import write_json
 
-SCORE_THRESHOLD = 0.1  # Wu et al.: retrieval head if retrieval score > 0.1
-MAX_NEW_TOKENS = 50  # official decode length
+SCORE_THRESHOLD = RETRIEVAL_THRESHOLD
 
 
 @dataclass

@@ -31,14 +31,13 @@ import pandas as pd
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
+from interp.defaults import LONG_INPUT, SINK_HEAD_THRESHOLD, SINK_THRESHOLD
 from interp.heads.base import DetectorResult, head_frame, register
 from interp.heads.inputs import all_patterns, text_samples
 from interp.models.info import is_causal
 from interp.stats.dense import sink_scores
 
-SINK_THRESHOLD = 0.1  # ACT: s_j > 0.1 makes key j a sink token
-HEAD_THRESHOLD = 0.3  # Gu et al.: alpha_0 > 0.3 makes a head a sink head
-LONG_INPUT = 512  # above this many tokens per window, use the streaming statistics
+HEAD_THRESHOLD = SINK_HEAD_THRESHOLD
 
 
 def hidden_sink_rows(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from interp.defaults import GROUP_FRACTION, RECALL_THRESHOLD, SINK_THRESHOLD
 from interp.heads.base import DetectorResult
 
 
@@ -26,10 +27,11 @@ def detectors_md(results: dict[str, DetectorResult], seconds: dict[str, float]) 
     lines.append("")
     if "retrieval" in results:
         i = results["retrieval"].inputs
+        thr = results["retrieval"].table.threshold.iloc[0]
         lines.append(
-            f"- Retrieval heads (score > 0.1): {i['retrieval_head_fraction']:.1%} of heads; "
+            f"- Retrieval heads (score > {thr:.3g}): {i['retrieval_head_fraction']:.1%} of heads; "
             f"{i['zero_score_fraction']:.1%} score exactly 0; {i['n_tests_counted']} of "
-            f"{i['n_tests']} needle tests counted (ROUGE-1 recall > 0.5); lengths "
+            f"{i['n_tests']} needle tests counted (ROUGE-1 recall > {RECALL_THRESHOLD}); lengths "
             f"{i['lengths']}, depths {i['depths']}."
         )
     if "sink" in results:
@@ -42,8 +44,8 @@ def detectors_md(results: dict[str, DetectorResult], seconds: dict[str, float]) 
             f"- Attention sinks on {r.inputs.get('n_tokens')}-token text samples: Gu et al.'s "
             f"metric (share of (sample, layer, head) with s_0 > {thr}) "
             f"{r.inputs['sink_metric']:.1%}; heads with mean s_0 > {thr}: "
-            f"{r.inputs['sink_head_fraction']:.1%}. Most frequent hidden sinks (s_j > 0.1, "
-            f"j >= 1): {tokens or 'none'}."
+            f"{r.inputs['sink_head_fraction']:.1%}. Most frequent hidden sinks "
+            f"(s_j > {SINK_THRESHOLD}, j >= 1): {tokens or 'none'}."
         )
     if "induction" in results:
         t = results["induction"].table
@@ -54,7 +56,7 @@ def detectors_md(results: dict[str, DetectorResult], seconds: dict[str, float]) 
         heads = ", ".join(f"L{r.layer}.H{r.head} (span {r.score:.1f})" for r in glob.itertuples())
         lines.append(
             f"- Anchor analysis on layers {', '.join(map(str, results['anchor'].inputs['layers']))}"
-            f": global heads (top 30 % span) e.g. "
+            f": global heads (top {GROUP_FRACTION:.0%} span) e.g. "
             f"{heads}; preplan/anchor tokens per window are in detectors/anchor.tokens.parquet."
         )
     return "\n".join(lines) + "\n"

@@ -228,12 +228,12 @@ def run_validation(
     otherwise the detector runs first (and is stored like a scan would).
     """
     from interp.heads import get_detector
-    from interp.heads.store import fingerprint, load_result, save_result
+    from interp.heads.store import detector_fingerprint, load_result, save_result
     from interp.scan import detector_options
 
     make_task(model, detector)  # fail early on a detector without a task
     options = detector_options(detector, "small")
-    fp = fingerprint(str(model.cfg.model_name), detector, options)
+    fp = detector_fingerprint(str(model.cfg.model_name), detector, options)
     result = load_result(Path(out) / "detectors", detector, fp)
     if result is None:
         extra = {"workdir": Path(out) / "cache" / "retrieval"} if detector == "retrieval" else {}

@@ -28,11 +28,10 @@ from typing import no_type_check
 import torch
 from torch import Tensor
 
+from interp.defaults import FAI_WINDOW, WAAD_WINDOW
 from interp.errors import InputError
 from interp.shapes import Bool, Float, Int
 
-WAAD_WINDOW = 10
-FAI_WINDOW = (10, 100)
 BACKENDS = ("auto", "dense", "torch", "triton")
 
 

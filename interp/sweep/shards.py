@@ -25,6 +25,7 @@ from functools import cached_property
 import pandas as pd
 import torch
 
+from interp.defaults import SINK_THRESHOLD
 from interp.errors import InputError
 from interp.heads.classic import duplicate_token_pairs, induction_pairs, previous_token_pairs
 from interp.models.info import is_causal
@@ -34,7 +35,7 @@ from interp.stats.streaming import attention_stats, pair_weights
 from interp.sweep.config import PromptSet, SweepConfig
 from interp.tokens import tokenize
 
-HIDDEN_SINK = 0.1
+HIDDEN_SINK = SINK_THRESHOLD
 _PAIRS = {
     "previous_token": previous_token_pairs,
     "duplicate_token": duplicate_token_pairs,

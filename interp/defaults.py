@@ -1,0 +1,34 @@
+"""Every threshold, window and size the methods use, in one place, with its source.
+
+Modules import these names (never a literal), so a change here reaches every detector, the
+sweep, the dashboard and the calibration alike, and the fingerprints of cached tables
+(``interp.heads.store``) include them. Definitions: docs/methods.md.
+"""
+
+from __future__ import annotations
+
+# Attention sinks (docs/methods.md section 2)
+SINK_THRESHOLD = 0.1  # ACT: key j is a sink token of a head when s_j > 0.1
+SINK_HEAD_THRESHOLD = 0.3  # Gu et al.: alpha_0 > 0.3 (per sample); our per-head label uses it too
+CALIBRATION_BETA = 0.4  # ACT: attention on calibrated sinks is scaled by beta
+SINK_SAMPLE_TOKENS = 64  # Gu et al.: 64-token text samples
+
+# Anchor heads (section 3)
+WAAD_WINDOW = 10  # W of WAAD
+FAI_WINDOW = (10, 100)  # FAI averages queries t in [s + 10, s + H], H = 100 (50 in the paper's v1)
+GROUP_FRACTION = 0.3  # local = lowest 30 % span, global = highest 30 %
+TOKEN_FRACTION = 0.4  # preplan / anchor tokens = top 40 %
+
+# Retrieval heads (section 1)
+RETRIEVAL_THRESHOLD = 0.1  # Wu et al.: retrieval head when the score > 0.1
+RECALL_THRESHOLD = 0.5  # official: a needle test counts when ROUGE-1 recall > 0.5
+MAX_NEW_TOKENS = 50  # official decode length of a needle test
+
+# Classic pattern heads (section 6): label when the score exceeds this (our choice)
+CLASSIC_THRESHOLD = 0.4
+
+# Discrete-code SAE (section 4): the official code trains on 10 examples, codes on all
+SAE_EXAMPLES = 10
+
+# Above this many tokens per window, detectors use the streaming statistics (no n x n pattern)
+LONG_INPUT = 512
