@@ -86,6 +86,32 @@ def test_patching_a_run_with_itself_is_a_no_op(tiny, hook):
     assert metric(logits) == base
 
 
+def test_denoising_writes_clean_heads_into_the_corrupted_run(tiny):
+    """direction="denoising" (transformer-lens' convention) equals a hand-written patch of one
+    head's clean z into the corrupted run, normalised so that 1 = clean metric restored."""
+    batch = tokenize(tiny, PROMPTS)
+    other = tokenize(tiny, ["the dog sat on the rug", "a cat ran far awry"])
+    metric = _metric(batch)
+    eff = activation_patching(
+        tiny, batch, other, metric, hook="z", direction="denoising", progress=False
+    )
+    with torch.no_grad():
+        m_clean = metric(tiny(batch.tokens, attention_mask=batch.attention_mask))
+        m_corrupt = metric(tiny(other.tokens, attention_mask=other.attention_mask))
+        clean_z = cache_z(tiny, batch, [1])[1]
+
+        def put(z, hook):
+            z = z.clone()
+            z[:, :, 2] = clean_z[:, :, 2]
+            return z
+
+        with tiny.hooks(fwd_hooks=[("blocks.1.attn.hook_z", put)]):
+            m = metric(tiny(other.tokens, attention_mask=other.attention_mask))
+    torch.testing.assert_close(eff[1, 2], torch.tensor((m - m_corrupt) / (m_clean - m_corrupt)))
+    with pytest.raises(InputError, match="direction"):
+        activation_patching(tiny, batch, other, metric, direction="backwards", progress=False)
+
+
 def test_patching_by_position_and_full_patch(tiny):
     batch = tokenize(tiny, PROMPTS)
     other = tokenize(tiny, ["the dog sat on the rug", "a cat ran far awry"])

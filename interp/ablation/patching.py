@@ -1,8 +1,12 @@
 """Activation patching and path patching of attention heads (transformer-lens hooks).
 
-Direction: activations of a *corrupted* run are written into the *clean* run ("noising"), and
-the effect of a patch is reported normalised as (m_patched - m_clean) / (m_corrupt - m_clean):
-0 = the patch changes nothing, 1 = it moves the metric all the way to the corrupted run.
+Direction (``direction=``): by default activations of a *corrupted* run are written into the
+*clean* run ("noising": which heads are NECESSARY), and the effect of a patch is reported
+normalised as (m_patched - m_clean) / (m_corrupt - m_clean): 0 = the patch changes nothing, 1 =
+it moves the metric all the way to the corrupted run. ``direction="denoising"`` is
+transformer-lens' ``patching`` convention: clean activations written into the corrupted run
+(which heads are SUFFICIENT to restore the behaviour), reported as (m_patched - m_corrupt) /
+(m_clean - m_corrupt): 1 = the patch restores the clean metric. Path patching is noising only.
 
 Hooks that can be patched per head: ``z`` (head output before W_O), ``q``, ``pattern`` (per
 query head), ``k``, ``v`` (per key/value head: with grouped-query attention one k/v head serves
@@ -78,14 +82,19 @@ def activation_patching(
     hook: str = "z",
     by: str = "head",
     layers: Sequence[int] | None = None,
+    direction: str = "noising",
     progress: bool = True,
 ) -> torch.Tensor:
-    """Normalised effect of patching each head (or head x position) from ``corrupted``.
+    """Normalised effect of patching each head (or head x position) between the two runs.
 
     Returns [layer, head] (``by="head"``) or [layer, head, position] (``by="position"``);
-    ``metric(logits) -> float`` is computed on the patched clean run.
+    ``metric(logits) -> float`` is computed on the patched run: the clean run with corrupted
+    activations (``direction="noising"``, default) or the corrupted run with clean ones
+    (``"denoising"``, transformer-lens' convention); see the module docstring.
     """
     _check_pair(clean, corrupted)
+    if direction not in ("noising", "denoising"):
+        raise InputError(f"direction must be 'noising' or 'denoising', got {direction!r}")
     if hook not in PATCHABLE:
         raise InputError(f"cannot patch {hook!r}; use one of {', '.join(PATCHABLE)}")
     if by not in ("head", "position"):
@@ -94,8 +103,9 @@ def activation_patching(
     layers = list(range(n_layers)) if layers is None else list(layers)
     n_heads = n_kv_heads(model) if hook in ("k", "v") else int(model.cfg.n_heads)
     names = {la: act_name(hook, la) for la in layers}
-    source = _cache(model, corrupted, set(names.values()))
-    m_clean, m_corrupt = metric(_run(model, clean)), metric(_run(model, corrupted))
+    base, donor = (clean, corrupted) if direction == "noising" else (corrupted, clean)
+    source = _cache(model, donor, set(names.values()))
+    m_base, m_donor = metric(_run(model, base)), metric(_run(model, donor))
     n_pos = clean.tokens.shape[1]
     positions = [None] if by == "head" else list(range(n_pos))
     out = torch.full((n_layers, n_heads, len(positions)), float("nan"))
@@ -106,9 +116,7 @@ def activation_patching(
         def hook_fn(x, hook, name=name, h=h, pos=pos, kind=hook):  # TL passes hook=HookPoint
             return _set(x, source[name].to(x), kind, h, pos)
 
-        out[la, h, i] = normalised(
-            metric(_run(model, clean, [(name, hook_fn)])), m_clean, m_corrupt
-        )
+        out[la, h, i] = normalised(metric(_run(model, base, [(name, hook_fn)])), m_base, m_donor)
     return out[..., 0] if by == "head" else out
 
 
