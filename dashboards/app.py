@@ -184,13 +184,29 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
 def create_app(
     state: AppState, default_model: str = "smollm2-135m", default_run: str | None = None
 ) -> Dash:
-    """The Dash app over ``state`` (load a model with ``state.load`` or the page's Load button)."""
+    """The Dash app over ``state`` (load a model with ``state.load`` or the page's Load button).
+    Each view registers its own callbacks (``_register_*``)."""
     app = Dash(__name__, title="interp dashboard", update_title=None)
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.layout = _layout(default_model, default_run)
+    for register in (
+        _register_loading,
+        _register_selection,
+        _register_atlas_and_scatter,
+        _register_attention_views,
+        _register_ablation,
+        _register_api,
+    ):
+        register(app, state)
+    return app
 
-    def _session_key(session: Session | None) -> str | None:
-        return None if session is None else f"{session.name}|{session.run_dir}|{id(session)}"
+
+def _session_key(session: Session | None) -> str | None:
+    return None if session is None else f"{session.name}|{session.run_dir}|{id(session)}"
+
+
+def _register_loading(app: Dash, state: AppState) -> None:
+    """The Load button and the loader's progress (polled)."""
 
     @app.callback(
         Output("load-status", "children", allow_duplicate=True),
@@ -221,6 +237,10 @@ def create_app(
             f" ({status.seconds:.1f} s)" if status.stage.startswith("ready") else ""
         )
         return pct, text, status.error or "", key if key != current else no_update
+
+
+def _register_selection(app: Dash, state: AppState) -> None:
+    """Score and head pickers, filled when a session is ready; clicks select a head."""
 
     @app.callback(
         Output("atlas-score", "options"),
@@ -275,6 +295,10 @@ def create_app(
     def head_label(layer, head):
         return "" if layer is None or head is None else f"L{layer}.H{head}"
 
+
+def _register_atlas_and_scatter(app: Dash, state: AppState) -> None:
+    """The head atlas (layer x head grid) and the score scatter."""
+
     @app.callback(
         Output("atlas", "figure"),
         Input("atlas-score", "value"),
@@ -310,6 +334,9 @@ def create_app(
         except Exception as e:
             return empty_figure(_message(e))
 
+
+def _register_attention_views(app: Dash, state: AppState) -> None:
+    """The attention map and the geometry views of one head on the prompt."""
     # the attention map and the geometry views redraw on the same inputs
     _VIEW_INPUTS = (
         Input("analyse-btn", "n_clicks"),
@@ -353,6 +380,10 @@ def create_app(
         except Exception as e:
             blank = empty_figure("no geometry")
             return blank, blank, blank, _message(e)
+
+
+def _register_ablation(app: Dash, state: AppState) -> None:
+    """The ablation playground."""
 
     @app.callback(
         Output("ablate-fig", "figure"),
@@ -415,6 +446,10 @@ def create_app(
         heads = [(la, h) for la in range(s.n_layers) for h in range(s.n_heads)]
         return head_means(s.model, load_prompts(), heads)
 
+
+def _register_api(app: Dash, state: AppState) -> None:
+    """JSON status endpoint and the request-size error."""
+
     @app.server.route("/api/status")
     def api_status():
         """Loader state as JSON (for scripts and load tests): stage, busy, error, model."""
@@ -431,8 +466,6 @@ def create_app(
     @app.server.errorhandler(413)
     def too_large(_):
         return {"error": f"request larger than {MAX_REQUEST_BYTES} bytes"}, 413
-
-    return app
 
 
 __all__ = ["create_app"]
