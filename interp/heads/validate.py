@@ -2,7 +2,7 @@
 
 Mask the top-K heads of a detector (attention made uniform over the visible context, as in Wu et
 al. 2024) and, separately, ``n_draws`` sets of K random heads drawn from outside the top E heads;
-report how much the detector's task metric gets worse in each case. E follows the official
+report how much the detector's validation metric gets worse in each case. E follows the official
 needle_in_haystack_with_mask.py, which draws random heads outside the top-100 of a 1024-head
 model: E = max(K, ceil(100 / 1024 x number of heads)) (27 of SmolLM2's 270), so near-top heads
 never count as "random" (``control_exclusion``). Two random controls:
@@ -13,7 +13,7 @@ never count as "random" (``control_exclusion``). Two random controls:
   layers (SmolLM2: layer 0) where masking any head breaks everything; this control removes that
   confound.
 
-Task metrics:
+Validation metrics:
 
 - ``retrieval``: needle-in-a-haystack accuracy (answers whose ROUGE-1 recall of the needle's
   short answer is > 0.5) on held-out needles (needles 3-5, not used for detection), lengths 256
@@ -52,8 +52,8 @@ Hooks = Sequence[tuple[str, Callable]]
 
 
 @dataclass
-class Task:
-    """A task metric under a set of hooks; ``higher_is_better`` fixes the sign of ``drop``."""
+class ValidationMetric:
+    """A metric under a set of hooks; ``higher_is_better`` fixes the sign of ``drop``."""
 
     metric: str  # the headline metric; ``evaluate`` may return more
     higher_is_better: bool
@@ -75,10 +75,10 @@ def mean_loss(
     return float(nll[keep].mean())
 
 
-def make_task(model: TransformerBridge, detector: str, seed: int = 1) -> Task:
+def validation_metric(model: TransformerBridge, detector: str, seed: int = 1) -> ValidationMetric:
     if detector == "retrieval":
         tests = make_tests(model, lengths=[256, 512], depths=[25.0, 75.0], needles=(3, 4, 5))
-        return Task(
+        return ValidationMetric(
             "needle_accuracy",
             True,
             lambda hooks: {
@@ -88,7 +88,7 @@ def make_task(model: TransformerBridge, detector: str, seed: int = 1) -> Task:
         )
     if detector == "sink":
         batch = haystack_windows(model, 256, 8)
-        return Task(
+        return ValidationMetric(
             "text_loss",
             False,
             lambda hooks: {"text_loss": mean_loss(model, batch, hooks)},
@@ -97,14 +97,14 @@ def make_task(model: TransformerBridge, detector: str, seed: int = 1) -> Task:
     if detector == "induction":
         half = 32
         batch = repeated_random_tokens(model, n_seqs=16, half_len=half, seed=seed)
-        return Task(
+        return ValidationMetric(
             "induction_loss",
             False,
             lambda hooks: {"induction_loss": mean_loss(model, batch, hooks, from_pos=half + 1)},
             {"kind": "repeated random tokens", "n_seqs": 16, "half_len": half, "seed": seed},
         )
     raise InputError(
-        f"no validation task for detector {detector!r}; use retrieval, sink or induction"
+        f"no validation metric for detector {detector!r}; use retrieval, sink or induction"
     )
 
 
@@ -167,7 +167,7 @@ def validate(
     progress: bool = True,
 ) -> Validation:
     """Mask the top-``k`` heads of ``result`` vs ``n_draws`` random ``k``-sets outside them."""
-    task = make_task(model, result.name)
+    metric = validation_metric(model, result.name)
     k = k or default_k(model)
     ranked = result.table.sort_values("score", ascending=False)
     heads = list(zip(ranked.layer.tolist(), ranked["head"].tolist(), strict=True))
@@ -185,31 +185,31 @@ def validate(
     for kind, draw, masked in tqdm(
         conditions, desc=f"validate {result.name}", disable=not progress
     ):
-        values = task.evaluate(uniform_attention_hooks(model, masked))
+        values = metric.evaluate(uniform_attention_hooks(model, masked))
         heads_str = " ".join(f"L{la}.H{h}" for la, h in sorted(masked))
         rows.append(
             {"condition": kind, "draw": draw, "k": len(masked), "heads": heads_str, **values}
         )
     table = pd.DataFrame(rows)
-    base = float(table[task.metric].iloc[0])
-    sign = 1.0 if task.higher_is_better else -1.0
-    table["drop"] = sign * (base - table[task.metric])
+    base = float(table[metric.metric].iloc[0])
+    sign = 1.0 if metric.higher_is_better else -1.0
+    table["drop"] = sign * (base - table[metric.metric])
     summary = {
         "detector": result.name,
-        "metric": task.metric,
-        "higher_is_better": task.higher_is_better,
+        "metric": metric.metric,
+        "higher_is_better": metric.higher_is_better,
         "k": k,
         "random_excludes_top": exclude,
         "n_draws": n_draws,
         "seed": seed,
         "baseline": base,
-        "top_value": float(table[task.metric].iloc[1]),
+        "top_value": float(table[metric.metric].iloc[1]),
         "top_drop": float(table["drop"].iloc[1]),
         **_spread(table, "random"),
         **_spread(table, "random_same_layers"),
-        "task_inputs": task.inputs,
+        "metric_inputs": metric.inputs,
     }
-    return Validation(result.name, task.metric, table, summary)
+    return Validation(result.name, metric.metric, table, summary)
 
 
 def run_validation(
@@ -231,7 +231,7 @@ def run_validation(
     from interp.heads.store import detector_fingerprint, load_result, save_result
     from interp.scan import detector_options
 
-    make_task(model, detector)  # fail early on a detector without a task
+    validation_metric(model, detector)  # fail early on a detector without a metric
     options = detector_options(detector, "small")
     fp = detector_fingerprint(str(model.cfg.model_name), detector, options)
     result = load_result(Path(out) / "detectors", detector, fp)

@@ -90,10 +90,10 @@ def test_run_validation_writes_files_and_reuses_detector(tiny, tmp_path):
     assert summary["metric"] == "induction_loss" and summary["k"] == 1
 
 
-def test_validation_rejects_unknown_task(tiny, tmp_path):
+def test_validation_rejects_a_detector_without_a_metric(tiny, tmp_path):
     from interp.errors import InputError
 
-    with pytest.raises(InputError, match="no validation task"):
+    with pytest.raises(InputError, match="no validation metric"):
         run_validation(tiny, "previous_token", tmp_path)
 
 
