@@ -29,6 +29,7 @@ from interp.ablation.uniform import check_heads
 from interp.defaults import CALIBRATION_BETA, SINK_THRESHOLD
 from interp.errors import InputError
 from interp.hook_names import act_name
+from interp.stats import dense
 
 BETA = CALIBRATION_BETA
 THRESHOLD = SINK_THRESHOLD
@@ -46,7 +47,7 @@ def calibrate_pattern(
     out = a.clone()
     for i, length in enumerate(lengths):
         x = a[i, :, :length, :length]  # [h, N, N]
-        s = x.sum(-2) / torch.arange(length, 0, -1, device=a.device, dtype=a.dtype)  # s_j
+        s = dense.sink_scores(x[None], [length])[0].to(a.dtype)  # s_j, [h, N]
         sink = s > threshold  # [h, N]
         first = torch.where(sink.any(-1), sink.float().argmax(-1), -1)  # first sink per head
         idx = torch.arange(length, device=a.device)

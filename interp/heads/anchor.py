@@ -38,36 +38,24 @@ from interp.errors import InputError
 from interp.heads.base import DetectorResult, head_frame, register
 from interp.heads.inputs import all_patterns, haystack_windows
 from interp.models.info import is_causal
+from interp.stats import dense
+from interp.stats.dense import attention_span
 from interp.tokens import TokenBatch, tokenize
 
 W = WAAD_WINDOW
 FAI_START, FAI_HORIZON = FAI_WINDOW
 
 
-def _distance(n: int, device=None) -> Tensor:
-    t = torch.arange(n, device=device)
-    return (t[:, None] - t[None, :]).clamp_min(0).float()  # [t, s] = t - s (0 above diagonal)
-
-
-def attention_span(a: Float[Tensor, "... q k"]) -> Float[Tensor, ...]:
-    """d = mean_t sum_s A[t, s] (t - s)."""
-    return (a * _distance(a.shape[-1], a.device)).sum(-1).mean(-1)
-
-
 def waad(a: Float[Tensor, "... q k"], window: int = W) -> Float[Tensor, "... q"]:
-    """WAAD_t = sum_{s <= t} A[t, s] min(t - s, window)."""
-    return (a * _distance(a.shape[-1], a.device).clamp(max=window)).sum(-1)
+    """WAAD_t = sum_{s <= t} A[t, s] min(t - s, window) (``interp.stats.dense``)."""
+    return dense.windowed_distance(a, window)
 
 
 def fai(
     a: Float[Tensor, "... q k"], start: int = FAI_START, horizon: int = FAI_HORIZON
 ) -> Float[Tensor, "... k"]:
     """FAI_s = mean of A[t, s] over t in [s + start, min(N - 1, s + horizon)]; NaN if empty."""
-    d = _distance(a.shape[-1], a.device)
-    window = ((d >= start) & (d <= horizon)).float()  # [t, s]
-    count = window.sum(0)  # queries per key
-    total = (a * window).sum(-2)
-    return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
+    return dense.fai(a, start, horizon)
 
 
 def top_fraction(values: Tensor, fraction: float = TOKEN_FRACTION) -> Tensor:

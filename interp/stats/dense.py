@@ -1,5 +1,8 @@
 """Reference attention statistics from full post-softmax patterns (the test oracle).
 
+The one home of every statistic read off a full pattern: the streaming backends, the anchor
+detector and the calibration use these functions (or are tested against them).
+
 Notation (``docs/methods.md``): A[l,h] is the attention of layer l, head h; rows are queries t,
 columns keys s; causal models have s <= t. ``lengths[b]`` is prompt b's real length N_b; entries
 at padded positions must already be 0 (``interp.run_heads`` guarantees that).
@@ -20,6 +23,40 @@ def _positions(n: int, device: torch.device) -> tuple[Tensor, Tensor]:
     return t[:, None], t[None, :]
 
 
+def _abs_distance(n: int, device: torch.device) -> Tensor:
+    tq, sk = _positions(n, device)
+    return (tq - sk).abs().float()  # [t, s]
+
+
+def windowed_distance(
+    pattern: Float[Tensor, "... query key"], window: int | float = float("inf")
+) -> Float[Tensor, "... query"]:
+    """sum_s A[t,s] min(|t - s|, window): WAAD_t for ``window`` = W, the mean attention
+    distance for ``window`` = inf (for causal attention |t - s| = t - s)."""
+    d = _abs_distance(pattern.shape[-1], pattern.device).clamp(max=window)
+    return (pattern.float() * d).sum(-1)
+
+
+def attention_span(pattern: Float[Tensor, "... query key"]) -> Float[Tensor, ...]:
+    """Head span d = mean_t sum_s A[t,s] |t - s| (Preplan-and-Anchor; causal: t - s)."""
+    return windowed_distance(pattern).mean(-1)
+
+
+def fai_window_sums(
+    pattern: Float[Tensor, "... query key"], lo: int, hi: int
+) -> tuple[Float[Tensor, "... key"], Tensor]:
+    """Per key s: sum of A[t,s] over queries with lo <= t - s <= hi, and how many such t."""
+    tq, sk = _positions(pattern.shape[-1], pattern.device)
+    window = (((tq - sk) >= lo) & ((tq - sk) <= hi)).float()  # [t, s]
+    return (pattern.float() * window).sum(-2), window.sum(0)
+
+
+def fai(pattern: Float[Tensor, "... query key"], lo: int, hi: int) -> Float[Tensor, "... key"]:
+    """FAI_s = mean of A[t,s] over t in [s + lo, min(N - 1, s + hi)]; NaN where empty."""
+    total, count = fai_window_sums(pattern, lo, hi)
+    return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
+
+
 def per_query_stats(
     pattern: Float[Tensor, "batch head query key"],
 ) -> dict[str, Float[Tensor, "batch head query"]]:
@@ -32,13 +69,12 @@ def per_query_stats(
       Preplan-and-Anchor, arXiv 2510.13554).
     """
     n = pattern.shape[-1]
-    tq, sk = _positions(n, pattern.device)
     p = pattern.float()
     entropy = -(p * torch.log(p.clamp_min(_EPS))).sum(-1)
     prev = torch.zeros_like(p[..., 0])
     if n > 1:
         prev[..., 1:] = torch.diagonal(p, offset=-1, dim1=-2, dim2=-1)
-    distance = (p * (tq - sk).abs().to(p.dtype)).sum(-1)
+    distance = windowed_distance(p)
     return {
         "entropy": entropy,
         "first_token_mass": p[..., 0],

@@ -31,6 +31,7 @@ from torch import Tensor
 from interp.defaults import FAI_WINDOW, WAAD_WINDOW
 from interp.errors import InputError
 from interp.shapes import Bool, Float, Int
+from interp.stats import dense
 
 BACKENDS = ("auto", "dense", "torch", "triton")
 
@@ -115,20 +116,17 @@ def _dense(q, k, causal, key_mask, scale, window, sink_tokens, fai_window):
     row = key_mask[:, None, :, None]
     s = s.masked_fill(~visible, float("-inf"))
     p = torch.softmax(s, -1).nan_to_num() * row
-    dist = (t - j).abs().float()
-    lo, hi = fai_window
-    in_fai = (((t - j) >= lo) & ((t - j) <= hi)).float()
     rowf = key_mask[:, None, :].float()
-    return dict(
+    return dict(  # every statistic read off the pattern by interp.stats.dense
         lse=torch.logsumexp(s, -1).nan_to_num(neginf=0.0) * rowf,
         entropy=torch.special.entr(p).sum(-1),
         expected_position=(p * j).sum(-1),
-        mean_distance=(p * dist).sum(-1),
-        waad=(p * dist.clamp(max=window)).sum(-1),
+        mean_distance=dense.windowed_distance(p),
+        waad=dense.windowed_distance(p, window),
         sink_mass=p[..., :sink_tokens].sum(-1),
         argmax=torch.where(key_mask[:, None, :], s.argmax(-1), -1),
         col_sum=p.sum(-2),
-        fai_sum=(p * in_fai).sum(-2),
+        fai_sum=dense.fai_window_sums(p, *fai_window)[0],
     )
 
 
