@@ -18,7 +18,7 @@ import pandas as pd
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.errors import InputError, InterpError
-from interp.heads import get_detector
+from interp.heads import detector_names, get_detector
 from interp.heads.base import DetectorResult
 from interp.models.info import is_causal
 from interp.prompts import load_prompts
@@ -26,7 +26,7 @@ from interp.scan import SCORES, head_stats_table
 
 #: detectors computed when no run folder is given: the fast ones (seconds on a CPU). The
 #: retrieval detector needs minutes of decoding; run ``interp scan`` for it.
-FAST_DETECTORS = ("sink", "previous_token", "induction", "duplicate_token", "anchor")
+FAST_DETECTORS = tuple(detector_names(dashboard=True))  # the registry says which are fast
 #: score columns whose detector name would not say what they hold
 RENAME = {"anchor": "anchor:span"}
 PREFERRED = ("sink", "retrieval", "induction", "previous_token", "duplicate_token", "anchor:span")
@@ -94,7 +94,7 @@ def compute_scores(
     skipped; ``result.attrs["skipped"]`` maps its name to the reason.
     """
     step = step or (lambda stage, fraction: None)
-    names = [d for d in FAST_DETECTORS if is_causal(model) or d != "anchor"]
+    names = detector_names(causal=is_causal(model), dashboard=True)
     skipped: dict[str, str] = {}
     step("head statistics", 0.0)
     own = Path(str(model.cfg.model_name)) / "prompts.txt"  # e.g. written by interp train-toy

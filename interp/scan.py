@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.attention import run_heads
-from interp.heads import get_detector
+from interp.heads import detector_names, get_detector
 from interp.heads.base import DetectorResult
 from interp.heads.plots import detector_heatmaps_html, detector_heatmaps_png
 from interp.heads.store import detector_fingerprint, load_result, save_result
@@ -120,14 +120,7 @@ class ScanResult:
     detector_reused: dict[str, bool] = field(default_factory=dict)
 
 
-DEFAULT_DETECTORS = (
-    "sink",
-    "previous_token",
-    "duplicate_token",
-    "induction",
-    "anchor",
-    "retrieval",
-)
+DEFAULT_DETECTORS = tuple(detector_names())  # every registered detector, in registry order
 
 
 def detector_options(name: str, grid: str) -> dict:
@@ -201,7 +194,7 @@ def scan(
     seconds = time.perf_counter() - t0
     heatmap_grid(df, SCORES, out / "head_stats.png", f"{info['name']}: per-head attention stats")
     if not is_causal(model):
-        skip = [d for d in detectors if d in ("retrieval", "anchor")]
+        skip = [d for d in detectors if d not in detector_names(causal=False)]
         if skip and progress:
             tqdm.write(f"skipping {', '.join(skip)}: defined for causal language models only")
         detectors = [d for d in detectors if d not in skip]

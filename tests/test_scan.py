@@ -116,3 +116,33 @@ def test_changed_default_or_constant_recomputes_the_table(tiny, tmp_path, monkey
     assert not scan(tiny, out, detectors=["previous_token"], progress=False).detector_reused[
         "previous_token"
     ]
+
+
+def test_registry_is_the_one_list_and_refuses_duplicates():
+    """Scan, dashboard and sweep read the registry; a second detector under a taken name, or
+    one that does not declare its capabilities, is refused."""
+    import pytest
+
+    from dashboards.tables import FAST_DETECTORS
+    from interp.heads import REGISTRY, detector_names, register
+    from interp.scan import DEFAULT_DETECTORS
+    from interp.sweep.config import DETECTORS
+
+    assert list(DEFAULT_DETECTORS) == list(REGISTRY)
+    assert set(FAST_DETECTORS) == {n for n, c in REGISTRY.items() if c.dashboard}
+    assert set(DETECTORS) - {"head_stats"} == {n for n, c in REGISTRY.items() if c.per_prompt}
+    assert "retrieval" not in detector_names(causal=False)
+
+    class Sink2:
+        name = "sink"
+        causal_only, dashboard, per_prompt = False, True, True
+
+    with pytest.raises(ValueError, match="already registered"):
+        register(Sink2)
+
+    class Half:
+        name = "half"
+
+    with pytest.raises(TypeError, match="must declare"):
+        register(Half)
+    assert "half" not in REGISTRY

@@ -1,13 +1,18 @@
-"""Head detectors. Each file registers one detector; ``get_detector(name).run(model)``."""
+"""Head detectors. Each file registers one detector; ``get_detector(name).run(model)``.
 
-from interp.heads import (  # noqa: F401 (register)
-    anchor,
-    duplicate_token,
-    induction,
-    previous_token,
-    retrieval,
-    sink,
-)
-from interp.heads.base import REGISTRY, DetectorResult, get_detector, register
+The import order below is the registration order: the order of scans, summaries and plots
+(cheap detectors first, the slow retrieval grid last).
+"""
 
-__all__ = ["REGISTRY", "DetectorResult", "get_detector", "register"]
+# isort: off
+from interp.heads import sink  # noqa: F401 (registers)
+from interp.heads import previous_token  # noqa: F401
+from interp.heads import duplicate_token  # noqa: F401
+from interp.heads import induction  # noqa: F401
+from interp.heads import anchor  # noqa: F401
+from interp.heads import retrieval  # noqa: F401
+
+# isort: on
+from interp.heads.base import REGISTRY, DetectorResult, detector_names, get_detector, register
+
+__all__ = ["REGISTRY", "DetectorResult", "detector_names", "get_detector", "register"]

@@ -174,6 +174,9 @@ def _streamed(model: TransformerBridge, batch: TokenBatch) -> tuple[Tensor, Tens
 @register
 class AnchorDetector:
     name = "anchor"
+    causal_only = True
+    dashboard = True
+    per_prompt = False
 
     def run(
         self,

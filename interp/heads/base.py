@@ -34,18 +34,48 @@ class DetectorResult:
 
 @runtime_checkable
 class Detector(Protocol):
+    """What the registry knows of a detector; every place that lists detectors reads it."""
+
     name: ClassVar[str]
+    causal_only: ClassVar[bool]  # defined for causal language models only (scan skips others)
+    dashboard: ClassVar[bool]  # fast enough to compute when the dashboard loads a model
+    per_prompt: ClassVar[bool]  # a sweep can score it on each prompt of any prompt set
 
     def run(self, model: TransformerBridge, **options: Any) -> DetectorResult: ...
 
 
+#: name -> detector class, in registration order (the order of scans, summaries and plots)
 REGISTRY: dict[str, Callable[[], Detector]] = {}
+_CAPABILITIES = ("causal_only", "dashboard", "per_prompt")
 
 
 def register(cls):
-    """Class decorator: make a detector available by its ``name``."""
+    """Class decorator: make a detector available by its ``name``. A second detector with the
+    same name is an error; the class must declare its capabilities (``Detector``)."""
+    old = REGISTRY.get(cls.name)
+    if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(
+            f"a detector named {cls.name!r} is already registered ({old.__qualname__})"
+        )
+    missing = [c for c in _CAPABILITIES if not isinstance(getattr(cls, c, None), bool)]
+    if missing:
+        raise TypeError(f"detector {cls.__qualname__} must declare {', '.join(missing)} (bool)")
     REGISTRY[cls.name] = cls
     return cls
+
+
+def detector_names(
+    *, causal: bool = True, dashboard: bool | None = None, per_prompt: bool | None = None
+) -> list[str]:
+    """Registered detector names, in registration order, filtered by capability: ``causal``
+    False drops the causal-only ones; ``dashboard`` / ``per_prompt`` True keep only those."""
+    return [
+        name
+        for name, cls in REGISTRY.items()
+        if (causal or not cls.causal_only)
+        and (dashboard is None or cls.dashboard == dashboard)
+        and (per_prompt is None or cls.per_prompt == per_prompt)
+    ]
 
 
 def get_detector(name: str) -> Detector:

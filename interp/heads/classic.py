@@ -88,6 +88,9 @@ class PatternDetector:
     pattern function) and may override ``make_inputs`` (default: repeated random tokens)."""
 
     name: ClassVar[str]
+    causal_only: ClassVar[bool] = False
+    dashboard: ClassVar[bool] = True
+    per_prompt: ClassVar[bool] = True  # the sweep scores D-pairs of each prompt (pair_weights)
     detection: ClassVar[Callable[[Tensor], Tensor]]
 
     def make_inputs(

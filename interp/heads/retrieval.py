@@ -175,6 +175,9 @@ def _save(path: Path, o: TestOutcome) -> None:
 @register
 class RetrievalDetector:
     name = "retrieval"
+    causal_only = True
+    dashboard = False
+    per_prompt = False
 
     def run(
         self,

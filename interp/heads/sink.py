@@ -103,6 +103,9 @@ def _streamed_scores(model: TransformerBridge, batch) -> list[torch.Tensor]:
 @register
 class SinkDetector:
     name = "sink"
+    causal_only = False
+    dashboard = True
+    per_prompt = True
 
     def run(
         self,

@@ -30,8 +30,16 @@ import yaml
 
 from interp.errors import InputError
 
-#: per-prompt measures a sweep computes from each prompt's attention patterns
-DETECTORS = ("head_stats", "sink", "previous_token", "duplicate_token", "induction")
+
+def sweep_detectors() -> tuple[str, ...]:
+    """Per-prompt measures a sweep computes: ``head_stats`` and every registered detector that
+    declares ``per_prompt`` (the registry is the one list)."""
+    from interp.heads import detector_names
+
+    return ("head_stats", *detector_names(per_prompt=True))
+
+
+DETECTORS = sweep_detectors()
 _SET_KINDS = ("builtin", "file", "task", "haystack")
 
 
