@@ -96,7 +96,7 @@ def test_validate_command_on_tiny(tmp_path):
     assert "baseline text_loss" in result.output and "top-K" in result.output
     assert (tmp_path / "validation" / "sink.png").is_file()
     bad = runner.invoke(app, ["validate", "tiny", "--detector", "anchor", "--out", str(tmp_path)])
-    assert bad.exit_code == 2 and "no validation task" in bad.output
+    assert bad.exit_code == 2 and "no validation metric" in bad.output
 
 
 def test_anchors_command_on_tiny():
