@@ -178,6 +178,18 @@ class AnchorDetector:
     dashboard = True
     per_prompt = False
 
+    @staticmethod
+    def summary(r: DetectorResult) -> str:
+        """One line of the scan summary."""
+        t = r.table
+        glob = t[t.group == "global"].sort_values("score", ascending=False).head(5)
+        heads = ", ".join(f"L{x.layer}.H{x.head} (span {x.score:.1f})" for x in glob.itertuples())
+        return (
+            f"Anchor analysis on layers {', '.join(map(str, r.inputs['layers']))}: global heads "
+            f"(top {GROUP_FRACTION:.0%} span) e.g. {heads}; preplan/anchor tokens per window are "
+            "in detectors/anchor.tokens.parquet."
+        )
+
     def run(
         self,
         model: TransformerBridge,

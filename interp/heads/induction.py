@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interp.heads.base import register
+from interp.heads.base import DetectorResult, register
 from interp.heads.classic import PatternDetector, induction_pattern
 
 
@@ -13,3 +13,9 @@ class InductionDetector(PatternDetector):
 
     name = "induction"
     detection = staticmethod(induction_pattern)
+
+    @staticmethod
+    def summary(r: DetectorResult) -> str:
+        """One line of the scan summary."""
+        t = r.table
+        return f"Induction heads (score > {t.threshold.iloc[0]}): {t.label.mean():.1%}."

@@ -179,6 +179,17 @@ class RetrievalDetector:
     dashboard = False
     per_prompt = False
 
+    @staticmethod
+    def summary(r: DetectorResult) -> str:
+        """One line of the scan summary."""
+        i, thr = r.inputs, r.table.threshold.iloc[0]
+        return (
+            f"Retrieval heads (score > {thr:.3g}): {i['retrieval_head_fraction']:.1%} of heads; "
+            f"{i['zero_score_fraction']:.1%} score exactly 0; {i['n_tests_counted']} of "
+            f"{i['n_tests']} needle tests counted (ROUGE-1 recall > {RECALL_THRESHOLD}); lengths "
+            f"{i['lengths']}, depths {i['depths']}."
+        )
+
     def run(
         self,
         model: TransformerBridge,

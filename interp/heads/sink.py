@@ -107,6 +107,21 @@ class SinkDetector:
     dashboard = True
     per_prompt = True
 
+    @staticmethod
+    def summary(r: DetectorResult) -> str:
+        """One line of the scan summary."""
+        hidden = r.extra.get("hidden_sinks")
+        common = Counter(hidden.token).most_common(6) if hidden is not None else []
+        tokens = ", ".join(f"{tok!r} ({n})" for tok, n in common)
+        thr = r.table.threshold.iloc[0]
+        return (
+            f"Attention sinks on {r.inputs.get('n_tokens')}-token text samples: Gu et al.'s "
+            f"metric (share of (sample, layer, head) with s_0 > {thr}) "
+            f"{r.inputs['sink_metric']:.1%}; heads with mean s_0 > {thr}: "
+            f"{r.inputs['sink_head_fraction']:.1%}. Most frequent hidden sinks "
+            f"(s_j > {SINK_THRESHOLD}, j >= 1): {tokens or 'none'}."
+        )
+
     def run(
         self,
         model: TransformerBridge,
