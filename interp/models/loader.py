@@ -9,6 +9,7 @@ Sources, in the order a name is resolved:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,33 @@ KNOWN_MODELS: dict[str, str] = {
 }
 
 
+#: files of a model folder whose ``auto_map`` would point transformers at code in the folder
+_CODE_CONFIGS = ("config.json", "tokenizer_config.json", "processor_config.json")
+
+
+def refuse_remote_code(folder: Path) -> None:
+    """Raise ``ModelLoadError`` if the folder asks to run its own code (``auto_map``).
+
+    interp never executes code shipped inside a model folder and never asks whether to: every
+    transformers call also passes ``trust_remote_code=False``. This check comes first so the
+    user gets one clear line instead of transformers' interactive prompt."""
+    for name in _CODE_CONFIGS:
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ModelLoadError(f"{path} is not valid JSON ({e})") from e
+        if isinstance(data, dict) and data.get("auto_map"):
+            targets = ", ".join(sorted({str(v) for v in data["auto_map"].values()})[:3])
+            raise ModelLoadError(
+                f"{path} has an auto_map ({targets}): the folder ships its own model code, and "
+                "interp never runs code from a model folder. Use a folder of a standard "
+                "transformers architecture (remove auto_map if the architecture is standard)."
+            )
+
+
 def _hf_folder_model(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
     from transformer_lens.model_bridge.sources._hf_format import (
         determine_architecture_from_hf_config,
@@ -54,17 +82,18 @@ def _hf_folder_model(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
             "folder. Point to the folder that holds config.json and the weights "
             "(*.safetensors), or to a .gguf file."
         )
+    refuse_remote_code(folder)
     try:
-        config = AutoConfig.from_pretrained(folder)
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
         model_class = get_hf_model_class_for_architecture(
             determine_architecture_from_hf_config(config)
         )
         # expressive-attention toy models (interp train-toy) carry interp_attention="ea"
         impl = expressive.ATTN_NAME if expressive.attention_kind(config) == "ea" else "eager"
         hf_model = model_class.from_pretrained(
-            folder, config=config, dtype=dtype, attn_implementation=impl
+            folder, config=config, dtype=dtype, attn_implementation=impl, trust_remote_code=False
         )
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as e:
         raise ModelLoadError(f"could not load the Hugging Face model in {folder}: {e}") from e
     return hf_model.eval(), tokenizer

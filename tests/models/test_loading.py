@@ -110,3 +110,42 @@ def test_atomic_folder_write_leaves_nothing_on_failure(tmp_path: Path):
     assert not target.exists() and list(tmp_path.iterdir()) == []
     write_folder_atomically(target, lambda tmp: (tmp / "ok").write_text("1"))
     assert (target / "ok").read_text() == "1"
+
+
+def _folder_with_code(tmp_path: Path, where: str = "config.json") -> tuple[Path, Path]:
+    """A model folder whose auto_map points at a .py file that leaves a marker when run."""
+    import json
+
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    marker = tmp_path / "EXECUTED"
+    code = f"open({str(marker)!r}, 'w').write('ran')\nfrom transformers import LlamaConfig\n"
+    code += "class EvilConfig(LlamaConfig):\n    model_type = 'evil'\n"
+    (folder / "configuration_evil.py").write_text(code)
+    (folder / "modeling_evil.py").write_text(code)
+    config = {"model_type": "llama", "architectures": ["LlamaForCausalLM"]}
+    auto = {"AutoConfig": "configuration_evil.EvilConfig",
+            "AutoModelForCausalLM": "modeling_evil.EvilModel"}  # fmt: skip
+    if where == "config.json":
+        config["auto_map"] = auto
+    else:
+        (folder / where).write_text(json.dumps({"auto_map": auto}))
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder, marker
+
+
+@pytest.mark.parametrize("where", ["config.json", "tokenizer_config.json"])
+def test_model_folder_code_is_never_run(tmp_path: Path, where: str):
+    """A folder with auto_map is refused with one line (exit 2) and its code never runs, even
+    when the user answers "y" on stdin (transformers would ask and then execute it)."""
+    from typer.testing import CliRunner
+
+    from interp.cli import app
+
+    folder, marker = _folder_with_code(tmp_path, where)
+    with pytest.raises(ModelLoadError, match="never runs code"):
+        interp.load_model(str(folder))
+    result = CliRunner().invoke(app, ["info", str(folder)], input="y\ny\n")
+    assert result.exit_code == 2, result.output
+    assert "auto_map" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not marker.exists()
