@@ -134,3 +134,29 @@ def CalibrationConfig_json(folder):  # noqa: N802 - helper that writes a one-hea
     from interp.calibration import CalibrationConfig
 
     return CalibrationConfig("tiny", [(1, 0)]).save(folder / "one.json")
+
+
+@pytest.mark.real_model
+def test_quickstart_names_the_previous_token_head(capsys):
+    """examples/quickstart.py's printed claim agrees with the library: the head it names in
+    layer 16 is the previous-token detector's best head of that layer, and the rows it prints
+    point at the previous token."""
+    import importlib.util
+    from pathlib import Path
+
+    import interp
+    from interp.heads import get_detector
+
+    path = Path(__file__).parents[1] / "examples" / "quickstart.py"
+    spec = importlib.util.spec_from_file_location("quickstart", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    got = module.main()
+    printed = capsys.readouterr().out
+    model = interp.load_model("smollm2-135m")
+    table = get_detector("previous_token").run(model).table
+    best = int(table[table.layer == 16].sort_values("score").iloc[-1]["head"])
+    assert got["head"] == best
+    assert f"layer 16: head {best} attends most to the previous token" in printed
+    rows = got["rows"]  # (query t, key it attends most): the previous token for most rows
+    assert len(rows) >= 5 and sum(s == t - 1 for t, s in rows) >= len(rows) - 1
