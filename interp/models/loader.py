@@ -10,6 +10,7 @@ Sources, in the order a name is resolved:
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -77,6 +78,11 @@ def _hf_folder_model(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
             "(*.safetensors), or to a .gguf file."
         )
     refuse_remote_code(folder)
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    if bar and not os.environ.get("INTERP_VERBOSE"):  # transformers' "Loading weights" bar
+        hf_logging.disable_progress_bar()
     try:
         config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
         model_class = get_hf_model_class_for_architecture(
@@ -90,6 +96,9 @@ def _hf_folder_model(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as e:
         raise ModelLoadError(f"could not load the Hugging Face model in {folder}: {e}") from e
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
     return hf_model.eval(), tokenizer
 
 
