@@ -50,7 +50,13 @@ def _load(name: str):
     from interp.models import load_model
 
     with console.status(f"loading {name} (the first load of a GGUF converts it once) ..."):
-        return load_model(name)
+        model = load_model(name)
+    if str(model.cfg.model_name) == "tiny":
+        console.print(
+            "[yellow]warning:[/] 'tiny' is a randomly initialised model for tests: its scores, "
+            "circuits and needle tests mean nothing (needle tests cannot succeed on it)"
+        )
+    return model
 
 
 def _fail(e: Exception) -> None:
