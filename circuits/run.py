@@ -15,7 +15,7 @@ from circuits.discovery import Discovery, discover, overlap
 from circuits.tasks import make_task
 from interp.defaults import SAE_EXAMPLES
 from interp.errors import InputError
-from interp.report import _atomic_write, versions, write_json, write_table
+from interp.report import save_png, versions, write_json, write_table
 from interp.sae import save_sae
 
 
@@ -45,10 +45,7 @@ def circuit_png(d: Discovery, path: Path, title: str) -> Path:
         ax.set_ylabel("layer")
         fig.colorbar(im, ax=ax, fraction=0.05)
     fig.suptitle(title + " (circles: circuit heads)", fontsize=9)
-    fig.tight_layout()
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def run_circuits(
@@ -117,10 +114,7 @@ def families_png(found: dict, path: Path, title: str) -> Path:
         ax.set_ylabel("SAE node score (positive-only codes)")
         ax.set_title(f"{family}: ROC AUC {d.summary['roc_auc']:.2f}", fontsize=9)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def run_families(

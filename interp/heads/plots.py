@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from interp.heads.base import DetectorResult
-from interp.report import _atomic_write, heatmap_grid
+from interp.report import _atomic_write, heatmap_grid, save_png
 
 _HOVER = "<br>layer %{y} head %{x}<br>score %{z:.3f}<extra></extra>"
 
@@ -74,7 +74,4 @@ def validation_png(table: pd.DataFrame, metric: str, path: Path, title: str) -> 
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_ylabel(f"drop in {metric}\n(positive = worse)", fontsize=8)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
