@@ -146,3 +146,17 @@ def test_registry_is_the_one_list_and_refuses_duplicates():
     with pytest.raises(TypeError, match="must declare"):
         register(Half)
     assert "half" not in REGISTRY
+
+
+def test_summary_ranks_only_the_analysed_heads():
+    """A detector that analyses some layers only (anchor) is summarised by those heads."""
+    from interp.heads.base import DetectorResult
+    from interp.heads.summary import _top
+
+    table = pd.DataFrame(
+        {"layer": [0, 1, 2], "head": [0, 0, 0], "score": [9.0, 5.0, 4.0],
+         "group": ["", "global", "local"], "threshold": 4.5, "label": [False, True, False]}
+    )  # fmt: skip
+    assert _top(DetectorResult("anchor", table, {})) == "L1.H0 (5.000), L2.H0 (4.000)"
+    plain = table.drop(columns="group")
+    assert _top(DetectorResult("x", plain, {})).startswith("L0.H0 (9.000)")

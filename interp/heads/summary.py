@@ -6,7 +6,10 @@ from interp.heads.base import DetectorResult
 
 
 def _top(result: DetectorResult, n: int = 5) -> str:
-    t = result.table.sort_values("score", ascending=False).head(n)
+    t = result.table
+    if "group" in t:  # a detector that analyses some layers only (anchor): rank those heads
+        t = t[t["group"] != ""]
+    t = t.sort_values("score", ascending=False).head(n)
     return ", ".join(f"L{r.layer}.H{r.head} ({r.score:.3f})" for r in t.itertuples())
 
 
