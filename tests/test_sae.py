@@ -61,7 +61,7 @@ def test_sae_loss_is_the_official_loss_fn():
     want = ((hn - xn) ** 2).mean() + 0.02 * np.abs(fn).sum(axis=1).mean()
     assert float(sae_loss(x, f, x_hat, 0.02).detach()) == pytest.approx(want, rel=1e-6)
     old = ((hn - xn) ** 2).mean() + 0.02 * np.abs(fn).mean()
-    assert abs(fn).sum() > 0 and float(sae_loss(x, f, x_hat, 0.02)) != pytest.approx(old)
+    assert abs(fn).sum() > 0 and float(sae_loss(x, f, x_hat, 0.02).detach()) != pytest.approx(old)
 
 
 def test_sae_initialisation_follows_the_official_code():
