@@ -75,6 +75,13 @@ def greedy_decode(
     step hooks of that step have fired. Generation ends after ``max_new_tokens`` or at the
     first token for which ``stop`` is true (that token is included).
     """
+    from interp.models.info import is_causal
+
+    if not is_causal(model):
+        raise InputError(
+            f"{model.cfg.model_name} is not a causal language model (it attends in both "
+            "directions); it cannot generate text"
+        )
     ids = [int(i) for i in prompt_ids]
     if len(ids) < 2:
         raise InputError("greedy_decode needs a prompt of at least 2 tokens")

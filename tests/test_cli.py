@@ -181,3 +181,14 @@ def test_cli_starts_without_heavy_imports():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "interp 0.1.0" in p.stdout and "smollm2-135m" in p.stdout
+
+
+@pytest.mark.real_model
+def test_encoder_refuses_causal_only_commands():
+    """MiniLM attends in both directions: `anchors` and `generate` refuse it with one line
+    instead of printing numbers or text from an untrained head."""
+    text = "the cat sat on the mat and then it slept for a very long time indeed"
+    r = runner.invoke(app, ["anchors", text, "--model", "minilm-l6"])
+    assert r.exit_code == 2 and "causal" in r.output
+    r = runner.invoke(app, ["generate", "the cat sat", "--model", "minilm-l6"])
+    assert r.exit_code == 2 and "cannot generate" in r.output

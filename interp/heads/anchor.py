@@ -265,6 +265,11 @@ def anchor_tokens(
 
     Heads are grouped by their span on ``text`` itself (``layers``: see ``analysed_layers``).
     """
+    if not is_causal(model):
+        raise InputError(
+            "anchor and preplan tokens are defined for causal (decoder) models; "
+            f"{model.cfg.model_name} attends in both directions"
+        )
     batch = tokenize(model, text)
     if batch.lengths[0] < FAI_START + 2:
         raise InputError(f"the text has {batch.lengths[0]} tokens; anchors need at least 12")
