@@ -31,15 +31,12 @@ from interp.errors import InputError
 from interp.hook_names import act_name
 from interp.stats import dense
 
-BETA = CALIBRATION_BETA
-THRESHOLD = SINK_THRESHOLD
-
 
 def calibrate_pattern(
     a: Float[Tensor, "batch head query key"],
     lengths: list[int] | None = None,
-    beta: float = BETA,
-    threshold: float = THRESHOLD,
+    beta: float = CALIBRATION_BETA,
+    threshold: float = SINK_THRESHOLD,
 ) -> Float[Tensor, "batch head query key"]:
     """ACT's transform of post-softmax attention (causal), every head of ``a``."""
     b, _, n, _ = a.shape
@@ -68,8 +65,8 @@ class CalibrationConfig:
 
     model: str
     heads: list[tuple[int, int]]
-    beta: float = BETA
-    threshold: float = THRESHOLD
+    beta: float = CALIBRATION_BETA
+    threshold: float = SINK_THRESHOLD
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path) -> Path:

@@ -28,6 +28,13 @@ ModelArg = Annotated[
 ]
 
 
+SaeEpochs = Annotated[int, typer.Option(min=1, help="SAE training epochs (paper: 500).")]
+SaeExamples = Annotated[
+    int,
+    typer.Option(min=0, help="Examples the SAE trains on (paper: 10; 0 = all); codes use all."),
+]
+
+
 def _version(value: bool | None) -> None:
     if value:
         from interp import __version__
@@ -220,11 +227,8 @@ def circuit(
     fraction: Annotated[
         float, typer.Option(min=0.01, max=0.5, help="Circuit size as a fraction of all heads.")
     ] = 0.1,
-    epochs: Annotated[int, typer.Option(min=1, help="SAE training epochs (paper: 500).")] = 500,
-    sae_examples: Annotated[
-        int,
-        typer.Option(min=0, help="Examples the SAE trains on (paper: 10; 0 = all); codes use all."),
-    ] = 10,
+    epochs: SaeEpochs = 500,
+    sae_examples: SaeExamples = 10,
     seed: Annotated[int, typer.Option(help="Seed of prompts and SAE.")] = 0,
 ) -> None:
     """Circuit discovery: discrete-code SAE vs exhaustive activation patching of every head."""
@@ -267,11 +271,8 @@ def families(
         list[str] | None, typer.Option(help="retrieval, sink, anchor (repeat; default all).")
     ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/families"),
-    epochs: Annotated[int, typer.Option(min=1, help="SAE training epochs (paper: 500).")] = 500,
-    sae_examples: Annotated[
-        int,
-        typer.Option(min=0, help="Examples the SAE trains on (paper: 10; 0 = all); codes use all."),
-    ] = 10,
+    epochs: SaeEpochs = 500,
+    sae_examples: SaeExamples = 10,
     seed: Annotated[int, typer.Option(help="Seed of the SAE.")] = 0,
 ) -> None:
     """SAE code discovery of head families (retrieval, sink, anchor) on contrasts built for

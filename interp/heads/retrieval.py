@@ -51,8 +51,6 @@ from interp.hook_names import act_name
 from interp.models.info import is_causal
 from interp.report import write_json
 
-SCORE_THRESHOLD = RETRIEVAL_THRESHOLD
-
 
 @dataclass
 class TestOutcome:
@@ -198,7 +196,7 @@ class RetrievalDetector:
         lengths: Sequence[int] | None = None,
         depths: Sequence[float] | None = None,
         needles: Sequence[int] = (0, 1, 2),
-        threshold: float = SCORE_THRESHOLD,
+        threshold: float = RETRIEVAL_THRESHOLD,
         workdir: Path | None = None,
         progress: bool = True,
     ) -> DetectorResult:

@@ -37,8 +37,6 @@ from interp.heads.inputs import all_patterns, text_samples
 from interp.models.info import is_causal
 from interp.stats.dense import sink_scores
 
-HEAD_THRESHOLD = SINK_HEAD_THRESHOLD
-
 
 def hidden_sink_rows(
     scores: torch.Tensor, lengths: list[int], str_tokens: list[list[str]], layer: int
@@ -127,7 +125,7 @@ class SinkDetector:
         model: TransformerBridge,
         *,
         n_tokens: int = 64,
-        threshold: float = HEAD_THRESHOLD,
+        threshold: float = SINK_HEAD_THRESHOLD,
         streaming: bool | None = None,
     ) -> DetectorResult:
         """Sink scores on text samples of ``n_tokens`` (``text_samples``). ``streaming``

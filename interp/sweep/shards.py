@@ -35,7 +35,6 @@ from interp.stats.streaming import attention_stats, pair_weights
 from interp.sweep.config import PromptSet, SweepConfig
 from interp.tokens import tokenize
 
-HIDDEN_SINK = SINK_THRESHOLD
 _PAIRS = {
     "previous_token": previous_token_pairs,
     "duplicate_token": duplicate_token_pairs,
@@ -175,7 +174,7 @@ class ShardRunner:
                 "prev_token_mass": mass.get("previous_token", total * 0) / max(n - 1, 1),
                 "mean_distance": st.mean_distance[0, :, 1:].mean(-1),
                 "sink_score_0": sink[:, 0],
-                "hidden_sinks": (sink[:, 1:] > HIDDEN_SINK).sum(-1).float(),
+                "hidden_sinks": (sink[:, 1:] > SINK_THRESHOLD).sum(-1).float(),
             }
             for d in _PAIRS:  # sum(A * D) / sum(A); NaN where D is empty (nothing to detect)
                 if d in wanted:
