@@ -29,6 +29,27 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 SHAPES = {"smollm2": (9, 3, 64), "h32kv8d128": (32, 8, 128)}
 GB = 2**30
+TORCH_MAX_N_CUDA = 32768  # the chunked torch reference is O(n^2) work: minutes beyond this
+
+
+def _gpu_slug() -> str:
+    import torch
+
+    return "".join(c if c.isalnum() else "_" for c in torch.cuda.get_device_name(0))
+
+
+def _run_cuda_case(case: str, n: int, shape: str) -> dict:
+    import torch
+
+    try:
+        return run_case(case, n, shape, "cuda")
+    except torch.cuda.OutOfMemoryError:
+        return {"skipped": "out of GPU memory", "seconds": None, "peak_gb": None}
+    except Exception as e:  # noqa: BLE001 - a failing case is reported in its row
+        return {"skipped": f"failed: {type(e).__name__}: {e}"[:100], "seconds": None,
+                "peak_gb": None}  # fmt: skip
+    finally:
+        torch.cuda.empty_cache()
 
 
 def _estimate_gb(case: str, n: int, heads: int) -> float:
@@ -90,24 +111,83 @@ def run_case(case: str, n: int, shape: str, device: str) -> dict:
             else:
                 model_attention_stats(model, batch)
 
-    once()  # warm-up (Triton compile, allocator)
+    once()  # warm-up (Triton compile and autotuning, allocator)
     sync()
     if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    repeats = 3 if n <= 2048 or cuda else 1
+        return _cuda_timing(once, case)
+    repeats = 3 if n <= 2048 else 1
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         once()
         sync()
         times.append(time.perf_counter() - t0)
-    peak = (
-        torch.cuda.max_memory_allocated() / GB
-        if cuda
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    )
-    extra = peak if cuda else peak - before
-    return {"seconds": min(times), "peak_gb": peak, "above_start_gb": extra}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return {"seconds": min(times), "peak_gb": peak, "above_start_gb": peak - before}
+
+
+def _cuda_timing(once, case: str, target_s: float = 0.4) -> dict:
+    """Median of CUDA-event timings (3-50 repeats, ~``target_s`` in all), peak allocated
+    memory of one call, and for the triton case each pass's kernel time (torch profiler)."""
+    import statistics
+
+    import torch
+
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def timed() -> float:
+        start.record()
+        once()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+
+    first = timed()
+    times = [timed() for _ in range(int(min(50, max(3, target_s / max(first, 1e-6)))))]
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    once()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+    row = {
+        "seconds": statistics.median(times),
+        "repeats": len(times),
+        "peak_gb": peak / GB,
+        "above_inputs_gb": (peak - base) / GB,
+    }
+    if case in ("triton", "sdpa"):
+        row.update(_kernel_times(once, case))
+    return row
+
+
+def _kernel_times(once, case: str) -> dict:
+    """GPU kernels of one profiled call and their times; for triton each pass's time and the
+    configs the autotuner chose (for SDPA the kernel names say which backend ran)."""
+    import torch
+
+    out: dict = {}
+    try:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            once()
+            torch.cuda.synchronize()
+        kernels = {}
+        for ev in prof.key_averages():
+            us = getattr(ev, "device_time_total", None) or getattr(ev, "cuda_time_total", 0)
+            if us:
+                kernels[ev.key[:80]] = us / 1e6
+        out["kernels_s"] = kernels
+        for name, key in (("_row_stats", "pass1_s"), ("_col_stats", "pass2_s")):
+            out[key] = sum(t for k, t in kernels.items() if name in k) or None
+    except Exception as e:  # noqa: BLE001 - the split is extra information, not the result
+        out["profiler_error"] = f"{type(e).__name__}: {e}"[:120]
+    if case == "triton":
+        from interp.kernels import attention_stats as tk
+
+        for kernel, key in ((tk._row_stats, "pass1_config"), (tk._col_stats, "pass2_config")):
+            best = getattr(kernel, "best_config", None)
+            out[key] = str(best) if best is not None else None
+    return out
 
 
 def _rss_gb() -> float:
@@ -159,6 +239,10 @@ def main() -> None:
         row = {"case": case, "n": n, "shape": shape, "device": device}
         if need > mem_limit:
             row.update(skipped=f"needs ~{need:.0f} GB", seconds=None, peak_gb=None)
+        elif cuda and case == "torch" and n > TORCH_MAX_N_CUDA:
+            row.update(skipped=f"not run above n {TORCH_MAX_N_CUDA}", seconds=None, peak_gb=None)
+        elif cuda:  # in-process: CUDA peak memory is reset per case, no subprocess needed
+            row.update(_run_cuda_case(case, n, shape))
         else:
             cmd = [sys.executable, __file__, "--case", case, "--n", str(n), "--shape", shape]
             cmd += ["--device", device]
@@ -171,6 +255,16 @@ def main() -> None:
         rows.append(row)
         shown = row.get("skipped") or f"{row['seconds']:.3f} s, {row['peak_gb']:.2f} GB"
         print(f"{case:12s} n={n:<7d} {shape:8s} {shown}", flush=True)
+        if cuda:
+            _derive(rows, per_layer)
+            _write(rows, device)
+    _derive(rows, per_layer)
+    _print_table(rows)
+    print(f"wrote {_write(rows, device)}")
+
+
+def _derive(rows: list[dict], per_layer: list[str]) -> None:
+    """Ratios to SDPA and to dense at the same (n, shape), and TFLOP/s-equivalent."""
     base = {(r["n"], r["shape"]): r["seconds"] for r in rows if r["case"] == "sdpa"}
     dense = {(r["n"], r["shape"]): r["seconds"] for r in rows if r["case"] == "dense"}
     for r in rows:  # per-layer cases only: the whole-model ones run 30 layers and an MLP
@@ -186,21 +280,35 @@ def main() -> None:
         r["tflops_equiv"] = (
             flops / r["seconds"] / 1e12 if r["seconds"] and r["case"] in per_layer else None
         )
-    _print_table(rows)
+
+
+def _write(rows: list[dict], device: str) -> Path:
+    """Atomic JSON write (after every case too, so a run cut short keeps what it measured)."""
+    import torch
+
+    cuda = device == "cuda"
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"attention_stats_{device}.json"
+    out = RESULTS / f"attention_stats_{_gpu_slug() if cuda else device}.json"
     meta = {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count()}
     if cuda:
         meta["gpu"] = torch.cuda.get_device_name(0)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     tmp.replace(out)
-    print(f"wrote {out}")
+    return out
+
+
+def _passes(r: dict) -> str:
+    if not (r.get("pass1_s") and r.get("pass2_s") and r.get("x_sdpa")):
+        return ""
+    sdpa = r["seconds"] / r["x_sdpa"]
+    return f"{r['pass1_s'] / sdpa:.2f} / {r['pass2_s'] / sdpa:.2f}"
 
 
 def _print_table(rows: list[dict]) -> None:
     """A plain-text table (no rich: the GPU image has only torch, triton and numpy)."""
-    head = ("case", "shape", "n", "seconds", "x SDPA", "dense/this", "TFLOP/s eq", "peak GB")
+    head = ("case", "shape", "n", "seconds", "x SDPA", "dense/this", "TFLOP/s eq", "peak GB",
+            "pass 1 / 2 (x SDPA)")  # fmt: skip
     lines = [head]
     for r in rows:
         lines.append((
@@ -210,6 +318,7 @@ def _print_table(rows: list[dict]) -> None:
             f"{r['dense_x_faster']:.1f}" if r.get("dense_x_faster") else "",
             f"{r['tflops_equiv']:.2f}" if r.get("tflops_equiv") else "",
             f"{r['peak_gb']:.2f}" if r["peak_gb"] else "",
+            _passes(r),
         ))  # fmt: skip
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     for line in lines:

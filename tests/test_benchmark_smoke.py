@@ -35,3 +35,21 @@ def test_long_context_sweep_paths_agree_on_smollm2():
     assert set(dense) == set(stream)
     for key in dense:
         np.testing.assert_allclose(stream[key], dense[key], rtol=1e-4, atol=2e-5, err_msg=key)
+
+
+def test_exactness_script_checks_one_pinned_config_in_the_interpreter():
+    """The GPU exactness script's per-config check (autotuner pinned to one config) runs and
+    passes on a small case in the CPU interpreter; a config the autotuner lacks is refused."""
+    from interp.kernels import attention_stats as kernels
+
+    path = Path(__file__).parents[1] / "benchmarks" / "triton_exactness.py"
+    spec = importlib.util.spec_from_file_location("bench_triton_exactness", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.DEVICE = "cpu"
+    cfg = kernels._INTERPRETER_CONFIG
+    row = bench._check(((2, 4, 2, 37, 16, True, True), "float32", cfg, cfg))
+    assert row["ok"], row
+    assert row["argmax_agreement"] == 1.0 and max(row["max_rel_err"].values()) < 1e-4
+    with pytest.raises(AssertionError):  # a config the autotuner does not hold is refused
+        bench._check(((1, 2, 2, 8, 16, True, False), "float32", (999, 16, 4, 1), cfg))

@@ -73,7 +73,9 @@ def _row_tile(
         mask=col_in[:, None],
         other=0.0,
     )
-    s2 = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale2  # log2 units
+    # raw scores: scale2 > 0 (the launcher makes it so) is folded into the exponent's FMA, and
+    # into the row max and the sum of p * s once per row
+    s = tl.dot(q, tl.trans(k), input_precision=PRECISION)
     if HAS_MASK:
         key_ok = col_in & (tl.load(MASK + m_base + cols, mask=col_in, other=0) != 0)
     else:
@@ -82,17 +84,18 @@ def _row_tile(
     if CAUSAL and MODE == 1:
         vis = vis & (cols[None, :] <= rows[:, None])
     if HAS_MASK or MODE != 0:
-        s2 = tl.where(vis, s2, _NEG)
-    t_max, t_arg = tl.max(s2, axis=1, return_indices=True, return_indices_tie_break_left=True)
-    m_new = tl.maximum(m2, t_max)
+        s = tl.where(vis, s, _NEG)
+    t_max, t_arg = tl.max(s, axis=1, return_indices=True, return_indices_tie_break_left=True)
+    t_max2 = t_max * scale2  # log2 units
+    m_new = tl.maximum(m2, t_max2)
     alpha = tl.exp2(m2 - m_new)
-    p = tl.exp2(s2 - m_new[:, None])
+    p = tl.exp2(s * scale2 - m_new[:, None])
     if HAS_MASK or MODE != 0:
         p = tl.where(vis, p, 0.0)
     lt = tl.sum(p, axis=1)
     pj = tl.sum(p * jl[None, :].to(tl.float32), axis=1)  # sum p * (j - start)
     l_sum = l_sum * alpha + lt
-    a_s = a_s * alpha + tl.sum(p * s2, axis=1)
+    a_s = a_s * alpha + tl.sum(p * s, axis=1)  # raw units; times scale2 at the end
     a_pos = a_pos * alpha + (start * lt + pj)
     rel = (rows - start).to(tl.float32)  # t - start
     if MODE == 0:
@@ -108,7 +111,7 @@ def _row_tile(
     a_sink = a_sink * alpha
     if start < sink_tokens:
         a_sink += tl.sum(tl.where(cols[None, :] < sink_tokens, p, 0.0), axis=1)
-    best_i = tl.where(t_max > m2, start + t_arg, best_i)
+    best_i = tl.where(t_max2 > m2, start + t_arg, best_i)
     return m_new, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i
 
 
@@ -184,7 +187,7 @@ def _row_stats_kernel(
     lse2 = m2 + tl.log2(tl.where(keep, l_sum, 1.0))
     o = b * sob + hr * soh + rows
     tl.store(LSE2 + o, tl.where(keep, lse2, _BIG), mask=row_in)
-    tl.store(ENT + o, tl.where(keep, (lse2 - a_s * inv) * _LN2, 0.0), mask=row_in)
+    tl.store(ENT + o, tl.where(keep, (lse2 - a_s * scale2 * inv) * _LN2, 0.0), mask=row_in)
     tl.store(EPOS + o, tl.where(keep, a_pos * inv, 0.0), mask=row_in)
     tl.store(DIST + o, tl.where(keep, a_dist * inv, 0.0), mask=row_in)
     tl.store(WAAD + o, tl.where(keep, a_w * inv, 0.0), mask=row_in)
@@ -202,7 +205,11 @@ def _col_tile(
     MASK_CAUSAL: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     PRECISION: tl.constexpr,
 ):  # fmt: skip
-    """One query tile of rows start .. start + BLOCK_M - 1 against the program's key tile."""
+    """One query tile of rows start .. start + BLOCK_M - 1 against the program's key tile.
+
+    The tile is computed transposed, keys x queries (s^T = k q^T), and added elementwise into
+    [BLOCK_N, BLOCK_M] accumulators: column sums become row sums, reduced once at the end within
+    each warp (a reduction over queries in the q k^T layout crosses warps on every tile)."""
     rows = start + tl.arange(0, BLOCK_M)
     row_in = rows < n
     q = tl.load(
@@ -211,19 +218,18 @@ def _col_tile(
         other=0.0,
     )
     lse2 = tl.load(LSE2 + o_base + rows, mask=row_in, other=_BIG)
-    s2 = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale2
-    p = tl.exp2(s2 - lse2[:, None])
+    s2 = tl.dot(k, tl.trans(q), input_precision=PRECISION) * scale2  # [keys, queries]
+    p = tl.exp2(s2 - lse2[None, :])
     if MASK_CAUSAL:
-        p = tl.where(cols[None, :] <= rows[:, None], p, 0.0)
-    pc = tl.sum(p, axis=0)
-    col += pc
+        p = tl.where(rows[None, :] >= cols[:, None], p, 0.0)
+    col += p
     dt_min = start - (n0 + BLOCK_N - 1)  # smallest and largest t - j in this tile
     dt_max = start + BLOCK_M - 1 - n0
     if (dt_min >= fai_lo) & (dt_max <= fai_hi):
-        fai += pc
+        fai += p
     elif (dt_max >= fai_lo) & (dt_min <= fai_hi):
-        dt = rows[:, None] - cols[None, :]
-        fai += tl.sum(tl.where((dt >= fai_lo) & (dt <= fai_hi), p, 0.0), axis=0)
+        dt = rows[None, :] - cols[:, None]
+        fai += tl.where((dt >= fai_lo) & (dt <= fai_hi), p, 0.0)
     return col, fai
 
 
@@ -250,8 +256,8 @@ def _col_stats_kernel(
     )
     q_base = b * sqb + h * sqh
     o_base = b * sob + h * soh
-    col = tl.zeros([BLOCK_N], tl.float32)
-    fai = tl.zeros([BLOCK_N], tl.float32)
+    col = tl.zeros([BLOCK_N, BLOCK_M], tl.float32)  # per (key, query slot); summed at the end
+    fai = tl.zeros([BLOCK_N, BLOCK_M], tl.float32)
     if CAUSAL:
         lo = (n0 // BLOCK_M) * BLOCK_M  # first query tile that sees a key of this tile
         mid = tl.minimum(tl.cdiv(n0 + BLOCK_N - 1, BLOCK_M) * BLOCK_M, n)  # then all t >= j
@@ -271,23 +277,29 @@ def _col_stats_kernel(
                 k, Q, LSE2, q_base, o_base, start, cols, n0, n, sqn, scale2, fai_lo, fai_hi,
                 col, fai, False, D, BLOCK_M, BLOCK_N, PRECISION,
             )  # fmt: skip
+    col_sum = tl.sum(col, axis=1)
+    fai_sum = tl.sum(fai, axis=1)
     if HAS_MASK:
         key_ok = tl.load(MASK + b * smb + cols, mask=col_in, other=0) != 0
-        col = tl.where(key_ok, col, 0.0)
-        fai = tl.where(key_ok, fai, 0.0)
+        col_sum = tl.where(key_ok, col_sum, 0.0)
+        fai_sum = tl.where(key_ok, fai_sum, 0.0)
     o = o_base + cols
-    tl.store(COL + o, col, mask=col_in)
-    tl.store(FAI + o, fai, mask=col_in)
+    tl.store(COL + o, col_sum, mask=col_in)
+    tl.store(FAI + o, fai_sum, mask=col_in)
 
 
 # -- launch configurations ----------------------------------------------------------------------
 
 # (BLOCK_M, BLOCK_N, num_warps, num_stages); pruned per head dim and dtype by shared memory
-_ROW_CONFIGS = [(64, 64, 4, 3), (128, 64, 8, 3), (128, 32, 4, 3), (64, 32, 4, 4), (128, 128, 8, 2)]
+_ROW_CONFIGS = [
+    (64, 64, 4, 3), (128, 64, 8, 3), (128, 64, 4, 3), (128, 32, 4, 3), (64, 32, 4, 4),
+    (128, 128, 8, 2),
+]  # fmt: skip
 _COL_CONFIGS = [(64, 64, 4, 3), (64, 128, 8, 3), (32, 128, 4, 3), (128, 64, 8, 2), (32, 64, 4, 4)]
 _INTERPRETER_CONFIG = (16, 16, 4, 1)  # small tiles: the interpreter is slow; many tiles per test
 _SMEM_BYTES = 160 * 1024  # fits sm_80 (164 KB) and sm_90 (228 KB) per block
 _SMALLEST_CONFIG = (32, 32, 4, 1)  # d 256 in fp32
+AUTOTUNE_MAX_BUCKET = 32768
 
 
 def _fits(cfg: tuple[int, int, int, int], d: int, itemsize: int) -> bool:
@@ -366,6 +378,8 @@ def padded_head_dim(d: int) -> int:
 def triton_attention_stats(q, k, causal, key_mask, scale, window, sink_tokens, fai_window):
     """Both passes; returns the dict of ``interp.stats.streaming.AttentionStats`` fields."""
     b, hq, n, d = q.shape
+    if scale <= 0:  # the kernels need scale > 0 (they take row maxima of the unscaled scores)
+        q, scale = (-q, -scale) if scale < 0 else (torch.zeros_like(q), 1.0)
     if not INTERPRET and not q.is_cuda:
         raise InputError(
             "the triton backend needs CUDA tensors (or TRITON_INTERPRET=1 on a machine without "
@@ -392,7 +406,8 @@ def triton_attention_stats(q, k, causal, key_mask, scale, window, sink_tokens, f
     out["fai_sum"] = torch.empty(b, hq, n, **f32)
     strides = (q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2))
     so = (mask.stride(0), lse2.stride(0), lse2.stride(1))
-    n_bucket = 1 << max(n - 1, 0).bit_length()  # autotune once per power-of-two context bucket
+    # autotune once per power-of-two context bucket up to 32k (longer contexts keep its choice)
+    n_bucket = min(1 << max(n - 1, 0).bit_length(), AUTOTUNE_MAX_BUCKET)
     scale2 = scale * LOG2E
     common = dict(CAUSAL=causal, HAS_MASK=has_mask, D=d_pad, PRECISION=precision)
     _row_stats[lambda meta: (triton.cdiv(n, meta["BLOCK_M"]), b * hq // meta["GROUP"])](

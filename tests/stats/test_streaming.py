@@ -226,3 +226,15 @@ def test_triton_four_query_heads_per_program_match_dense(causal):
     _assert_close(
         attention_stats(q, k, backend="triton", **kw), attention_stats(q, k, backend="dense", **kw)
     )
+
+
+@pytest.mark.parametrize("scale", [-0.3, 0.0])
+def test_triton_scales_that_are_not_positive_match_dense(scale):
+    """The kernels take row maxima of unscaled scores (scale folded into the exponent), so the
+    launcher turns a negative scale into q -> -q and a zero scale into uniform scores; the
+    dense reference applies the scale directly (argmax of a constant row: the first key)."""
+    q, k, mask = _inputs(2, 4, 2, 23, 16, seed=7)
+    kw = dict(causal=True, key_mask=mask, scale=scale, sink_tokens=2, fai_window=(1, 5))
+    _assert_close(
+        attention_stats(q, k, backend="triton", **kw), attention_stats(q, k, backend="dense", **kw)
+    )
