@@ -201,10 +201,14 @@ def main() -> None:
     ap.add_argument("--ns", type=int, nargs="*", default=None)
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     ap.add_argument("--quick", action="store_true", help="n = 512 and 2048 only")
+    ap.add_argument("--plot", type=Path, help="draw a results JSON (GPU) as a PNG beside it")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--shape", default="smollm2", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.plot:
+        print(f"wrote {plot(args.plot)}")
+        return
     if args.case:  # child process
         print(json.dumps(run_case(args.case, args.n, args.shape, args.device)))
         return
@@ -295,6 +299,42 @@ def _write(rows: list[dict], device: str) -> Path:
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     tmp.replace(out)
+    return out
+
+
+def plot(path: Path) -> Path:
+    """Time relative to one SDPA forward vs context length, per shape: both passes, pass 1 and
+    pass 2 (kernel times), with the 1.5x target; PNG next to the JSON."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = json.loads(path.read_text())
+    rows = [r for r in data["rows"] if r["case"] == "triton" and r.get("x_sdpa")]
+    shapes = sorted({r["shape"] for r in rows})
+    fig, axes = plt.subplots(1, len(shapes), figsize=(5 * len(shapes), 3.6), sharey=True)
+    for ax, shape in zip(list(getattr(axes, "flat", [axes])), shapes, strict=True):
+        mine = sorted((r for r in rows if r["shape"] == shape), key=lambda r: r["n"])
+        ns = [r["n"] for r in mine]
+        sdpa = [r["seconds"] / r["x_sdpa"] for r in mine]
+        ax.plot(ns, [r["x_sdpa"] for r in mine], "o-", label="both passes (wall)")
+        for key, style in (("pass1_s", "s--"), ("pass2_s", "^--")):
+            if all(r.get(key) for r in mine):
+                vals = [r[key] / t for r, t in zip(mine, sdpa, strict=True)]
+                ax.plot(ns, vals, style, label=key.replace("_s", " (kernel)"))
+        ax.axhline(1.5, color="grey", lw=0.8, ls=":", label="target 1.5x")
+        hq, hkv, d = SHAPES[shape]
+        ax.set(xscale="log", yscale="log", xlabel="context length n",
+               title=f"{hq} q / {hkv} kv heads, d {d}")  # fmt: skip
+        ax.grid(alpha=0.3)
+    first = list(getattr(axes, "flat", [axes]))[0]
+    first.set_ylabel("time / one SDPA causal forward")
+    first.legend(fontsize=8)
+    fig.suptitle(f"attention statistics, Triton, bf16 on {data['meta'].get('gpu', '?')}")
+    fig.tight_layout()
+    out = path.with_suffix(".png")
+    fig.savefig(out, dpi=120)
     return out
 
 

@@ -207,9 +207,10 @@ def _col_tile(
 ):  # fmt: skip
     """One query tile of rows start .. start + BLOCK_M - 1 against the program's key tile.
 
-    The tile is computed transposed, keys x queries (s^T = k q^T), and added elementwise into
-    [BLOCK_N, BLOCK_M] accumulators: column sums become row sums, reduced once at the end within
-    each warp (a reduction over queries in the q k^T layout crosses warps on every tile)."""
+    The tile is computed transposed, keys x queries (s^T = k q^T), and added elementwise into a
+    [BLOCK_N, BLOCK_M] accumulator: column sums become row sums, reduced once at the end within
+    each warp (a reduction over queries in the q k^T layout crosses warps on every tile). The
+    FAI window touches few tiles: those add row sums to a [BLOCK_N] vector."""
     rows = start + tl.arange(0, BLOCK_M)
     row_in = rows < n
     q = tl.load(
@@ -226,10 +227,10 @@ def _col_tile(
     dt_min = start - (n0 + BLOCK_N - 1)  # smallest and largest t - j in this tile
     dt_max = start + BLOCK_M - 1 - n0
     if (dt_min >= fai_lo) & (dt_max <= fai_hi):
-        fai += p
+        fai += tl.sum(p, axis=1)
     elif (dt_max >= fai_lo) & (dt_min <= fai_hi):
         dt = rows[None, :] - cols[:, None]
-        fai += tl.where((dt >= fai_lo) & (dt <= fai_hi), p, 0.0)
+        fai += tl.sum(tl.where((dt >= fai_lo) & (dt <= fai_hi), p, 0.0), axis=1)
     return col, fai
 
 
@@ -257,7 +258,7 @@ def _col_stats_kernel(
     q_base = b * sqb + h * sqh
     o_base = b * sob + h * soh
     col = tl.zeros([BLOCK_N, BLOCK_M], tl.float32)  # per (key, query slot); summed at the end
-    fai = tl.zeros([BLOCK_N, BLOCK_M], tl.float32)
+    fai = tl.zeros([BLOCK_N], tl.float32)
     if CAUSAL:
         lo = (n0 // BLOCK_M) * BLOCK_M  # first query tile that sees a key of this tile
         mid = tl.minimum(tl.cdiv(n0 + BLOCK_N - 1, BLOCK_M) * BLOCK_M, n)  # then all t >= j
@@ -278,7 +279,7 @@ def _col_stats_kernel(
                 col, fai, False, D, BLOCK_M, BLOCK_N, PRECISION,
             )  # fmt: skip
     col_sum = tl.sum(col, axis=1)
-    fai_sum = tl.sum(fai, axis=1)
+    fai_sum = fai
     if HAS_MASK:
         key_ok = tl.load(MASK + b * smb + cols, mask=col_in, other=0) != 0
         col_sum = tl.where(key_ok, col_sum, 0.0)
@@ -293,9 +294,12 @@ def _col_stats_kernel(
 # (BLOCK_M, BLOCK_N, num_warps, num_stages); pruned per head dim and dtype by shared memory
 _ROW_CONFIGS = [
     (64, 64, 4, 3), (128, 64, 8, 3), (128, 64, 4, 3), (128, 32, 4, 3), (64, 32, 4, 4),
-    (128, 128, 8, 2),
+    (128, 128, 8, 2), (64, 64, 8, 3), (64, 128, 8, 3),
 ]  # fmt: skip
-_COL_CONFIGS = [(64, 64, 4, 3), (64, 128, 8, 3), (32, 128, 4, 3), (128, 64, 8, 2), (32, 64, 4, 4)]
+_COL_CONFIGS = [
+    (32, 64, 4, 4), (32, 128, 4, 3), (64, 64, 4, 3), (64, 128, 8, 3), (128, 64, 8, 2),
+    (64, 128, 4, 3), (128, 128, 8, 2),
+]  # fmt: skip
 _INTERPRETER_CONFIG = (16, 16, 4, 1)  # small tiles: the interpreter is slow; many tiles per test
 _SMEM_BYTES = 160 * 1024  # fits sm_80 (164 KB) and sm_90 (228 KB) per block
 _SMALLEST_CONFIG = (32, 32, 4, 1)  # d 256 in fp32
@@ -375,8 +379,11 @@ def padded_head_dim(d: int) -> int:
     )
 
 
-def triton_attention_stats(q, k, causal, key_mask, scale, window, sink_tokens, fai_window):
-    """Both passes; returns the dict of ``interp.stats.streaming.AttentionStats`` fields."""
+def triton_attention_stats(
+    q, k, causal, key_mask, scale, window, sink_tokens, fai_window, padded: bool | None = None
+):
+    """Both passes; returns the dict of ``interp.stats.streaming.AttentionStats`` fields.
+    ``padded``: whether ``key_mask`` has a False entry (None: find out, a host-device sync)."""
     b, hq, n, d = q.shape
     if scale <= 0:  # the kernels need scale > 0 (they take row maxima of the unscaled scores)
         q, scale = (-q, -scale) if scale < 0 else (torch.zeros_like(q), 1.0)
@@ -394,7 +401,7 @@ def triton_attention_stats(q, k, causal, key_mask, scale, window, sink_tokens, f
         q, k, precision = q.float().contiguous(), k.float().contiguous(), "ieee"
     else:
         q, k, precision = q.contiguous(), k.contiguous(), None  # bf16/fp16 MMA, fp32 accum
-    has_mask = not bool(key_mask.all())
+    has_mask = not bool(key_mask.all()) if padded is None else padded
     mask = key_mask.to(torch.int8).contiguous()
     rep = hq // k.shape[1]
     f32 = dict(device=q.device, dtype=torch.float32)
@@ -419,7 +426,7 @@ def triton_attention_stats(q, k, causal, key_mask, scale, window, sink_tokens, f
         q, k, mask, lse2, out["col_sum"], out["fai_sum"], *strides, *so,
         n, n_bucket, scale2, rep, hq, int(fai_window[0]), int(fai_window[1]), **common,
     )  # fmt: skip
-    out["lse"] = torch.where(key_mask[:, None, :], lse2 * LN2, 0.0)
+    out["lse"] = torch.where(key_mask[:, None, :], lse2 * LN2, 0.0) if has_mask else lse2 * LN2
     out["argmax"] = out["argmax"].long()
     return out
 
@@ -434,17 +441,24 @@ _GROUPS_OF = {
 _TORCH_TO_TRITON = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
+# integer arguments the launcher's values make multiples of 16 in a typical launch (strides,
+# lengths); Triton then specialises on that (vector loads, asynchronous copies)
+_ALIGNABLE = {"sqb", "sqh", "sqn", "skb", "skh", "skn", "smb", "sob", "soh", "n", "n_bucket"}
+
+
 def compile_variants() -> Iterator[
-    tuple[str, object, dict[str, str], dict[str, object], dict[str, int]]
+    tuple[str, object, dict[str, str], dict[str, object], dict[str, int], dict]
 ]:
-    """(label, jit function, signature, constexprs, options) of each kernel specialisation the
-    launcher can produce on a GPU: every dtype x head dim x (causal, key mask) x tuned config."""
+    """(label, jit function, signature, constexprs, options, attrs) of each kernel specialisation
+    the launcher can produce on a GPU: every dtype x head dim x (causal, key mask) x alignment x
+    tuned config. Alignment ``a16``: every pointer, stride and length a multiple of 16 (what a
+    launch on fresh tensors with n % 16 == 0 compiles); ``a1``: none (any other launch)."""
     kernels = (
         ("row", _row_stats_kernel, ("LSE2", "ENT", "EPOS", "DIST", "WAAD", "SINK", "ARG")),
         ("col", _col_stats_kernel, ("LSE2", "COL", "FAI")),
     )
-    for (kind, fn, outputs), dtype, d, causal, has_mask in itertools.product(
-        kernels, _TORCH_TO_TRITON, HEAD_DIMS, (True, False), (False, True)
+    for (kind, fn, outputs), dtype, d, causal, has_mask, align in itertools.product(
+        kernels, _TORCH_TO_TRITON, HEAD_DIMS, (True, False), (False, True), ("a16", "a1")
     ):
         t = _TORCH_TO_TRITON[dtype]
         sig = {"Q": f"*{t}", "K": f"*{t}", "MASK": "*i8"}
@@ -452,6 +466,11 @@ def compile_variants() -> Iterator[
         sig.update(
             {name: "fp32" if name == "scale2" else "i32" for name in fn.arg_names[len(sig) :]}
         )
+        attrs = {
+            (i,): [["tt.divisibility", 16]]
+            for i, name in enumerate(fn.arg_names)
+            if align == "a16" and name in sig and (sig[name][0] == "*" or name in _ALIGNABLE)
+        }
         for (bm, bn, warps, stages), group in (
             (cfg, g)
             for cfg in gpu_configs(kind, d, dtype.itemsize)
@@ -465,10 +484,12 @@ def compile_variants() -> Iterator[
                 const["GROUP"] = group
             label = (
                 f"{kind}-{t}-d{d}-{'causal' if causal else 'bidir'}-"
-                f"{'mask' if has_mask else 'nomask'}-{bm}x{bn}w{warps}s{stages}g{group or 1}"
+                f"{'mask' if has_mask else 'nomask'}-{align}-"
+                f"{bm}x{bn}w{warps}s{stages}g{group or 1}"
             )
             options = {"num_warps": warps, "num_stages": stages}
-            yield label, fn, {**sig, **dict.fromkeys(const, "constexpr")}, const, options
+            sig_all = {**sig, **dict.fromkeys(const, "constexpr")}
+            yield label, fn, sig_all, const, options, attrs
 
 
 __all__ = ["HEAD_DIMS", "compile_variants", "gpu_configs", "padded_head_dim"]

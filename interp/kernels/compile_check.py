@@ -5,9 +5,10 @@ in every test and failed to compile on every GPU), so this builds PTX and a cubi
 targets: ``triton.compile(ASTSource(...), target=GPUTarget("cuda", arch, 32))``.
 
 Default: for each kernel and target, every (dtype, head dim) pair the launcher can produce, the
-(causal, key mask) flags and the autotune configs cycling over them so that each flag pair and
-each config is built several times. ``--all``: the full product (every config x flags x dtype x
-head dim x query heads per program; 592 variants per target, ~2 s each).
+(causal, key mask) flags, the alignment specialisation (pointers, strides and lengths multiples
+of 16 or not) and the autotune configs cycling over them so that each flag pair, alignment and
+config is built several times. ``--all``: the full product (every config x flags x dtype x
+head dim x alignment x query heads per program; see the count it prints; ~1-2 s each).
 
 Usage: TRITON_INTERPRET=0 python -m interp.kernels.compile_check [--arch 80 90] [--all] [--jobs 2]
 (exit 1 and the failing variants on stderr when any fails).
@@ -24,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 FLAGS = ((True, False), (True, True), (False, False), (False, True))  # (causal, key mask)
 
 
-def _variants(full: bool) -> list[tuple[str, object, dict, dict, dict]]:
+def _variants(full: bool) -> list[tuple[str, object, dict, dict, dict, dict]]:
     from interp.kernels.attention_stats import compile_variants
 
     everything = list(compile_variants())
@@ -36,8 +37,9 @@ def _variants(full: bool) -> list[tuple[str, object, dict, dict, dict]]:
     chosen, used = [], {}  # used[(kernel, config)] = times built so far
     for g, variants in enumerate(groups.values()):
         causal, mask = FLAGS[g % len(FLAGS)]
-        flag = f"{'causal' if causal else 'bidir'}-{'mask' if mask else 'nomask'}"
-        matching = [v for v in variants if "-".join(v[0].split("-")[3:5]) == flag]
+        align = ("a16", "a1")[(g // len(FLAGS)) % 2]
+        flag = f"{'causal' if causal else 'bidir'}-{'mask' if mask else 'nomask'}-{align}"
+        matching = [v for v in variants if "-".join(v[0].split("-")[3:6]) == flag]
         # the least-built config first, so every config of each kernel is built several times
         pick = min(matching, key=lambda v: used.get((v[0][:3], v[0].split("-")[-1]), 0))
         key = (pick[0][:3], pick[0].split("-")[-1])
@@ -52,11 +54,11 @@ def _compile(job: tuple[int, int, bool]) -> tuple[str, int, float, str]:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    label, fn, sig, const, opts = _variants(full)[index]
+    label, fn, sig, const, opts, attrs = _variants(full)[index]
     t0 = time.perf_counter()
     try:
         compiled = triton.compile(
-            ASTSource(fn=fn, signature=sig, constexprs=const),
+            ASTSource(fn=fn, signature=sig, constexprs=const, attrs=attrs),
             target=GPUTarget("cuda", arch, 32),
             options=opts,
         )

@@ -254,6 +254,7 @@ def attention_stats(
             from interp.kernels.attention_stats import triton_attention_stats
         except ImportError as e:  # Triton missing, or imported too early on a CPU machine
             raise InputError(f"the triton backend is unavailable: {e}") from e
-        out = triton_attention_stats(*args)
+        # no mask given: no padding, and no host-device sync to find that out
+        out = triton_attention_stats(*args, padded=False if key_mask is None else None)
     col_count, fai_count = query_counts(mask, causal, fai_window)
     return AttentionStats(**out, col_count=col_count, fai_count=fai_count)
