@@ -66,13 +66,16 @@ def _dense_measures(model, ids: list[int]) -> dict:
                 out.setdefault(key, []).append(summ[key] / summ["n_queries"])
             out.setdefault("sink_score_0", []).append(summ["sink_score_0"])
             s = sink_scores(a, [n])[0]
-            out.setdefault("hidden_sinks", []).append((s[:, 1:] > 0.1).sum(-1).float())
+            # the detectors' per-prompt scores, under the sweep's "<detector>.<column>" keys
+            out.setdefault("sink.score", []).append(summ["sink_score_0"])
+            out.setdefault("sink.hidden_sinks", []).append((s[:, 1:] > 0.1).sum(-1).float())
             for name, fn in (
                 ("previous_token", previous_token_pattern),
                 ("duplicate_token", duplicate_token_pattern),
                 ("induction", induction_pattern),
             ):
-                out.setdefault(name, []).append(pattern_scores(a[None], tokens, [n], fn)[0])
+                score = pattern_scores(a[None], tokens, [n], fn)[0]
+                out.setdefault(f"{name}.score", []).append(score)
             del a
     return {k: torch.stack(v) for k, v in out.items()}
 

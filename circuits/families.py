@@ -54,6 +54,7 @@ from interp.heads.anchor import W
 from interp.heads.inputs import haystack_windows, text_samples
 from interp.heads.retrieval import make_tests
 from interp.hook_names import act_name
+from interp.run_folder import RunFolder
 from interp.sae import node_scores, train_sae
 
 FAMILIES = ("retrieval", "sink", "anchor")
@@ -174,20 +175,17 @@ def write_change(x: Tensor, positive: np.ndarray) -> np.ndarray:
 
 
 def _labels(run: Path, family: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-    path = Path(run) / "detectors" / f"{family}.parquet"
-    if not path.is_file():
-        raise InputError(
-            f"{path} does not exist: run `interp scan MODEL --detectors {family} --out {run}` "
-            "first (the family's detector labels are the reference)"
-        )
-    table = pd.read_parquet(path)
+    hint = (
+        f"run `interp scan MODEL --detectors {family} --out {run}` first (the family's detector "
+        "labels are the reference)"
+    )
+    result = RunFolder(run).require_detector(family, hint)
     extra: dict[str, Any] = {}
     if family == "retrieval":
-        tests = path.with_name("retrieval.tests.parquet")
-        if not tests.is_file():
-            raise InputError(f"{tests} does not exist: rescan retrieval into {run}")
-        extra["tests"] = pd.read_parquet(tests)
-    return table, extra
+        if "tests" not in result.extra:
+            raise InputError(f"{run}'s retrieval table has no needle tests: rescan retrieval")
+        extra["tests"] = result.extra["tests"]
+    return result.table, extra
 
 
 CONTRASTS: dict[str, Callable[..., Contrast]] = {

@@ -10,7 +10,6 @@ numeric column of its table (``anchor:mean_waad``, ``anchor:mean_fai``, ``sink:h
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from interp.heads import detector_names, get_detector
 from interp.heads.base import DetectorResult
 from interp.models.info import is_causal
 from interp.prompts import load_prompts
+from interp.run_folder import RunFolder
 from interp.scan import SCORES, head_stats_table
 
 #: detectors computed when no run folder is given: the fast ones (seconds on a CPU). The
@@ -59,29 +59,8 @@ def read_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict]:
     Raises:
         InputError: the folder does not exist or holds no table written by ``interp scan``.
     """
-    run = Path(str(run_dir)).expanduser()
-    if not run.is_dir():
-        raise InputError(f"run folder {run} does not exist; give a folder written by interp scan")
-    manifest_path = run / "manifest.json"
-    if not manifest_path.is_file():
-        raise InputError(
-            f"{run} has no manifest.json: it is not a run folder written by `interp scan` "
-            f"(run `interp scan MODEL --out {run}` first)"
-        )
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        stats_path = run / "head_stats.parquet"
-        stats = pd.read_parquet(stats_path) if stats_path.is_file() else None
-        results = {}
-        for name in manifest.get("detectors", {}):
-            path = run / "detectors" / f"{name}.parquet"
-            if path.is_file():
-                results[name] = pd.read_parquet(path)
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read the run folder {run}: {e}") from e
-    if stats is None and not results:
-        raise InputError(f"{run} holds no head_stats.parquet and no detectors/*.parquet")
-    return merge_scores(stats, results), manifest
+    stats, tables, manifest = RunFolder(run_dir).scores()
+    return merge_scores(stats, tables), manifest
 
 
 def compute_scores(

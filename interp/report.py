@@ -49,6 +49,11 @@ def read_table_metadata(path: Path) -> dict[str, Any]:
     return json.loads(meta[b"interp"]) if b"interp" in meta else {}
 
 
+def write_text(text: str, path: Path) -> Path:
+    """Write ``text`` atomically (temp file + rename)."""
+    return _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
 def write_json(obj: Any, path: Path) -> Path:
     text = json.dumps(obj, indent=2, default=str)
     return _atomic_write(path, lambda tmp: Path(tmp).write_text(text))

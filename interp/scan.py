@@ -1,13 +1,9 @@
 """``interp scan``: per-head attention statistics and every head detector -> run folder.
 
-Run folder layout (the dashboard and later tools read the same files):
-- ``head_stats.parquet``: one row per (layer, head): mean entropy, first-token mass, sink score
-  of token 0 (s_0, docs/methods.md section 2), previous-token mass, mean attention distance.
-- ``detectors/<name>.parquet`` (+ ``<name>.<extra>.parquet``): each detector's per-head table
-  (score, threshold, label, ...) and extra tables (hidden sinks, needle tests, anchor tokens).
-- ``detectors.png`` / ``detectors.html``: layer x head heatmaps of every detector score.
-- ``manifest.json``: model facts, inputs and seeds of every table, package versions, timings.
-- ``head_stats.png``: heatmaps of the statistics. ``summary.md``: what was found, in words.
+It writes a whole run folder (``interp.run_folder.RunFolder`` owns the layout):
+``head_stats.parquet`` (one row per (layer, head): mean entropy, first-token mass, sink score of
+token 0 (s_0, docs/methods.md section 2), previous-token mass, mean attention distance), every
+detector's tables under ``detectors/``, heatmaps, ``summary.md`` and ``manifest.json``.
 
 Each table records a fingerprint of its inputs; a re-run with the same inputs reuses it, and the
 retrieval detector keeps each finished needle test under ``cache/retrieval/`` so an interrupted
@@ -17,6 +13,7 @@ scan resumes where it stopped.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,12 +27,11 @@ from transformer_lens.model_bridge import TransformerBridge
 from interp.attention import run_heads
 from interp.heads import detector_names, get_detector
 from interp.heads.base import DetectorResult
-from interp.heads.plots import detector_heatmaps_html, detector_heatmaps_png
-from interp.heads.store import detector_fingerprint, load_result, save_result
 from interp.heads.summary import detectors_md
 from interp.models.info import is_causal, model_info, n_kv_heads
 from interp.prompts import default_prompts_file, load_prompts
-from interp.report import heatmap_grid, read_table_metadata, versions, write_json, write_table
+from interp.report import heatmap_grid, versions
+from interp.run_folder import RunFolder
 from interp.stats.dense import head_summary
 from interp.tokens import tokenize
 
@@ -124,10 +120,10 @@ DEFAULT_DETECTORS = tuple(detector_names())  # every registered detector, in reg
 
 
 def detector_options(name: str, grid: str) -> dict:
-    """Options each detector runs with in a scan (recorded in the manifest)."""
-    if name == "retrieval":
-        return {"grid_name": grid}
-    return {}
+    """Options each detector runs with in a scan (recorded in the manifest): the grid, for a
+    detector that takes one (the retrieval detector's needle grid)."""
+    accepts = inspect.signature(get_detector(name).run).parameters
+    return {"grid_name": grid} if "grid_name" in accepts else {}
 
 
 def run_detectors(
@@ -139,24 +135,13 @@ def run_detectors(
     progress: bool = True,
 ) -> tuple[dict[str, DetectorResult], dict[str, float], dict[str, bool]]:
     """Run (or reuse) each detector and store its tables under ``out/detectors``."""
-    folder = out / "detectors"
+    folder = RunFolder(out)
     results, seconds, reused = {}, {}, {}
-    model_name = str(model.cfg.model_name)
     for name in names:
-        detector = get_detector(name)
         options = detector_options(name, grid)
-        fp = detector_fingerprint(model_name, name, options)
-        t0 = time.perf_counter()
-        result = load_result(folder, name, fp)
-        reused[name] = result is not None
-        if result is None:
-            extra = {"workdir": out / "cache" / "retrieval"} if name == "retrieval" else {}
-            if name == "retrieval":
-                extra["progress"] = progress
-            result = detector.run(model, **options, **extra)
-            save_result(folder, result, fp)
-        seconds[name] = time.perf_counter() - t0
-        results[name] = result
+        results[name], reused[name], seconds[name] = folder.run_detector(
+            model, name, options, progress=progress
+        )
         if progress:
             tqdm.write(
                 f"detector {name}: {seconds[name]:.1f} s{' (reused)' if reused[name] else ''}"
@@ -180,17 +165,16 @@ def scan(
     grid, ``small`` (default, minutes on a CPU) or ``large`` (up to 8k tokens).
     """
     out = Path(out)
+    folder = RunFolder(out)
     prompts = load_prompts(prompts_file)
     info = model_info(model).as_dict()
     fp = _fingerprint(info["name"], prompts)
-    table_path = out / "head_stats.parquet"
     t0 = time.perf_counter()
-    reused = table_path.is_file() and read_table_metadata(table_path).get("fingerprint") == fp
-    if reused:
-        df = pd.read_parquet(table_path)
-    else:
+    df = folder.read_head_stats(fp)
+    reused = df is not None
+    if df is None:
         df = head_stats_table(model, prompts, batch_size=batch_size, progress=progress)
-        write_table(df, table_path, {"fingerprint": fp, "model": info["name"]})
+        folder.write_head_stats(df, {"fingerprint": fp, "model": info["name"]})
     seconds = time.perf_counter() - t0
     heatmap_grid(df, SCORES, out / "head_stats.png", f"{info['name']}: per-head attention stats")
     if not is_causal(model):
@@ -202,14 +186,12 @@ def scan(
         model, out, detectors, grid=grid, progress=progress
     )
     if results:
-        title = f"{info['name']}: detector scores per head"
-        detector_heatmaps_png(results, out / "detectors.png", title)
-        detector_heatmaps_html(results, out / "detectors.html", title)
+        folder.write_detector_plots(results, f"{info['name']}: detector scores per head")
     summary = _summary_md(df, info, seconds)
     if results:
         summary += "\n" + detectors_md(results, det_seconds)
-    (out / "summary.md").write_text(summary)
-    write_json(
+    folder.write_summary(summary)
+    folder.write_manifest(
         {
             "model": info,
             "inputs": {
@@ -235,7 +217,6 @@ def scan(
             "versions": versions(),
             "seconds": round(seconds, 3),
             "reused": reused,
-        },
-        out / "manifest.json",
+        }
     )
     return ScanResult(out, df, reused, seconds, results, det_seconds, det_reused)

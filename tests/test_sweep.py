@@ -17,6 +17,7 @@ import torch
 import yaml
 
 import interp
+import interp.heads
 from interp.errors import InputError
 from interp.sweep import parse_config, run_sweep, store
 from interp.sweep.shards import ShardRunner, plan
@@ -160,7 +161,12 @@ def test_aggregates_and_dashboard_run_folder(tmp_path):
     assert {32, 64} <= set(curves["length"])
     scores, manifest = read_run(tmp_path / "runs" / "tiny")
     assert manifest["model"]["name"] == "tiny" and len(scores) == 8
-    assert {"sink", "induction", "entropy"} <= set(scores.columns)
+    assert {"sink_on_prompts", "induction_on_prompts", "entropy"} <= set(scores.columns)
+    # scored on the prompts themselves: never under the name of the scan's detector column
+    # (the scan's induction score is on repeated random tokens)
+    assert not set(scores.columns) & set(interp.heads.detector_names())
+    per_head = scores.set_index(["layer", "head"])["induction_on_prompts"]
+    np.testing.assert_allclose(per_head.sort_index().to_numpy(), want)
     assert (tmp_path / "plots" / "by_length.png").is_file()
     assert (tmp_path / "report.md").read_text().startswith("# Sweep t")
     model = interp.load_model("tiny")

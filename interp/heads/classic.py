@@ -18,6 +18,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from interp.defaults import CLASSIC_THRESHOLD
 from interp.heads.base import DetectorResult, head_frame
 from interp.heads.inputs import all_patterns, repeated_random_tokens
+from interp.stats.streaming import AttentionStats
 from interp.tokens import TokenBatch
 
 
@@ -92,6 +93,19 @@ class PatternDetector:
     dashboard: ClassVar[bool] = True
     per_prompt: ClassVar[bool] = True  # the sweep scores D-pairs of each prompt (pair_weights)
     detection: ClassVar[Callable[[Tensor], Tensor]]
+    pairs: ClassVar[Callable[[Tensor], tuple[Tensor, Tensor]]]  # the same D as (t, s) pairs
+
+    def prompt_pairs(self, tokens: Int[Tensor, " pos"]) -> tuple[Tensor, Tensor]:
+        """Where D is 1 on a prompt's own tokens (the sweep sums attention there)."""
+        return type(self).pairs(tokens)
+
+    def prompt_scores(self, stats: AttentionStats, pair_mass: Tensor | None) -> dict[str, Tensor]:
+        """Per-head score of one prompt scored on itself: sum(A * D) / sum(A) from the summed
+        weight at ``prompt_pairs`` (``pair_mass``, [head]); NaN where D is empty."""
+        total = stats.col_sum[0].sum(-1)  # sum of A over the pattern, per head
+        if pair_mass is None:
+            return {"score": total * torch.nan}
+        return {"score": pair_mass / total}
 
     def make_inputs(
         self, model: TransformerBridge, *, n_seqs: int = 8, seed: int = 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from interp.heads.base import register
-from interp.heads.classic import PatternDetector, duplicate_token_pattern
+from interp.heads.classic import PatternDetector, duplicate_token_pairs, duplicate_token_pattern
 
 
 @register
@@ -13,3 +13,4 @@ class DuplicateTokenDetector(PatternDetector):
 
     name = "duplicate_token"
     detection = staticmethod(duplicate_token_pattern)
+    pairs = staticmethod(duplicate_token_pairs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from interp.heads.base import DetectorResult, register
-from interp.heads.classic import PatternDetector, induction_pattern
+from interp.heads.classic import PatternDetector, induction_pairs, induction_pattern
 
 
 @register
@@ -13,6 +13,7 @@ class InductionDetector(PatternDetector):
 
     name = "induction"
     detection = staticmethod(induction_pattern)
+    pairs = staticmethod(induction_pairs)
 
     @staticmethod
     def summary(r: DetectorResult) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.heads.base import register
-from interp.heads.classic import PatternDetector, previous_token_pattern
+from interp.heads.classic import PatternDetector, previous_token_pairs, previous_token_pattern
 from interp.heads.inputs import text_windows
 from interp.tokens import TokenBatch
 
@@ -19,6 +19,7 @@ class PreviousTokenDetector(PatternDetector):
 
     name = "previous_token"
     detection = staticmethod(previous_token_pattern)
+    pairs = staticmethod(previous_token_pairs)
 
     def make_inputs(self, model: TransformerBridge) -> tuple[TokenBatch, dict[str, Any]]:
         batch = text_windows(model)

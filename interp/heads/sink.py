@@ -36,6 +36,7 @@ from interp.heads.base import DetectorResult, head_frame, register
 from interp.heads.inputs import all_patterns, text_samples
 from interp.models.info import is_causal
 from interp.stats.dense import sink_scores
+from interp.stats.streaming import AttentionStats
 
 
 def hidden_sink_rows(
@@ -104,6 +105,18 @@ class SinkDetector:
     causal_only = False
     dashboard = True
     per_prompt = True
+
+    @staticmethod
+    def prompt_pairs(tokens: torch.Tensor) -> None:
+        """No pattern positions: a prompt's sink scores come from its column sums."""
+        return None
+
+    @staticmethod
+    def prompt_scores(stats: AttentionStats, pair_mass: None = None) -> dict[str, torch.Tensor]:
+        """Per-head sink scores of one prompt scored on itself: s_0 and the number of hidden
+        sinks (keys j >= 1 with s_j > SINK_THRESHOLD), from its streaming statistics."""
+        sink = stats.sink_score[0]  # [head, key]
+        return {"score": sink[:, 0], "hidden_sinks": (sink[:, 1:] > SINK_THRESHOLD).sum(-1)}
 
     @staticmethod
     def summary(r: DetectorResult) -> str:

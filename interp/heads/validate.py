@@ -45,7 +45,6 @@ from interp.heads.base import DetectorResult
 from interp.heads.inputs import haystack_windows, repeated_random_tokens
 from interp.heads.plots import validation_png
 from interp.heads.retrieval import make_tests, needle_accuracy
-from interp.report import write_json, write_table
 from interp.tokens import TokenBatch
 
 Hooks = Sequence[tuple[str, Callable]]
@@ -227,27 +226,21 @@ def run_validation(
     The detector table of a scan in ``out`` is reused when its inputs match the scan defaults;
     otherwise the detector runs first (and is stored like a scan would).
     """
-    from interp.heads import get_detector
-    from interp.heads.store import detector_fingerprint, load_result, save_result
+    from interp.run_folder import RunFolder
     from interp.scan import detector_options
 
     validation_metric(model, detector)  # fail early on a detector without a metric
-    options = detector_options(detector, "small")
-    fp = detector_fingerprint(str(model.cfg.model_name), detector, options)
-    result = load_result(Path(out) / "detectors", detector, fp)
-    if result is None:
-        extra = {"workdir": Path(out) / "cache" / "retrieval"} if detector == "retrieval" else {}
-        result = get_detector(detector).run(model, **options, **extra)
-        save_result(Path(out) / "detectors", result, fp)
+    folder = RunFolder(out)
+    result, _, _ = folder.run_detector(
+        model, detector, detector_options(detector, "small"), progress=progress
+    )
     v = validate(model, result, k=k, n_draws=n_draws, seed=seed, progress=progress)
-    folder = Path(out) / "validation"
     paths = [
-        write_table(v.table, folder / f"{detector}.parquet", v.summary),
-        write_json({**v.summary, "model": str(model.cfg.model_name)}, folder / f"{detector}.json"),
+        *folder.write_validation(detector, v.table, v.summary, str(model.cfg.model_name)),
         validation_png(
             v.table,
             v.metric,
-            folder / f"{detector}.png",
+            folder.validation_dir / f"{detector}.png",
             f"{model.cfg.model_name}: masking top-{v.summary['k']} {detector} heads",
         ),
     ]

@@ -6,7 +6,9 @@ Written under OUT:
 - ``summary/by_length.parquet``: mean over heads and prompts per (model, detector, column,
   prompt set, length) with the spread over heads (``std_heads``);
 - ``runs/<model>/``: a run folder the dashboard reads (``interp dashboard --run ...``):
-  ``manifest.json``, ``head_stats.parquet``, ``detectors/<name>.parquet`` (score = the mean);
+  ``manifest.json``, ``head_stats.parquet``, ``detectors/<name>_on_prompts.parquet`` (score =
+  the mean over prompts of the detector's per-prompt scoring on the prompts themselves; named
+  apart from the scan's ``<name>`` tables, which score the detector's own inputs);
 - ``plots/<model>_heads.png`` (mean per head), ``plots/<model>_spread.png`` (std over prompts),
   ``plots/by_length.png``; ``report.md`` ties them together.
 """
@@ -21,9 +23,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from interp.report import heatmap_grid, write_json, write_table  # noqa: E402
+from interp.heads.base import DetectorResult  # noqa: E402
+from interp.report import heatmap_grid, write_table  # noqa: E402
+from interp.run_folder import RunFolder  # noqa: E402
 
 KEYS = ("model", "prompt_set", "length", "prompt", "layer", "head")
+ON_PROMPTS = "_on_prompts"  # suffix of a sweep's per-prompt detector tables in its run folders
 
 
 def _value_columns(df: pd.DataFrame) -> list[str]:
@@ -60,23 +65,25 @@ def dashboard_runs(out: Path, heads: dict[str, pd.DataFrame], names: dict[str, s
     folders = []
     labels = sorted({m for df in heads.values() for m in df["model"].unique()})
     for label in labels:
-        folder = Path(out) / "runs" / label
+        folder = RunFolder(Path(out) / "runs" / label)
         detectors = {}
         for name, df in heads.items():
             d = df[df["model"] == label].drop(columns=["model"])
             if name == "head_stats":
                 d = d.rename(columns={c: c.removesuffix("_mean") for c in d if c.endswith("_mean")})
-                write_table(d, folder / "head_stats.parquet")
+                folder.write_head_stats(d)
                 continue
-            d = d.rename(columns={"score_mean": "score"})
-            write_table(d, folder / "detectors" / f"{name}.parquet")
-            detectors[name] = {"source": "interp sweep (mean over prompts)"}
-        write_json(
+            table = name + ON_PROMPTS
+            source = "interp sweep: mean over prompts of the per-prompt score on the prompts"
+            folder.save_detector(
+                DetectorResult(table, d.rename(columns={"score_mean": "score"}), {"source": source})
+            )
+            detectors[table] = {"source": source, "detector": name}
+        folder.write_manifest(
             {"model": {"name": names.get(label, label)}, "detectors": detectors,
-             "source": "interp sweep"},
-            folder / "manifest.json",
+             "source": "interp sweep"}
         )  # fmt: skip
-        folders.append(folder)
+        folders.append(folder.root)
     return folders
 
 

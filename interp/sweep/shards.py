@@ -7,12 +7,13 @@ shard: every prompt runs alone (no padding) through ``interp.stats.capture.for_e
 measures come from the streaming attention statistics and exact sparse pattern entries, never
 from an n x n pattern (``ShardRunner.measures``), and each per-prompt, per-head one becomes a row.
 
-Measures (one table each, docs/methods.md sections 1-2 and ``interp.heads.classic``):
-- ``head_stats``: entropy, first_token_mass, prev_token_mass, mean_distance (means over queries
-  t >= 1) and sink_score_0 (s_0 = sum_i A[i,0] / N);
-- ``sink``: score = s_0, hidden_sinks = number of keys j >= 1 with s_j > 0.1;
-- ``previous_token`` / ``duplicate_token`` / ``induction``: sum(A * D) / sum(A) with D the
-  detection pattern on the prompt itself (NaN where D is empty: no repeated token).
+Measures (one table each): ``head_stats`` (entropy, first_token_mass, prev_token_mass,
+mean_distance as means over queries t >= 1, and sink_score_0 = s_0 = sum_i A[i,0] / N), and for
+every detector that declares ``per_prompt`` its own per-prompt scoring on the prompt itself
+(``prompt_pairs`` / ``prompt_scores`` of the detector class: the sink detector's s_0 and hidden
+sinks, the classic detectors' sum(A * D) / sum(A) with D on the prompt's own tokens, NaN where D
+is empty). These are not the scan's scores (which use the detectors' own inputs, e.g. repeated
+random tokens), so the dashboard run folders of a sweep name them ``<detector>_on_prompts``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from functools import cached_property
 import pandas as pd
 import torch
 
-from interp.defaults import SINK_THRESHOLD
 from interp.errors import InputError
-from interp.heads.classic import duplicate_token_pairs, induction_pairs, previous_token_pairs
+from interp.heads import get_detector
+from interp.heads.classic import previous_token_pairs
 from interp.models.info import is_causal
 from interp.prompts import load_prompts
 from interp.stats.capture import for_each_layer
@@ -35,11 +36,6 @@ from interp.stats.streaming import attention_stats, pair_weights
 from interp.sweep.config import PromptSet, SweepConfig
 from interp.tokens import tokenize
 
-_PAIRS = {
-    "previous_token": previous_token_pairs,
-    "duplicate_token": duplicate_token_pairs,
-    "induction": induction_pairs,
-}
 STATS = ("entropy", "first_token_mass", "prev_token_mass", "mean_distance", "sink_score_0")
 
 
@@ -155,32 +151,35 @@ class ShardRunner:
         model, n = self.model, len(ids)
         tokens = torch.tensor(ids)
         causal = is_causal(model)
-        pairs = {d: fn(tokens) for d, fn in _PAIRS.items() if d in wanted}
-        if "head_stats" in wanted:
-            pairs.setdefault("previous_token", previous_token_pairs(tokens))
+        detectors = {d: get_detector(d) for d in wanted if d != "head_stats"}
+        pairs = {d: det.prompt_pairs(tokens) for d, det in detectors.items()}
+        if "head_stats" in wanted:  # its prev_token_mass
+            pairs["head_stats"] = previous_token_pairs(tokens)
+        pairs = {d: p for d, p in pairs.items() if p is not None and p[0].numel()}
         per_layer: dict[int, dict[str, torch.Tensor]] = {}
 
         def record(layer: int, q: torch.Tensor, k: torch.Tensor, scaling) -> None:
             st = attention_stats(q, k, causal=causal, scale=scaling, sink_tokens=1)
-            total = st.col_sum[0].sum(-1)  # sum of A over the pattern (= n up to rounding)
             mass = {
                 d: pair_weights(q, k, st.lse, t, j, scale=scaling)[0].sum(-1)
                 for d, (t, j) in pairs.items()
             }
-            sink = st.sink_score[0]  # [head, key]
-            out = {
-                "entropy": st.entropy[0, :, 1:].mean(-1),
-                "first_token_mass": st.sink_mass[0, :, 1:].mean(-1),
-                "prev_token_mass": mass.get("previous_token", total * 0) / max(n - 1, 1),
-                "mean_distance": st.mean_distance[0, :, 1:].mean(-1),
-                "sink_score_0": sink[:, 0],
-                "hidden_sinks": (sink[:, 1:] > SINK_THRESHOLD).sum(-1).float(),
+            out: dict[str, torch.Tensor] = {}
+            if "head_stats" in wanted:
+                zero = st.sink_score[0, :, 0] * 0
+                out.update({
+                    "entropy": st.entropy[0, :, 1:].mean(-1),
+                    "first_token_mass": st.sink_mass[0, :, 1:].mean(-1),
+                    "prev_token_mass": mass.get("head_stats", zero) / max(n - 1, 1),
+                    "mean_distance": st.mean_distance[0, :, 1:].mean(-1),
+                    "sink_score_0": st.sink_score[0, :, 0],
+                })  # fmt: skip
+            for d, det in detectors.items():  # each detector's own per-prompt scoring
+                for col, value in det.prompt_scores(st, mass.get(d)).items():
+                    out[f"{d}.{col}"] = value
+            per_layer[layer] = {
+                key: (v.float() if v.is_floating_point() else v).cpu() for key, v in out.items()
             }
-            for d in _PAIRS:  # sum(A * D) / sum(A); NaN where D is empty (nothing to detect)
-                if d in wanted:
-                    empty = pairs[d][0].numel() == 0
-                    out[d] = total * torch.nan if empty else mass[d] / total
-            per_layer[layer] = {key: v.float().cpu() for key, v in out.items()}
 
         for_each_layer(model, ids, record)
         return {key: torch.stack([per_layer[la][key] for la in sorted(per_layer)])
@@ -193,22 +192,26 @@ class ShardRunner:
             if len(ids) < 2:
                 continue
             m = self.measures(ids, set(shard.detectors))
-            n_layers, n_heads = m["entropy"].shape
+            n_layers, n_heads = next(iter(m.values())).shape
             key = {"model": shard.label, "prompt_set": shard.prompt_set,
                    "prompt": shard.start + offset, "length": len(ids)}  # fmt: skip
+            cols = {
+                name: (
+                    {st: st for st in STATS} if name == "head_stats"
+                    else {k.split(".", 1)[1]: k for k in m if k.startswith(f"{name}.")}
+                )
+                for name in rows
+            }  # fmt: skip
             for layer in range(n_layers):
                 for h in range(n_heads):
                     base = {**key, "layer": layer, "head": h}
-                    if "head_stats" in rows:
-                        rows["head_stats"].append(
-                            {**base, **{st: float(m[st][layer, h]) for st in STATS}}
+                    for name, table in rows.items():
+                        table.append(
+                            {**base, **{c: _value(m[k][layer, h]) for c, k in cols[name].items()}}
                         )
-                    if "sink" in rows:
-                        rows["sink"].append(
-                            {**base, "score": float(m["sink_score_0"][layer, h]),
-                             "hidden_sinks": int(m["hidden_sinks"][layer, h])}
-                        )  # fmt: skip
-                    for name in _PAIRS:
-                        if name in rows:
-                            rows[name].append({**base, "score": float(m[name][layer, h])})
         return {name: pd.DataFrame(r) for name, r in rows.items()}
+
+
+def _value(x: torch.Tensor) -> float | int:
+    """A table cell: counts (hidden sinks) stay integers, everything else is a float."""
+    return float(x) if x.is_floating_point() else int(x)

@@ -12,7 +12,7 @@ import torch
 
 from interp.heads import get_detector
 from interp.heads.base import DetectorResult, head_frame
-from interp.heads.store import fingerprint, load_result, save_result
+from interp.heads.store import fingerprint
 from interp.heads.validate import (
     control_exclusion,
     mean_loss,
@@ -21,6 +21,7 @@ from interp.heads.validate import (
     same_layer_heads,
     validate,
 )
+from interp.run_folder import RunFolder
 from interp.tokens import tokenize
 
 
@@ -102,9 +103,12 @@ def test_store_round_trip_and_staleness(tmp_path):
         "x", head_frame(torch.rand(2, 3), 0.5), {"seed": 3}, {"extra": pd.DataFrame({"a": [1]})}
     )
     fp = fingerprint("m", "x", {"o": 1})
-    save_result(tmp_path, r, fp)
-    back = load_result(tmp_path, "x", fp)
+    folder = RunFolder(tmp_path)
+    folder.save_detector(r, fp)
+    back = folder.load_detector("x", fp)
     pd.testing.assert_frame_equal(back.table, r.table)
     assert back.inputs == {"seed": 3} and list(back.extra) == ["extra"]
-    assert load_result(tmp_path, "x", fingerprint("m", "x", {"o": 2})) is None
-    assert load_result(tmp_path, "missing") is None
+    assert folder.load_detector("x", fingerprint("m", "x", {"o": 2})) is None
+    assert folder.load_detector("missing") is None
+    folder.detector_path("x", "extra").unlink()  # an extra lost: the result is incomplete
+    assert folder.load_detector("x", fp) is None
