@@ -7,7 +7,7 @@ import threading
 
 from waitress.server import create_server
 
-from dashboards.app import create_app
+from dashboards.app import MAX_REQUEST_BYTES, create_app
 from dashboards.state import AppState
 
 THREADS = 24  # >= the simulated users of the load test: cheap views never queue
@@ -30,7 +30,16 @@ def make_server(
     state = state or AppState()
     app = create_app(state, default_model=model, default_run=run_dir)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # load tests fill the queue
-    server = create_server(app.server, host=host, port=port, threads=THREADS, ident="interp")
+    # waitress refuses a larger body itself, while it arrives (Flask's own limit answers 413
+    # only after the whole upload: a 100 MB body kept the server busy for over a minute)
+    server = create_server(
+        app.server,
+        host=host,
+        port=port,
+        threads=THREADS,
+        ident="interp",
+        max_request_body_size=MAX_REQUEST_BYTES,
+    )
     if load:
         state.load_async(model, run_dir)
     return server, state

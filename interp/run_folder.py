@@ -11,6 +11,7 @@ per model (``OUT/runs/<model>/``), and the dashboard and ``interp families`` rea
     summary.md                  what was found, in words
     validation/<detector>.*     causal validation table, summary JSON and bar chart
     cache/<detector>/           resumable work (the retrieval detector's finished needle tests)
+    .lock                       held by the one process writing the folder (``RunFolder.lock``)
 
 Every write is atomic (temp file + rename), and a detector's main table is written after its
 extras, so a present main table means a complete result. A table is reused only when its stored
@@ -19,9 +20,13 @@ fingerprint equals the one its configuration gives now (``interp.heads.store``).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import inspect
 import json
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +70,10 @@ class RunFolder:
     def cache(self, name: str) -> Path:
         """Where detector ``name`` keeps resumable work."""
         return self.root / "cache" / name
+
+    def lock(self) -> contextlib.AbstractContextManager[Path]:
+        """Hold the folder for one writer (``folder_lock``)."""
+        return folder_lock(self.root)
 
     # -- per-head statistics --------------------------------------------------------------------
 
@@ -114,9 +123,10 @@ class RunFolder:
         stored. Returns (result, reused, seconds)."""
         from interp.heads import get_detector
         from interp.heads.store import detector_fingerprint
+        from interp.models.info import model_key
 
         detector = get_detector(name)
-        fp = detector_fingerprint(str(model.cfg.model_name), name, options)
+        fp = detector_fingerprint(model_key(model), name, options)
         t0 = time.perf_counter()
         result = self.load_detector(name, fp)
         reused = result is not None
@@ -200,3 +210,29 @@ class RunFolder:
         if stats is None and not tables:
             raise InputError(f"{self.root} holds no head_stats.parquet and no detectors/*.parquet")
         return stats, tables, manifest
+
+
+@contextlib.contextmanager
+def folder_lock(root: Path) -> Iterator[Path]:
+    """Hold ``root`` for one writer: an advisory ``flock`` on ``root/.lock``, released when the
+    process ends, even if killed. A second writer gets a clear error at once instead of both
+    recomputing everything into the same files."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise InputError(
+                f"{root} is in use by {holder}; wait for it to finish or give another --out"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"interp pid {os.getpid()}")
+        f.flush()
+        try:
+            yield root
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

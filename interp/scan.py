@@ -28,7 +28,7 @@ from interp.attention import run_heads
 from interp.heads import detector_names, get_detector
 from interp.heads.base import DetectorResult
 from interp.heads.summary import detectors_md
-from interp.models.info import is_causal, model_info, n_kv_heads
+from interp.models.info import is_causal, model_info, model_key, n_kv_heads
 from interp.prompts import default_prompts_file, load_prompts
 from interp.report import heatmap_grid, versions
 from interp.run_folder import RunFolder
@@ -166,9 +166,15 @@ def scan(
     """
     out = Path(out)
     folder = RunFolder(out)
+    with folder.lock():
+        return _scan(model, folder, prompts_file, batch_size, detectors, grid, progress)
+
+
+def _scan(model, folder: RunFolder, prompts_file, batch_size, detectors, grid, progress):
+    out = folder.root
     prompts = load_prompts(prompts_file)
     info = model_info(model).as_dict()
-    fp = _fingerprint(info["name"], prompts)
+    fp = _fingerprint(model_key(model), prompts)
     t0 = time.perf_counter()
     df = folder.read_head_stats(fp)
     reused = df is not None

@@ -160,3 +160,43 @@ def test_summary_ranks_only_the_analysed_heads():
     assert _top(DetectorResult("anchor", table, {})) == "L1.H0 (5.000), L2.H0 (4.000)"
     plain = table.drop(columns="group")
     assert _top(DetectorResult("x", plain, {})).startswith("L0.H0 (9.000)")
+
+
+def test_a_model_folder_overwritten_in_place_is_rescanned(tmp_path):
+    """The cache key holds the model's files (size and mtime of weights, config, tokenizer), not
+    only its path: new weights saved into the same folder recompute every table."""
+    from interp.models.tiny import tiny_llama, tiny_tokenizer
+
+    folder = tmp_path / "model"
+
+    def save(seed: int) -> None:
+        tiny_llama(seed=seed).save_pretrained(folder)
+        tiny_tokenizer().save_pretrained(folder)
+
+    save(0)
+    out = tmp_path / "run"
+    kw = dict(detectors=["previous_token"], progress=False)
+    first = scan(interp.load_model(str(folder)), out, **kw)
+    again = scan(interp.load_model(str(folder)), out, **kw)
+    assert again.reused and again.detector_reused["previous_token"]
+    save(1)  # same path, other weights
+    changed = scan(interp.load_model(str(folder)), out, **kw)
+    assert not changed.reused and not changed.detector_reused["previous_token"]
+    old, new = first.detectors["previous_token"].table, changed.detectors["previous_token"].table
+    assert not old["score"].equals(new["score"])
+
+
+def test_a_second_writer_is_refused_while_the_folder_is_busy(tiny, tmp_path):
+    """Two runs into one folder: the second fails at once with a clear error (the first holds
+    an advisory lock), and the folder is free again when the first ends."""
+    import pytest
+
+    from interp.errors import InputError
+    from interp.run_folder import RunFolder
+
+    out = tmp_path / "run"
+    with RunFolder(out).lock():
+        with pytest.raises(InputError, match=r"in use by interp pid \d+"):
+            scan(tiny, out, detectors=[], progress=False)
+        assert not (out / "head_stats.parquet").exists()  # nothing was computed
+    assert not scan(tiny, out, detectors=[], progress=False).reused

@@ -46,11 +46,45 @@ def _cfg(**over):
         ({"context_lengths": [1]}, "integers >= 2"),
         ({"shard_size": 0}, "shard_size"),
         ({"colour": "red"}, "unknown sweep key"),
+        ({"prompts": [{"name": "../../../../escaped_set", "haystack": 2}]}, "no '..'"),
+        ({"prompts": [{"name": "a/b", "haystack": 2}]}, "prompt set name 'a/b'"),
+        ({"name": "../up"}, "sweep name"),
+        ({"detectors": 5}, "non-empty list"),
+        ({"detectors": []}, "non-empty list"),
+        ({"context_lengths": []}, "non-empty list of integers"),
+        ({"prompts": [{"task": "ioi", "n": "abc"}]}, "n of task set"),
+        ({"prompts": [{"task": "ioi", "n": -3}]}, "n of task set"),
+        ({"prompts": [{"haystack": True}]}, "windows per length"),
     ],
 )
 def test_config_errors_say_what_is_wrong(over, message):
     with pytest.raises(InputError, match=message):
         _cfg(**over)
+
+
+def test_a_sweep_never_writes_outside_its_folder(tmp_path):
+    """Names that would become paths outside the output folder (or nested ones the reader never
+    reads) fail before any work, with exit code 2 and nothing written anywhere."""
+    from typer.testing import CliRunner
+
+    from interp.cli import app
+
+    root = tmp_path / "root"
+    root.mkdir()
+    for name in ("../../../../escaped_set", "a/b"):
+        cfg_file = tmp_path / "bad.yaml"
+        bad = {**BASE, "prompts": [{"name": name, "haystack": 2}], "context_lengths": [32]}
+        cfg_file.write_text(yaml.safe_dump(bad))
+        result = CliRunner().invoke(app, ["sweep", str(cfg_file), "--out", str(root / "out")])
+        assert result.exit_code == 2, result.output
+        assert "prompt set name" in result.output
+        assert not list(root.rglob("*"))  # nothing under the out folder's parent either
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "root"]
+
+
+def test_model_labels_become_safe_folder_names():
+    cfg = _cfg(models=["../../tiny", {"name": "tiny", "label": "a/b"}])
+    assert [m.label for m in cfg.models] == ["tiny", "b"]
 
 
 def test_plan_is_deterministic_and_covers_every_prompt():

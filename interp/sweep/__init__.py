@@ -17,6 +17,7 @@ import pandas as pd
 
 from interp.errors import InputError
 from interp.report import versions, write_json
+from interp.run_folder import folder_lock
 from interp.sweep import store
 from interp.sweep.aggregate import aggregate
 from interp.sweep.config import SweepConfig, load_config, parse_config
@@ -63,6 +64,11 @@ def run_sweep(
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     out = Path(out or cfg.out or Path("runs/sweeps") / cfg.name)
+    with folder_lock(out):
+        return _run(cfg, out, engine, address, workers, threads, progress, throttle)
+
+
+def _run(cfg, out, engine, address, workers, threads, progress, throttle) -> SweepResult:
     shards = plan(cfg)
     pending = [s for s in shards if not store.is_done(out, s)]
     computed = {"n": 0, "prompts": 0}

@@ -86,14 +86,34 @@ class SweepConfig:
 
 
 def _label(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).name or name).strip("_") or "model"
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).name or name).strip("_.") or "model"
+    return _folder_name(label, "model label")
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _folder_name(value: Any, what: str) -> str:
+    """A name that becomes one folder or file name under the sweep's output folder: letters,
+    digits, '.', '_', '-', starting with a letter or digit (no '/', no '..': a sweep never
+    writes outside its folder)."""
+    text = str(value)
+    if not _NAME.fullmatch(text) or ".." in text:
+        raise InputError(
+            f"{what} {text!r} must be letters, digits, '.', '_' or '-' (starting with a letter "
+            "or digit, no '..'): it names a folder under the sweep's output folder"
+        )
+    return text
+
+
+def _int(value: Any, what: str, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise InputError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return value
 
 
 def _positive(raw: dict, key: str, default: int, minimum: int = 1) -> int:
-    value = raw.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise InputError(f"sweep key {key!r} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return _int(raw.get(key, default), f"sweep key {key!r}", minimum)
 
 
 def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
@@ -127,14 +147,13 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
         if len(kinds) != 1:
             raise InputError(f"a prompt set needs exactly one of {_SET_KINDS}, got {p!r}")
         kind = kinds[0]
-        name = str(p.get("name") or f"{kind}{len(sets)}")
+        name = _folder_name(p.get("name") or f"{kind}{len(sets)}", "prompt set name")
         if kind == "haystack":
-            n = p["haystack"]
-            if not isinstance(n, int) or n < 1:
-                raise InputError(f"haystack: N must be a number of windows >= 1, got {n!r}")
+            n = _int(p["haystack"], "haystack: N (windows per length)", 1)
             sets.append(PromptSet(name, kind, "haystack", n))
         elif kind == "task":
-            sets.append(PromptSet(name, kind, str(p["task"]), int(p.get("n", 16))))
+            n = _int(p.get("n", 16), f"n of task set {name!r}", 1)
+            sets.append(PromptSet(name, kind, str(p["task"]), n))
         elif kind == "file":
             path = Path(str(p["file"]))
             if not path.is_absolute() and source is not None:
@@ -151,9 +170,20 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
     if len({s.name for s in sets}) != len(sets):
         raise InputError("two prompt sets share a name")
     lengths = raw.get("context_lengths", [128])
-    if not isinstance(lengths, list) or not all(isinstance(n, int) and n >= 2 for n in lengths):
-        raise InputError(f"context_lengths must be a list of integers >= 2, got {lengths!r}")
+    if (
+        not isinstance(lengths, list)
+        or not lengths
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in lengths)
+    ):
+        raise InputError(
+            f"context_lengths must be a non-empty list of integers >= 2, got {lengths!r}"
+        )
     detectors = raw.get("detectors", list(DETECTORS))
+    if not isinstance(detectors, list) or not detectors:
+        raise InputError(
+            f"sweep key 'detectors' must be a non-empty list of {', '.join(DETECTORS)}, "
+            f"got {detectors!r}"
+        )
     bad = [d for d in detectors if d not in DETECTORS]
     if bad:
         raise InputError(
@@ -165,7 +195,7 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
         raise InputError(f"gpus_per_worker must be 'auto' or a number >= 0, got {gpus!r}")
     out = raw.get("out")
     return SweepConfig(
-        name=str(raw.get("name") or (source.stem if source else "sweep")),
+        name=_folder_name(raw.get("name") or (source.stem if source else "sweep"), "sweep name"),
         models=specs,
         prompts=sets,
         context_lengths=sorted(set(lengths)),

@@ -41,3 +41,30 @@ def test_concurrent_users_get_no_errors_and_limits_hold(bench):
     assert f"at most {MAX_CHARS}" in limits["too_long_prompt_message"]
     assert "does not exist" in limits["unknown_head_message"]
     assert limits["oversized_request_status"] == 413
+
+
+def test_an_oversized_upload_is_refused_before_it_arrives():
+    """The server itself refuses a body over the limit from its Content-Length: the client
+    gets 413 after sending a few bytes of a 100 MiB announcement (no model needed)."""
+    import http.client
+    import time
+
+    from dashboards.app import MAX_REQUEST_BYTES
+
+    server, _, url = serve_in_thread("tiny", load=False)
+    try:
+        host, port = url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        t0 = time.perf_counter()
+        conn.putrequest("POST", "/_dash-update-component")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(100 * 2**20))
+        conn.endheaders()
+        conn.send(b"{" + b" " * 1024)  # a sliver of the announced body
+        status = conn.getresponse().status
+        seconds = time.perf_counter() - t0
+        conn.close()
+    finally:
+        server.close()
+    assert status == 413 and MAX_REQUEST_BYTES < 100 * 2**20
+    assert seconds < 5  # answered without waiting for 100 MiB that never comes
