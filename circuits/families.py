@@ -34,7 +34,7 @@ SAE never saw.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,6 +186,15 @@ def _labels(run: Path, family: str) -> tuple[pd.DataFrame, dict[str, Any]]:
             raise InputError(f"{run}'s retrieval table has no needle tests: rescan retrieval")
         extra["tests"] = result.extra["tests"]
     return result.table, extra
+
+
+def check_families(families: Sequence[str], run: Path) -> None:
+    """Known family names, each with its detector's labels in ``run`` (before any work)."""
+    bad = [f for f in families if f not in FAMILIES]
+    if bad or not families:
+        raise InputError(f"unknown head families {bad}; choose from {', '.join(FAMILIES)}")
+    for family in families:
+        _labels(run, family)
 
 
 CONTRASTS: dict[str, Callable[..., Contrast]] = {

@@ -12,9 +12,8 @@ import pandas as pd
 from transformer_lens.model_bridge import TransformerBridge
 
 from circuits.discovery import Discovery, discover, overlap
-from circuits.tasks import make_task
+from circuits.tasks import check_tasks, make_task
 from interp.defaults import SAE_EXAMPLES
-from interp.errors import InputError
 from interp.report import save_png, versions, write_json, write_table
 from interp.sae import save_sae
 
@@ -62,8 +61,9 @@ def run_circuits(
 ) -> tuple[dict[str, Discovery], dict]:
     out = Path(out)
     found: dict[str, Discovery] = {}
-    for name in tasks:
-        task = make_task(model, name, n=n, seed=seed)
+    check_tasks(tasks)  # every name first: nothing is written before an unknown task fails
+    batches = {name: make_task(model, name, n=n, seed=seed) for name in tasks}
+    for name, task in batches.items():
         d = discover(
             model,
             task,
@@ -130,11 +130,9 @@ def run_families(
 ) -> dict:
     """SAE discovery of each head family against the detector labels in ``run``; writes
     ``out/<family>.parquet``/``.json`` and ``out/families.png``."""
-    from circuits.families import FAMILIES, discover_family
+    from circuits.families import check_families, discover_family
 
-    bad = [f for f in families if f not in FAMILIES]
-    if bad or not families:
-        raise InputError(f"unknown head families {bad}; choose from {', '.join(FAMILIES)}")
+    check_families(families, run)
     out = Path(out)
     found = {}
     for family in families:

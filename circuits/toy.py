@@ -54,6 +54,8 @@ class ToyConfig:
         for name in ("steps", "batch_size", "n_layers", "n_heads", "d_head", "n_eval"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise InputError(f"lr must be a finite number > 0, got {self.lr}")
         return self
 
 

@@ -7,6 +7,7 @@ callback turns errors into a message in the page (``_guard``); the server never 
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 import dash
 from dash import Dash, Input, Output, State, dcc, html, no_update
@@ -182,12 +183,25 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
 
 
 def create_app(
-    state: AppState, default_model: str = "smollm2-135m", default_run: str | None = None
+    state: AppState,
+    default_model: str = "smollm2-135m",
+    default_run: str | None = None,
+    allowed_hosts: set[str] | None = None,
 ) -> Dash:
     """The Dash app over ``state`` (load a model with ``state.load`` or the page's Load button).
-    Each view registers its own callbacks (``_register_*``)."""
+    Each view registers its own callbacks (``_register_*``). ``allowed_hosts``: the host names a
+    request's ``Host`` header may carry (a loopback server accepts only loopback names, so a web
+    page cannot reach it through a DNS name rebound to 127.0.0.1); None accepts any."""
     app = Dash(__name__, title="interp dashboard", update_title=None)
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    if allowed_hosts is not None:
+        from flask import request
+
+        @app.server.before_request
+        def check_host():
+            if urlsplit(f"//{request.host}").hostname not in allowed_hosts:
+                return {"error": f"host {request.host!r} is not served here"}, 421
+
     app.layout = _layout(default_model, default_run)
     for register in (
         _register_loading,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 from waitress.server import create_server
 
@@ -11,6 +12,7 @@ from dashboards.app import MAX_REQUEST_BYTES, create_app
 from dashboards.state import AppState
 
 THREADS = 24  # >= the simulated users of the load test: cheap views never queue
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def make_server(
@@ -21,14 +23,21 @@ def make_server(
     port: int = 8050,
     state: AppState | None = None,
     load: bool = True,
+    roots: list[Path] | None = None,
 ):
     """A waitress server for the app (``port=0`` picks a free port: ``server.effective_port``).
 
     With ``load`` the model (and run folder) start loading in the background; the page shows
     the progress. Returns ``(server, state)``; ``server.run()`` serves, ``server.close()`` stops.
+    On loopback the server answers only requests addressed to a loopback name; bound beyond
+    loopback, the page may load model and run folders only under ``roots`` (default: the
+    working folder).
     """
-    state = state or AppState()
-    app = create_app(state, default_model=model, default_run=run_dir)
+    loopback = host in LOOPBACK
+    if state is None:
+        state = AppState(roots=None if loopback and roots is None else (roots or [Path.cwd()]))
+    allowed = LOOPBACK if loopback else None
+    app = create_app(state, default_model=model, default_run=run_dir, allowed_hosts=allowed)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # load tests fill the queue
     # waitress refuses a larger body itself, while it arrives (Flask's own limit answers 413
     # only after the whole upload: a 100 MB body kept the server busy for over a minute)

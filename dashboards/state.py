@@ -59,7 +59,14 @@ class LoadStatus:
 class AppState:
     """Thread-safe holder of the current ``Session`` and the loader's progress."""
 
-    def __init__(self, loader: Callable[[str], TransformerBridge] | None = None) -> None:
+    def __init__(
+        self,
+        loader: Callable[[str], TransformerBridge] | None = None,
+        roots: list[Path] | None = None,
+    ) -> None:
+        """``roots``: folders whose model folders and run folders the page may load (None:
+        any path; a server reachable beyond loopback gets the working folder by default)."""
+        self.roots = None if roots is None else [Path(r).resolve() for r in roots]
         self.lock = threading.RLock()  # serializes model computations
         self._status_lock = threading.Lock()
         self._status = LoadStatus()
@@ -81,6 +88,7 @@ class AppState:
         self._set(busy=True, error=None, stage=f"loading {model}", fraction=0.05,
                   started=time.perf_counter())  # fmt: skip
         try:
+            self.check_allowed(model, run_dir)
             if self.session is not None and self.session.name == model:
                 bridge = self.session.model
             else:
@@ -112,6 +120,24 @@ class AppState:
             self._set(error=f"{type(e).__name__}: {e}", stage="failed", fraction=0.0)
         finally:
             self._set(busy=False, seconds=time.perf_counter() - self.status().started)
+
+    def check_allowed(self, model: str, run_dir: str | None) -> None:
+        """A model path or run folder outside ``roots`` is refused (known model names are not
+        paths and always allowed)."""
+        if self.roots is None:
+            return
+        from interp.known_models import KNOWN_MODELS
+
+        paths = [] if model.strip().lower() in KNOWN_MODELS else [("model", model)]
+        paths += [("run folder", run_dir)] if run_dir else []
+        for what, raw in paths:
+            path = Path(raw).expanduser().resolve()
+            if not any(path.is_relative_to(root) for root in self.roots):
+                roots = ", ".join(map(str, self.roots))
+                raise InterpError(
+                    f"{what} {raw} is outside the folders this server may read ({roots}); "
+                    "start it with --root FOLDER to allow more"
+                )
 
     def load_async(self, model: str, run_dir: str | None = None) -> bool:
         """Start ``load`` in a thread; False if a load is already running."""

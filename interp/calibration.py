@@ -78,15 +78,24 @@ class CalibrationConfig:
 
     @classmethod
     def load(cls, path: Path) -> CalibrationConfig:
+        from interp.checks import read_text
+
         path = Path(path)
-        if not path.is_file():
-            raise InputError(f"calibration config {path} does not exist")
+        text = read_text(path, "calibration config")
         try:
-            d = json.loads(path.read_text())
+            d = json.loads(text)
             heads = [(int(la), int(h)) for la, h in d["heads"]]
-            return cls(d["model"], heads, float(d["beta"]), float(d["threshold"]), d["provenance"])
+            beta, threshold = float(d["beta"]), float(d["threshold"])
+            config = cls(d["model"], heads, beta, threshold, d["provenance"])
         except (ValueError, KeyError, TypeError) as e:
             raise InputError(f"{path} is not a calibration config ({e})") from e
+        if not 0 <= beta <= 1:  # also false for NaN
+            raise InputError(f"{path}: beta must be in [0, 1] (share kept on sinks), got {beta}")
+        if not 0 < threshold < 1:
+            raise InputError(
+                f"{path}: threshold must be in (0, 1) (sink: s_j > threshold), got {threshold}"
+            )
+        return config
 
 
 def _padded_keys(pattern: Tensor) -> bool:

@@ -68,11 +68,11 @@ def pooled_rows(task: str, split: str) -> list[dict]:
 
 
 def load_task(path: Path) -> list[dict]:
+    from interp.checks import read_text
+
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"task file {path} does not exist")
     rows = []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
+    for i, line in enumerate(read_text(path, "task file").splitlines(), start=1):
         if not line.strip():
             continue
         try:

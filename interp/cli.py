@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from interp import checks
 from interp.errors import InputError, InterpError
 
 app = typer.Typer(
@@ -137,10 +138,14 @@ def scan(
 ) -> None:
     """Attention statistics and all head detectors of MODEL, written as a resumable run folder."""
     from interp.heads import REGISTRY
+    from interp.prompts import load_prompts
     from interp.scan import DEFAULT_DETECTORS
     from interp.scan import scan as run_scan
 
     try:
+        checks.out_folder(out_dir)
+        if prompts is not None:
+            load_prompts(prompts)  # a missing, empty or binary file fails before the model loads
         names = _detector_names(detectors, DEFAULT_DETECTORS, REGISTRY)
         if grid not in ("small", "large"):
             raise InputError(f"unknown grid {grid!r}: use 'small' or 'large'")
@@ -192,6 +197,7 @@ def validate(
     from interp.heads.validate import run_validation
 
     try:
+        checks.out_folder(out_dir)
         v, paths = run_validation(_load(model), detector, out_dir, k=k, n_draws=draws, seed=seed)
     except InterpError as e:
         _fail(e)
@@ -233,8 +239,11 @@ def circuit(
 ) -> None:
     """Circuit discovery: discrete-code SAE vs exhaustive activation patching of every head."""
     from circuits.run import run_circuits
+    from circuits.tasks import check_tasks
 
     try:
+        checks.out_folder(out_dir)
+        check_tasks(tasks)
         found, reuse = run_circuits(
             _load(model), tasks, out_dir, n=n, seed=seed, circuit_fraction=fraction,
             sae_epochs=epochs, sae_examples=sae_examples or None,
@@ -277,10 +286,12 @@ def families(
 ) -> None:
     """SAE code discovery of head families (retrieval, sink, anchor) on contrasts built for
     each, scored by ROC AUC against the family detector's labels in the run folder."""
-    from circuits.families import FAMILIES
+    from circuits.families import FAMILIES, check_families
     from circuits.run import run_families
 
     try:
+        checks.out_folder(out_dir)
+        check_families(family or list(FAMILIES), run)  # names and labels before the model loads
         found = run_families(
             _load(model), family or list(FAMILIES), run, out_dir, seed=seed, sae_epochs=epochs,
             sae_examples=sae_examples or None,
@@ -330,6 +341,7 @@ def calibrate(
     )  # fmt: skip
 
     try:
+        checks.out_file(out_file)
         bundled = not task.endswith(".jsonl")
         if bundled:
             cal_rows = pooled_rows(task, "calibration")
@@ -397,11 +409,17 @@ def generate(
     from interp.generate import greedy_decode
 
     try:
-        m = _load(model)
         config = CalibrationConfig.load(calibration) if calibration else None
+        m = _load(model)
         ids = m.tokenizer(prompt)["input_ids"]
         if len(ids) < 2:
             raise InputError("the prompt needs at least 2 tokens")
+        n_ctx = int(m.cfg.n_ctx)
+        if len(ids) + max_new_tokens > n_ctx:
+            raise InputError(
+                f"the prompt has {len(ids)} tokens; with --max-new-tokens {max_new_tokens} that "
+                f"exceeds {model}'s context of {n_ctx} tokens: shorten it"
+            )
         if config is not None:
             console.print(
                 f"calibrating {len(config.heads)} heads ({calibration}); every step recomputes "
@@ -461,7 +479,14 @@ def dashboard(
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (
         "127.0.0.1"
     ),
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8050,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8050,
+    root: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Folder whose models and run folders the page may load when --host is not "
+            "loopback (repeat; default: the working folder)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the attention explorer (head atlas, attention maps, geometry, ablation) in a browser.
 
@@ -472,7 +497,15 @@ def dashboard(
 
     if run is not None and not run.is_dir():
         _fail(InputError(f"run folder {run} does not exist; write one with `interp scan`"))
-    server, state = make_server(model, str(run) if run else None, host=host, port=port)
+    try:
+        checks.listen_address(host, port)
+        server, state = make_server(
+            model, str(run) if run else None, host=host, port=port, roots=root
+        )
+    except InterpError as e:
+        _fail(e)
+    except OSError as e:  # the port is in use, or the address is not this machine's
+        _fail(InputError(f"cannot listen on {host}:{port}: {e.strerror or e}"))
     console.print(
         f"interp dashboard on [bold]http://{host}:{server.effective_port}[/] "
         f"(loading {model} in the background; Ctrl-C stops)"
@@ -516,7 +549,7 @@ def train_toy_cmd(
             batch_size=batch_size, lr=lr, n_layers=n_layers, n_heads=n_heads,
         ).check()  # fmt: skip
         name = f"{task.replace(',', '+')}_c{complexity}_{attention}_s{seed}"
-        folder = folder or Path("runs/toy") / name
+        folder = checks.out_folder(folder or Path("runs/toy") / name)
         done = load_metrics(folder)
         if done and done.get("config") == asdict(cfg) and not force:
             metrics = done

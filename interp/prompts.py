@@ -22,10 +22,11 @@ def default_prompts_file() -> Path:
 
 def load_prompts(path: Path | None = None) -> list[str]:
     """One prompt per non-empty line; the two characters ``\\n`` stand for a newline."""
+    from interp.checks import read_text
+
     path = Path(path) if path else default_prompts_file()
-    if not path.is_file():
-        raise InputError(f"prompt file {path} does not exist")
-    prompts = [line.replace("\\n", "\n") for line in path.read_text().splitlines() if line.strip()]
+    text = read_text(path, "prompt file")
+    prompts = [line.replace("\\n", "\n") for line in text.splitlines() if line.strip()]
     if not prompts:
         raise InputError(f"prompt file {path} has no prompts (one prompt per line)")
     return prompts

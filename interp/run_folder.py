@@ -26,6 +26,7 @@ import inspect
 import json
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,9 +86,13 @@ class RunFolder:
         path = self.head_stats_path
         if not path.is_file():
             return None
-        if fingerprint is not None and read_table_metadata(path).get("fingerprint") != fingerprint:
-            return None
-        return pd.read_parquet(path)
+        try:
+            stored = read_table_metadata(path).get("fingerprint")
+            if fingerprint is not None and stored != fingerprint:
+                return None
+            return pd.read_parquet(path)
+        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            return _unreadable(path, e)
 
     # -- detector tables ------------------------------------------------------------------------
 
@@ -104,16 +109,19 @@ class RunFolder:
         path = self.detector_path(name)
         if not path.is_file():
             return None
-        meta = read_table_metadata(path)
-        if fingerprint is not None and meta.get("fingerprint") != fingerprint:
-            return None
-        extras = {}
-        for extra in meta.get("extras", []):
-            p = self.detector_path(name, extra)
-            if not p.is_file():
+        try:
+            meta = read_table_metadata(path)
+            if fingerprint is not None and meta.get("fingerprint") != fingerprint:
                 return None
-            extras[extra] = pd.read_parquet(p)
-        return DetectorResult(name, pd.read_parquet(path), meta.get("inputs", {}), extras)
+            extras = {}
+            for extra in meta.get("extras", []):
+                p = self.detector_path(name, extra)
+                if not p.is_file():
+                    return None
+                extras[extra] = pd.read_parquet(p)
+            return DetectorResult(name, pd.read_parquet(path), meta.get("inputs", {}), extras)
+        except (OSError, ValueError) as e:  # a truncated or corrupt file: recompute it
+            return _unreadable(path, e)
 
     def run_detector(
         self, model: Any, name: str, options: dict[str, Any], *, progress: bool = True
@@ -236,3 +244,9 @@ def folder_lock(root: Path) -> Iterator[Path]:
             yield root
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _unreadable(path: Path, error: Exception) -> None:
+    """A stored table that cannot be read counts as absent: it is recomputed and rewritten."""
+    warnings.warn(f"{path} cannot be read ({error}); recomputing it", stacklevel=3)
+    return None

@@ -1,7 +1,7 @@
 """Prompt generators: each returns a ``TaskBatch`` of clean and corrupted prompts (same token
 lengths pairwise) with the answer and a wrong-answer token per prompt."""
 
-from circuits.tasks.base import TASKS, TaskBatch, make_task
+from circuits.tasks.base import TASKS, TaskBatch, check_tasks, make_task
 
 
 def task_prompts(model, name: str, n: int) -> list[str]:
@@ -10,4 +10,4 @@ def task_prompts(model, name: str, n: int) -> list[str]:
     return make_task(model, name, n=n).prompts
 
 
-__all__ = ["TASKS", "TaskBatch", "make_task", "task_prompts"]
+__all__ = ["TASKS", "TaskBatch", "check_tasks", "make_task", "task_prompts"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,11 +90,18 @@ def register(name: str):
     return deco
 
 
-def make_task(model: TransformerBridge, name: str, n: int = 40, seed: int = 0) -> TaskBatch:
+def check_tasks(names: Sequence[str]) -> None:
+    """Every name is a registered task (checked before any work, so nothing is half written)."""
     import circuits.tasks.generators  # noqa: F401  (registers the tasks)
 
-    if name not in TASKS:
-        raise InputError(f"unknown task {name!r}; available: {', '.join(sorted(TASKS))}")
+    unknown = [name for name in names if name not in TASKS]
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        raise InputError(f"unknown task(s) {names}; available: {', '.join(sorted(TASKS))}")
+
+
+def make_task(model: TransformerBridge, name: str, n: int = 40, seed: int = 0) -> TaskBatch:
+    check_tasks([name])
     if n < 2:
         raise InputError("a task needs at least 2 prompts")
     return TASKS[name](model, n=n, seed=seed)

@@ -210,11 +210,12 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
 
 
 def load_config(path: str | Path) -> SweepConfig:
+    from interp.checks import read_text
+
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"sweep file {path} does not exist")
+    text = read_text(path, "sweep file")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise InputError(f"{path} is not valid YAML: {e}") from e
     return parse_config(raw, path)

@@ -98,6 +98,10 @@ def run_ray(
     if started_here:
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address:
+            if address != "auto":  # fail in seconds, not after Ray's minutes of retries
+                from interp.checks import reachable
+
+                reachable(address.removeprefix("ray://"))
             kwargs["address"] = address
         else:
             kwargs["num_cpus"] = workers

@@ -68,3 +68,42 @@ def test_an_oversized_upload_is_refused_before_it_arrives():
         server.close()
     assert status == 413 and MAX_REQUEST_BYTES < 100 * 2**20
     assert seconds < 5  # answered without waiting for 100 MiB that never comes
+
+
+def test_loopback_server_answers_only_loopback_host_names():
+    """DNS rebinding: a page on another site that resolves its own name to 127.0.0.1 sends
+    its name in the Host header; the loopback server refuses it (421), serves 127.0.0.1."""
+    import http.client
+
+    server, _, url = serve_in_thread("tiny", load=False)
+    try:
+        host, port = url.removeprefix("http://").split(":")
+        statuses = {}
+        for name in ("127.0.0.1", "localhost", "evil.example"):
+            conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            conn.request("GET", "/", headers={"Host": f"{name}:{port}"})
+            statuses[name] = conn.getresponse().status
+            conn.close()
+    finally:
+        server.close()
+    assert statuses == {"127.0.0.1": 200, "localhost": 200, "evil.example": 421}
+
+
+def test_roots_limit_what_the_page_may_load(tmp_path):
+    """Bound beyond loopback, the page loads model and run folders only under the roots."""
+    from dashboards.serve import make_server
+    from dashboards.state import AppState
+    from interp.errors import InterpError
+
+    state = AppState(roots=[tmp_path])
+    state.check_allowed("tiny", None)  # a known name is not a path
+    state.check_allowed(str(tmp_path / "model"), str(tmp_path / "runs" / "a"))
+    for model, run in (("/etc", None), ("tiny", "/tmp/../etc"), (str(tmp_path / ".." / "x"), None)):
+        with pytest.raises(InterpError, match="outside the folders this server may read"):
+            state.check_allowed(model, run)
+    server, wide = make_server("tiny", host="0.0.0.0", port=0, load=False)
+    server.close()
+    assert wide.roots is not None  # beyond loopback: the working folder by default
+    server, local = make_server("tiny", port=0, load=False)
+    server.close()
+    assert local.roots is None

@@ -1,0 +1,162 @@
+"""Bad input to the command line: one line that says what is wrong, exit code 2, nothing written.
+
+Each case runs in an empty working folder holding only the files the case itself sets up; the
+folder's contents (names and modification times) must be the same afterwards. The table is
+also in docs/design.md ("Bad input").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from interp.cli import app
+
+BINARY = bytes(range(256)) * 4
+SWEEP = {"name": "t", "models": ["tiny"], "prompts": [{"haystack": 2}], "context_lengths": [32]}
+
+
+def _sweep(**over) -> Callable[[Path], None]:
+    return lambda d: (d / "s.yaml").write_text(yaml.safe_dump({**SWEEP, **over}))
+
+
+def _file(name: str, data: bytes | str) -> Callable[[Path], None]:
+    def make(d: Path) -> None:
+        p = d / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data if isinstance(data, bytes) else data.encode())
+
+    return make
+
+
+def _calibration(beta: float, threshold: float) -> Callable[[Path], None]:
+    cfg = {"model": "tiny", "heads": [[0, 0]], "beta": beta, "threshold": threshold,
+           "provenance": {}}  # fmt: skip
+    return _file("cal.json", json.dumps(cfg))
+
+
+def _nothing(d: Path) -> None:
+    pass
+
+
+# (id, argv, set-up, expected text in the output)
+CASES = [
+    ("port-too-large", ["dashboard", "--model", "tiny", "--port", "70000"], _nothing,
+     "less than or equal to 65535"),
+    ("port-negative", ["dashboard", "--model", "tiny", "--port", "-5"], _nothing,
+     "greater than or equal to 0"),
+    ("host-unresolvable", ["dashboard", "--model", "tiny", "--host", "no-such-host.invalid"],
+     _nothing, "does not resolve"),
+    ("out-is-a-file", ["scan", "tiny", "--out", "f.txt"], _file("f.txt", "x"),
+     "is a file; give a folder"),
+    ("out-under-a-file", ["scan", "tiny", "--out", "f.txt/run"], _file("f.txt", "x"),
+     "which is a file, not a folder"),
+    ("out-empty", ["scan", "tiny", "--out", ""], _nothing, "other than the current one"),
+    ("calibrate-out-is-a-folder", ["calibrate", "tiny", "--out", "d"], _file("d/keep", "x"),
+     "is a folder; give a file name"),
+    ("binary-prompts", ["scan", "tiny", "--out", "r", "--prompts", "p.txt"],
+     _file("p.txt", BINARY), "is not a UTF-8 text file"),
+    ("binary-sweep-yaml", ["sweep", "s.yaml"], _file("s.yaml", BINARY),
+     "is not a UTF-8 text file"),
+    ("binary-task-jsonl", ["calibrate", "tiny", "--task", "t.jsonl", "--test", "t.jsonl",
+                           "--out", "c.json"], _file("t.jsonl", BINARY),
+     "is not a UTF-8 text file"),
+    ("sweep-detectors-not-a-list", ["sweep", "s.yaml"], _sweep(detectors=5), "non-empty list"),
+    ("sweep-detectors-empty", ["sweep", "s.yaml"], _sweep(detectors=[]), "non-empty list"),
+    ("sweep-n-not-a-number", ["sweep", "s.yaml"], _sweep(prompts=[{"task": "ioi", "n": "abc"}]),
+     "n of task set"),
+    ("sweep-n-negative", ["sweep", "s.yaml"], _sweep(prompts=[{"task": "ioi", "n": -3}]),
+     "n of task set"),
+    ("sweep-no-lengths", ["sweep", "s.yaml"], _sweep(context_lengths=[]),
+     "non-empty list of integers"),
+    ("sweep-name-escapes", ["sweep", "s.yaml"],
+     _sweep(prompts=[{"name": "../../escaped", "haystack": 2}]), "prompt set name"),
+    ("toy-lr-nan", ["train-toy", "--lr", "nan", "--out", "toy"], _nothing,
+     "lr must be a finite number"),
+    ("calibration-beta-out-of-range", ["generate", "hello there", "--model", "tiny",
+                                       "--calibration", "cal.json"], _calibration(1.5, 0.1),
+     "beta must be in [0, 1]"),
+    ("calibration-threshold-out-of-range", ["generate", "hello there", "--model", "tiny",
+                                            "--calibration", "cal.json"], _calibration(0.4, 2.0),
+     "threshold must be in (0, 1)"),
+    ("generate-longer-than-context", ["generate", "x" * 1100, "--model", "tiny"], _nothing,
+     "exceeds tiny's context of 1024 tokens"),
+    ("circuit-unknown-task", ["circuit", "greater_than", "foo", "--model", "tiny", "--out", "c"],
+     _nothing, "unknown task(s) 'foo'"),
+]  # fmt: skip
+
+
+def _tree(d: Path) -> dict[str, int]:
+    return {str(p.relative_to(d)): p.stat().st_mtime_ns for p in d.rglob("*")}
+
+
+@pytest.mark.parametrize(("argv", "setup", "message"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])  # fmt: skip
+def test_bad_input_fails_at_once_with_one_line(argv, setup, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    setup(tmp_path)
+    before = _tree(tmp_path)
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()), result.output
+    assert "Traceback" not in result.output
+    assert _tree(tmp_path) == before  # nothing written, nothing touched
+
+
+def test_port_in_use_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["dashboard", "--model", "tiny", "--port", str(port)])
+    assert result.exit_code == 2 and "cannot listen on 127.0.0.1" in result.output
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_unwritable_out_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        result = CliRunner().invoke(app, ["scan", "tiny", "--out", "locked/run"])
+    finally:
+        locked.chmod(0o700)
+    assert result.exit_code == 2 and "permission denied" in result.output
+    assert not list(locked.iterdir())
+
+
+def test_unreachable_ray_cluster_fails_in_seconds(tmp_path, monkeypatch):
+    pytest.importorskip("ray", reason="the Ray engine needs the distributed extra (ray)")
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    _sweep()(tmp_path)
+    t0 = time.perf_counter()
+    result = CliRunner().invoke(
+        app, ["sweep", "s.yaml", "--engine", "ray", "--address", "127.0.0.1:1", "--out", "o"]
+    )
+    assert result.exit_code == 2 and "cannot reach 127.0.0.1:1" in result.output
+    assert time.perf_counter() - t0 < 60
+
+
+def test_a_corrupt_cached_table_is_recomputed_with_a_warning(tiny, tmp_path):
+    from interp.scan import scan
+
+    out = tmp_path / "run"
+    first = scan(tiny, out, detectors=["previous_token"], progress=False)
+    table = out / "detectors" / "previous_token.parquet"
+    table.write_bytes(table.read_bytes()[: len(table.read_bytes()) // 2])  # truncated
+    with pytest.warns(UserWarning, match="cannot be read"):
+        again = scan(tiny, out, detectors=["previous_token"], progress=False)
+    assert not again.detector_reused["previous_token"]
+    assert again.detectors["previous_token"].table.equals(first.detectors["previous_token"].table)
