@@ -248,5 +248,8 @@ def folder_lock(root: Path) -> Iterator[Path]:
 
 def _unreadable(path: Path, error: Exception) -> None:
     """A stored table that cannot be read counts as absent: it is recomputed and rewritten."""
-    warnings.warn(f"{path} cannot be read ({error}); recomputing it", stacklevel=3)
+    warnings.warn(
+        f"{path} cannot be read ({error}); treating it as absent (a scan recomputes it)",
+        stacklevel=3,
+    )
     return None

@@ -46,6 +46,11 @@ def _nothing(d: Path) -> None:
     pass
 
 
+def _run_folder_with_corrupt_table(d: Path) -> None:
+    _file("run/manifest.json", json.dumps({"detectors": {"sink": {}}}))(d)
+    _file("run/detectors/sink.parquet", b"PAR1" + BINARY)(d)
+
+
 # (id, argv, set-up, expected text in the output)
 CASES = [
     ("port-too-large", ["dashboard", "--model", "tiny", "--port", "70000"], _nothing,
@@ -90,6 +95,13 @@ CASES = [
      "exceeds tiny's context of 1024 tokens"),
     ("circuit-unknown-task", ["circuit", "greater_than", "foo", "--model", "tiny", "--out", "c"],
      _nothing, "unknown task(s) 'foo'"),
+    ("gguf-truncated", ["info", "bad.gguf"], _file("bad.gguf", b"GGUF\x03\x00\x00\x00junk"),
+     "could not read bad.gguf"),
+    ("gguf-not-gguf", ["info", "bad.gguf"], _file("bad.gguf", BINARY),
+     "does not start with the GGUF magic bytes"),
+    ("run-folder-corrupt-table", ["families", "tiny", "--run", "run", "--family", "sink",
+                                  "--out", "f"], _run_folder_with_corrupt_table,
+     "does not exist or is incomplete"),
 ]  # fmt: skip
 
 
@@ -156,7 +168,22 @@ def test_a_corrupt_cached_table_is_recomputed_with_a_warning(tiny, tmp_path):
     first = scan(tiny, out, detectors=["previous_token"], progress=False)
     table = out / "detectors" / "previous_token.parquet"
     table.write_bytes(table.read_bytes()[: len(table.read_bytes()) // 2])  # truncated
-    with pytest.warns(UserWarning, match="cannot be read"):
+    with pytest.warns(UserWarning, match="cannot be read .* a scan recomputes it"):
         again = scan(tiny, out, detectors=["previous_token"], progress=False)
     assert not again.detector_reused["previous_token"]
     assert again.detectors["previous_token"].table.equals(first.detectors["previous_token"].table)
+
+
+def test_a_run_folder_that_cannot_be_read_is_one_clear_error(tmp_path):
+    """What the dashboard's --run reads: a broken manifest or table is an InputError."""
+    from interp.errors import InputError
+    from interp.run_folder import RunFolder
+
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(InputError, match="cannot read"):
+        RunFolder(tmp_path).scores()
+    (tmp_path / "manifest.json").write_text(json.dumps({"detectors": {"sink": {}}}))
+    (tmp_path / "detectors").mkdir()
+    (tmp_path / "detectors" / "sink.parquet").write_bytes(b"PAR1" + BINARY)
+    with pytest.raises(InputError, match="cannot read the run folder"):
+        RunFolder(tmp_path).scores()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 from pathlib import Path
 
 import torch
@@ -47,7 +48,8 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
         model = AutoModelForCausalLM.from_pretrained(
             folder, gguf_file=name, dtype=torch.float32, trust_remote_code=False
         )
-    except (ValueError, KeyError, OSError) as e:
+    except (ValueError, KeyError, OSError, struct.error, EOFError, IndexError) as e:
+        # struct.error / EOFError / IndexError: a truncated or corrupt file read by gguf-py
         raise ModelLoadError(
             f"transformers could not read {gguf_path} ({e}). Only GGUF architectures that "
             "transformers can dequantize are supported (llama, mistral, qwen2, gpt2, ...)."
