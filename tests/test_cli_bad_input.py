@@ -168,7 +168,7 @@ def test_a_corrupt_cached_table_is_recomputed_with_a_warning(tiny, tmp_path):
     first = scan(tiny, out, detectors=["previous_token"], progress=False)
     table = out / "detectors" / "previous_token.parquet"
     table.write_bytes(table.read_bytes()[: len(table.read_bytes()) // 2])  # truncated
-    with pytest.warns(UserWarning, match="cannot be read .* a scan recomputes it"):
+    with pytest.warns(UserWarning, match=r"cannot be read[\s\S]*a scan recomputes it"):
         again = scan(tiny, out, detectors=["previous_token"], progress=False)
     assert not again.detector_reused["previous_token"]
     assert again.detectors["previous_token"].table.equals(first.detectors["previous_token"].table)
