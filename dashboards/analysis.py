@@ -32,6 +32,10 @@ TOP_K = 5
 #: (docs/methods.md section 2: ACT's hidden-sink threshold 0.1; for j = 0 Gu et al.'s 0.3 is the
 #: head-level label, the per-token view uses one threshold for every position)
 SINK_THRESHOLD = defaults.SINK_THRESHOLD
+#: ... and at least this many queries each give it more than SINK_THRESHOLD: on a short prompt
+#: s_j of a late key is a mean over few queries, so one query looking at it (a previous-token
+#: head) would pass the score alone; a sink is looked at by many queries
+SINK_MIN_QUERIES = 4
 
 
 def display_token(tok: str) -> str:
@@ -103,6 +107,14 @@ def sink_scores(pattern: torch.Tensor, causal: bool = True) -> torch.Tensor:
     """s_j = sum_i A[i, j] / (N - j) for one head's [query, key] pattern (docs/methods.md s.2)."""
     n = pattern.shape[-1]
     return dense_sink_scores(pattern[None, None], [n], causal=causal)[0, 0]
+
+
+def sink_keys(pattern: torch.Tensor, causal: bool = True) -> list[int]:
+    """Keys outlined as sinks in the attention view of one head's [query, key] pattern:
+    s_j > ``SINK_THRESHOLD`` and at least ``SINK_MIN_QUERIES`` queries give it more than
+    ``SINK_THRESHOLD``."""
+    many = (pattern > SINK_THRESHOLD).sum(0) >= SINK_MIN_QUERIES
+    return torch.nonzero((sink_scores(pattern, causal) > SINK_THRESHOLD) & many).flatten().tolist()
 
 
 def top_k_rows(pattern: torch.Tensor, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

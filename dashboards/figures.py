@@ -10,12 +10,13 @@ from sklearn.decomposition import PCA
 
 from dashboards.analysis import (
     DENSE_MAX_TOKENS,
+    SINK_MIN_QUERIES,
     SINK_THRESHOLD,
     TOP_K,
     AblationView,
     LayerView,
     ea_pattern,
-    sink_scores,
+    sink_keys,
     softmax_pattern,
     top_k_rows,
 )
@@ -103,12 +104,13 @@ def scatter_figure(
 def attention_figure(view: LayerView, layer: int, head: int, causal: bool = True) -> go.Figure:
     """The head's attention on the prompt: dense token-labelled heatmap, or sparse top-k rows.
 
-    Sink keys (s_j > ``SINK_THRESHOLD``) are outlined in red and named in the title.
+    Sink keys (``sink_keys``: s_j > 0.1 and at least 4 queries giving > 0.1) are outlined in
+    red and named in the title, which says what the outline means.
     """
     pattern = view.pattern[head].float()
     n = pattern.shape[0]
     toks = np.array(view.tokens, dtype=object)
-    sinks = torch.nonzero(sink_scores(pattern, causal) > SINK_THRESHOLD).flatten().tolist()
+    sinks = sink_keys(pattern, causal)
     sink_text = ", ".join(f"{view.tokens[j]}@{j}" for j in sinks[:8]) or "none"
     hover = "query %{customdata[0]} (pos %{y})<br>key %{customdata[1]} (pos %{x})<br>"
     if n <= DENSE_MAX_TOKENS:
@@ -150,7 +152,10 @@ def attention_figure(view: LayerView, layer: int, head: int, causal: bool = True
         )
     side = max(420, min(900, 14 * n + 160))
     fig.update_layout(
-        title=f"L{layer}.H{head} attention, {n} tokens ({mode}); sinks: {sink_text}",
+        title=(
+            f"L{layer}.H{head} attention, {n} tokens ({mode}); sinks (outlined: s_j > "
+            f"{SINK_THRESHOLD}, >= {SINK_MIN_QUERIES} queries give > {SINK_THRESHOLD}): {sink_text}"
+        ),
         xaxis=dict(title="key", tickangle=-60, **ticks),
         yaxis=dict(title="query", autorange="reversed", **ticks),
         height=side,

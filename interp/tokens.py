@@ -67,7 +67,9 @@ def tokenize(
     prompts = check_prompts(prompts)
     tok = model.tokenizer
     limit = int(max_length or model.cfg.n_ctx)
-    ids = [tok(p, add_special_tokens=True)["input_ids"] for p in prompts]
+    fast = bool(getattr(tok, "is_fast", False))
+    encs = [tok(p, add_special_tokens=True, return_offsets_mapping=fast) for p in prompts]
+    ids = [e["input_ids"] for e in encs]
     for i, seq in enumerate(ids):
         if not seq:
             raise InputError(f"prompt {i} tokenizes to nothing; give it some text")
@@ -76,7 +78,20 @@ def tokenize(
                 f"prompt {i} has {len(seq)} tokens, more than the limit of {limit} "
                 f"(context length of {model.cfg.model_name}: {model.cfg.n_ctx}); shorten it"
             )
-    return _pad(ids, int(tok.pad_token_id), tok)
+    batch = _pad(ids, int(tok.pad_token_id), tok)
+    if fast:  # byte pieces of one character decode to U+FFFD alone: show the character
+        for b, (p, e) in enumerate(zip(prompts, encs, strict=True)):
+            batch.str_tokens[b] = readable_tokens(batch.str_tokens[b], p, e["offset_mapping"])
+    return batch
+
+
+def readable_tokens(pieces: list[str], text: str, offsets: Sequence[tuple[int, int]]) -> list[str]:
+    """Token strings for display: a piece that decodes to U+FFFD on its own (one byte of a
+    multi-byte character in byte-level BPE) shows the characters its offsets cover instead."""
+    out = []
+    for piece, (a, b) in zip(pieces, offsets, strict=True):
+        out.append(text[a:b] if "\ufffd" in piece and b > a else piece)
+    return out
 
 
 def _pad(ids: list[list[int]], pad_id: int, tok) -> TokenBatch:

@@ -94,3 +94,16 @@ def test_tokenize_has_no_bos_and_pads_right(tiny):
     assert batch.tokens[0].tolist()[:2] == tiny.tokenizer("ab").input_ids
     assert batch.attention_mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
     assert batch.lengths == [2, 4]
+
+
+def test_tokens_of_multibyte_characters_show_the_characters(tiny):
+    """Byte-level pieces of one character decode to U+FFFD alone; the batch shows the
+    character its offsets cover (German and Japanese text in the dashboard's ticks)."""
+    from interp.tokens import tokenize
+
+    text = "Grüße 日本!"
+    batch = tokenize(tiny, [text])
+    shown = batch.str_tokens[0]
+    assert not any("\ufffd" in t for t in shown)
+    assert shown.count("日") == 3 and shown.count("ü") == 2  # 3 and 2 UTF-8 bytes
+    assert tiny.tokenizer.decode(batch.tokens[0].tolist()) == text  # ids unchanged

@@ -91,7 +91,26 @@ def test_dense_attention_figure_matches_transformer_lens(tiny):
     want = [an.display_token(tiny.tokenizer.decode([i])) for i in ids]
     assert list(fig.layout.xaxis.ticktext) == want
     sinks = (ref.sum(0) / torch.arange(n, 0, -1)) > an.SINK_THRESHOLD
+    sinks &= (ref > an.SINK_THRESHOLD).sum(0) >= an.SINK_MIN_QUERIES
     assert fig.layout.meta["sinks"] == torch.nonzero(sinks).flatten().tolist()
+
+
+def test_sink_outlines_hold_on_short_prompts():
+    """Hand-built 14-token patterns: a previous-token head (each key looked at by one query;
+    s_j alone flags late keys) outlines nothing; a first-token sink outlines key 0; a late key
+    that one query attends to fully is not a sink."""
+    n = 14
+    prev = torch.zeros(n, n)
+    prev[0, 0] = 1.0
+    prev[torch.arange(1, n), torch.arange(0, n - 1)] = 1.0
+    assert (an.sink_scores(prev)[n // 2 :] > an.SINK_THRESHOLD).sum() >= 6  # the old rule
+    assert an.sink_keys(prev) == []
+    first = torch.tril(torch.full((n, n), 0.2 / n))
+    first[:, 0] += 0.8
+    first /= first.sum(-1, keepdim=True)
+    assert an.sink_keys(first) == [0]
+    late = torch.eye(n)
+    assert an.sink_keys(late) == []
 
 
 def test_long_prompt_switches_to_sparse_top_k(tiny):
