@@ -123,3 +123,26 @@ def from_token_ids(model: TransformerBridge, ids: Sequence[Sequence[int]]) -> To
 def as_batch(model: TransformerBridge, prompts: str | Sequence[str] | TokenBatch) -> TokenBatch:
     """``prompts`` as a ``TokenBatch`` (tokenized unless it already is one)."""
     return prompts if isinstance(prompts, TokenBatch) else tokenize(model, prompts)
+
+
+def special_frame(tokenizer) -> tuple[list[int], list[int]]:
+    """(prefix, suffix): the special token ids the tokenizer puts around one sequence, e.g.
+    ([CLS], [SEP]) for BERT-style encoders, ([], []) for SmolLM2 (no BOS added)."""
+    framed = tokenizer("a")["input_ids"]
+    body = tokenizer("a", add_special_tokens=False)["input_ids"]
+    for i in range(len(framed) - len(body) + 1):
+        if framed[i : i + len(body)] == body:
+            return list(framed[:i]), list(framed[i + len(body) :])
+    return [], []
+
+
+def framed_windows(tokenizer, text: str, n_tokens: int) -> list[list[int]]:
+    """Consecutive windows of ``text`` of ``n_tokens`` tokens each, every one with the
+    tokenizer's own special tokens (an encoder's [CLS] ... [SEP] in every window, not only
+    around the whole text)."""
+    prefix, suffix = special_frame(tokenizer)
+    size = n_tokens - len(prefix) - len(suffix)
+    if size < 1:
+        raise InputError(f"windows of {n_tokens} tokens leave no room next to the special tokens")
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return [prefix + ids[i : i + size] + suffix for i in range(0, len(ids) - size + 1, size)]

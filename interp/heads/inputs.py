@@ -10,7 +10,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from interp.attention import run_heads
 from interp.errors import InputError
 from interp.prompts import load_prompts
-from interp.tokens import TokenBatch, from_token_ids
+from interp.tokens import TokenBatch, framed_windows, from_token_ids, special_frame
 
 
 def text_windows(model: TransformerBridge, n_tokens: int = 64, max_windows: int = 16) -> TokenBatch:
@@ -23,8 +23,7 @@ def text_windows(model: TransformerBridge, n_tokens: int = 64, max_windows: int 
 
     windows: list[list[int]] = []
     for text in ("\n".join(load_prompts()), haystack_text()):
-        ids = model.tokenizer(text)["input_ids"]
-        windows = [ids[i : i + n_tokens] for i in range(0, len(ids) - n_tokens + 1, n_tokens)]
+        windows = framed_windows(model.tokenizer, text, n_tokens)
         if windows:
             break
     if not windows:
@@ -40,15 +39,17 @@ def text_samples(model: TransformerBridge, n_tokens: int = 64, max_samples: int 
     joined by newlines until it has ``n_tokens`` tokens."""
     from interp.heads.needle import haystack_text
 
+    prefix, suffix = special_frame(model.tokenizer)
+    size = n_tokens - len(prefix) - len(suffix)  # an encoder's [SEP] survives the truncation
     samples: list[list[int]] = []
     lines: list[str] = []
     for line in haystack_text().splitlines():
         if not line.strip():
             continue
         lines.append(line)
-        ids = model.tokenizer("\n".join(lines))["input_ids"]
-        if len(ids) >= n_tokens:
-            samples.append(ids[:n_tokens])
+        ids = model.tokenizer("\n".join(lines), add_special_tokens=False)["input_ids"]
+        if len(ids) >= size:
+            samples.append(prefix + ids[:size] + suffix)
             lines = []
             if len(samples) == max_samples:
                 break
@@ -61,10 +62,10 @@ def haystack_windows(model: TransformerBridge, n_tokens: int, n_windows: int) ->
     """The first ``n_windows`` consecutive ``n_tokens``-token windows of the bundled haystack."""
     from interp.heads.needle import haystack_text
 
-    ids = model.tokenizer(haystack_text(), add_special_tokens=False)["input_ids"]
-    if len(ids) < n_tokens * n_windows:
-        raise InputError(f"the bundled haystack has fewer than {n_tokens * n_windows} tokens")
-    return from_token_ids(model, [ids[i * n_tokens : (i + 1) * n_tokens] for i in range(n_windows)])
+    windows = framed_windows(model.tokenizer, haystack_text(), n_tokens)
+    if len(windows) < n_windows:
+        raise InputError(f"the bundled haystack has fewer than {n_windows} windows of {n_tokens}")
+    return from_token_ids(model, windows[:n_windows])
 
 
 def repeated_random_tokens(

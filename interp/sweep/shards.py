@@ -34,7 +34,7 @@ from interp.prompts import load_prompts
 from interp.stats.capture import for_each_layer
 from interp.stats.streaming import attention_stats, pair_weights
 from interp.sweep.config import PromptSet, SweepConfig
-from interp.tokens import tokenize
+from interp.tokens import framed_windows, tokenize
 
 STATS = ("entropy", "first_token_mass", "prev_token_mass", "mean_distance", "sink_score_0")
 
@@ -114,18 +114,18 @@ class ShardRunner:
         if shard.kind == "haystack":
             from interp.heads.needle import haystack_text
 
-            ids = model.tokenizer(haystack_text(), add_special_tokens=False)["input_ids"]
             n = shard.length
             if n > int(model.cfg.n_ctx):
                 raise InputError(
                     f"context length {n} is longer than {self.name}'s context {model.cfg.n_ctx}"
                 )
-            if len(ids) < n * shard.stop:
+            windows = framed_windows(model.tokenizer, haystack_text(), n)  # the detectors' own
+            if len(windows) < shard.stop:
                 raise InputError(
-                    f"the bundled haystack has {len(ids)} tokens, fewer than {shard.stop} "
-                    f"windows of {n}"
+                    f"the bundled haystack has {len(windows)} windows of {n} tokens, fewer than "
+                    f"{shard.stop}"
                 )
-            return [ids[i * n : (i + 1) * n] for i in range(shard.start, shard.stop)]
+            return windows[shard.start : shard.stop]
         if shard.kind == "task":
             key = (shard.source, shard.n)
             if key not in self._tasks:

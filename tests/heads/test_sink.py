@@ -101,3 +101,31 @@ def test_key_scores_match_hf_attention(smol, smol_hf_reference):
     row = res.table[(res.table.layer == 20) & (res.table["head"] == 3)].iloc[0]
     s0 = ks[(ks.layer == 20) & (ks["head"] == 3) & (ks.position == 0)].sink_score.mean()
     assert row.score == pytest.approx(float(s0), rel=1e-5)
+
+
+def test_encoder_windows_carry_their_special_tokens(minilm, tiny):
+    """Every window an encoder is scored on is [CLS] ... [SEP] (before, only the first window
+    started with [CLS] and none ended with [SEP], so s_0 scored random word pieces); a
+    tokenizer that adds nothing (tiny, SmolLM2) gets plain consecutive slices as before."""
+    from interp.heads.inputs import haystack_windows, text_samples, text_windows
+    from interp.heads.needle import haystack_text
+    from interp.tokens import special_frame
+
+    tok = minilm.tokenizer
+    assert special_frame(tok) == ([tok.cls_token_id], [tok.sep_token_id])
+    for batch in (
+        text_windows(minilm, 64),
+        text_samples(minilm, 64),
+        haystack_windows(minilm, 64, 4),
+    ):
+        assert all(n == 64 for n in batch.lengths)
+        assert (batch.tokens[:, 0] == tok.cls_token_id).all()
+        assert (batch.tokens[:, -1] == tok.sep_token_id).all()
+        assert (
+            (batch.tokens[:, 1:-1] == tok.cls_token_id)
+            | (batch.tokens[:, 1:-1] == tok.sep_token_id)
+        ).sum() == 0
+    assert special_frame(tiny.tokenizer) == ([], [])
+    ids = tiny.tokenizer(haystack_text(), add_special_tokens=False)["input_ids"]
+    got = haystack_windows(tiny, 32, 3).tokens.tolist()
+    assert got == [ids[i * 32 : (i + 1) * 32] for i in range(3)]
