@@ -40,6 +40,7 @@ from interp.defaults import MAX_NEW_TOKENS, RECALL_THRESHOLD, RETRIEVAL_THRESHOL
 from interp.errors import InputError
 from interp.generate import greedy_decode, newline_or_eos
 from interp.heads.base import DetectorResult, head_frame, register
+from interp.heads.metrics import ValidationMetric
 from interp.heads.needle import (
     NeedleTest,
     build_test,
@@ -176,6 +177,20 @@ class RetrievalDetector:
     causal_only = True
     dashboard = False
     per_prompt = False
+
+    @staticmethod
+    def validation_metric(model: TransformerBridge, seed: int = 1) -> ValidationMetric:
+        """Needle accuracy on held-out needles (3-5), lengths 256 and 512, depths 25 and 75 %;
+        the heads are masked on the decoding steps only, as in the official code."""
+        tests = make_tests(model, lengths=[256, 512], depths=[25.0, 75.0], needles=(3, 4, 5))
+        return ValidationMetric(
+            "needle_accuracy",
+            True,
+            lambda hooks: {
+                f"needle_{k}": v for k, v in needle_accuracy(model, tests, hooks).items()
+            },
+            {"tests": [t.key for t in tests]},
+        )
 
     @staticmethod
     def summary(r: DetectorResult) -> str:

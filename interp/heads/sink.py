@@ -33,7 +33,8 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.defaults import LONG_INPUT, SINK_HEAD_THRESHOLD, SINK_THRESHOLD
 from interp.heads.base import DetectorResult, head_frame, register
-from interp.heads.inputs import all_patterns, text_samples
+from interp.heads.inputs import all_patterns, haystack_windows, text_samples
+from interp.heads.metrics import ValidationMetric, mean_loss
 from interp.models.info import is_causal
 from interp.stats.dense import sink_scores
 from interp.stats.streaming import AttentionStats
@@ -105,6 +106,17 @@ class SinkDetector:
     causal_only = False
     dashboard = True
     per_prompt = True
+
+    @staticmethod
+    def validation_metric(model: TransformerBridge, seed: int = 1) -> ValidationMetric:
+        """Mean next-token loss on 8 windows of 256 tokens of the bundled haystack text."""
+        batch = haystack_windows(model, 256, 8)
+        return ValidationMetric(
+            "text_loss",
+            False,
+            lambda hooks: {"text_loss": mean_loss(model, batch, hooks)},
+            {"text": "haystack windows", "n_windows": len(batch.lengths), "n_tokens": 256},
+        )
 
     @staticmethod
     def prompt_pairs(tokens: torch.Tensor) -> None:

@@ -28,83 +28,31 @@ Validation metrics:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.ablation.uniform import uniform_attention_hooks
 from interp.errors import InputError
 from interp.heads.base import DetectorResult
-from interp.heads.inputs import haystack_windows, repeated_random_tokens
+from interp.heads.metrics import Hooks, ValidationMetric, mean_loss  # noqa: F401 (re-exported)
 from interp.heads.plots import validation_png
-from interp.heads.retrieval import make_tests, needle_accuracy
-from interp.tokens import TokenBatch
-
-Hooks = Sequence[tuple[str, Callable]]
-
-
-@dataclass
-class ValidationMetric:
-    """A metric under a set of hooks; ``higher_is_better`` fixes the sign of ``drop``."""
-
-    metric: str  # the headline metric; ``evaluate`` may return more
-    higher_is_better: bool
-    evaluate: Callable[[Hooks], dict[str, float]]
-    inputs: dict[str, Any]
-
-
-def mean_loss(
-    model: TransformerBridge, batch: TokenBatch, hooks: Hooks, from_pos: int = 0
-) -> float:
-    """Mean next-token cross-entropy over predicted positions >= ``from_pos`` (padding ignored)."""
-    with torch.no_grad(), model.hooks(fwd_hooks=list(hooks)):
-        logits = model(batch.tokens, attention_mask=batch.attention_mask)
-    logp = logits[:, :-1].log_softmax(-1)
-    target = batch.tokens[:, 1:]
-    nll = -logp.gather(-1, target[..., None])[..., 0]
-    keep = batch.attention_mask[:, 1:].bool().clone()
-    keep[:, : max(from_pos - 1, 0)] = False
-    return float(nll[keep].mean())
 
 
 def validation_metric(model: TransformerBridge, detector: str, seed: int = 1) -> ValidationMetric:
-    if detector == "retrieval":
-        tests = make_tests(model, lengths=[256, 512], depths=[25.0, 75.0], needles=(3, 4, 5))
-        return ValidationMetric(
-            "needle_accuracy",
-            True,
-            lambda hooks: {
-                f"needle_{k}": v for k, v in needle_accuracy(model, tests, hooks).items()
-            },
-            {"tests": [t.key for t in tests]},
-        )
-    if detector == "sink":
-        batch = haystack_windows(model, 256, 8)
-        return ValidationMetric(
-            "text_loss",
-            False,
-            lambda hooks: {"text_loss": mean_loss(model, batch, hooks)},
-            {"text": "haystack windows", "n_windows": len(batch.lengths), "n_tokens": 256},
-        )
-    if detector == "induction":
-        half = 32
-        batch = repeated_random_tokens(model, n_seqs=16, half_len=half, seed=seed)
-        return ValidationMetric(
-            "induction_loss",
-            False,
-            lambda hooks: {"induction_loss": mean_loss(model, batch, hooks, from_pos=half + 1)},
-            {"kind": "repeated random tokens", "n_seqs": 16, "half_len": half, "seed": seed},
-        )
-    raise InputError(
-        f"no validation metric for detector {detector!r}; use retrieval, sink or induction"
-    )
+    """The validation metric detector ``detector`` declares (``validation_metric`` on its class)."""
+    from interp.heads import REGISTRY, get_detector
+
+    declared = getattr(get_detector(detector), "validation_metric", None)
+    if declared is None:
+        have = [n for n in REGISTRY if hasattr(REGISTRY[n], "validation_metric")]
+        raise InputError(f"no validation metric for detector {detector!r}; use {', '.join(have)}")
+    return declared(model, seed=seed)
 
 
 def control_exclusion(n_heads: int, k: int) -> int:
