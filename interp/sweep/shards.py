@@ -153,7 +153,7 @@ class ShardRunner:
         causal = is_causal(model)
         detectors = {d: get_detector(d) for d in wanted if d != "head_stats"}
         pairs = {d: det.prompt_pairs(tokens) for d, det in detectors.items()}
-        if "head_stats" in wanted:  # its prev_token_mass
+        if "head_stats" in wanted and "previous_token" not in pairs:  # its prev_token_mass
             pairs["head_stats"] = previous_token_pairs(tokens)
         pairs = {d: p for d, p in pairs.items() if p is not None and p[0].numel()}
         per_layer: dict[int, dict[str, torch.Tensor]] = {}
@@ -170,7 +170,8 @@ class ShardRunner:
                 out.update({
                     "entropy": st.entropy[0, :, 1:].mean(-1),
                     "first_token_mass": st.sink_mass[0, :, 1:].mean(-1),
-                    "prev_token_mass": mass.get("head_stats", zero) / max(n - 1, 1),
+                    "prev_token_mass": mass.get("previous_token", mass.get("head_stats", zero))
+                    / max(n - 1, 1),
                     "mean_distance": st.mean_distance[0, :, 1:].mean(-1),
                     "sink_score_0": st.sink_score[0, :, 0],
                 })  # fmt: skip
