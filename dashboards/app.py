@@ -7,6 +7,7 @@ callback turns errors into a message in the page (``_guard``); the server never 
 from __future__ import annotations
 
 import logging
+import uuid
 from urllib.parse import urlsplit
 
 import dash
@@ -83,6 +84,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
             html.Div(id="load-error", style=_ERR),
             dcc.Interval(id="poll", interval=500),
             dcc.Store(id="session-key"),
+            dcc.Store(id="client-id", data=uuid.uuid4().hex),  # this page's own sessions
             html.Div(
                 [
                     html.Span("prompt", style=label),
@@ -202,7 +204,8 @@ def create_app(
             if urlsplit(f"//{request.host}").hostname not in allowed_hosts:
                 return {"error": f"host {request.host!r} is not served here"}, 421
 
-    app.layout = _layout(default_model, default_run)
+    # a function: every page load gets its own client id (its own loaded model)
+    app.layout = lambda: _layout(default_model, default_run)
     for register in (
         _register_loading,
         _register_selection,
@@ -227,12 +230,13 @@ def _register_loading(app: Dash, state: AppState) -> None:
         Input("load-btn", "n_clicks"),
         State("model-name", "value"),
         State("run-dir", "value"),
+        State("client-id", "data"),
         prevent_initial_call=True,
     )
-    def start_load(_, model, run_dir):
+    def start_load(_, model, run_dir, client):
         if not model or not str(model).strip():
             return "type a model name first"
-        started = state.load_async(str(model).strip(), (run_dir or "").strip() or None)
+        started = state.load_async(str(model).strip(), (run_dir or "").strip() or None, client)
         return "loading ..." if started else "a load is already running"
 
     @app.callback(
@@ -242,10 +246,11 @@ def _register_loading(app: Dash, state: AppState) -> None:
         Output("session-key", "data"),
         Input("poll", "n_intervals"),
         State("session-key", "data"),
+        State("client-id", "data"),
     )
-    def poll(_, current):
-        status = state.status()
-        key = _session_key(state.session)
+    def poll(_, current, client):
+        status = state.status(client)
+        key = _session_key(state.session_for(client))
         pct = str(int(100 * status.fraction))
         text = status.stage + (
             f" ({status.seconds:.1f} s)" if status.stage.startswith("ready") else ""
@@ -269,9 +274,10 @@ def _register_selection(app: Dash, state: AppState) -> None:
         Output("head-dd", "value"),
         Output("ablate-heads", "options"),
         Input("session-key", "data"),
+        State("client-id", "data"),
     )
-    def on_session(key):
-        session = state.session
+    def on_session(key, client):
+        session = state.session_for(client)
         if key is None or session is None:
             return ([], None) * 5 + ([],)
         cols = score_columns(session.scores)
@@ -319,10 +325,11 @@ def _register_atlas_and_scatter(app: Dash, state: AppState) -> None:
         Input("layer-dd", "value"),
         Input("head-dd", "value"),
         Input("session-key", "data"),
+        State("client-id", "data"),
     )
-    def atlas(column, layer, head, _key):
+    def atlas(column, layer, head, _key, client):
         try:
-            session = state.require()
+            session = state.require(client)
             if column not in session.scores:
                 return empty_figure("pick a score")
             selected = _selected(layer, head)
@@ -337,10 +344,11 @@ def _register_atlas_and_scatter(app: Dash, state: AppState) -> None:
         Input("layer-dd", "value"),
         Input("head-dd", "value"),
         Input("session-key", "data"),
+        State("client-id", "data"),
     )
-    def scatter(x, y, layer, head, _key):
+    def scatter(x, y, layer, head, _key, client):
         try:
-            session = state.require()
+            session = state.require(client)
             if x not in session.scores or y not in session.scores:
                 return empty_figure("pick two scores")
             selected = _selected(layer, head)
@@ -358,12 +366,15 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
         Input("head-dd", "value"),
         Input("session-key", "data"),
         State("prompt", "value"),
+        State("client-id", "data"),
     )
 
-    def _view(prompt, layer, head):
-        session = state.require()
+    def _view(prompt, layer, head, client):
+        session = state.require(client)
         layer, head = check_head(session.model, layer, head)
-        view = state.cached(("layer", prompt, layer), lambda s: layer_view(s.model, prompt, layer))
+        view = state.cached(
+            ("layer", prompt, layer), lambda s: layer_view(s.model, prompt, layer), client
+        )
         return session, view, layer, head
 
     @app.callback(
@@ -371,9 +382,9 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
         Output("attn-error", "children"),
         *_VIEW_INPUTS,
     )
-    def attention(_, layer, head, _key, prompt):
+    def attention(_, layer, head, _key, prompt, client):
         try:
-            session, view, layer, head = _view(prompt, layer, head)
+            session, view, layer, head = _view(prompt, layer, head, client)
             return attention_figure(view, layer, head, session.causal), ""
         except Exception as e:
             return empty_figure("no attention map"), _message(e)
@@ -385,9 +396,9 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
         Output("geom-error", "children"),
         *_VIEW_INPUTS,
     )
-    def geometry(_, layer, head, _key, prompt):
+    def geometry(_, layer, head, _key, prompt, client):
         try:
-            session, view, layer, head = _view(prompt, layer, head)
+            session, view, layer, head = _view(prompt, layer, head, client)
             scoring = getattr(session.model.cfg, "interp_attention", "dpa")
             figs = geometry_figures(view, layer, head, session.causal, scoring=scoring)
             return (*figs, "")
@@ -412,23 +423,25 @@ def _register_ablation(app: Dash, state: AppState) -> None:
         State("corrupted", "value"),
         State("target", "value"),
         State("foil", "value"),
+        State("client-id", "data"),
     )
-    def ablation(_a, _b, _key, prompt, heads, kind, corrupted, target, foil):
+    def ablation(_a, _b, _key, prompt, heads, kind, corrupted, target, foil, client):
         try:
-            session = state.require()
+            session = state.require(client)
             if not session.causal:
                 raise InterpError("the ablation playground needs a causal language model")
             model = session.model
             chosen = parse_heads(model, heads)
             means = None
             if kind == "mean" and chosen:
-                means = state.cached(("means",), _all_means)
+                means = state.cached(("means",), _all_means, client)
             key = ("ablate", prompt, tuple(chosen), kind, corrupted if kind == "resample" else None)
             view = state.cached(
                 key,
                 lambda s: ablation_view(
                     s.model, prompt, chosen, kind, means=means, corrupted=corrupted
                 ),
+                client,
             )
             t_id = first_token(model, target)
             f_id = first_token(model, foil)
@@ -466,9 +479,13 @@ def _register_api(app: Dash, state: AppState) -> None:
 
     @app.server.route("/api/status")
     def api_status():
-        """Loader state as JSON (for scripts and load tests): stage, busy, error, model."""
-        status = state.status()
-        session = state.session
+        """Loader state as JSON (for scripts and load tests): stage, busy, error, model; of the
+        page whose client id is given as ``?client=``, else of the server's own session."""
+        from flask import request
+
+        client = request.args.get("client") or None
+        status = state.status(client)
+        session = state.session_for(client)
         return {
             "stage": status.stage,
             "busy": status.busy,

@@ -57,7 +57,15 @@ class LoadStatus:
 
 
 class AppState:
-    """Thread-safe holder of the current ``Session`` and the loader's progress."""
+    """Thread-safe holder of the loaded sessions and each loader's progress, per browser.
+
+    Every page carries a client id (``dashboards.app``); a load from one page makes a session for
+    that client only, so two users (or tabs) can look at different models. A page that loaded
+    nothing sees the session the server was started with (client ``DEFAULT``). Loaded models are
+    shared between sessions (at most ``MAX_MODELS`` kept)."""
+
+    DEFAULT = ""
+    MAX_MODELS = 3
 
     def __init__(
         self,
@@ -69,32 +77,45 @@ class AppState:
         self.roots = None if roots is None else [Path(r).resolve() for r in roots]
         self.lock = threading.RLock()  # serializes model computations
         self._status_lock = threading.Lock()
-        self._status = LoadStatus()
-        self.session: Session | None = None
+        self._statuses: dict[str, LoadStatus] = {}
+        self.sessions: dict[str, Session] = {}
+        self._models: OrderedDict[str, TransformerBridge] = OrderedDict()
         self._loader = loader
 
+    @property
+    def session(self) -> Session | None:
+        """The server's own session (the model it was started with)."""
+        return self.sessions.get(self.DEFAULT)
+
+    def session_for(self, client: str | None) -> Session | None:
+        """The session of ``client``: its own load, else the server's."""
+        return self.sessions.get(client or self.DEFAULT) or self.session
+
     # ---- loading -------------------------------------------------------------------------
-    def status(self) -> LoadStatus:
+    def status(self, client: str | None = None) -> LoadStatus:
         with self._status_lock:
-            return LoadStatus(**vars(self._status))
+            status = self._statuses.get(client or self.DEFAULT)
+            if status is None and client:  # nothing loaded from this page: the server's
+                status = self._statuses.get(self.DEFAULT)
+            return LoadStatus(**vars(status)) if status else LoadStatus()
 
-    def _set(self, **kw: Any) -> None:
+    def _set(self, client: str, **kw: Any) -> None:
         with self._status_lock:
+            status = self._statuses.setdefault(client, LoadStatus())
             for k, v in kw.items():
-                setattr(self._status, k, v)
+                setattr(status, k, v)
 
-    def load(self, model: str, run_dir: str | None = None) -> None:
-        """Load ``model`` (and ``run_dir``'s tables, else compute fast scores); blocking."""
-        self._set(busy=True, error=None, stage=f"loading {model}", fraction=0.05,
+    def load(self, model: str, run_dir: str | None = None, client: str | None = None) -> None:
+        """Load ``model`` (and ``run_dir``'s tables, else compute fast scores) as ``client``'s
+        session; blocking."""
+        client = client or self.DEFAULT
+        self._set(client, busy=True, error=None, stage=f"loading {model}", fraction=0.05,
                   started=time.perf_counter())  # fmt: skip
         try:
             self.check_allowed(model, run_dir)
-            if self.session is not None and self.session.name == model:
-                bridge = self.session.model
-            else:
-                bridge = self._load_model(model)
+            bridge = self._model(model)
             if run_dir:
-                self._set(stage=f"reading {run_dir}", fraction=0.5)
+                self._set(client, stage=f"reading {run_dir}", fraction=0.5)
                 scores, manifest = read_run(run_dir)
                 run_model = manifest.get("model", {}).get("name")
                 if run_model and run_model != str(bridge.cfg.model_name):
@@ -105,21 +126,39 @@ class AppState:
             else:
 
                 def step(stage: str, fraction: float) -> None:
-                    self._set(stage=f"computing {stage}", fraction=0.3 + 0.7 * fraction)
+                    self._set(client, stage=f"computing {stage}", fraction=0.3 + 0.7 * fraction)
 
                 with self.lock:
                     scores = compute_scores(bridge, step)
             with self.lock:
-                self.session = Session(bridge, model, scores, run_dir, is_causal(bridge))
+                self.sessions[client] = Session(bridge, model, scores, run_dir, is_causal(bridge))
             skipped = scores.attrs.get("skipped") or {}
             note = f" (skipped: {'; '.join(f'{k}: {v}' for k, v in skipped.items())})"
-            self._set(stage=f"ready: {model}" + (note if skipped else ""), fraction=1.0)
+            self._set(client, stage=f"ready: {model}" + (note if skipped else ""), fraction=1.0)
         except InterpError as e:
-            self._set(error=str(e), stage="failed", fraction=0.0)
+            self._set(client, error=str(e), stage="failed", fraction=0.0)
         except Exception as e:  # shown in the page; the server keeps serving the last session
-            self._set(error=f"{type(e).__name__}: {e}", stage="failed", fraction=0.0)
+            self._set(client, error=f"{type(e).__name__}: {e}", stage="failed", fraction=0.0)
         finally:
-            self._set(busy=False, seconds=time.perf_counter() - self.status().started)
+            started = self._statuses[client].started
+            self._set(client, busy=False, seconds=time.perf_counter() - started)
+
+    def _model(self, name: str) -> TransformerBridge:
+        """A loaded model, shared by every session that uses it (LRU of ``MAX_MODELS``)."""
+        with self.lock:
+            if name in self._models:
+                self._models.move_to_end(name)
+                return self._models[name]
+        bridge = self._load_model(name)
+        with self.lock:
+            self._models[name] = bridge
+            in_use = {id(s.model) for s in self.sessions.values()}
+            while len(self._models) > self.MAX_MODELS:
+                old = next((k for k, m in self._models.items() if id(m) not in in_use), None)
+                if old is None:
+                    break
+                del self._models[old]
+        return bridge
 
     def check_allowed(self, model: str, run_dir: str | None) -> None:
         """A model path or run folder outside ``roots`` is refused (known model names are not
@@ -139,13 +178,15 @@ class AppState:
                     "start it with --root FOLDER to allow more"
                 )
 
-    def load_async(self, model: str, run_dir: str | None = None) -> bool:
-        """Start ``load`` in a thread; False if a load is already running."""
+    def load_async(self, model: str, run_dir: str | None = None, client: str | None = None) -> bool:
+        """Start ``load`` in a thread; False if this client's load is already running."""
+        client = client or self.DEFAULT
         with self._status_lock:
-            if self._status.busy:
+            status = self._statuses.setdefault(client, LoadStatus())
+            if status.busy:
                 return False
-            self._status.busy = True
-        threading.Thread(target=self.load, args=(model, run_dir), daemon=True).start()
+            status.busy = True
+        threading.Thread(target=self.load, args=(model, run_dir, client), daemon=True).start()
         return True
 
     def _load_model(self, name: str) -> TransformerBridge:
@@ -164,10 +205,13 @@ class AppState:
         return load_model(name)
 
     # ---- cached computations ---------------------------------------------------------------
-    def cached(self, key: tuple, compute: Callable[[Session], Any]) -> Any:
-        """``compute(session)`` under the model lock, memoized by ``key`` (LRU)."""
+    def cached(
+        self, key: tuple, compute: Callable[[Session], Any], client: str | None = None
+    ) -> Any:
+        """``compute(session)`` for ``client``'s session under the model lock, memoized by
+        ``key`` (LRU)."""
         with self.lock:
-            session = self.require()
+            session = self.require(client)
             if key in session.cache:
                 session.cache.move_to_end(key)
                 return session.cache[key]
@@ -177,10 +221,11 @@ class AppState:
                 session.cache.popitem(last=False)
             return value
 
-    def require(self) -> Session:
-        if self.session is None:
-            status = self.status()
+    def require(self, client: str | None = None) -> Session:
+        session = self.session_for(client)
+        if session is None:
+            status = self.status(client)
             raise InterpError(
                 "no model loaded yet" + (f" ({status.stage})" if status.busy else ": load one")
             )
-        return self.session
+        return session

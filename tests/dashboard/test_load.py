@@ -107,3 +107,45 @@ def test_roots_limit_what_the_page_may_load(tmp_path):
     server, local = make_server("tiny", port=0, load=False)
     server.close()
     assert local.roots is None
+
+
+def test_two_users_see_their_own_models(bench, tmp_path):
+    """Per-page sessions: user A loads a 3-layer model from its page, user B keeps the server's
+    2-layer tiny model; each page's callbacks answer for its own model, and B's page is not
+    switched by A's load."""
+    from interp.models.tiny import tiny_llama, tiny_tokenizer
+
+    folder = tmp_path / "three_layers"
+    tiny_llama(n_layers=3).save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    server, state, url = serve_in_thread("tiny")
+    try:
+        bench.wait_ready(url, None, 120)
+        client = bench.Client(url)
+        started = client.call(
+            "load-status.children",
+            {"model-name.value": str(folder), "run-dir.value": "", "client-id.data": "A"},
+            "load-btn.n_clicks",
+        )
+        assert started.status_code == 200
+        import time
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            status = client.http.get(f"{url}/api/status", params={"client": "A"}).json()
+            if not status["busy"] and status["stage"].startswith(("ready", "failed")):
+                break
+            time.sleep(0.2)
+        assert status["model"] == str(folder) and not status["error"], status
+
+        def layers(client_id):
+            resp = client.call("layer-dd.options", {"session-key.data": "k",
+                                                    "client-id.data": client_id},
+                               "session-key.data")  # fmt: skip
+            return len(resp.json()["response"]["layer-dd"]["options"])
+
+        assert layers("A") == 3 and layers("B") == 2 and layers(None) == 2
+        assert client.http.get(f"{url}/api/status").json()["model"] == "tiny"
+        assert {s.name for s in state.sessions.values()} == {"tiny", str(folder)}
+    finally:
+        server.close()
