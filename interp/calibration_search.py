@@ -1,14 +1,15 @@
-"""Choosing heads to calibrate (ACT head search) and scoring multiple-choice tasks.
+"""Choosing heads to calibrate (ACT head search) and scoring multiple-choice datasets.
 
-Task files are JSONL, one example per line: ``{"prompt": str, "choices": [str, ...], "label":
+Dataset files are JSONL, one example per line: ``{"prompt": str, "choices": [str, ...], "label":
 int}``. Each choice is scored by the summed log-probability of its tokens after the prompt
-(choices usually start with a space: " yes"). The bundled tasks live in
-``interp/data/tasks/<name>.{calibration,test}.jsonl`` (``scripts/make_choice_tasks.py``).
+(choices usually start with a space: " yes"). The bundled datasets live in
+``interp/data/choice/<name>.{calibration,test}.jsonl`` (``scripts/make_choice_datasets.py``).
 
-Task types (``TASK_TYPES``): the official code finds one head set per task TYPE on a calibration
-set pooled from several datasets (9 datasets x 900 examples). ``--task classification`` pools
+Dataset groups (``DATASET_GROUPS``; the official code's "task types"): the official code finds one
+head set per task type on a calibration set pooled from several datasets (9 datasets x 900
+examples). ``--dataset classification`` pools
 the calibration splits of ``sentiment`` and ``topic`` (label words after a text),
-``--task multiple_choice`` those of ``yes_no``, ``arithmetic`` and ``commonsense`` (an answer
+``--dataset multiple_choice`` those of ``yes_no``, ``arithmetic`` and ``commonsense`` (an answer
 among given options); the chosen heads are then tested on each member's own test split.
 
 Search (ACT): on the calibration split, calibrate one head at a time and keep the heads whose
@@ -41,38 +42,38 @@ from interp.defaults import CALIBRATION_BETA, SINK_THRESHOLD
 from interp.errors import InputError
 from interp.tokens import from_token_ids
 
-BUNDLED_TASKS = ("sentiment", "topic", "yes_no", "arithmetic", "commonsense")
-TASK_TYPES: dict[str, tuple[str, ...]] = {
+BUNDLED_DATASETS = ("sentiment", "topic", "yes_no", "arithmetic", "commonsense")
+DATASET_GROUPS: dict[str, tuple[str, ...]] = {
     "classification": ("sentiment", "topic"),
     "multiple_choice": ("yes_no", "arithmetic", "commonsense"),
 }
 
 
-def bundled_task(name: str, split: str) -> Path:
-    if name not in BUNDLED_TASKS:
+def bundled_dataset(name: str, split: str) -> Path:
+    if name not in BUNDLED_DATASETS:
         raise InputError(
-            f"unknown bundled task {name!r}; choose one of {', '.join(BUNDLED_TASKS)}, a task "
-            f"type ({', '.join(TASK_TYPES)}) or a JSONL file"
+            f"unknown bundled dataset {name!r}; choose one of {', '.join(BUNDLED_DATASETS)}, a "
+            f"group ({', '.join(DATASET_GROUPS)}) or a JSONL file"
         )
-    return Path(str(files("interp") / "data" / "tasks" / f"{name}.{split}.jsonl"))
+    return Path(str(files("interp") / "data" / "choice" / f"{name}.{split}.jsonl"))
 
 
-def members(task: str) -> tuple[str, ...]:
-    """The bundled tasks a name stands for: a task type's members, or the task itself."""
-    return TASK_TYPES.get(task, (task,))
+def members(name: str) -> tuple[str, ...]:
+    """The bundled datasets a name stands for: a group's members, or the dataset itself."""
+    return DATASET_GROUPS.get(name, (name,))
 
 
-def pooled_rows(task: str, split: str) -> list[dict]:
-    """Every example of ``split`` of a bundled task or of all members of a task type."""
-    return [row for name in members(task) for row in load_task(bundled_task(name, split))]
+def pooled_rows(name: str, split: str) -> list[dict]:
+    """Every example of ``split`` of a bundled dataset or of all members of a group."""
+    return [row for m in members(name) for row in load_dataset(bundled_dataset(m, split))]
 
 
-def load_task(path: Path) -> list[dict]:
+def load_dataset(path: Path) -> list[dict]:
     from interp.checks import read_text
 
     path = Path(path)
     rows = []
-    for i, line in enumerate(read_text(path, "task file").splitlines(), start=1):
+    for i, line in enumerate(read_text(path, "dataset file").splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -94,7 +95,7 @@ def load_task(path: Path) -> list[dict]:
             )
         rows.append(row)
     if not rows:
-        raise InputError(f"task file {path} has no examples")
+        raise InputError(f"dataset file {path} has no examples")
     return rows
 
 

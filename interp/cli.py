@@ -313,12 +313,14 @@ def families(
 @app.command()
 def calibrate(
     model: ModelArg = "smollm2-135m",
-    task: Annotated[
+    dataset: Annotated[
         str,
         typer.Option(
-            help="Bundled task (sentiment, topic, yes_no, arithmetic, commonsense), a task type "
-            "pooling bundled tasks (classification, multiple_choice), or a JSONL file used as "
-            "the calibration split."
+            "--dataset",
+            "--task",  # the former name, still accepted
+            help="Bundled multiple-choice dataset (sentiment, topic, yes_no, arithmetic, "
+            "commonsense), a group pooling bundled datasets (classification, multiple_choice), "
+            "or a JSONL file used as the calibration split.",
         ),
     ] = "sentiment",
     test: Annotated[
@@ -333,7 +335,7 @@ def calibrate(
     test accuracy before/after with 95 % intervals."""
     from interp.calibration_search import (
         evaluate,
-        load_task,
+        load_dataset,
         members,
         pooled_rows,
         search_heads,
@@ -342,19 +344,19 @@ def calibrate(
 
     try:
         checks.out_file(out_file)
-        bundled = not task.endswith(".jsonl")
+        bundled = not dataset.endswith(".jsonl")
         if bundled:
-            cal_rows = pooled_rows(task, "calibration")
-            tests = {name: pooled_rows(name, "test") for name in members(task)}
-            files = {"task": task, "pooled_tasks": list(members(task))}
+            cal_rows = pooled_rows(dataset, "calibration")
+            tests = {name: pooled_rows(name, "test") for name in members(dataset)}
+            files = {"dataset": dataset, "pooled_datasets": list(members(dataset))}
         else:
             if test is None:
-                raise InputError("give --test FILE for a task file of your own")
-            cal_rows = load_task(Path(task))
-            tests = {test.stem: load_task(test)}
-            files = {"task": task, "calibration_file": task, "test_file": str(test)}
+                raise InputError("give --test FILE for a dataset file of your own")
+            cal_rows = load_dataset(Path(dataset))
+            tests = {test.stem: load_dataset(test)}
+            files = {"dataset": dataset, "calibration_file": dataset, "test_file": str(test)}
         if test is not None and bundled:
-            tests = {test.stem: load_task(test)}
+            tests = {test.stem: load_dataset(test)}
         m = _load(model)
         result = search_heads(m, cal_rows, first_layer=first_layer, provenance=files)
         results = [evaluate(m, result.config, name, rows) for name, rows in tests.items()]
@@ -374,7 +376,7 @@ def calibrate(
         _fail(e)
     table = Table(
         "split", "before", "after", "after - before [95 % CI]",
-        title=f"{task}: {len(result.config.heads)} heads",
+        title=f"{dataset}: {len(result.config.heads)} heads",
     )  # fmt: skip
     table.add_row(
         f"calibration (n={len(cal_rows)})", f"{result.baseline:.3f}", f"{result.calibrated:.3f}", ""

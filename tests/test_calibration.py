@@ -1,5 +1,5 @@
 """ACT sink calibration: the transform on a hand-computed example, row sums, untouched heads,
-config round trip, apply/remove restoring logits exactly, task files and choice scoring."""
+config round trip, apply/remove restoring logits exactly, dataset files and choice scoring."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from interp.calibration import (
     calibration_hooks,
 )
 from interp.calibration_search import (
-    TASK_TYPES,
+    DATASET_GROUPS,
     ChoiceScorer,
-    bundled_task,
+    bundled_dataset,
     evaluate,
-    load_task,
+    load_dataset,
     paired_bootstrap,
     pooled_rows,
     search_heads,
@@ -146,22 +146,22 @@ def test_apply_and_remove_restore_logits_exactly(tiny, tmp_path):
         apply_calibration(tiny, CalibrationConfig("other-model", [(0, 0)]))
 
 
-def _task_file(path, rows):
+def _dataset_file(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
-def test_task_types_pool_the_calibration_splits_of_their_members():
-    """A task type's calibration set is its members' calibration splits, in order, and no
+def test_dataset_groups_pool_the_calibration_splits_of_their_members():
+    """A group's calibration set is its members' calibration splits, in order, and no
     member's test example leaks into it."""
-    for task_type, names in TASK_TYPES.items():
-        pooled = pooled_rows(task_type, "calibration")
-        parts = [load_task(bundled_task(n, "calibration")) for n in names]
+    for group, names in DATASET_GROUPS.items():
+        pooled = pooled_rows(group, "calibration")
+        parts = [load_dataset(bundled_dataset(n, "calibration")) for n in names]
         assert pooled == [row for part in parts for row in part]
-        tests = {r["prompt"] for n in names for r in load_task(bundled_task(n, "test"))}
+        tests = {r["prompt"] for n in names for r in load_dataset(bundled_dataset(n, "test"))}
         assert not tests & {r["prompt"] for r in pooled}
-    assert pooled_rows("topic", "test") == load_task(bundled_task("topic", "test"))
-    with pytest.raises(InputError, match="unknown bundled task 'sentimnt'"):
+    assert pooled_rows("topic", "test") == load_dataset(bundled_dataset("topic", "test"))
+    with pytest.raises(InputError, match="unknown bundled dataset 'sentimnt'"):
         pooled_rows("sentimnt", "calibration")
 
 
@@ -175,12 +175,13 @@ def test_evaluate_pairs_before_and_after(tiny):
     assert one.summary()["n_test"] == 6
 
 
-def test_task_file_validation(tmp_path):
-    good = _task_file(tmp_path / "t.jsonl", [{"prompt": "a", "choices": [" b", " c"], "label": 1}])
-    assert load_task(good)[0]["label"] == 1
-    bad = _task_file(tmp_path / "b.jsonl", [{"prompt": "a", "choices": [" b"], "label": 0}])
+def test_dataset_file_validation(tmp_path):
+    row = {"prompt": "a", "choices": [" b", " c"], "label": 1}
+    good = _dataset_file(tmp_path / "t.jsonl", [row])
+    assert load_dataset(good)[0]["label"] == 1
+    bad = _dataset_file(tmp_path / "b.jsonl", [{"prompt": "a", "choices": [" b"], "label": 0}])
     with pytest.raises(InputError, match="b.jsonl:1"):
-        load_task(bad)
+        load_dataset(bad)
 
 
 def test_choice_scores_match_full_logits(tiny, tmp_path):

@@ -114,7 +114,7 @@ def test_calibrate_and_generate_on_tiny(tmp_path):
     for split in ("cal", "test"):
         (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = tmp_path / "c.json"
-    args = ["calibrate", "tiny", "--task", str(tmp_path / "cal.jsonl"), "--test",
+    args = ["calibrate", "tiny", "--dataset", str(tmp_path / "cal.jsonl"), "--test",
             str(tmp_path / "test.jsonl"), "--out", str(cfg), "--first-layer", "1"]  # fmt: skip
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
@@ -127,6 +127,7 @@ def test_calibrate_and_generate_on_tiny(tmp_path):
     g = runner.invoke(app, ["generate", "hello", "--model", "tiny", "--calibration", str(calib),
                             "--max-new-tokens", "3"])  # fmt: skip
     assert g.exit_code == 0, g.output
+    # --task: the option's former name, still accepted
     missing = runner.invoke(app, ["calibrate", "tiny", "--task", str(tmp_path / "cal.jsonl")])
     assert missing.exit_code == 2 and "--test" in missing.output
 

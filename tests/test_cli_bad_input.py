@@ -70,7 +70,7 @@ CASES = [
      _file("p.txt", BINARY), "is not a UTF-8 text file"),
     ("binary-sweep-yaml", ["sweep", "s.yaml"], _file("s.yaml", BINARY),
      "is not a UTF-8 text file"),
-    ("binary-task-jsonl", ["calibrate", "tiny", "--task", "t.jsonl", "--test", "t.jsonl",
+    ("binary-task-jsonl", ["calibrate", "tiny", "--dataset", "t.jsonl", "--test", "t.jsonl",
                            "--out", "c.json"], _file("t.jsonl", BINARY),
      "is not a UTF-8 text file"),
     ("sweep-detectors-not-a-list", ["sweep", "s.yaml"], _sweep(detectors=5), "non-empty list"),

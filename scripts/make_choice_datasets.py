@@ -1,8 +1,8 @@
-"""Write the bundled multiple-choice task files (interp/data/tasks/*.jsonl), deterministically.
+"""Write the bundled multiple-choice datasets (interp/data/choice/*.jsonl), deterministically.
 
 Each line: {"prompt": str, "choices": [str, ...], "label": int}; the model scores every
 choice by the log-probability of its tokens after the prompt. Calibration and test splits hold
-disjoint prompts (word lists are shared). Run: python scripts/make_choice_tasks.py
+disjoint prompts (word lists are shared). Run: python scripts/make_choice_datasets.py
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import random
 from pathlib import Path
 
-OUT = Path(__file__).parents[1] / "interp" / "data" / "tasks"
+OUT = Path(__file__).parents[1] / "interp" / "data" / "choice"
 
 
 def sentiment(rng):
