@@ -1,0 +1,73 @@
+"""What every ``interp`` command shares: the typer app, the consoles, argument types, model
+loading and the one-line error exit."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from interp.errors import InputError  # noqa: F401 (re-exported for the command modules)
+
+app = typer.Typer(
+    help="Mechanistic interpretability of attention heads (offline models, head scans).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+ModelArg = Annotated[
+    str,
+    typer.Argument(
+        help="Known name (smollm2-135m, minilm-l6, tiny), a local HF model folder, or a .gguf file."
+    ),
+]
+
+
+SaeEpochs = Annotated[int, typer.Option(min=1, help="SAE training epochs (paper: 500).")]
+SaeExamples = Annotated[
+    int,
+    typer.Option(min=0, help="Examples the SAE trains on (paper: 10; 0 = all); codes use all."),
+]
+
+
+def _version(value: bool | None) -> None:
+    if value:
+        from interp import __version__
+
+        out.print(f"interp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = None,
+) -> None:
+    """Mechanistic interpretability of attention heads (offline models, head scans)."""
+
+
+def _load(name: str):
+    from interp.models import load_model
+
+    with console.status(f"loading {name} (the first load of a GGUF converts it once) ..."):
+        model = load_model(name)
+    if str(model.cfg.model_name) == "tiny":
+        console.print(
+            "[yellow]warning:[/] 'tiny' is a randomly initialised model for tests: its scores, "
+            "circuits and needle tests mean nothing (needle tests cannot succeed on it)"
+        )
+    return model
+
+
+def _fail(e: Exception) -> None:
+    console.print(f"[bold red]error:[/] {e}")
+    raise typer.Exit(code=2)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,167 @@
+"""Commands on a model's heads: models, info, scan, validate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from interp import checks
+from interp.cli.common import (
+    ModelArg,
+    _fail,
+    _load,
+    app,
+    out,
+)
+from interp.errors import InputError, InterpError
+
+
+@app.command()
+def models() -> None:
+    """List the known model names (all load offline)."""
+    from interp.known_models import KNOWN_MODELS
+
+    table = Table("name", "what")
+    for name, what in KNOWN_MODELS.items():
+        table.add_row(name, what)
+    out.print(table)
+
+
+@app.command()
+def info(
+    model: ModelArg = "smollm2-135m",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Print layers, heads, kv heads, d_head, context length and parameter count of MODEL."""
+    from interp.models import model_info
+
+    try:
+        facts = model_info(_load(model))
+    except InterpError as e:
+        _fail(e)
+    if as_json:
+        out.print_json(json.dumps(facts.as_dict()))
+        return
+    table = Table("property", "value", title=f"{model}")
+    rows = [
+        ("architecture", facts.architecture),
+        ("layers", facts.n_layers),
+        ("heads", facts.n_heads),
+        ("kv heads", facts.n_kv_heads),
+        ("d_head", facts.d_head),
+        ("d_model", facts.d_model),
+        ("context length", facts.n_ctx),
+        ("parameters", f"{facts.n_params:,}"),
+        ("vocabulary", facts.d_vocab),
+        ("attention", facts.attention),
+    ]
+    for k, v in rows:
+        table.add_row(k, str(v))
+    out.print(table)
+
+
+@app.command()
+def scan(
+    model: ModelArg = "smollm2-135m",
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write (resumable).")] = Path(
+        "runs/scan"
+    ),
+    prompts: Annotated[
+        Path | None,
+        typer.Option(help="Prompt file, one prompt per line ('\\n' = newline). Default: bundled."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Prompts per forward pass.")] = 4,
+    detectors: Annotated[
+        str,
+        typer.Option(help="Comma-separated detectors to run, or 'all' or 'none'."),
+    ] = "all",
+    grid: Annotated[
+        str,
+        typer.Option(help="Retrieval needle grid: 'small' (CPU minutes) or 'large' (to 8k)."),
+    ] = "small",
+) -> None:
+    """Attention statistics and all head detectors of MODEL, written as a resumable run folder."""
+    from interp.heads import REGISTRY
+    from interp.prompts import load_prompts
+    from interp.scan import DEFAULT_DETECTORS
+    from interp.scan import scan as run_scan
+
+    try:
+        checks.out_folder(out_dir)
+        if prompts is not None:
+            load_prompts(prompts)  # a missing, empty or binary file fails before the model loads
+        names = _detector_names(detectors, DEFAULT_DETECTORS, REGISTRY)
+        if grid not in ("small", "large"):
+            raise InputError(f"unknown grid {grid!r}: use 'small' or 'large'")
+        result = run_scan(
+            _load(model),
+            out_dir,
+            prompts_file=prompts,
+            batch_size=batch_size,
+            detectors=names,
+            grid=grid,
+        )
+    except InterpError as e:
+        _fail(e)
+    state = "reused" if result.reused else f"computed in {result.seconds:.1f} s"
+    out.print(f"head table {state}; detectors: {', '.join(result.detectors) or 'none'}")
+    out.print(f"wrote {result.out}/ (summary.md, manifest.json, detectors/, detectors.png/.html)")
+    out.print((result.out / "summary.md").read_text())
+
+
+def _detector_names(spec: str, default, registry) -> list[str]:
+    if spec == "all":
+        return list(default)
+    if spec == "none":
+        return []
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        raise InputError(f"unknown detector(s) {unknown}; available: {', '.join(sorted(registry))}")
+    return names
+
+
+@app.command()
+def validate(
+    model: ModelArg = "smollm2-135m",
+    detector: Annotated[
+        str, typer.Option(help="retrieval, sink or induction (the heads to mask).")
+    ] = "retrieval",
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out", help="Run folder; a scan's detector table there is reused."),
+    ] = Path("runs/scan"),
+    k: Annotated[
+        int | None, typer.Option(min=1, help="Heads to mask (default 5 % of all heads).")
+    ] = None,
+    draws: Annotated[int, typer.Option(min=2, help="Random head sets per control.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the random head draws.")] = 0,
+) -> None:
+    """Mask the top-K heads of a detector (uniform attention) vs K random heads; report drops."""
+    from interp.heads.validate import run_validation
+
+    try:
+        checks.out_folder(out_dir)
+        v, paths = run_validation(_load(model), detector, out_dir, k=k, n_draws=draws, seed=seed)
+    except InterpError as e:
+        _fail(e)
+    s = v.summary
+    table = Table("condition", "k", f"mean drop in {v.metric}", "std", "min", "max")
+    table.add_row("top-K", str(s["k"]), f"{s['top_drop']:.4f}", "", "", "")
+    for c in ("random", "random_same_layers"):
+        if f"{c}_drop_mean" in s:
+            table.add_row(
+                f"{c} ({s['n_draws']} draws)",
+                str(s["k"]),
+                f"{s[f'{c}_drop_mean']:.4f}",
+                f"{s[f'{c}_drop_std']:.4f}",
+                f"{s[f'{c}_drop_min']:.4f}",
+                f"{s[f'{c}_drop_max']:.4f}",
+            )
+    out.print(f"{detector}: baseline {v.metric} = {s['baseline']:.4f}")
+    out.print(table)
+    out.print(f"wrote {', '.join(str(p) for p in paths)}")

@@ -1,0 +1,181 @@
+"""Commands on text through a model: calibrate (ACT head search), generate, anchors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from interp import checks
+from interp.cli.common import (
+    ModelArg,
+    _fail,
+    _load,
+    app,
+    console,
+    out,
+)
+from interp.errors import InputError, InterpError
+
+
+@app.command()
+def calibrate(
+    model: ModelArg = "smollm2-135m",
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            "--task",  # the former name, still accepted
+            help="Bundled multiple-choice dataset (sentiment, topic, yes_no, arithmetic, "
+            "commonsense), a group pooling bundled datasets (classification, multiple_choice), "
+            "or a JSONL file used as the calibration split.",
+        ),
+    ] = "sentiment",
+    test: Annotated[
+        Path | None, typer.Option(help="Test split JSONL (default: the bundled test split).")
+    ] = None,
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Where to save the config (JSON).")
+    ] = Path("runs/calibration.json"),
+    first_layer: Annotated[int, typer.Option(min=0, help="Search heads from this layer on.")] = 2,
+) -> None:
+    """Search heads whose sink calibration (ACT) raises accuracy; save the config; report
+    test accuracy before/after with 95 % intervals."""
+    from interp.calibration_search import (
+        evaluate,
+        load_dataset,
+        members,
+        pooled_rows,
+        search_heads,
+        wilson,
+    )  # fmt: skip
+
+    try:
+        checks.out_file(out_file)
+        bundled = not dataset.endswith(".jsonl")
+        if bundled:
+            cal_rows = pooled_rows(dataset, "calibration")
+            tests = {name: pooled_rows(name, "test") for name in members(dataset)}
+            files = {"dataset": dataset, "pooled_datasets": list(members(dataset))}
+        else:
+            if test is None:
+                raise InputError("give --test FILE for a dataset file of your own")
+            cal_rows = load_dataset(Path(dataset))
+            tests = {test.stem: load_dataset(test)}
+            files = {"dataset": dataset, "calibration_file": dataset, "test_file": str(test)}
+        if test is not None and bundled:
+            tests = {test.stem: load_dataset(test)}
+        m = _load(model)
+        result = search_heads(m, cal_rows, first_layer=first_layer, provenance=files)
+        results = [evaluate(m, result.config, name, rows) for name, rows in tests.items()]
+        prov = result.config.provenance
+        if len(results) == 1:
+            prov.update(results[0].summary())
+        else:
+            prov["tests"] = {r.name: r.summary() for r in results}
+        prov["search_seconds"] = result.seconds
+        result.config.save(out_file)
+        import pandas as pd
+
+        from interp.report import write_table
+
+        write_table(pd.DataFrame(result.per_head), out_file.with_suffix(".heads.parquet"))
+    except InterpError as e:
+        _fail(e)
+    table = Table(
+        "split", "before", "after", "after - before [95 % CI]",
+        title=f"{dataset}: {len(result.config.heads)} heads",
+    )  # fmt: skip
+    table.add_row(
+        f"calibration (n={len(cal_rows)})", f"{result.baseline:.3f}", f"{result.calibrated:.3f}", ""
+    )
+    for r in results:
+        n = len(r.before)
+        b_lo, b_hi = wilson(int(r.before.sum()), n)
+        a_lo, a_hi = wilson(int(r.after.sum()), n)
+        lo, hi = r.interval
+        diff = r.after.mean() - r.before.mean()
+        table.add_row(
+            f"test {r.name} (n={n})",
+            f"{r.before.mean():.3f} [{b_lo:.3f}, {b_hi:.3f}]",
+            f"{r.after.mean():.3f} [{a_lo:.3f}, {a_hi:.3f}]",
+            f"{diff:+.3f} [{lo:+.3f}, {hi:+.3f}]",
+        )
+    out.print(table)
+    out.print(f"search {result.seconds:.0f} s; saved {out_file}")
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="Prompt text.")],
+    model: Annotated[str, typer.Option(help="Model name or folder.")] = "smollm2-135m",
+    calibration: Annotated[
+        Path | None, typer.Option(help="Calibration config JSON from `interp calibrate`.")
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1, max=512)] = 40,
+) -> None:
+    """Greedy generation (streamed), optionally with a saved sink calibration applied."""
+    from interp.calibration import CalibrationConfig, apply_calibration
+    from interp.generate import greedy_decode
+
+    try:
+        config = CalibrationConfig.load(calibration) if calibration else None
+        m = _load(model)
+        ids = m.tokenizer(prompt)["input_ids"]
+        if len(ids) < 2:
+            raise InputError("the prompt needs at least 2 tokens")
+        n_ctx = int(m.cfg.n_ctx)
+        if len(ids) + max_new_tokens > n_ctx:
+            raise InputError(
+                f"the prompt has {len(ids)} tokens; with --max-new-tokens {max_new_tokens} that "
+                f"exceeds {model}'s context of {n_ctx} tokens: shorten it"
+            )
+        if config is not None:
+            console.print(
+                f"calibrating {len(config.heads)} heads ({calibration}); every step recomputes "
+                "the whole sequence (ACT needs the full attention pattern)"
+            )
+        eos = m.tokenizer.eos_token_id
+        new: list[int] = []
+        out.print(prompt, end="")
+
+        def show(token: int) -> None:  # stream the text as it grows (byte-level BPE safe)
+            before = m.tokenizer.decode(new, skip_special_tokens=True)
+            new.append(token)
+            out.print(m.tokenizer.decode(new, skip_special_tokens=True)[len(before) :], end="")
+
+        handle = apply_calibration(m, config) if config is not None else None
+        try:
+            greedy_decode(
+                m, ids, max_new_tokens=max_new_tokens, stop=lambda t: t == eos, on_step=show,
+                use_cache=config is None,
+            )  # fmt: skip
+        finally:
+            if handle is not None:
+                handle.remove()
+        out.print()
+    except InterpError as e:
+        _fail(e)
+
+
+@app.command()
+def anchors(
+    text: Annotated[str, typer.Argument(help="Text to analyse (quote it).")],
+    model: Annotated[str, typer.Option(help="Model name or folder.")] = "smollm2-135m",
+    top: Annotated[int, typer.Option(min=1, help="How many tokens of each kind to print.")] = 10,
+) -> None:
+    """Preplan (WAAD jumps) and anchor (high FAI) tokens of TEXT (Preplan-and-Anchor)."""
+    from interp.heads.anchor import anchor_tokens
+
+    try:
+        df = anchor_tokens(_load(model), text)
+    except InterpError as e:
+        _fail(e)
+    for kind, col in (("anchor", "fai"), ("preplan", "waad")):
+        rows = df[df[kind]].sort_values(col, ascending=False).head(top)
+        table = Table("position", "token", col, title=f"{kind} tokens ({int(df[kind].sum())})")
+        for r in rows.itertuples():
+            table.add_row(str(r.position), repr(r.token), f"{getattr(r, col):.4f}")
+        out.print(table)
