@@ -193,3 +193,13 @@ def test_encoder_refuses_causal_only_commands():
     assert r.exit_code == 2 and "causal" in r.output
     r = runner.invoke(app, ["generate", "the cat sat", "--model", "minilm-l6"])
     assert r.exit_code == 2 and "cannot generate" in r.output
+
+
+def test_dashboard_run_alone_names_its_model(tiny, tmp_path):
+    """`interp dashboard --run RUN` without --model loads the model RUN was written for."""
+    from interp.cli.serve import run_model
+    from interp.scan import scan
+
+    scan(tiny, tmp_path / "run", detectors=[], progress=False)
+    assert run_model(tmp_path / "run") == "tiny"
+    assert run_model(None) is None

@@ -22,7 +22,13 @@ def dashboard(
         Path | None,
         typer.Option("--run", help="A run folder written by `interp scan` (its head tables)."),
     ] = None,
-    model: Annotated[str, typer.Option("--model", help="Model name or path.")] = "smollm2-135m",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Model name or path (default: the model of --run's manifest, else smollm2-135m).",
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (
         "127.0.0.1"
     ),
@@ -45,6 +51,7 @@ def dashboard(
     if run is not None and not run.is_dir():
         _fail(InputError(f"run folder {run} does not exist; write one with `interp scan`"))
     try:
+        model = model or run_model(run) or "smollm2-135m"
         checks.listen_address(host, port)
         server, state = make_server(
             model, str(run) if run else None, host=host, port=port, roots=root
@@ -61,3 +68,12 @@ def dashboard(
         server.run()
     except KeyboardInterrupt:
         server.close()
+
+
+def run_model(run: Path | None) -> str | None:
+    """The model a run folder was written for (its manifest), or None without a run."""
+    if run is None:
+        return None
+    from interp.run_folder import RunFolder
+
+    return RunFolder(run).manifest().get("model", {}).get("name")
