@@ -127,6 +127,7 @@ def test_calibrate_and_generate_on_tiny(tmp_path):
     g = runner.invoke(app, ["generate", "hello", "--model", "tiny", "--calibration", str(calib),
                             "--max-new-tokens", "3"])  # fmt: skip
     assert g.exit_code == 0, g.output
+    assert "without the calibration" in g.stderr  # it says whether the calibration changed anything
     # --task: the option's former name, still accepted
     missing = runner.invoke(app, ["calibrate", "tiny", "--task", str(tmp_path / "cal.jsonl")])
     assert missing.exit_code == 2 and "--test" in missing.output
@@ -203,3 +204,14 @@ def test_dashboard_run_alone_names_its_model(tiny, tmp_path):
     scan(tiny, tmp_path / "run", detectors=[], progress=False)
     assert run_model(tmp_path / "run") == "tiny"
     assert run_model(None) is None
+
+
+def test_calibration_effect_says_where_the_texts_part(tiny):
+    from interp.cli.text import _calibration_effect
+
+    tok = tiny.tokenizer
+    same = _calibration_effect(tok, [70, 71, 72], [70, 71, 72])
+    assert "the same 3 tokens" in same
+    ids = tok("abcd", add_special_tokens=False)["input_ids"]
+    parted = _calibration_effect(tok, ids[:2] + [ids[0]], ids)
+    assert "new token 3" in parted and "'cd'" in parted  # the uncalibrated text from there

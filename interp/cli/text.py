@@ -115,6 +115,12 @@ def generate(
         Path | None, typer.Option(help="Calibration config JSON from `interp calibrate`.")
     ] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1, max=512)] = 40,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            help="With --calibration, also decode without it and say where the texts part."
+        ),
+    ] = True,
 ) -> None:
     """Greedy generation (streamed), optionally with a saved sink calibration applied."""
     from interp.calibration import CalibrationConfig, apply_calibration
@@ -156,8 +162,21 @@ def generate(
             if handle is not None:
                 handle.remove()
         out.print()
+        if config is not None and compare:
+            plain = greedy_decode(m, ids, max_new_tokens=max_new_tokens, stop=lambda t: t == eos)
+            console.print(_calibration_effect(m.tokenizer, new, plain))
     except InterpError as e:
         _fail(e)
+
+
+def _calibration_effect(tokenizer, calibrated: list[int], plain: list[int]) -> str:
+    """One line: whether the calibration changed the greedy continuation, and where."""
+    if calibrated == plain:
+        return f"without the calibration: the same {len(plain)} tokens (it changed nothing here)"
+    k = next((i for i, (a, b) in enumerate(zip(calibrated, plain, strict=False)) if a != b), None)
+    k = min(len(calibrated), len(plain)) if k is None else k
+    rest = tokenizer.decode(plain[k:], skip_special_tokens=True)
+    return f"without the calibration the text parts at new token {k + 1}: ...{rest!r}"
 
 
 @app.command()
