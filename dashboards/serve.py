@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from pathlib import Path
@@ -57,5 +58,13 @@ def make_server(
 def serve_in_thread(model: str, run_dir: str | None = None, **kw):
     """Start a server on a background thread (tests, load tests): ``(server, state, url)``."""
     server, state = make_server(model, run_dir, port=kw.pop("port", 0), **kw)
-    threading.Thread(target=server.run, daemon=True).start()
+
+    def run() -> None:
+        try:
+            server.run()
+        except OSError as e:  # server.close() from another thread ends the loop's select
+            if e.errno != errno.EBADF:
+                raise
+
+    threading.Thread(target=run, daemon=True).start()
     return server, state, f"http://127.0.0.1:{server.effective_port}"
