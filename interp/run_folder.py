@@ -87,9 +87,9 @@ class RunFolder:
         if not path.is_file():
             return None
         try:
-            stored = read_table_metadata(path).get("fingerprint")
-            if fingerprint is not None and stored != fingerprint:
-                return None
+            if fingerprint is not None:  # the metadata is read only to compare fingerprints
+                if read_table_metadata(path).get("fingerprint") != fingerprint:
+                    return None
             return pd.read_parquet(path)
         except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
             return _unreadable(path, e)

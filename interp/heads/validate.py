@@ -28,6 +28,7 @@ Validation metrics:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,15 +45,21 @@ from interp.heads.metrics import Hooks, ValidationMetric, mean_loss  # noqa: F40
 from interp.heads.plots import validation_png
 
 
-def validation_metric(model: TransformerBridge, detector: str, seed: int = 1) -> ValidationMetric:
-    """The validation metric detector ``detector`` declares (``validation_metric`` on its class)."""
+def declared_metric(detector: str) -> Callable[..., ValidationMetric]:
+    """The ``validation_metric`` detector ``detector`` declares on its class (nothing is built
+    yet); a clear error for a detector without one."""
     from interp.heads import REGISTRY, get_detector
 
     declared = getattr(get_detector(detector), "validation_metric", None)
     if declared is None:
         have = [n for n in REGISTRY if hasattr(REGISTRY[n], "validation_metric")]
         raise InputError(f"no validation metric for detector {detector!r}; use {', '.join(have)}")
-    return declared(model, seed=seed)
+    return declared
+
+
+def validation_metric(model: TransformerBridge, detector: str, seed: int = 1) -> ValidationMetric:
+    """The validation metric detector ``detector`` declares, built for ``model``."""
+    return declared_metric(detector)(model, seed=seed)
 
 
 def control_exclusion(n_heads: int, k: int) -> int:
@@ -177,7 +184,7 @@ def run_validation(
     from interp.run_folder import RunFolder
     from interp.scan import detector_options
 
-    validation_metric(model, detector)  # fail early on a detector without a metric
+    declared_metric(detector)  # fail early on a detector without a metric (built once, later)
     folder = RunFolder(out)
     with folder.lock():
         result, _, _ = folder.run_detector(
