@@ -13,11 +13,11 @@ scan resumes where it stopped.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -26,7 +26,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.attention import run_heads
 from interp.heads import detector_names, get_detector
-from interp.heads.base import DetectorResult
+from interp.heads.base import DetectorResult, config_dict
 from interp.heads.summary import detectors_md
 from interp.models.info import is_causal, model_info, model_key, n_kv_heads
 from interp.prompts import default_prompts_file, load_prompts
@@ -119,11 +119,15 @@ class ScanResult:
 DEFAULT_DETECTORS = tuple(detector_names())  # every registered detector, in registry order
 
 
-def detector_options(name: str, grid: str) -> dict:
-    """Options each detector runs with in a scan (recorded in the manifest): the grid, for a
-    detector that takes one (the retrieval detector's needle grid)."""
-    accepts = inspect.signature(get_detector(name).run).parameters
-    return {"grid_name": grid} if "grid_name" in accepts else {}
+def detector_options(
+    name: str, grid: str, overrides: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Options each detector runs with in a scan: the grid, for a detector whose ``Config``
+    takes one (the retrieval detector's needle grid), then ``overrides[name]`` (``--set``)."""
+    fields_ = {f.name for f in fields(get_detector(name).Config)}
+    options: dict[str, Any] = {"grid_name": grid} if "grid_name" in fields_ else {}
+    options.update((overrides or {}).get(name, {}))
+    return options
 
 
 def run_detectors(
@@ -132,15 +136,17 @@ def run_detectors(
     names: Sequence[str],
     *,
     grid: str = "small",
+    options: Mapping[str, Mapping[str, Any]] | None = None,
     progress: bool = True,
 ) -> tuple[dict[str, DetectorResult], dict[str, float], dict[str, bool]]:
-    """Run (or reuse) each detector and store its tables under ``out/detectors``."""
+    """Run (or reuse) each detector and store its tables under ``out/detectors``; ``options``
+    maps a detector name to fields of its ``Config``."""
     folder = RunFolder(out)
     results, seconds, reused = {}, {}, {}
     for name in names:
-        options = detector_options(name, grid)
+        options_ = detector_options(name, grid, options)
         results[name], reused[name], seconds[name] = folder.run_detector(
-            model, name, options, progress=progress
+            model, name, options_, progress=progress
         )
         if progress:
             tqdm.write(
@@ -157,20 +163,22 @@ def scan(
     batch_size: int = 4,
     detectors: Sequence[str] = DEFAULT_DETECTORS,
     grid: str = "small",
+    options: Mapping[str, Mapping[str, Any]] | None = None,
     progress: bool = True,
 ) -> ScanResult:
     """Compute (or reuse) the statistics and detector tables of ``model``; write the run folder.
 
     ``detectors``: names from ``interp.heads.REGISTRY`` (default all); ``grid``: the retrieval
-    grid, ``small`` (default, minutes on a CPU) or ``large`` (up to 8k tokens).
+    grid, ``small`` (default, minutes on a CPU) or ``large`` (up to 8k tokens); ``options``:
+    detector name -> fields of its ``Config`` (e.g. ``{"sink": {"n_tokens": 128}}``).
     """
     out = Path(out)
     folder = RunFolder(out)
     with folder.lock():
-        return _scan(model, folder, prompts_file, batch_size, detectors, grid, progress)
+        return _scan(model, folder, prompts_file, batch_size, detectors, grid, options, progress)
 
 
-def _scan(model, folder: RunFolder, prompts_file, batch_size, detectors, grid, progress):
+def _scan(model, folder: RunFolder, prompts_file, batch_size, detectors, grid, options, progress):
     out = folder.root
     prompts = load_prompts(prompts_file)
     info = model_info(model).as_dict()
@@ -189,7 +197,7 @@ def _scan(model, folder: RunFolder, prompts_file, batch_size, detectors, grid, p
             tqdm.write(f"skipping {', '.join(skip)}: defined for causal language models only")
         detectors = [d for d in detectors if d not in skip]
     results, det_seconds, det_reused = run_detectors(
-        model, out, detectors, grid=grid, progress=progress
+        model, out, detectors, grid=grid, options=options, progress=progress
     )
     if results:
         folder.write_detector_plots(results, f"{info['name']}: detector scores per head")
@@ -212,7 +220,7 @@ def _scan(model, folder: RunFolder, prompts_file, batch_size, detectors, grid, p
             },
             "detectors": {
                 n: {
-                    "options": detector_options(n, grid),
+                    "config": config_dict(get_detector(n), detector_options(n, grid, options)),
                     "inputs": r.inputs,
                     "extra_tables": {e: f"detectors/{n}.{e}.parquet" for e in r.extra},
                     "seconds": round(det_seconds[n], 3),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -76,6 +77,10 @@ def test_scan_writes_run_folder_and_resumes(tmp_path):
     assert "computed" in first.output
     second = runner.invoke(app, args)
     assert second.exit_code == 0 and "reused" in second.output
+    third = runner.invoke(app, [*args, "--set", "sink.n_tokens=16", "--set", "sink.threshold=0.5"])
+    assert third.exit_code == 0, third.output
+    config = json.loads((out / "manifest.json").read_text())["detectors"]["sink"]["config"]
+    assert config == {"n_tokens": 16, "threshold": 0.5, "streaming": None}
 
 
 def test_scan_missing_prompt_file_is_a_clean_error(tmp_path):

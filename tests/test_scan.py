@@ -82,7 +82,8 @@ def test_scan_runs_every_detector_and_resumes(tiny, tmp_path):
         assert (out / f).stat().st_size > 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["detectors"]["induction"]["inputs"]["seed"] == 0
-    assert manifest["detectors"]["retrieval"]["options"] == {"grid_name": "small"}
+    config = manifest["detectors"]["retrieval"]["config"]  # every option, defaults included
+    assert config["grid_name"] == "small" and config["threshold"] == 0.1
     assert "Retrieval heads" in (out / "summary.md").read_text()
     again = scan(tiny, out, progress=False)
     assert all(again.detector_reused.values())
@@ -93,7 +94,10 @@ def test_scan_runs_every_detector_and_resumes(tiny, tmp_path):
 def test_changed_default_or_constant_recomputes_the_table(tiny, tmp_path, monkeypatch):
     """The cache key covers every default a table depends on: changing a detector's default
     threshold, or a shared constant, recomputes instead of reusing the stale table."""
+    from dataclasses import dataclass
+
     from interp import defaults
+    from interp.heads.classic import TextWindowsConfig
     from interp.heads.previous_token import PreviousTokenDetector
 
     out = tmp_path / "run"
@@ -102,13 +106,13 @@ def test_changed_default_or_constant_recomputes_the_table(tiny, tmp_path, monkey
     assert scan(tiny, out, detectors=["previous_token"], progress=False).detector_reused[
         "previous_token"
     ]
-    original = PreviousTokenDetector.run
 
-    def run(self, model, *, threshold: float = 0.01, **options):  # a new default threshold
-        return original(self, model, threshold=threshold, **options)
+    @dataclass(frozen=True)
+    class LowerThreshold(TextWindowsConfig):  # a new default threshold
+        threshold: float = 0.01
 
     with monkeypatch.context() as m:
-        m.setattr(PreviousTokenDetector, "run", run)
+        m.setattr(PreviousTokenDetector, "Config", LowerThreshold)
         changed = scan(tiny, out, detectors=["previous_token"], progress=False)
     assert not changed.detector_reused["previous_token"]
     assert (changed.detectors["previous_token"].table.threshold == 0.01).all()
@@ -145,7 +149,48 @@ def test_registry_is_the_one_list_and_refuses_duplicates():
 
     with pytest.raises(TypeError, match="must declare"):
         register(Half)
-    assert "half" not in REGISTRY
+
+    class NoConfig:
+        name = "no_config"
+        causal_only, dashboard, per_prompt = False, True, True
+
+    with pytest.raises(TypeError, match="frozen dataclass Config"):
+        register(NoConfig)
+    assert "half" not in REGISTRY and "no_config" not in REGISTRY
+
+
+def test_detector_options_are_checked_against_the_config():
+    """Each detector's options are the fields of its Config: an unknown option or a value of
+    the wrong type is an InputError naming the options; lists become tuples."""
+    import pytest
+
+    from interp.errors import InputError
+    from interp.heads import get_detector
+    from interp.heads.base import config_dict, configure
+
+    sink = get_detector("sink")
+    assert config_dict(sink) == {"n_tokens": 64, "threshold": 0.3, "streaming": None}
+    assert configure(sink, n_tokens=32).n_tokens == 32
+    with pytest.raises(InputError, match=r"no option n_token; its options: n_tokens=64"):
+        configure(sink, n_token=32)
+    with pytest.raises(InputError, match="n_tokens='32' should be int"):
+        configure(sink, n_tokens="32")
+    anchor = configure(get_detector("anchor"), layers=[3, 4])
+    assert anchor.layers == (3, 4) and hash(anchor)
+    with pytest.raises(InputError, match="either a config or options"):
+        configure(sink, sink.Config(), n_tokens=8)
+
+
+def test_scan_options_reach_the_detector_and_its_cache_key(tiny, tmp_path):
+    """``scan(options=...)`` runs the detector with them, records the full config in the
+    manifest, and a different option recomputes the table."""
+    out = tmp_path / "run"
+    first = scan(tiny, out, detectors=["sink"], options={"sink": {"n_tokens": 16}}, progress=False)
+    assert first.detectors["sink"].inputs["n_tokens"] == 16
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["detectors"]["sink"]["config"]["n_tokens"] == 16
+    again = scan(tiny, out, detectors=["sink"], options={"sink": {"n_tokens": 24}}, progress=False)
+    assert not again.detector_reused["sink"] and again.detectors["sink"].inputs["n_tokens"] == 24
 
 
 def test_summary_ranks_only_the_analysed_heads():

@@ -83,6 +83,15 @@ def scan(
         str,
         typer.Option(help="Retrieval needle grid: 'small' (CPU minutes) or 'large' (to 8k)."),
     ] = "small",
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="DETECTOR.OPTION=VALUE, repeatable (e.g. sink.n_tokens=128, "
+            "anchor.layers=[3,4]): a field of the detector's Config; recorded in the manifest "
+            "and part of the table's cache key.",
+        ),
+    ] = None,
 ) -> None:
     """Attention statistics and all head detectors of MODEL, written as a resumable run folder."""
     from interp.heads import REGISTRY
@@ -97,6 +106,7 @@ def scan(
         names = _detector_names(detectors, DEFAULT_DETECTORS, REGISTRY)
         if grid not in ("small", "large"):
             raise InputError(f"unknown grid {grid!r}: use 'small' or 'large'")
+        options = detector_settings(settings or [], names)
         result = run_scan(
             _load(model),
             out_dir,
@@ -104,6 +114,7 @@ def scan(
             batch_size=batch_size,
             detectors=names,
             grid=grid,
+            options=options,
         )
     except InterpError as e:
         _fail(e)
@@ -111,6 +122,31 @@ def scan(
     out.print(f"head table {state}; detectors: {', '.join(result.detectors) or 'none'}")
     out.print(f"wrote {result.out}/ (summary.md, manifest.json, detectors/, detectors.png/.html)")
     out.print((result.out / "summary.md").read_text())
+
+
+def detector_settings(items: list[str], names: list[str]) -> dict[str, dict]:
+    """``--set DETECTOR.OPTION=VALUE`` items as {detector: {option: value}}; a VALUE is read as
+    JSON (numbers, true/false/null, [lists]) and otherwise taken as text. Each is checked
+    against the detector's Config before any model loads."""
+    from interp.heads import get_detector
+    from interp.heads.base import configure
+
+    options: dict[str, dict] = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        name, dot, option = key.strip().partition(".")
+        if not (eq and dot and option):
+            raise InputError(f"--set {item!r}: write DETECTOR.OPTION=VALUE, e.g. sink.n_tokens=128")
+        if name not in names:
+            raise InputError(f"--set {item!r}: detector {name!r} is not in this scan ({names})")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        options.setdefault(name, {})[option.strip()] = value
+    for name, opts in options.items():
+        configure(get_detector(name), **opts)
+    return options
 
 
 def _detector_names(spec: str, default, registry) -> list[str]:

@@ -24,6 +24,7 @@ mean WAAD and FAI and the group; ``label`` marks the global (anchor-forming) hea
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.defaults import FAI_WINDOW, GROUP_FRACTION, LONG_INPUT, TOKEN_FRACTION, WAAD_WINDOW
 from interp.errors import InputError
-from interp.heads.base import DetectorResult, head_frame, register
+from interp.heads.base import DetectorResult, configure, head_frame, register
 from interp.heads.inputs import all_patterns, haystack_windows
 from interp.models.info import is_causal
 from interp.stats import dense
@@ -171,12 +172,26 @@ def _streamed(model: TransformerBridge, batch: TokenBatch) -> tuple[Tensor, Tens
     return dist.mean(-1).mean(1), stack(lambda s: s.waad), stack(lambda s: s.fai)
 
 
+@dataclass(frozen=True)
+class AnchorConfig:
+    """Options of the anchor analysis: ``n_windows`` haystack windows of ``n_tokens``, the
+    analysed ``layers`` (None / "paper": the paper's 5 evenly spaced in [L/3, 2L/3];
+    "middle_third"; or layer indices)
+    and ``streaming`` (None: when ``n_tokens`` > 512)."""
+
+    n_tokens: int = 256
+    n_windows: int = 4
+    layers: tuple[int, ...] | str | None = None
+    streaming: bool | None = None
+
+
 @register
 class AnchorDetector:
     name = "anchor"
     causal_only = True
     dashboard = True
     per_prompt = False
+    Config = AnchorConfig
 
     @staticmethod
     def summary(r: DetectorResult) -> str:
@@ -191,25 +206,22 @@ class AnchorDetector:
         )
 
     def run(
-        self,
-        model: TransformerBridge,
-        *,
-        n_tokens: int = 256,
-        n_windows: int = 4,
-        layers: Sequence[int] | str | None = None,
-        streaming: bool | None = None,
+        self, model: TransformerBridge, config: AnchorConfig | None = None, **options: Any
     ) -> DetectorResult:
-        """Span, WAAD, FAI of every head on ``n_windows`` haystack windows of ``n_tokens``.
+        """Span, WAAD, FAI of every head on ``n_windows`` haystack windows of ``n_tokens``
+        (``options``: the fields of ``AnchorConfig``).
 
         ``streaming`` (default: when ``n_tokens`` > 512) computes them with
         ``interp.stats.capture`` from q and k, never building a pattern.
         """
+        c = configure(self, config, **options)
+        n_tokens, n_windows = c.n_tokens, c.n_windows
         if not is_causal(model):
             raise InputError("anchor heads are defined for causal (decoder) models")
         batch = haystack_windows(model, n_tokens, n_windows)
-        streaming = n_tokens > LONG_INPUT if streaming is None else streaming
+        streaming = n_tokens > LONG_INPUT if c.streaming is None else c.streaming
         span, w_all, f_all = (_streamed if streaming else _dense)(model, batch)
-        layers = analysed_layers(int(model.cfg.n_layers), layers)
+        layers = analysed_layers(int(model.cfg.n_layers), c.layers)
         groups = head_groups(span, layers)
         flat = [g for row in groups for g in row]
         table = head_frame(

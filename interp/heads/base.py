@@ -1,15 +1,19 @@
 """Detector registry and the table every detector returns.
 
-A new detector is one file in ``interp/heads/`` plus one ``@register`` line. Each returns a
-``DetectorResult`` whose ``table`` has one row per (layer, head) with its score(s), the
-threshold used, a boolean ``label`` and, in ``inputs``, what it was computed on.
+A new detector is one file in ``interp/heads/`` plus one ``@register`` line. It declares its
+capabilities and a ``Config`` dataclass: every option that changes its tables, with its default
+(thresholds from ``interp.defaults``). ``run(model, config=None, **options)`` builds the config
+from ``options`` (``configure``: an unknown option or a wrong type is a clear error) and the cache
+key of its tables is that config (``interp.heads.store``). Each returns a ``DetectorResult``
+whose ``table`` has one row per (layer, head) with its score(s), the threshold used, a boolean
+``label`` and, in ``inputs``, what it was computed on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from typing import Any, ClassVar, Protocol, get_type_hints, runtime_checkable
 
 import pandas as pd
 from transformer_lens.model_bridge import TransformerBridge
@@ -40,8 +44,11 @@ class Detector(Protocol):
     causal_only: ClassVar[bool]  # defined for causal language models only (scan skips others)
     dashboard: ClassVar[bool]  # fast enough to compute when the dashboard loads a model
     per_prompt: ClassVar[bool]  # a sweep can score it on each prompt of any prompt set
+    Config: ClassVar[type]  # frozen dataclass of every option that changes its tables
 
-    def run(self, model: TransformerBridge, **options: Any) -> DetectorResult: ...
+    def run(
+        self, model: TransformerBridge, config: Any = None, **options: Any
+    ) -> DetectorResult: ...
 
 
 #: name -> detector class, in registration order (the order of scans, summaries and plots)
@@ -60,8 +67,78 @@ def register(cls):
     missing = [c for c in _CAPABILITIES if not isinstance(getattr(cls, c, None), bool)]
     if missing:
         raise TypeError(f"detector {cls.__qualname__} must declare {', '.join(missing)} (bool)")
+    config = getattr(cls, "Config", None)
+    if not (is_dataclass(config) and config.__dataclass_params__.frozen):
+        raise TypeError(f"detector {cls.__qualname__} must declare a frozen dataclass Config")
+    if any(f.default is MISSING and f.default_factory is MISSING for f in fields(config)):
+        raise TypeError(f"every field of {config.__qualname__} needs a default")
     REGISTRY[cls.name] = cls
     return cls
+
+
+def configure(detector: Any, config: Any = None, **options: Any) -> Any:
+    """The detector's ``Config``: ``config`` as given, or its defaults with ``options`` applied.
+    An option the detector does not have, or a value of the wrong type, is an ``InputError``
+    that names the detector's options."""
+    cls = type(detector).Config if not isinstance(detector, type) else detector.Config
+    name = getattr(detector, "name", cls.__qualname__)
+    if config is not None:
+        if options:
+            raise InputError(f"detector {name!r}: pass either a config or options, not both")
+        if not isinstance(config, cls):
+            raise InputError(f"detector {name!r} takes a {cls.__qualname__}, got {config!r}")
+        return config
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        listed = ", ".join(f"{f.name}={_default(f)!r}" for f in known.values())
+        raise InputError(
+            f"detector {name!r} has no option {', '.join(unknown)}; its options: {listed}"
+        )
+    hints = get_type_hints(cls)
+    for key, value in options.items():
+        if not _fits(value, hints[key]):
+            raise InputError(
+                f"detector {name!r}: option {key}={value!r} should be {_type_name(hints[key])}"
+            )
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
+
+
+def config_dict(detector: Any, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The effective configuration (defaults + ``options``) as plain data: the cache key of
+    the detector's tables and what the manifest records."""
+    return asdict(configure(detector, **(options or {})))
+
+
+def _default(f: Any) -> Any:
+    return f.default if f.default is not MISSING else f.default_factory()
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` matches a simple annotation (float/int/bool/str, None, tuples)."""
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        args = typing.get_args(hint)
+        inner = args[0] if args else Any
+        return isinstance(value, (tuple, list)) and all(_fits(v, inner) for v in value)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is Any:
+        return True
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def detector_names(

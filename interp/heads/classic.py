@@ -8,6 +8,7 @@ averaged over sequences. This is ``transformer_lens.head_detector`` with ``error
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -16,7 +17,7 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.defaults import CLASSIC_THRESHOLD
-from interp.heads.base import DetectorResult, head_frame
+from interp.heads.base import DetectorResult, configure, head_frame
 from interp.heads.inputs import all_patterns, repeated_random_tokens
 from interp.stats.streaming import AttentionStats
 from interp.tokens import TokenBatch
@@ -84,14 +85,33 @@ def pattern_scores(
     return torch.stack(per_seq).mean(0)
 
 
+@dataclass(frozen=True)
+class RepeatedTokensConfig:
+    """Options of a classic detector scored on ``n_seqs`` repeated random sequences (two copies
+    of 32 tokens, drawn with ``seed``); label = score > ``threshold``."""
+
+    threshold: float = CLASSIC_THRESHOLD
+    n_seqs: int = 8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TextWindowsConfig:
+    """Options of a classic detector scored on the bundled text windows (64 tokens)."""
+
+    threshold: float = CLASSIC_THRESHOLD
+
+
 class PatternDetector:
     """Base of the classic detectors: a subclass sets ``name`` and ``detection`` (the 0/1
-    pattern function) and may override ``make_inputs`` (default: repeated random tokens)."""
+    pattern function) and may override ``make_inputs`` and ``Config`` (default: repeated
+    random tokens)."""
 
     name: ClassVar[str]
     causal_only: ClassVar[bool] = False
     dashboard: ClassVar[bool] = True
     per_prompt: ClassVar[bool] = True  # the sweep scores D-pairs of each prompt (pair_weights)
+    Config: ClassVar[type] = RepeatedTokensConfig
     detection: ClassVar[Callable[[Tensor], Tensor]]
     pairs: ClassVar[Callable[[Tensor], tuple[Tensor, Tensor]]]  # the same D as (t, s) pairs
 
@@ -108,26 +128,21 @@ class PatternDetector:
         return {"score": pair_mass / total}
 
     def make_inputs(
-        self, model: TransformerBridge, *, n_seqs: int = 8, seed: int = 0
+        self, model: TransformerBridge, config: Any
     ) -> tuple[TokenBatch, dict[str, Any]]:
-        batch = repeated_random_tokens(model, n_seqs=n_seqs, seed=seed)
+        batch = repeated_random_tokens(model, n_seqs=config.n_seqs, seed=config.seed)
         return batch, {
             "kind": "repeated random tokens",
-            "n_seqs": n_seqs,
+            "n_seqs": config.n_seqs,
             "half_len": 32,
-            "seed": seed,
+            "seed": config.seed,
         }
 
-    def run(
-        self,
-        model: TransformerBridge,
-        *,
-        threshold: float = CLASSIC_THRESHOLD,
-        **input_options: Any,
-    ) -> DetectorResult:
+    def run(self, model: TransformerBridge, config: Any = None, **options: Any) -> DetectorResult:
         """Score every head; label = score > ``threshold`` (``CLASSIC_THRESHOLD`` 0.4: our
-        choice, no paper fixes one)."""
-        batch, inputs = self.make_inputs(model, **input_options)
+        choice, no paper fixes one). ``options``: the fields of the detector's ``Config``."""
+        c = configure(self, config, **options)
+        batch, inputs = self.make_inputs(model, c)
         patterns = all_patterns(model, batch)
         scores = pattern_scores(patterns, batch.tokens, batch.lengths, type(self).detection)
-        return DetectorResult(self.name, head_frame(scores, threshold), inputs)
+        return DetectorResult(self.name, head_frame(scores, c.threshold), inputs)

@@ -7,7 +7,12 @@ from typing import Any
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.heads.base import register
-from interp.heads.classic import PatternDetector, previous_token_pairs, previous_token_pattern
+from interp.heads.classic import (
+    PatternDetector,
+    TextWindowsConfig,
+    previous_token_pairs,
+    previous_token_pattern,
+)
 from interp.heads.inputs import text_windows
 from interp.tokens import TokenBatch
 
@@ -20,7 +25,10 @@ class PreviousTokenDetector(PatternDetector):
     name = "previous_token"
     detection = staticmethod(previous_token_pattern)
     pairs = staticmethod(previous_token_pairs)
+    Config = TextWindowsConfig
 
-    def make_inputs(self, model: TransformerBridge) -> tuple[TokenBatch, dict[str, Any]]:
+    def make_inputs(
+        self, model: TransformerBridge, config: TextWindowsConfig
+    ) -> tuple[TokenBatch, dict[str, Any]]:
         batch = text_windows(model)
         return batch, {"kind": "text windows", "n_seqs": len(batch.lengths), "n_tokens": 64}

@@ -39,7 +39,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from interp.defaults import MAX_NEW_TOKENS, RECALL_THRESHOLD, RETRIEVAL_THRESHOLD
 from interp.errors import InputError
 from interp.generate import greedy_decode, newline_or_eos
-from interp.heads.base import DetectorResult, head_frame, register
+from interp.heads.base import DetectorResult, configure, head_frame, register
 from interp.heads.metrics import ValidationMetric
 from interp.heads.needle import (
     NeedleTest,
@@ -171,12 +171,26 @@ def _save(path: Path, o: TestOutcome) -> None:
     write_json({"scores": o.scores.tolist(), "outcome": outcome}, path)
 
 
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """Options of the retrieval detector: the needle grid (``grid_name`` "small" / "large", or
+    explicit ``lengths`` / ``depths``), the needles used (held-out 3-5 validate) and the label
+    threshold."""
+
+    grid_name: str = "small"
+    lengths: tuple[int, ...] | None = None
+    depths: tuple[float, ...] | None = None
+    needles: tuple[int, ...] = (0, 1, 2)
+    threshold: float = RETRIEVAL_THRESHOLD  # Wu et al.: score > 0.1
+
+
 @register
 class RetrievalDetector:
     name = "retrieval"
     causal_only = True
     dashboard = False
     per_prompt = False
+    Config = RetrievalConfig
 
     @staticmethod
     def validation_metric(model: TransformerBridge, seed: int = 1) -> ValidationMetric:
@@ -206,24 +220,24 @@ class RetrievalDetector:
     def run(
         self,
         model: TransformerBridge,
+        config: RetrievalConfig | None = None,
         *,
-        grid_name: str = "small",
-        lengths: Sequence[int] | None = None,
-        depths: Sequence[float] | None = None,
-        needles: Sequence[int] = (0, 1, 2),
-        threshold: float = RETRIEVAL_THRESHOLD,
         workdir: Path | None = None,
         progress: bool = True,
+        **options: Any,
     ) -> DetectorResult:
-        """Score every head on the needle grid. With ``workdir``, each finished test is saved
-        there and reused by a later run (a long grid can be stopped and resumed)."""
+        """Score every head on the needle grid (``options``: the fields of ``RetrievalConfig``).
+        With ``workdir``, each finished test is saved there and reused by a later run (a long
+        grid can be stopped and resumed)."""
+        c = configure(self, config, **options)
+        grid_name, needles, threshold = c.grid_name, c.needles, c.threshold
         if not is_causal(model):
             raise InputError(
                 f"retrieval heads need a causal language model that can answer questions; "
                 f"{model.cfg.model_name} is not causal"
             )
         tests = make_tests(
-            model, grid_name=grid_name, lengths=lengths, depths=depths, needles=needles
+            model, grid_name=grid_name, lengths=c.lengths, depths=c.depths, needles=needles
         )
         outcomes: list[TestOutcome] = []
         reused = 0

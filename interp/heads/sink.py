@@ -25,14 +25,16 @@ keys near the end are seen by few queries (s_{N-1} = A[N-1, N-1]); the hidden-si
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp.defaults import LONG_INPUT, SINK_HEAD_THRESHOLD, SINK_THRESHOLD
-from interp.heads.base import DetectorResult, head_frame, register
+from interp.defaults import LONG_INPUT, SINK_HEAD_THRESHOLD, SINK_SAMPLE_TOKENS, SINK_THRESHOLD
+from interp.heads.base import DetectorResult, configure, head_frame, register
 from interp.heads.inputs import all_patterns, haystack_windows, text_samples
 from interp.heads.metrics import ValidationMetric, mean_loss
 from interp.models.info import is_causal
@@ -100,12 +102,22 @@ def _streamed_scores(model: TransformerBridge, batch) -> list[torch.Tensor]:
     ]
 
 
+@dataclass(frozen=True)
+class SinkConfig:
+    """Options of the sink detector. ``streaming`` None: streaming when ``n_tokens`` > 512."""
+
+    n_tokens: int = SINK_SAMPLE_TOKENS  # Gu et al.'s 64-token text samples
+    threshold: float = SINK_HEAD_THRESHOLD  # per-sample s_0 > 0.3 (Gu et al.)
+    streaming: bool | None = None
+
+
 @register
 class SinkDetector:
     name = "sink"
     causal_only = False
     dashboard = True
     per_prompt = True
+    Config = SinkConfig
 
     @staticmethod
     def validation_metric(model: TransformerBridge, seed: int = 1) -> ValidationMetric:
@@ -146,18 +158,15 @@ class SinkDetector:
         )
 
     def run(
-        self,
-        model: TransformerBridge,
-        *,
-        n_tokens: int = 64,
-        threshold: float = SINK_HEAD_THRESHOLD,
-        streaming: bool | None = None,
+        self, model: TransformerBridge, config: SinkConfig | None = None, **options: Any
     ) -> DetectorResult:
         """Sink scores on text samples of ``n_tokens`` (``text_samples``). ``streaming``
         (default: when ``n_tokens`` > 512) computes s_j from q and k (``interp.stats.capture``),
-        no pattern."""
+        no pattern. ``options``: the fields of ``SinkConfig``."""
+        c = configure(self, config, **options)
+        n_tokens, threshold = c.n_tokens, c.threshold
         batch = text_samples(model, n_tokens=n_tokens)
-        streaming = n_tokens > LONG_INPUT if streaming is None else streaming
+        streaming = n_tokens > LONG_INPUT if c.streaming is None else c.streaming
         per_layer = _streamed_scores(model, batch) if streaming else _dense_scores(model, batch)
         n_layers, n_heads = len(per_layer), int(model.cfg.n_heads)
         s0 = torch.zeros(n_layers, n_heads)

@@ -1,8 +1,8 @@
 """Cache keys of detector tables (``interp.run_folder.RunFolder`` stores and reuses them).
 
 The fingerprint is the cache key of a table: the model, the detector, its EFFECTIVE configuration
-(``detector_config``: every keyword default of its ``run`` / ``make_inputs`` overlaid with the
-options given), every shared constant of ``interp.defaults``, the source of the detector's module
+(``detector_config``: its ``Config`` dataclass with the options given, every default
+included), every shared constant of ``interp.defaults``, the source of the detector's module
 and ``STORE_VERSION``. Changing a default threshold, a window or the detector's code therefore
 recomputes the table instead of silently reusing a stale one.
 """
@@ -16,10 +16,9 @@ import sys
 from typing import Any
 
 from interp import defaults
+from interp.heads.base import config_dict
 
-STORE_VERSION = 3  # bump when a table's layout changes in code outside the detector's module
-#: run-time arguments that change how a detector runs, not what it computes
-NOT_CONFIG = frozenset({"self", "model", "progress", "workdir"})
+STORE_VERSION = 4  # bump when a table's layout changes in code outside the detector's module
 
 
 def _constants() -> dict[str, Any]:
@@ -27,17 +26,9 @@ def _constants() -> dict[str, Any]:
 
 
 def detector_config(detector: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """Every keyword default of the detector's ``run`` (and ``make_inputs``) with ``options``
-    applied: the configuration a table depends on."""
-    config: dict[str, Any] = {}
-    for fn in (getattr(detector, "make_inputs", None), detector.run):
-        if fn is None:
-            continue
-        for p in inspect.signature(fn).parameters.values():
-            if p.name not in NOT_CONFIG and p.default is not inspect.Parameter.empty:
-                config[p.name] = p.default
-    config.update(options)
-    return config
+    """The detector's ``Config`` with ``options`` applied, as plain data: the configuration a
+    table depends on (run-time arguments such as ``progress`` or ``workdir`` are not in it)."""
+    return config_dict(detector, options)
 
 
 def source_hash(obj: Any) -> str:
