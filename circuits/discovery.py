@@ -28,7 +28,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from circuits.tasks import TaskBatch
 from interp.ablation import ablate
-from interp.ablation.heads import cache_z
+from interp.ablation.heads import head_writes
 from interp.ablation.patching import activation_patching
 from interp.defaults import SAE_EXAMPLES
 from interp.errors import InputError
@@ -39,15 +39,8 @@ from interp.tokens import TokenBatch, from_token_ids
 @torch.no_grad()
 def head_outputs(model: TransformerBridge, batch: TokenBatch) -> torch.Tensor:
     """[example, layer * head, d_model]: each head's residual-stream write, position-averaged."""
-    n_layers = int(model.cfg.n_layers)
-    z_all = cache_z(model, batch, range(n_layers))  # [b, pos, head, d_head], padding zeroed
     mask = batch.attention_mask.float()  # [b, pos]
-    w_o = model.W_O.detach()  # [layer, head, d_head, d_model]
-    out = []
-    for la in range(n_layers):
-        z_mean = z_all[la].sum(1) / mask.sum(1)[:, None, None]  # [b, head, d_head]
-        out.append(torch.einsum("bhd,hdm->bhm", z_mean, w_o[la]))
-    return torch.cat(out, dim=1)
+    return head_writes(model, batch, mask / mask.sum(1, keepdim=True))
 
 
 @dataclass

@@ -48,16 +48,17 @@ from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
 from circuits.discovery import sae_training_examples
+from interp.ablation.heads import head_writes as weighted_head_writes
 from interp.defaults import SAE_EXAMPLES
 from interp.errors import InputError
 from interp.heads.anchor import W
 from interp.heads.inputs import haystack_windows, text_samples
 from interp.heads.retrieval import make_tests
-from interp.hook_names import act_name
 from interp.run_folder import RunFolder
 from interp.sae import node_scores, train_sae
+from interp.tokens import TokenBatch
 
-FAMILIES = ("retrieval", "sink", "anchor")
+FAMILIES = ("retrieval", "sink", "anchor")  # each a registered detector whose labels it scores
 ANCHOR_TOKENS = 128
 
 
@@ -77,12 +78,9 @@ def head_writes(
     model: TransformerBridge, c: Contrast, batch_size: int = 8, progress: bool = False
 ) -> Tensor:
     """[example, layer * head, d_model]: each head's write to the residual stream (z @ W_O),
-    weighted over positions by the example's readout. Examples are right-padded into batches
-    (padding is masked and has readout weight 0, so a causal model's real positions are as in
-    an unpadded run)."""
-    n_layers = int(model.cfg.n_layers)
-    names = [act_name("z", la) for la in range(n_layers)]
-    w_o = model.W_O.detach().float()  # [layer, head, d_head, d_model]
+    weighted over positions by the example's readout (``interp.ablation.heads.head_writes``).
+    Examples are right-padded into batches (padding is masked and has readout weight 0, so a
+    causal model's real positions are as in an unpadded run)."""
     pad = int(model.tokenizer.pad_token_id or 0)
     out = []
     for s in tqdm(range(0, len(c.tokens), batch_size), desc="head writes", disable=not progress):
@@ -94,15 +92,9 @@ def head_writes(
         for b, i in enumerate(idx):
             k = len(c.tokens[i])
             toks[b, :k], mask[b, :k], weights[b, :k] = c.tokens[i], c.masks[i], c.readout[i]
-        _, cache = model.run_with_cache(
-            toks, attention_mask=mask, names_filter=lambda name: name in names,
-            return_cache_object=False,
-        )  # fmt: skip
-        per_layer = []
-        for la, name in enumerate(names):
-            z = torch.einsum("bp,bphd->bhd", weights, cache[name].float())
-            per_layer.append(torch.einsum("bhd,hdm->bhm", z, w_o[la]))
-        out.append(torch.cat(per_layer, dim=1))
+        lengths = [len(c.tokens[i]) for i in idx]
+        batch = TokenBatch(toks, mask, lengths, [[] for _ in idx])
+        out.append(weighted_head_writes(model, batch, weights))
     return torch.cat(out)
 
 

@@ -114,3 +114,13 @@ def test_write_change_on_a_hand_built_case():
     got = write_change(x, np.array([True, True, False, False]))
     # head 1: pair 1 |2| / (1 + 1) = 1, pair 2 |-2| / (1 + 3) = 0.5
     np.testing.assert_allclose(got, [0.0, 0.75])
+
+
+def test_every_family_is_a_registered_detector():
+    """The families' contrasts are keyed by detector name on the circuits side; a renamed or
+    removed detector must not leave a contrast whose labels no longer exist."""
+    from circuits.families import CONTRASTS, FAMILIES
+    from interp.heads import REGISTRY
+
+    assert set(CONTRASTS) == set(FAMILIES)
+    assert set(FAMILIES) <= set(REGISTRY)

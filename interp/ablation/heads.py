@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
+from jaxtyping import Float
+from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.ablation.uniform import check_heads, uniform_attention_hooks
@@ -44,6 +46,24 @@ def cache_z(model: TransformerBridge, prompts, layers: Iterable[int]) -> dict[in
     )
     keep = batch.attention_mask.bool()[:, :, None, None]
     return {la: cache[n].detach() * keep for n, la in names.items()}
+
+
+@torch.no_grad()
+def head_writes(
+    model: TransformerBridge, prompts, weights: Float[Tensor, "batch pos"]
+) -> Float[Tensor, "batch layer_head d_model"]:
+    """Each head's write to the residual stream (``hook_z`` @ W_O), weighted over positions by
+    ``weights`` (padding and masked positions have z zeroed), heads ordered layer by layer."""
+    batch = as_batch(model, prompts)
+    n_layers = int(model.cfg.n_layers)
+    z_all = cache_z(model, batch, range(n_layers))  # [b, pos, head, d_head]
+    w_o = model.W_O.detach().float()  # [layer, head, d_head, d_model]
+    w = weights.float()
+    out = [
+        torch.einsum("bhd,hdm->bhm", torch.einsum("bp,bphd->bhd", w, z_all[la].float()), w_o[la])
+        for la in range(n_layers)
+    ]
+    return torch.cat(out, dim=1)
 
 
 def head_means(
