@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-fast lint dashboard
+.PHONY: setup demo test test-fast test-training lint dashboard
 setup:
 	@bash scripts/setup.sh
 
@@ -17,7 +17,11 @@ test: setup
 
 # Quick iteration: no test that loads the bundled real models (those are marked real_model).
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not real_model"
+	$(BIN)/python -m pytest -q -m "not real_model and not training"
+
+# Tests that train models from scratch (the planted-mechanism recipes), minutes each.
+test-training: setup
+	$(BIN)/python -m pytest -q -m training
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -44,6 +44,7 @@ class ToyConfig:
     n_heads: int = 4
     d_head: int = 16
     n_eval: int = 1000
+    attn_only: bool = False  # MLPs zeroed and frozen: every mechanism lives in the heads
     extra: dict = field(default_factory=dict)
 
     def check(self) -> ToyConfig:
@@ -91,6 +92,10 @@ def build_model(cfg: ToyConfig) -> LlamaForCausalLM:
     model.config._attn_implementation = impl
     for layer in model.model.layers:
         layer.self_attn.config._attn_implementation = impl
+        if cfg.attn_only:  # the MLP adds exactly 0 to the residual stream
+            for p in layer.mlp.parameters():
+                p.data.zero_()
+                p.requires_grad_(False)
     return model
 
 
@@ -119,7 +124,8 @@ def train_toy(
     """Train, evaluate and (with ``out``) save; returns the model and its metrics."""
     cfg.check()
     model = build_model(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=0.01)
 
     def lr_at(step: int) -> float:
         if step < cfg.warmup:
@@ -142,7 +148,7 @@ def train_toy(
         loss, correct, total = _loss_and_acc(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))

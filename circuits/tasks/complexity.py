@@ -10,6 +10,11 @@ them is a multi-task setting (a task token first, sequences right-padded to one 
 - ``recall`` (associative recall): ``c`` key-value pairs ``K_a V_b`` with distinct keys, then
   ``? K_q`` and the value paired with ``K_q``. Only the answer is scored. Complexity ``c`` =
   number of pairs (more candidates to retrieve from). Chance 1/16.
+- ``induction`` (planted mechanism, ``circuits.planted``): 64 uniformly random non-special
+  tokens in which a segment of random length h in [4, c] at a random offset is repeated right
+  after itself; the repeated copy (after its first token) is scored. The offset varies, so no
+  fixed-distance head can solve it: a model must find the earlier occurrence of the current
+  token and copy the token after it (an induction circuit). Not part of mixtures. Chance 1/45.
 - ``delay_sum``: digits ``x_t = (x_{t-1} + ... + x_{t-c}) mod 10`` after ``c`` random seeds
   (``c = 1`` copies, ``c = 2`` is Fibonacci mod 10, ...), 24 tokens. Every generated digit is
   scored. Complexity ``c`` = how many earlier tokens each prediction combines. Chance 1/10.
@@ -34,12 +39,13 @@ SPECIALS = ("<pad>", "<bos>", "<eos>")
 KEYS = tuple(f"K{i}" for i in range(N_KEYS))
 VALUES = tuple(f"V{i}" for i in range(N_VALUES))
 DIGITS = tuple(f"D{i}" for i in range(N_DIGITS))
-TASKS = ("recall", "delay_sum")
+TASKS = ("recall", "delay_sum")  # the mixable tasks (each has a task token)
 TASK_TOKENS = tuple(f"T_{t}" for t in TASKS)
 VOCAB: tuple[str, ...] = (*SPECIALS, "?", *KEYS, *VALUES, *DIGITS, *TASK_TOKENS)
 INDEX = {tok: i for i, tok in enumerate(VOCAB)}
 PAD = INDEX["<pad>"]
-MAX_COMPLEXITY = {"recall": N_KEYS, "delay_sum": 8}
+MAX_COMPLEXITY = {"recall": N_KEYS, "delay_sum": 8, "induction": 32}
+INDUCTION_LENGTH = 64
 
 
 @dataclass
@@ -68,9 +74,26 @@ def _delay_sum(c: int, rng: np.random.Generator) -> tuple[list[int], list[bool]]
     return [INDEX[f"D{d}"] for d in x], [False] * c + [True] * (DELAY_LENGTH - c)
 
 
+def induction_sequence(c: int, rng: np.random.Generator) -> tuple[list[int], int, int]:
+    """Random non-special tokens with ``ids[r + h : r + 2h] == ids[r : r + h]``: (ids, r, h)."""
+    ids = rng.integers(len(SPECIALS), len(VOCAB), size=INDUCTION_LENGTH)
+    h = int(rng.integers(min(4, c), c + 1))
+    r = int(rng.integers(0, INDUCTION_LENGTH - 2 * h + 1))
+    ids[r + h : r + 2 * h] = ids[r : r + h]
+    return [int(i) for i in ids], r, h
+
+
+def _induction(c: int, rng: np.random.Generator) -> tuple[list[int], list[bool]]:
+    ids, r, h = induction_sequence(c, rng)
+    scored = [False] * INDUCTION_LENGTH
+    scored[r + h + 1 : r + 2 * h] = [True] * (h - 1)
+    return ids, scored
+
+
 GENERATORS: dict[str, Callable[[int, np.random.Generator], tuple[list[int], list[bool]]]] = {
     "recall": _recall,
     "delay_sum": _delay_sum,
+    "induction": _induction,
 }
 
 
@@ -79,8 +102,14 @@ def parse_tasks(spec: str | Sequence[str]) -> list[str]:
     names = [t.strip() for t in (spec.split(",") if isinstance(spec, str) else spec) if t.strip()]
     bad = [t for t in names if t not in GENERATORS]
     if not names or bad:
-        raise InputError(f"unknown task(s) {bad or spec!r}; use one or more of {', '.join(TASKS)}")
-    return list(dict.fromkeys(names))
+        raise InputError(
+            f"unknown task(s) {bad or spec!r}; use one or more of {', '.join(TASKS)}, or "
+            "induction alone"
+        )
+    names = list(dict.fromkeys(names))
+    if len(names) > 1 and any(t not in TASKS for t in names):
+        raise InputError(f"only {', '.join(TASKS)} mix (they have task tokens); got {spec!r}")
+    return names
 
 
 def check_complexity(tasks: Sequence[str], complexity: int) -> int:
@@ -122,6 +151,10 @@ def to_text(ids: Sequence[int]) -> str:
 
 def chance(tasks: str | Sequence[str]) -> float:
     """Accuracy of uniform guessing, averaged over the tasks of a mixture."""
-    per = {"recall": 1 / N_VALUES, "delay_sum": 1 / N_DIGITS}
+    per = {
+        "recall": 1 / N_VALUES,
+        "delay_sum": 1 / N_DIGITS,
+        "induction": 1 / (len(VOCAB) - len(SPECIALS)),
+    }
     names = parse_tasks(tasks)
     return float(np.mean([per[t] for t in names]))

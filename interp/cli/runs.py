@@ -34,6 +34,14 @@ def train_toy_cmd(
         Path | None, typer.Option("--out", help="Model folder (default runs/toy/...).")
     ] = None,
     force: Annotated[bool, typer.Option(help="Retrain even if OUT holds this run.")] = False,
+    planted: Annotated[
+        str | None,
+        typer.Option(
+            help="Train a model with a planted mechanism (induction, recall) from its fixed "
+            "recipe (the other options are ignored) and write ground_truth.json: its circuit "
+            "established by ablation (circuits.planted)."
+        ),
+    ] = None,
 ) -> None:
     """Train a small transformer with dot-product or expressive attention on a toy task.
 
@@ -44,6 +52,9 @@ def train_toy_cmd(
 
     from circuits.toy import ToyConfig, load_metrics, train_toy
 
+    if planted is not None:
+        _train_planted(planted, folder, force)
+        return
     try:
         cfg = ToyConfig(
             attention=attention, task=task, complexity=complexity, seed=seed, steps=steps,
@@ -64,6 +75,31 @@ def train_toy_cmd(
         f"{metrics['accuracy']:.3f} (chance {metrics['chance']:.3f}), loss "
         f"{metrics['first_loss']:.3f} -> {metrics['final_loss']:.3f}, "
         f"{metrics['train_seconds']:.0f} s; saved {folder}"
+    )
+
+
+def _train_planted(name: str, folder: Path | None, force: bool) -> None:
+    from circuits.planted import check_name, load_ground_truth, train_planted
+
+    try:
+        check_name(name)
+        folder = checks.out_folder(folder or Path("runs/planted") / name)
+        if (folder / "ground_truth.json").is_file() and not force:
+            truth = load_ground_truth(folder)
+            console.print(f"{folder} already holds this model (--force retrains)")
+        else:
+            truth = train_planted(name, folder)
+    except InterpError as e:
+        _fail(e)
+    roles = "; ".join(
+        f"{role}: {', '.join(f'L{la}.H{h}' for la, h in heads) or 'none'}"
+        for role, heads in truth["roles"].items()
+    )
+    out.print(
+        f"planted {name}: held-out accuracy {truth['accuracy']:.3f} (chance "
+        f"{truth['chance']:.3f}); ground truth by ablation: {roles}; ablating a whole layer "
+        f"costs {', '.join(f'{d:.0%}' for d in truth['layer_drop'])} of the task, all heads "
+        f"outside the circuit {truth['others_drop']:.0%}; saved {folder}"
     )
 
 

@@ -97,9 +97,14 @@ class RepeatedTokensConfig:
 
 @dataclass(frozen=True)
 class TextWindowsConfig:
-    """Options of a classic detector scored on the bundled text windows (64 tokens)."""
+    """Options of a classic detector scored on the bundled text windows (64 tokens), or, with
+    ``inputs="repeated_tokens"``, on ``n_seqs`` repeated random sequences (for a model whose
+    vocabulary is not English words, such as the planted toy models)."""
 
     threshold: float = CLASSIC_THRESHOLD
+    inputs: str = "text"
+    n_seqs: int = 8
+    seed: int = 0
 
 
 class PatternDetector:

@@ -6,6 +6,7 @@ from typing import Any
 
 from transformer_lens.model_bridge import TransformerBridge
 
+from interp.errors import InputError
 from interp.heads.base import register
 from interp.heads.classic import (
     PatternDetector,
@@ -30,5 +31,11 @@ class PreviousTokenDetector(PatternDetector):
     def make_inputs(
         self, model: TransformerBridge, config: TextWindowsConfig
     ) -> tuple[TokenBatch, dict[str, Any]]:
+        if config.inputs == "repeated_tokens":
+            return PatternDetector.make_inputs(self, model, config)
+        if config.inputs != "text":
+            raise InputError(
+                f"previous_token inputs must be 'text' or 'repeated_tokens', not {config.inputs!r}"
+            )
         batch = text_windows(model)
         return batch, {"kind": "text windows", "n_seqs": len(batch.lengths), "n_tokens": 64}

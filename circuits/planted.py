@@ -1,0 +1,251 @@
+"""Models whose circuits are known: trained here on tasks with a planted mechanism, with their
+ground-truth heads established causally and stored next to the weights.
+
+``PLANTED`` holds the recipes (``circuits.toy.ToyConfig``: attention-only, 2 layers x 4 heads,
+dot-product attention, seeded). ``interp train-toy --planted NAME`` trains one and writes
+``ground_truth.json``; the trained folders ship in ``circuits/data/planted/NAME`` so tests and
+``benchmarks/ground_truth.py`` need no training.
+
+Ground truth (``establish_ground_truth``), measured on held-out task sequences with heads
+mean-ablated (``hook_z`` set to its mean over the real tokens of those sequences); a task drop is
+normalised, (acc - acc_ablated) / (acc - chance), so 1 = the task is gone:
+
+1. ``layer_drop``: every head of a layer ablated together. Each stage of the mechanism sits in
+   one layer, so each layer's drop must be >= ``DESTROYED`` (0.9), else the model solved the
+   task another way and has no ground truth (an error);
+2. ``recovery``: head h alone kept while the rest of its layer is ablated, the share of the task
+   it restores (layer_drop - drop of the layer without h). Redundant copies of a mechanism (four
+   induction heads, each able to do the job) all recover it alone, where a knock-out of one
+   head would show none of them;
+3. the circuit: the heads with recovery >= ``NECESSARY`` (0.5);
+4. check, ``others_drop``: every head outside the circuit ablated together costs at most
+   ``SPARE`` (0.1) of the task, else an error.
+
+Roles follow from the architecture, not from an attention pattern: in an attention-only
+two-layer model, copying the token after an earlier match needs the previous token's identity
+in the residual stream of the key position before layer 1 reads it, so the circuit's layer-0
+heads are the previous-token role and its layer-1 heads the induction role (they also copy-paste
+from the context, the retrieval-head behaviour: ``copy_paste_scores``). Detectors are judged
+against these roles; they never define them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformer_lens.model_bridge import TransformerBridge
+
+from circuits.tasks import TaskBatch
+from circuits.tasks import complexity as tasks
+from circuits.toy import ToyConfig, train_toy
+from interp.ablation.heads import ablation_hooks, head_means
+from interp.errors import InputError
+from interp.report import write_json
+from interp.tokens import TokenBatch, from_token_ids
+
+DESTROYED = 0.9  # ablating a whole layer (a stage of the mechanism) removes >= 90 % of the task
+NECESSARY = 0.5  # a head that alone restores >= half the task in its ablated layer is a member
+SPARE = 0.1  # every other head ablated together may cost at most this share of the task
+EVAL_SEED = 30_000_000  # held-out data: a seed range training never uses
+N_EVAL = 512
+
+_BASE = ToyConfig(
+    attention="dpa", n_layers=2, n_heads=4, d_head=16, attn_only=True, warmup=50, seed=0
+)
+PLANTED: dict[str, ToyConfig] = {
+    "induction": replace(_BASE, task="induction", complexity=32, steps=600),
+}
+ROLES: dict[str, dict[int, str]] = {
+    "induction": {0: "previous_token", 1: "induction"},
+}
+SHIPPED = Path(__file__).parent / "data" / "planted"
+
+
+def check_name(name: str) -> str:
+    if name not in PLANTED:
+        raise InputError(f"unknown planted model {name!r}; choose from {', '.join(PLANTED)}")
+    return name
+
+
+def shipped_folder(name: str) -> Path:
+    """The trained model folder that ships with the package (weights + ground_truth.json)."""
+    folder = SHIPPED / check_name(name)
+    if not (folder / "ground_truth.json").is_file():
+        raise InputError(
+            f"{folder} holds no trained model; run `interp train-toy --planted {name} --out "
+            f"{folder}`"
+        )
+    return folder
+
+
+def load_ground_truth(folder: Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / "ground_truth.json").read_text())
+
+
+def eval_batch(cfg: ToyConfig, n: int = N_EVAL) -> tasks.Batch:
+    return tasks.sample(cfg.task, cfg.complexity, n, cfg.seed + EVAL_SEED)
+
+
+def as_token_batch(batch: tasks.Batch) -> TokenBatch:
+    lengths = batch.attention_mask.sum(1).tolist()
+    return TokenBatch(batch.ids, batch.attention_mask, lengths, [[] for _ in lengths])
+
+
+@torch.no_grad()
+def task_accuracy(model: TransformerBridge, batch: tasks.Batch, hooks=()) -> float:
+    """Share of scored positions whose greedy next-token prediction is right."""
+    with model.hooks(fwd_hooks=list(hooks)):
+        logits = model(batch.ids, attention_mask=batch.attention_mask)
+    right = logits[:, :-1].argmax(-1) == batch.ids[:, 1:]
+    return float(right[batch.scored[:, 1:]].float().mean())
+
+
+@torch.no_grad()
+def establish_ground_truth(
+    model: TransformerBridge, cfg: ToyConfig, roles: dict[int, str]
+) -> dict[str, Any]:
+    """The causal ground truth of a trained planted model (module docstring)."""
+    batch = eval_batch(cfg)
+    n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
+    heads = [(la, h) for la in range(n_layers) for h in range(n_heads)]
+    means = head_means(model, as_token_batch(batch), heads)
+    acc, chance = task_accuracy(model, batch), tasks.chance(cfg.task)
+    if acc - chance < 0.5 * (1 - chance):
+        raise InputError(
+            f"the model solves too little of the task to have a ground truth (accuracy "
+            f"{acc:.3f}, chance {chance:.3f}); train longer"
+        )
+
+    def drop(ablated: list[tuple[int, int]]) -> float:
+        if not ablated:
+            return 0.0
+        hooks = ablation_hooks(model, ablated, "mean", means=means)
+        return (acc - task_accuracy(model, batch, hooks)) / (acc - chance)
+
+    layer_drop, recovery = [], []
+    for la in range(n_layers):
+        layer = [(la, h) for h in range(n_heads)]
+        layer_drop.append(drop(layer))
+        recovery.append([layer_drop[-1] - drop([x for x in layer if x != hd]) for hd in layer])
+    circuit = [(la, h) for la, h in heads if recovery[la][h] >= NECESSARY]
+    others = [hd for hd in heads if hd not in circuit]
+    others_drop = drop(others)
+    weak = [la for la in range(n_layers) if layer_drop[la] < DESTROYED]
+    if weak or others_drop > SPARE:
+        raise InputError(
+            f"no clean ground truth: layer drops {[round(d, 3) for d in layer_drop]} (each "
+            f"should be >= {DESTROYED}), heads outside the circuit cost {others_drop:.3f} "
+            f"(should be <= {SPARE})"
+        )
+    return {
+        "task": cfg.task,
+        "complexity": cfg.complexity,
+        "accuracy": acc,
+        "chance": chance,
+        "n_eval_sequences": len(batch.ids),
+        "ablation": "mean (hook_z set to its mean over the held-out sequences' tokens)",
+        "destroyed": DESTROYED,
+        "necessary": NECESSARY,
+        "spare": SPARE,
+        "layer_drop": layer_drop,
+        "recovery": recovery,
+        "circuit": [list(hd) for hd in circuit],
+        "joint_drop": drop(circuit),
+        "others_drop": others_drop,
+        "roles": {
+            role: [list(hd) for hd in circuit if roles.get(hd[0]) == role]
+            for role in dict.fromkeys(roles.values())
+        },
+        "config": asdict(cfg),
+    }
+
+
+def train_planted(name: str, out: Path, *, progress: bool = True) -> dict[str, Any]:
+    """Train planted model ``name`` into ``out`` and write its ``ground_truth.json``."""
+    from interp.models import load_model
+
+    cfg = PLANTED[check_name(name)]
+    train_toy(cfg, out, progress=progress)
+    truth = establish_ground_truth(load_model(str(out)), cfg, ROLES[name])
+    write_json({"name": name, **truth}, Path(out) / "ground_truth.json")
+    return truth
+
+
+def labels(truth: dict[str, Any], role: str | None, n_layers: int, n_heads: int) -> np.ndarray:
+    """[layer * head] bool: the heads of ``role`` (None: the whole circuit)."""
+    heads = truth["circuit"] if role is None else truth["roles"].get(role, [])
+    out = np.zeros(n_layers * n_heads, dtype=bool)
+    for la, h in heads:
+        out[la * n_heads + h] = True
+    return out
+
+
+def task_pairs(model: TransformerBridge, cfg: ToyConfig, n: int = 64) -> TaskBatch:
+    """Clean prompts the planted model answers and corrupted twins of the same length that
+    remove the information its mechanism copies (for patching and the SAE): each prompt is cut
+    at a scored position of an induction sequence; its twin redraws the first copy of the
+    segment (nothing to copy); wrong = the token the redrawn copy holds where the answer was."""
+    if cfg.task != "induction":
+        raise InputError(f"task pairs are defined for the induction task, not {cfg.task!r}")
+    rng = np.random.default_rng(cfg.seed + EVAL_SEED + 1)
+    first, vocab = len(tasks.SPECIALS), len(tasks.VOCAB)
+    clean, corrupted, answers, wrongs = [], [], [], []
+    for _ in range(n):
+        ids, r, h = tasks.induction_sequence(cfg.complexity, rng)
+        t = int(rng.integers(r + h + 1, r + 2 * h))  # predict ids[t] = ids[t - h]
+        x = ids[:t]
+        x[r : r + h] = rng.integers(first, vocab, size=h).tolist()
+        wrong = x[t - h] if x[t - h] != ids[t] else first + (ids[t] + 1 - first) % (vocab - first)
+        clean.append(ids[:t])
+        corrupted.append(x)
+        answers.append(ids[t])
+        wrongs.append(wrong)
+    return TaskBatch(
+        f"planted_{cfg.task}",
+        from_token_ids(model, clean),
+        from_token_ids(model, corrupted),
+        torch.tensor(answers),
+        torch.tensor(wrongs),
+        [tasks.to_text(c) for c in clean],
+        [tasks.to_text(c) for c in corrupted],
+    )
+
+
+@torch.no_grad()
+def copy_paste_scores(model: TransformerBridge, cfg: ToyConfig, n: int = 64) -> np.ndarray:
+    """[layer, head] retrieval-head score (Wu et al.'s copy-paste rule) on induction sequences:
+    each sequence is a test whose "needle" is the first copy of the segment and whose answer is
+    the repeated copy. At each scored position the model predicts greedily; a head copy-pastes
+    when its top key lies in the first copy and holds the predicted token, adding
+    1 / |answer tokens|. As in the official code a test counts when more than half of its answer
+    is predicted right, and a head's score is the mean over counted tests."""
+    from interp.attention import run_heads
+    from interp.heads.retrieval import copy_paste_hits
+
+    rng = np.random.default_rng(cfg.seed + EVAL_SEED + 3)
+    seqs = [tasks.induction_sequence(cfg.complexity, rng) for _ in range(n)]
+    batch = from_token_ids(model, [s for s, _, _ in seqs])
+    run = run_heads(model, batch, hooks=["pattern"], return_logits=True)
+    n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
+    argmax = torch.stack([run.pattern(la).argmax(-1) for la in range(n_layers)])  # [L, b, H, q]
+    predicted = run.logits.argmax(-1)  # [b, pos]
+    per_test = []
+    for b, (ids, r, h) in enumerate(seqs):
+        prompt = torch.tensor(ids)
+        steps = range(r + h, r + 2 * h - 1)  # query q predicts ids[q + 1], in the repeated copy
+        right = [int(predicted[b, q]) == ids[q + 1] for q in steps]
+        if sum(right) <= 0.5 * len(right):
+            continue
+        score = torch.zeros(n_layers, n_heads)
+        for q in steps:
+            keys = argmax[:, b, :, q]  # [L, H]
+            score += copy_paste_hits(keys, prompt, r, r + h, int(predicted[b, q]))
+        per_test.append(score / len(right))
+    if not per_test:
+        return np.zeros((n_layers, n_heads))
+    return torch.stack(per_test).mean(0).numpy()
