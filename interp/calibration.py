@@ -45,18 +45,32 @@ def calibrate_pattern(
     for i, length in enumerate(lengths):
         x = a[i, :, :length, :length]  # [h, N, N]
         s = dense.sink_scores(x[None], [length])[0].to(a.dtype)  # s_j, [h, N]
-        sink = s > threshold  # [h, N]
-        first = torch.where(sink.any(-1), sink.float().argmax(-1), -1)  # first sink per head
-        idx = torch.arange(length, device=a.device)
-        sink &= idx[None, :] != first[:, None]  # never calibrate the first sink
-        sink_rows = sink[:, None, :].expand_as(x)
-        on_sinks = torch.where(sink_rows, x, torch.zeros_like(x))
-        others = x - on_sinks
-        free = (1 - beta) * on_sinks.sum(-1, keepdim=True)
-        denom = others.sum(-1, keepdim=True)
-        new = beta * on_sinks + others + free * others / denom.clamp_min(1e-30)
-        out[i, :, :length, :length] = torch.where(denom > 0, new, x)
+        out[i, :, :length, :length] = move_sink_mass(x, calibrated_sinks(s, threshold), beta)
     return out
+
+
+def calibrated_sinks(s: Float[Tensor, "head key"], threshold: float) -> Tensor:
+    """[head, key] bool: the keys ACT calibrates, s_j > threshold minus each head's first sink
+    (ACT's ``indices[1:]``)."""
+    sink = s > threshold
+    first = torch.where(sink.any(-1), sink.float().argmax(-1), -1)  # first sink per head
+    idx = torch.arange(s.shape[-1], device=s.device)
+    return sink & (idx[None, :] != first[:, None])
+
+
+def move_sink_mass(
+    x: Float[Tensor, "head query key"], sink: Tensor, beta: float
+) -> Float[Tensor, "head query key"]:
+    """Each row keeps ``beta`` of its attention on the ``sink`` keys ([head, key]) and gives the
+    rest to the other keys in proportion to their attention; a row with nowhere to put it (all
+    on calibrated sinks) stays as it was."""
+    sink_rows = sink[:, None, :].expand_as(x)
+    on_sinks = torch.where(sink_rows, x, torch.zeros_like(x))
+    others = x - on_sinks
+    free = (1 - beta) * on_sinks.sum(-1, keepdim=True)
+    denom = others.sum(-1, keepdim=True)
+    new = beta * on_sinks + others + free * others / denom.clamp_min(1e-30)
+    return torch.where(denom > 0, new, x)
 
 
 @dataclass
@@ -148,16 +162,69 @@ def calibration_hooks(
     return [(act_name("pattern", la), make(hs)) for la, hs in by_layer.items()]
 
 
+def cached_calibration_hooks(
+    model: TransformerBridge, config: CalibrationConfig
+) -> list[tuple[str, Callable]]:
+    """Calibration for KV-cached decoding of one sequence (``interp.generate.greedy_decode``'s
+    ``fwd_hooks``; a fresh set per generation).
+
+    The prompt pass (every query row) is calibrated exactly as ``calibration_hooks`` does. A
+    decoding step sees only its new query row(s); each head keeps the column sums of every row
+    it has computed so far (uncalibrated), so the new row is calibrated with s_j = (column sum
+    of key j over all rows so far) / (N - j): the sink set ACT would compute on the whole
+    sequence up to this token. What differs from recomputing the sequence at every step is that
+    earlier rows keep the sink set of their own time (the computation stays causal, so the KV
+    cache holds); ``interp generate --recompute`` recomputes instead."""
+    _check_model(model, config)
+    by_layer: dict[int, list[int]] = defaultdict(list)
+    for la, h in check_heads(model, config.heads):
+        by_layer[la].append(h)
+
+    def make(heads: list[int]) -> Callable:
+        idx = sorted(set(heads))
+        state: dict[str, Tensor] = {}
+
+        def hook(pattern: Tensor, hook) -> Tensor:
+            if pattern.shape[0] != 1:
+                raise InputError("cached calibration decodes one sequence at a time")
+            x = pattern[0, idx]  # [h, q, k]
+            q, k = x.shape[-2:]
+            col = x.sum(-2)  # [h, k]
+            if q == k:  # the prompt pass: every row
+                state["col"] = col
+            else:
+                prev = state.get("col")
+                if prev is None or prev.shape[-1] != k - q:
+                    raise InputError(
+                        "cached calibration lost track of the sequence: use fresh hooks "
+                        "(cached_calibration_hooks) for every generation"
+                    )
+                state["col"] = torch.cat([prev, prev.new_zeros(prev.shape[0], q)], -1) + col
+            n_queries = k - torch.arange(k, device=x.device, dtype=x.dtype)  # N - j
+            sink = calibrated_sinks(state["col"] / n_queries, config.threshold)
+            out = pattern.clone()
+            out[0, idx] = move_sink_mass(x, sink, config.beta)
+            return out
+
+        return hook
+
+    return [(act_name("pattern", la), make(hs)) for la, hs in by_layer.items()]
+
+
+def _check_model(model: TransformerBridge, config: CalibrationConfig) -> None:
+    if config.model != str(model.cfg.model_name):
+        raise InputError(
+            f"this calibration was made for {config.model!r}, not {model.cfg.model_name!r}"
+        )
+
+
 class AppliedCalibration:
     """Handle returned by ``apply_calibration``; ``remove()`` restores the model exactly."""
 
     def __init__(
         self, model: TransformerBridge, config: CalibrationConfig, lengths: list[int] | None = None
     ) -> None:
-        if config.model != str(model.cfg.model_name):
-            raise InputError(
-                f"this calibration was made for {config.model!r}, not {model.cfg.model_name!r}"
-            )
+        _check_model(model, config)
         self.model, self.config, self._handles = model, config, []
         for name, fn in calibration_hooks(model, config, lengths):
             point = model.hook_dict[name]

@@ -12,6 +12,7 @@ import torch
 from interp.calibration import (
     CalibrationConfig,
     apply_calibration,
+    cached_calibration_hooks,
     calibrate_pattern,
     calibrated,
     calibration_hooks,
@@ -220,8 +221,9 @@ def test_search_runs_on_tiny():
 
 
 def test_calibration_refuses_kv_cached_decoding():
-    """Under a KV cache a decoding step sees one query row, where sink scores (column means over
-    all queries) cannot be formed: the hook says so instead of silently doing nothing."""
+    """Under a KV cache a decoding step sees one query row, where the whole-sequence hooks
+    cannot form sink scores (column means over all queries): they say so instead of silently
+    doing nothing (``cached_calibration_hooks`` is the KV-cached form)."""
     from interp import load_model
     from interp.calibration import CalibrationConfig, calibrated
     from interp.errors import InputError
@@ -231,6 +233,37 @@ def test_calibration_refuses_kv_cached_decoding():
     cfg = CalibrationConfig(str(model.cfg.model_name), [(1, 0)])
     with calibrated(model, cfg), pytest.raises(InputError, match="KV-cached"):
         greedy_decode(model, [5, 6, 7, 8], max_new_tokens=2)
+
+
+def test_cached_calibration_equals_act_on_the_sequence_so_far(tiny):
+    """Hand-built causal patterns fed as a KV-cached decoder sees them (the prompt's rows, then
+    one row per step): the prompt pass equals ACT's transform on the prompt, and every step's
+    row equals the last row of ACT's transform on the whole sequence up to that token (its
+    column sums cover every row so far). A hook set reused for another sequence refuses."""
+    gen = torch.Generator().manual_seed(0)
+    n, m = 12, 7  # sequence length, prompt length
+    raw = torch.rand(1, 4, n, n, generator=gen) ** 4
+    raw[..., 0] += 3.0 * torch.rand(1, 4, n, generator=gen)  # a first-token sink
+    raw[..., 3] += 1.5 * torch.rand(1, 4, n, generator=gen)  # a second sink to calibrate
+    p = torch.tril(raw)
+    p = p / p.sum(-1, keepdim=True)
+    cfg = CalibrationConfig(str(tiny.cfg.model_name), [(0, 1), (0, 3)])
+    (name, hook), *_ = cached_calibration_hooks(tiny, cfg)
+    assert name == "blocks.0.attn.hook_pattern"
+    heads = [1, 3]
+    out = hook(p[:, :, :m, :m].clone(), None)
+    ref = calibrate_pattern(p[:, heads, :m, :m], None, cfg.beta, cfg.threshold)
+    torch.testing.assert_close(out[:, heads], ref, rtol=0, atol=1e-6)
+    torch.testing.assert_close(out[:, [0, 2]], p[:, [0, 2], :m, :m])  # other heads untouched
+    changed = 0
+    for t in range(m, n):
+        row = hook(p[:, :, t : t + 1, : t + 1].clone(), None)
+        full = calibrate_pattern(p[:, heads, : t + 1, : t + 1], None, cfg.beta, cfg.threshold)
+        torch.testing.assert_close(row[:, heads], full[:, :, -1:], rtol=0, atol=1e-6)
+        changed += int(not torch.equal(row[:, heads], p[:, heads, t : t + 1, : t + 1]))
+    assert changed > 0  # the case does calibrate something
+    with pytest.raises(InputError, match="fresh hooks"):
+        hook(p[:, :, 3:4, :4].clone(), None)
 
 
 def test_intervals():

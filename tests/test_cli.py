@@ -133,6 +133,16 @@ def test_calibrate_and_generate_on_tiny(tmp_path):
                             "--max-new-tokens", "3"])  # fmt: skip
     assert g.exit_code == 0, g.output
     assert "without the calibration" in g.stderr  # it says whether the calibration changed anything
+    assert "calibrating 1 head(s) L1.H0" in g.stderr and "with the KV cache" in g.stderr
+    full = runner.invoke(app, ["generate", "hello", "--model", "tiny", "--calibration", str(calib),
+                               "--max-new-tokens", "3", "--recompute"])  # fmt: skip
+    assert full.exit_code == 0 and "recomputing the sequence" in full.stderr
+    from interp.calibration import CalibrationConfig
+
+    empty = CalibrationConfig("tiny", []).save(tmp_path / "none.json")
+    z = runner.invoke(app, ["generate", "hello", "--model", "tiny", "--calibration", str(empty),
+                            "--max-new-tokens", "2"])  # fmt: skip
+    assert z.exit_code == 0 and "selects no heads" in z.stderr
     # --task: the option's former name, still accepted
     missing = runner.invoke(app, ["calibrate", "tiny", "--task", str(tmp_path / "cal.jsonl")])
     assert missing.exit_code == 2 and "--test" in missing.output

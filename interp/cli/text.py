@@ -121,9 +121,20 @@ def generate(
             help="With --calibration, also decode without it and say where the texts part."
         ),
     ] = True,
+    recompute: Annotated[
+        bool,
+        typer.Option(
+            help="With --calibration, recompute the whole sequence at every step (ACT's sink "
+            "sets over the whole text so far for every row; slower) instead of the KV cache."
+        ),
+    ] = False,
 ) -> None:
     """Greedy generation (streamed), optionally with a saved sink calibration applied."""
-    from interp.calibration import CalibrationConfig, apply_calibration
+    from interp.calibration import (
+        CalibrationConfig,
+        apply_calibration,
+        cached_calibration_hooks,
+    )
     from interp.generate import greedy_decode
 
     try:
@@ -138,10 +149,15 @@ def generate(
                 f"the prompt has {len(ids)} tokens; with --max-new-tokens {max_new_tokens} that "
                 f"exceeds {model}'s context of {n_ctx} tokens: shorten it"
             )
+        if config is not None and not config.heads:
+            console.print(f"{calibration} selects no heads: this is the plain model's text")
+            config = None
         if config is not None:
+            heads = ", ".join(f"L{la}.H{h}" for la, h in sorted(config.heads))
+            how = "recomputing the sequence at every step" if recompute else "with the KV cache"
             console.print(
-                f"calibrating {len(config.heads)} heads ({calibration}); every step recomputes "
-                "the whole sequence (ACT needs the full attention pattern)"
+                f"calibrating {len(config.heads)} head(s) {heads} (beta {config.beta}, sink "
+                f"s_j > {config.threshold}), {how}"
             )
         eos = m.tokenizer.eos_token_id
         new: list[int] = []
@@ -152,11 +168,13 @@ def generate(
             new.append(token)
             out.print(m.tokenizer.decode(new, skip_special_tokens=True)[len(before) :], end="")
 
-        handle = apply_calibration(m, config) if config is not None else None
+        cached = config is not None and not recompute
+        handle = apply_calibration(m, config) if config is not None and recompute else None
         try:
             greedy_decode(
                 m, ids, max_new_tokens=max_new_tokens, stop=lambda t: t == eos, on_step=show,
-                use_cache=config is None,
+                use_cache=not recompute, fwd_hooks=cached_calibration_hooks(m, config)
+                if cached else (),
             )  # fmt: skip
         finally:
             if handle is not None:
