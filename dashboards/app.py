@@ -1,4 +1,6 @@
-"""The Dash app: head atlas, attention map, attention geometry, head scatter, ablation playground.
+"""The Dash app: head atlas, attention map, attention geometry, head scatter, ablation playground,
+and the per-prompt views of ``dashboards.prompt_views`` (a layer's heads, heads ranked on the
+prompt, patching with direct logit attribution).
 
 ``create_app(state)`` builds the app around an ``AppState``; ``dashboards.serve`` runs it. Every
 callback turns errors into a message in the page (``_guard``); the server never shows a traceback.
@@ -6,13 +8,13 @@ callback turns errors into a message in the page (``_guard``); the server never 
 
 from __future__ import annotations
 
-import logging
 import uuid
 from urllib.parse import urlsplit
 
 import dash
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
+from dashboards import prompt_views
 from dashboards.analysis import (
     MAX_CHARS,
     ablation_view,
@@ -30,33 +32,19 @@ from dashboards.figures import (
     scatter_figure,
 )
 from dashboards.state import AppState, Session
+from dashboards.style import ERR, ROW, message, section
 from dashboards.tables import score_columns
 from interp.ablation.heads import KINDS, head_means
 from interp.errors import InterpError
 from interp.prompts import load_prompts
 
-log = logging.getLogger("interp.dashboard")
 DEFAULT_PROMPT = "When Mary and John went to the store, John gave a drink to"
 MAX_REQUEST_BYTES = 1 << 20
-_BOX = {"border": "1px solid #ddd", "borderRadius": "6px", "padding": "10px", "margin": "8px 0"}
-_ERR = {"color": "#b00020", "whiteSpace": "pre-wrap"}
-_ROW = {"display": "flex", "gap": "12px", "alignItems": "center", "flexWrap": "wrap"}
-
-
-def _message(e: Exception) -> str:
-    if isinstance(e, InterpError):
-        return str(e)
-    log.exception("dashboard callback failed")
-    return f"internal error ({type(e).__name__}): {e}"
 
 
 def _selected(layer, head) -> tuple[int, int] | None:
     """The head picked in the drop-downs, or None before both are set."""
     return None if layer is None or head is None else (int(layer), int(head))
-
-
-def _section(title: str, *children, id: str) -> html.Section:
-    return html.Section([html.H3(title), *children], id=id, style=_BOX)
 
 
 def _layout(default_model: str, default_run: str | None) -> html.Div:
@@ -79,9 +67,9 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                     html.Progress(id="load-progress", value="0", max="100"),
                     html.Span(id="load-status"),
                 ],
-                style=_ROW,
+                style=ROW,
             ),
-            html.Div(id="load-error", style=_ERR),
+            html.Div(id="load-error", style=ERR),
             dcc.Interval(id="poll", interval=500),
             dcc.Store(id="session-key"),
             dcc.Store(id="client-id", data=uuid.uuid4().hex),  # this page's own sessions
@@ -100,24 +88,24 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                     dcc.Dropdown(id="head-dd", clearable=False, style={"width": "110px"}),
                     html.Span(id="head-label", style={"fontWeight": "bold", "color": "#c00"}),
                 ],
-                style={**_ROW, "margin": "10px 0"},
+                style={**ROW, "margin": "10px 0"},
             ),
             html.Div(
                 [
-                    _section(
+                    section(
                         "1. Head atlas",
                         dcc.Dropdown(id="atlas-score", clearable=False),
                         dcc.Graph(id="atlas"),
                         id="view-atlas",
                     ),
-                    _section(
+                    section(
                         "4. Heads by two scores",
                         html.Div(
                             [
                                 dcc.Dropdown(id="scatter-x", clearable=False, style={"flex": 1}),
                                 dcc.Dropdown(id="scatter-y", clearable=False, style={"flex": 1}),
                             ],
-                            style=_ROW,
+                            style=ROW,
                         ),
                         dcc.Graph(id="scatter"),
                         id="view-scatter",
@@ -125,15 +113,15 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                 ],
                 style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "12px"},
             ),
-            _section(
+            section(
                 "2. Attention map",
-                html.Div(id="attn-error", style=_ERR),
+                html.Div(id="attn-error", style=ERR),
                 dcc.Loading(dcc.Graph(id="attn-map")),
                 id="view-attention",
             ),
-            _section(
+            section(
                 "3. Attention geometry (dot-product vs squared-dot-product scoring)",
-                html.Div(id="geom-error", style=_ERR),
+                html.Div(id="geom-error", style=ERR),
                 dcc.Loading(
                     html.Div(
                         [dcc.Graph(id=g) for g in ("geom-hist", "geom-scatter", "geom-pca")],
@@ -142,7 +130,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                 ),
                 id="view-geometry",
             ),
-            _section(
+            section(
                 "5. Ablation playground",
                 html.Div(
                     [
@@ -172,13 +160,14 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                         ),
                         html.Button("Run ablation", id="ablate-btn"),
                     ],
-                    style=_ROW,
+                    style=ROW,
                 ),
-                html.Div(id="ablate-error", style=_ERR),
+                html.Div(id="ablate-error", style=ERR),
                 html.Div(id="ablate-info", style={"margin": "6px 0", "fontFamily": "monospace"}),
                 dcc.Loading(dcc.Graph(id="ablate-fig")),
                 id="view-ablation",
             ),
+            *prompt_views.sections(),
         ],
         style={"fontFamily": "sans-serif", "margin": "0 16px"},
     )
@@ -212,6 +201,7 @@ def create_app(
         _register_atlas_and_scatter,
         _register_attention_views,
         _register_ablation,
+        prompt_views.register,
         _register_api,
     ):
         register(app, state)
@@ -335,7 +325,7 @@ def _register_atlas_and_scatter(app: Dash, state: AppState) -> None:
             selected = _selected(layer, head)
             return atlas_figure(session.scores, column, selected)
         except Exception as e:
-            return empty_figure(_message(e))
+            return empty_figure(message(e))
 
     @app.callback(
         Output("scatter", "figure"),
@@ -354,7 +344,7 @@ def _register_atlas_and_scatter(app: Dash, state: AppState) -> None:
             selected = _selected(layer, head)
             return scatter_figure(session.scores, x, y, selected)
         except Exception as e:
-            return empty_figure(_message(e))
+            return empty_figure(message(e))
 
 
 def _register_attention_views(app: Dash, state: AppState) -> None:
@@ -387,7 +377,7 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
             session, view, layer, head = _view(prompt, layer, head, client)
             return attention_figure(view, layer, head, session.causal), ""
         except Exception as e:
-            return empty_figure("no attention map"), _message(e)
+            return empty_figure("no attention map"), message(e)
 
     @app.callback(
         Output("geom-hist", "figure"),
@@ -404,7 +394,7 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
             return (*figs, "")
         except Exception as e:
             blank = empty_figure("no geometry")
-            return blank, blank, blank, _message(e)
+            return blank, blank, blank, message(e)
 
 
 def _register_ablation(app: Dash, state: AppState) -> None:
@@ -467,7 +457,7 @@ def _register_ablation(app: Dash, state: AppState) -> None:
             )
             return fig, info, ""
         except Exception as e:
-            return empty_figure("no ablation result"), "", _message(e)
+            return empty_figure("no ablation result"), "", message(e)
 
     def _all_means(s: Session) -> dict:
         heads = [(la, h) for la in range(s.n_layers) for h in range(s.n_heads)]

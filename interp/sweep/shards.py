@@ -5,7 +5,8 @@ deterministically from the config alone (no model needed), so a resumed sweep fi
 shard ids. ``ShardRunner`` holds one loaded model (one per process or Ray actor) and computes a
 shard: every prompt runs alone (no padding) through ``interp.stats.capture.for_each_layer``; the
 measures come from the streaming attention statistics and exact sparse pattern entries, never
-from an n x n pattern (``ShardRunner.measures``), and each per-prompt, per-head one becomes a row.
+from an n x n pattern (``interp.heads.on_prompt.prompt_measures``), and each per-prompt,
+per-head one becomes a row.
 
 Measures (one table each): ``head_stats`` (entropy, first_token_mass, prev_token_mass,
 mean_distance as means over queries t >= 1, and sink_score_0 = s_0 = sum_i A[i,0] / N), and for
@@ -27,16 +28,10 @@ import pandas as pd
 import torch
 
 from interp.errors import InputError
-from interp.heads import get_detector
-from interp.heads.classic import previous_token_pairs
-from interp.models.info import is_causal
+from interp.heads.on_prompt import STATS, prompt_measures
 from interp.prompts import load_prompts
-from interp.stats.capture import for_each_layer
-from interp.stats.streaming import attention_stats, pair_weights
 from interp.sweep.config import PromptSet, SweepConfig
 from interp.tokens import framed_windows, tokenize
-
-STATS = ("entropy", "first_token_mass", "prev_token_mass", "mean_distance", "sink_score_0")
 
 
 @dataclass(frozen=True)
@@ -141,50 +136,9 @@ class ShardRunner:
         batch = tokenize(model, texts)
         return [batch.tokens[i, :n].tolist() for i, n in enumerate(batch.lengths)]
 
-    @torch.no_grad()
     def measures(self, ids: list[int], wanted: set[str]) -> dict[str, torch.Tensor]:
-        """The measures of one prompt that ``wanted`` (detector names) needs, as [layer, head]
-        tensors, from streaming statistics
-        (``interp.stats``: triton on a GPU, chunked torch on CPU) and exact sparse pattern
-        entries (``pair_weights``): no n x n pattern is built, so a prompt at the model's
-        full context costs one forward pass and O(n) memory per layer."""
-        model, n = self.model, len(ids)
-        tokens = torch.tensor(ids)
-        causal = is_causal(model)
-        detectors = {d: get_detector(d) for d in wanted if d != "head_stats"}
-        pairs = {d: det.prompt_pairs(tokens) for d, det in detectors.items()}
-        if "head_stats" in wanted and "previous_token" not in pairs:  # its prev_token_mass
-            pairs["head_stats"] = previous_token_pairs(tokens)
-        pairs = {d: p for d, p in pairs.items() if p is not None and p[0].numel()}
-        per_layer: dict[int, dict[str, torch.Tensor]] = {}
-
-        def record(layer: int, q: torch.Tensor, k: torch.Tensor, scaling) -> None:
-            st = attention_stats(q, k, causal=causal, scale=scaling, sink_tokens=1)
-            mass = {
-                d: pair_weights(q, k, st.lse, t, j, scale=scaling)[0].sum(-1)
-                for d, (t, j) in pairs.items()
-            }
-            out: dict[str, torch.Tensor] = {}
-            if "head_stats" in wanted:
-                zero = st.sink_score[0, :, 0] * 0
-                out.update({
-                    "entropy": st.entropy[0, :, 1:].mean(-1),
-                    "first_token_mass": st.sink_mass[0, :, 1:].mean(-1),
-                    "prev_token_mass": mass.get("previous_token", mass.get("head_stats", zero))
-                    / max(n - 1, 1),
-                    "mean_distance": st.mean_distance[0, :, 1:].mean(-1),
-                    "sink_score_0": st.sink_score[0, :, 0],
-                })  # fmt: skip
-            for d, det in detectors.items():  # each detector's own per-prompt scoring
-                for col, value in det.prompt_scores(st, mass.get(d)).items():
-                    out[f"{d}.{col}"] = value
-            per_layer[layer] = {
-                key: (v.float() if v.is_floating_point() else v).cpu() for key, v in out.items()
-            }
-
-        for_each_layer(model, ids, record)
-        return {key: torch.stack([per_layer[la][key] for la in sorted(per_layer)])
-                for key in per_layer[0]}  # fmt: skip
+        """The measures of one prompt (``interp.heads.on_prompt.prompt_measures``)."""
+        return prompt_measures(self.model, ids, wanted)
 
     def run(self, shard: Shard) -> dict[str, pd.DataFrame]:
         """One table per detector of ``shard`` (rows: prompt x layer x head)."""

@@ -113,6 +113,51 @@ def test_ablation_playground_changes_distribution(driver, app_url):
     assert [t["name"] for t in fig["data"]] == ["clean", "ablated"]
 
 
+def test_layer_ranking_and_patching_views(driver, app_url):
+    """Section 6 draws every head of the selected layer (values = transformer-lens' cache),
+    section 7 ranks heads by a score computed on the prompt (= the dense computation), section
+    8 patches from a corrupted prompt and reports the clean logit difference of a plain run."""
+    from interp.heads.classic import induction_pattern, pattern_scores
+    from interp.heads.inputs import all_patterns
+    from interp.tokens import tokenize
+
+    d, state = driver, app_url[1]
+    b.set_text(d, "prompt", PROMPT)
+    d.find_element("id", "analyse-btn").click()
+    b.click_cell(d, "atlas", 1, 1)
+    b.wait_for(lambda: b.text_of(d, "head-label") == "L1.H1", what="head L1.H1 selected")
+    fig = b.wait_for(
+        lambda: (f := b.figure(d, "layer-fig")) and "Layer 1" in str(f["layout"]["title"]) and f,
+        what="layer 1's heads",
+    )
+    model = state.session.model
+    ids = model.tokenizer(PROMPT, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    name = "blocks.1.attn.hook_pattern"
+    _, cache = model.run_with_cache(ids, names_filter=lambda n: n == name)
+    assert len(fig["data"]) == model.cfg.n_heads
+    for h, trace in enumerate(fig["data"]):
+        np.testing.assert_allclose(np.array(trace["z"]), cache[name][0, h].numpy(), atol=1e-5)
+
+    bars = b.wait_for(lambda: b.figure(d, "rank-bars"), what="ranked heads")
+    assert "induction" in str(bars["layout"]["title"])
+    batch = tokenize(model, [PROMPT])
+    ind = pattern_scores(all_patterns(model, batch), batch.tokens, batch.lengths,
+                         induction_pattern).reshape(-1)  # fmt: skip
+    best = int(ind.argmax())
+    assert bars["data"][0]["y"][0] == f"L{best // model.cfg.n_heads}.H{best % model.cfg.n_heads}"
+    assert bars["data"][0]["x"][0] == pytest.approx(float(ind.max()), abs=1e-5)
+
+    b.set_text(d, "patch-corrupted", PROMPT.replace("mat", "hat"))
+    d.find_element("id", "patch-btn").click()
+    info = b.wait_for(lambda: "clean" in (t := b.text_of(d, "patch-info")) and t, what="patching")
+    with torch.no_grad():
+        logits = model(ids)[0, -1]
+    t, f = logits.topk(2).indices.tolist()
+    assert f"clean {float(logits[t] - logits[f]):+.3f}" in info
+    effect = b.figure(d, "patch-effect")
+    assert np.array(effect["data"][0]["z"]).shape == (model.cfg.n_layers, model.cfg.n_heads)
+
+
 def test_errors_show_in_page(driver):
     d = driver
     b.set_text(d, "prompt", "")

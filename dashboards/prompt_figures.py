@@ -1,0 +1,118 @@
+"""Figures of the per-prompt views: all heads of a layer, heads ranked on the prompt, patching
+and direct logit attribution (pure functions of tensors and tables). Data go in as plain lists:
+numpy arrays would reach the page (and its tests) as typed-array dicts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from dashboards.analysis import LayerView
+from dashboards.prompt_analysis import PatchingView
+
+_MARGIN = dict(l=60, r=20, t=60, b=50)
+#: above this many tokens each small multiple is max-pooled to this many cells per side
+SMALL_MAX = 96
+TOP_RANKED = 15
+
+
+def _pooled(pattern: torch.Tensor, side: int) -> tuple[np.ndarray, int]:
+    """[query, key] -> at most ``side`` x ``side`` cells (max over each block) and the block."""
+    n = pattern.shape[-1]
+    if n <= side:
+        return pattern.numpy(), 1
+    block = math.ceil(n / side)
+    pooled = torch.nn.functional.max_pool2d(pattern[None, None], block, ceil_mode=True)
+    return pooled[0, 0].numpy(), block
+
+
+def layer_figure(view: LayerView, layer: int, selected: int | None) -> go.Figure:
+    """Small multiples: every head of ``layer`` on the prompt, one shared color scale (0 to 1);
+    above ``SMALL_MAX`` tokens each cell is the largest weight of its block."""
+    n_heads, n = view.pattern.shape[0], view.pattern.shape[-1]
+    cols = min(n_heads, 4 if n_heads > 4 else n_heads)
+    rows = math.ceil(n_heads / cols)
+    titles = [f"<b>H{h}</b>" if h == selected else f"H{h}" for h in range(n_heads)]
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03,
+        vertical_spacing=0.06,
+    )  # fmt: skip
+    block = 1
+    for h in range(n_heads):
+        z, block = _pooled(view.pattern[h].float(), SMALL_MAX)
+        fig.add_trace(
+            go.Heatmap(
+                z=z.tolist(), zmin=0, zmax=1, colorscale="Blues", showscale=h == 0,
+                colorbar=dict(title="weight", len=0.6),
+                hovertemplate=f"H{h}<br>query %{{y}}<br>key %{{x}}<br>weight %{{z:.3f}}"
+                "<extra></extra>",
+            ),
+            row=h // cols + 1, col=h % cols + 1,
+        )  # fmt: skip
+    fig.update_yaxes(autorange="reversed", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    pooled = f"; cells = max over {block} x {block} token blocks" if block > 1 else ""
+    fig.update_layout(
+        title=f"Layer {layer}: every head on the prompt ({n} tokens{pooled})",
+        height=max(320, 230 * rows + 80),
+        margin=_MARGIN,
+        meta=dict(block=block, n_heads=n_heads),
+    )
+    return fig
+
+
+def ranked_figure(table: pd.DataFrame, column: str) -> go.Figure:
+    """The ``TOP_RANKED`` heads with the largest ``column`` on the prompt (NaN last)."""
+    top = table.dropna(subset=[column]).nlargest(TOP_RANKED, column)
+    labels = [f"L{r.layer}.H{r.head}" for r in top.itertuples()]
+    fig = go.Figure(
+        go.Bar(
+            x=top[column].tolist(), y=labels, orientation="h", marker_color="#3b6fb6",
+            customdata=top[["layer", "head"]].to_numpy().tolist(),
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_layout(
+        title=f"Top {len(top)} heads by {column} on this prompt",
+        yaxis=dict(autorange="reversed"),
+        xaxis_title=column,
+        height=max(300, 22 * len(top) + 110),
+        margin=_MARGIN,
+    )
+    return fig
+
+
+def _grid(z: np.ndarray, title: str, colorbar: str, symmetric: bool) -> go.Heatmap:
+    bound = float(np.nanmax(np.abs(z))) if symmetric and np.isfinite(z).any() else None
+    return go.Heatmap(
+        z=z.tolist(), colorscale="RdBu" if symmetric else "Viridis",
+        zmid=0 if symmetric else None,
+        zmin=-bound if bound else None, zmax=bound if bound else None,
+        colorbar=dict(title=colorbar), xgap=1, ygap=1,
+        hovertemplate="L%{y}.H%{x}<br>" + title + " = %{z:.3f}<extra></extra>",
+    )  # fmt: skip
+
+
+def patching_figures(view: PatchingView, decode) -> tuple[go.Figure, go.Figure]:
+    """Per-head heatmaps: the normalised patching effect and the direct logit attribution."""
+    pair = f"logit({decode(view.target)!r}) - logit({decode(view.foil)!r})"
+    figs = []
+    for z, title, bar in (
+        (view.effect, "patching effect", "effect"),
+        (view.dla, "direct logit attribution", "logit diff"),
+    ):
+        fig = go.Figure(_grid(z, title, bar, symmetric=True))
+        fig.update_layout(
+            title=f"{title}: {pair}",
+            xaxis=dict(title="head", dtick=1),
+            yaxis=dict(title="layer", autorange="reversed"),
+            height=max(360, 18 * z.shape[0] + 120),
+            margin=_MARGIN,
+        )
+        figs.append(fig)
+    return figs[0], figs[1]

@@ -1,0 +1,165 @@
+"""Views of the user's prompt across heads: every head of the selected layer (small multiples),
+heads ranked by each detector's score on the prompt, and patching with direct logit attribution.
+
+``sections()`` is their part of the page, ``register(app, state)`` their callbacks.
+"""
+
+from __future__ import annotations
+
+from dash import Dash, Input, Output, State, dcc, html
+
+from dashboards.analysis import check_head, first_token, layer_view
+from dashboards.figures import atlas_figure, empty_figure
+from dashboards.prompt_analysis import MAX_PATCH_TOKENS, patching_view, rank_table
+from dashboards.prompt_figures import layer_figure, patching_figures, ranked_figure
+from dashboards.state import AppState
+from dashboards.style import ERR, ROW, message, section
+
+RANK_DEFAULT = "induction"
+
+
+def sections() -> list:
+    return [
+        section(
+            "6. All heads of this layer on the prompt",
+            html.Div(id="layer-error", style=ERR),
+            dcc.Loading(dcc.Graph(id="layer-fig")),
+            id="view-layer",
+        ),
+        section(
+            "7. Heads ranked on this prompt",
+            html.P(
+                "Each detector's score computed on the prompt's own tokens (not on the "
+                "detector's own inputs, as in the atlas): sink = s_0; previous_token, "
+                "duplicate_token, induction = sum(A * D) / sum(A) with D from the prompt; NaN "
+                "where the prompt has no such pair (e.g. no repeated token)."
+            ),
+            dcc.Dropdown(id="rank-score", clearable=False, style={"width": "320px"}),
+            html.Div(id="rank-error", style=ERR),
+            dcc.Loading(
+                html.Div(
+                    [dcc.Graph(id="rank-atlas"), dcc.Graph(id="rank-bars")],
+                    style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "12px"},
+                )
+            ),
+            id="view-rank",
+        ),
+        section(
+            "8. Patching and direct logit attribution",
+            html.P(
+                "Patching: each head's output (hook_z) taken from the corrupted prompt into the "
+                "prompt's run, one head at a time; effect = (m - m_clean) / (m_corrupted - "
+                "m_clean) of m = logit(target) - logit(foil) at the last position (1: this head "
+                "alone carries the whole difference). Direct logit attribution: each head's "
+                "write at the last position projected on the same logit difference through the "
+                f"final norm (its scale frozen). At most {MAX_PATCH_TOKENS} tokens."
+            ),
+            html.Div(
+                [
+                    dcc.Input(
+                        id="patch-corrupted",
+                        placeholder="corrupted prompt (same token length)",
+                        style={"width": "420px"},
+                    ),
+                    dcc.Input(id="patch-target", placeholder="target (default top-1)"),
+                    dcc.Input(id="patch-foil", placeholder="foil (default top-2)"),
+                    html.Button("Run patching", id="patch-btn"),
+                ],
+                style=ROW,
+            ),
+            html.Div(id="patch-error", style=ERR),
+            html.Div(id="patch-info", style={"margin": "6px 0", "fontFamily": "monospace"}),
+            dcc.Loading(
+                html.Div(
+                    [dcc.Graph(id="patch-effect"), dcc.Graph(id="patch-dla")],
+                    style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "12px"},
+                )
+            ),
+            id="view-patching",
+        ),
+    ]
+
+
+def register(app: Dash, state: AppState) -> None:
+    @app.callback(
+        Output("layer-fig", "figure"),
+        Output("layer-error", "children"),
+        Input("analyse-btn", "n_clicks"),
+        Input("layer-dd", "value"),
+        Input("head-dd", "value"),
+        Input("session-key", "data"),
+        State("prompt", "value"),
+        State("client-id", "data"),
+    )
+    def layer(_, layer, head, _key, prompt, client):
+        try:
+            session = state.require(client)
+            layer, head = check_head(session.model, layer, head)
+            view = state.cached(
+                ("layer", prompt, layer), lambda s: layer_view(s.model, prompt, layer), client
+            )
+            return layer_figure(view, layer, head), ""
+        except Exception as e:
+            return empty_figure("no layer view"), message(e)
+
+    @app.callback(
+        Output("rank-score", "options"),
+        Output("rank-score", "value"),
+        Output("rank-atlas", "figure"),
+        Output("rank-bars", "figure"),
+        Output("rank-error", "children"),
+        Input("analyse-btn", "n_clicks"),
+        Input("session-key", "data"),
+        Input("rank-score", "value"),
+        State("prompt", "value"),
+        State("client-id", "data"),
+    )
+    def rank(_, _key, column, prompt, client):
+        try:
+            table = state.cached(("rank", prompt), lambda s: rank_table(s.model, prompt), client)
+            columns = [c for c in table.columns if c not in ("layer", "head")]
+            if column not in columns:
+                column = RANK_DEFAULT if RANK_DEFAULT in columns else columns[0]
+            atlas = atlas_figure(table, column, None)
+            atlas.update_layout(title=f"{column} on this prompt")
+            return columns, column, atlas, ranked_figure(table, column), ""
+        except Exception as e:
+            blank = empty_figure("no ranking")
+            return [], None, blank, blank, message(e)
+
+    @app.callback(
+        Output("patch-effect", "figure"),
+        Output("patch-dla", "figure"),
+        Output("patch-info", "children"),
+        Output("patch-error", "children"),
+        Input("patch-btn", "n_clicks"),
+        State("prompt", "value"),
+        State("patch-corrupted", "value"),
+        State("patch-target", "value"),
+        State("patch-foil", "value"),
+        State("client-id", "data"),
+        prevent_initial_call=True,
+    )
+    def patching(_, prompt, corrupted, target, foil, client):
+        try:
+            model = state.require(client).model
+            t_id, f_id = first_token(model, target), first_token(model, foil)
+            view = state.cached(
+                ("patch", prompt, corrupted, t_id, f_id),
+                lambda s: patching_view(s.model, prompt, corrupted, t_id, f_id),
+                client,
+            )
+
+            def decode(i: int) -> str:
+                return model.tokenizer.decode([i])
+
+            effect, dla = patching_figures(view, decode)
+            info = (
+                f"logit({decode(view.target)!r}) - logit({decode(view.foil)!r}): clean "
+                f"{view.clean_diff:+.3f}, corrupted {view.corrupted_diff:+.3f}; direct logit "
+                f"attribution of all heads {view.dla.sum():+.3f}"
+            )
+            return effect, dla, info, ""
+        except Exception as e:
+            blank = empty_figure("no patching result")
+            return blank, blank, "", message(e)

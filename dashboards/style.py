@@ -1,0 +1,28 @@
+"""Shared page pieces of the dashboard: box / error / row styles, a titled section, and the
+one-line message a callback shows instead of a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from dash import html
+
+from interp.errors import InterpError
+
+log = logging.getLogger("interp.dashboard")
+BOX = {"border": "1px solid #ddd", "borderRadius": "6px", "padding": "10px", "margin": "8px 0"}
+ERR = {"color": "#b00020", "whiteSpace": "pre-wrap"}
+ROW = {"display": "flex", "gap": "12px", "alignItems": "center", "flexWrap": "wrap"}
+
+
+def section(title: str, *children, id: str) -> html.Section:
+    return html.Section([html.H3(title), *children], id=id, style=BOX)
+
+
+def message(e: Exception) -> str:
+    """What the page shows for an error: its text for a user error, else the internal error's
+    type and text (the traceback goes to the server log)."""
+    if isinstance(e, InterpError):
+        return str(e)
+    log.exception("dashboard callback failed")
+    return f"internal error ({type(e).__name__}): {e}"

@@ -1,0 +1,101 @@
+"""The per-prompt dashboard computations against independent references: heads ranked on the
+prompt (dense patterns), direct logit attribution (the residual stream's decomposition), and
+patching's input checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dashboards.prompt_analysis import direct_logit_attribution, patching_view, rank_table
+from interp.errors import InputError
+from interp.heads.classic import pattern_scores, previous_token_pattern
+from interp.heads.inputs import all_patterns
+from interp.tokens import tokenize
+
+PROMPT = "the cat sat on the mat and the cat"
+
+
+def test_rank_table_equals_dense_scores_on_the_prompt(tiny):
+    """Each per-prompt score equals the dense computation on the prompt's own pattern."""
+    table = rank_table(tiny, PROMPT)
+    batch = tokenize(tiny, [PROMPT])
+    patterns = all_patterns(tiny, batch)
+    prev = pattern_scores(patterns, batch.tokens, batch.lengths, previous_token_pattern)
+    np.testing.assert_allclose(table.previous_token, prev.reshape(-1).numpy(), atol=1e-5)
+    s0 = patterns[:, 0, :, :, 0].mean(-1)  # s_0 = sum_i A[i, 0] / N
+    np.testing.assert_allclose(table.sink, s0.reshape(-1).numpy(), atol=1e-5)
+    assert len(table) == tiny.cfg.n_layers * tiny.cfg.n_heads
+    assert "sink_score_0" not in table  # not twice
+
+
+@torch.no_grad()
+def test_direct_logit_attribution_decomposes_the_logit_difference(tiny):
+    """The residual stream at the last position is embed + every attn_out + every mlp_out; with
+    the final norm's scale frozen, their projections sum to the logit difference, and each
+    layer's heads sum to its attn_out's projection."""
+    ids = tiny.tokenizer(PROMPT)["input_ids"]
+    target, foil = 5, 9
+    dla = direct_logit_attribution(tiny, PROMPT, target, foil)
+    keep = ("hook_embed", "hook_attn_out", "hook_mlp_out", "ln_final.hook_scale")
+    logits, cache = tiny.run_with_cache(
+        torch.tensor([ids]), names_filter=lambda n: n.endswith(keep)
+    )
+    last = len(ids) - 1
+    w = tiny.ln_final.original_component.weight.float()
+    d = w * (tiny.W_U[:, target] - tiny.W_U[:, foil]).float()
+    scale = cache["ln_final.hook_scale"][0, last].float()
+
+    def project(name: str) -> float:
+        return float(cache[name][0, last].float() / scale @ d)
+
+    total = project("hook_embed")
+    for la in range(int(tiny.cfg.n_layers)):
+        attn = project(f"blocks.{la}.hook_attn_out")
+        assert dla[la].sum() == pytest.approx(attn, abs=1e-5)
+        total += attn + project(f"blocks.{la}.hook_mlp_out")
+    assert total == pytest.approx(float(logits[0, last, target] - logits[0, last, foil]), abs=1e-4)
+
+
+@torch.no_grad()
+def test_patching_view_checks_its_inputs_and_reports_the_clean_difference(tiny):
+    with pytest.raises(InputError, match="must match"):
+        patching_view(tiny, PROMPT, PROMPT + " again", None, None)
+    with pytest.raises(InputError, match="corrupted prompt"):
+        patching_view(tiny, PROMPT, "  ", None, None)
+    with pytest.raises(InputError, match="same token"):
+        patching_view(tiny, PROMPT, PROMPT.replace("mat", "hat"), 7, 7)
+    corrupted = PROMPT.replace("mat", "hat")
+    view = patching_view(tiny, PROMPT, corrupted, 5, 9)
+    logits = tiny(tokenize(tiny, [PROMPT]).tokens)[0, -1]
+    assert view.clean_diff == pytest.approx(float(logits[5] - logits[9]), abs=1e-5)
+    assert view.effect.shape == view.dla.shape == (tiny.cfg.n_layers, tiny.cfg.n_heads)
+    assert np.isfinite(view.effect).all()
+
+
+def test_encoders_are_refused(minilm):
+    with pytest.raises(InputError, match="causal"):
+        direct_logit_attribution(minilm, PROMPT, 5, 9)
+
+
+def test_small_multiples_pool_long_prompts_by_block_maximum():
+    """Above SMALL_MAX tokens each cell is the largest weight of its block of tokens (checked by
+    explicit loops); below it the cells are the weights themselves, one trace per head."""
+    from dashboards.analysis import LayerView
+    from dashboards.prompt_figures import SMALL_MAX, layer_figure
+
+    gen = torch.Generator().manual_seed(0)
+    n = SMALL_MAX * 2 + 5
+    pattern = torch.rand(3, n, n, generator=gen).tril()
+    view = LayerView([f"t{i}" for i in range(n)], list(range(n)), pattern, None, None)
+    fig = layer_figure(view, 0, selected=1)
+    assert len(fig.data) == 3 and fig.layout.meta["block"] == 3
+    z = np.array(fig.data[2].z)
+    block = 3
+    for i in (0, 17, z.shape[0] - 1):
+        for j in (0, 40, z.shape[1] - 1):
+            cell = pattern[2, i * block : (i + 1) * block, j * block : (j + 1) * block]
+            assert z[i, j] == pytest.approx(float(cell.max()))
+    short = LayerView(["a", "b"], [0, 1], pattern[:, :2, :2], None, None)
+    np.testing.assert_allclose(np.array(layer_figure(short, 0, None).data[0].z), pattern[0, :2, :2])
