@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import dash
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
-from dashboards import prompt_views
+from dashboards import head_card, prompt_views
 from dashboards.analysis import (
     MAX_CHARS,
     ablation_view,
@@ -168,6 +168,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                 id="view-ablation",
             ),
             *prompt_views.sections(),
+            *head_card.sections(),
         ],
         style={"fontFamily": "sans-serif", "margin": "0 16px"},
     )
@@ -202,6 +203,7 @@ def create_app(
         _register_attention_views,
         _register_ablation,
         prompt_views.register,
+        head_card.register,
         _register_api,
     ):
         register(app, state)

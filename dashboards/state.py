@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from transformer_lens.model_bridge import TransformerBridge
 
-from dashboards.tables import compute_scores, read_run
+from dashboards.tables import compute_scores, read_results, read_run
 from interp.errors import InterpError
 from interp.models.info import is_causal
 
@@ -36,6 +36,7 @@ class Session:
     causal: bool
     cache: OrderedDict = field(default_factory=OrderedDict)
     means: dict | None = None  # per-head mean hook_z (mean ablation), computed on first use
+    results: dict = field(default_factory=dict)  # detector name -> DetectorResult (head card)
 
     @property
     def n_layers(self) -> int:
@@ -117,6 +118,7 @@ class AppState:
             if run_dir:
                 self._set(client, stage=f"reading {run_dir}", fraction=0.5)
                 scores, manifest = read_run(run_dir)
+                results = read_results(run_dir)
                 run_model = manifest.get("model", {}).get("name")
                 if run_model and run_model != str(bridge.cfg.model_name):
                     raise InterpError(
@@ -128,10 +130,13 @@ class AppState:
                 def step(stage: str, fraction: float) -> None:
                     self._set(client, stage=f"computing {stage}", fraction=0.3 + 0.7 * fraction)
 
+                results = {}
                 with self.lock:
-                    scores = compute_scores(bridge, step)
+                    scores = compute_scores(bridge, step, keep=results)
             with self.lock:
-                self.sessions[client] = Session(bridge, model, scores, run_dir, is_causal(bridge))
+                self.sessions[client] = Session(
+                    bridge, model, scores, run_dir, is_causal(bridge), results=results
+                )
             skipped = scores.attrs.get("skipped") or {}
             note = f" (skipped: {'; '.join(f'{k}: {v}' for k, v in skipped.items())})"
             self._set(client, stage=f"ready: {model}" + (note if skipped else ""), fraction=1.0)

@@ -63,14 +63,26 @@ def read_run(run_dir: str | Path) -> tuple[pd.DataFrame, dict]:
     return merge_scores(stats, tables), manifest
 
 
+def read_results(run_dir: str | Path) -> dict[str, DetectorResult]:
+    """Every detector result of a run folder with its extra tables (hidden sinks, key scores,
+    ...), by name; a table that cannot be read is left out (``RunFolder.load_detector``)."""
+    folder = RunFolder(run_dir)
+    names = folder.manifest().get("detectors", {})
+    loaded = {name: folder.load_detector(name) for name in names}
+    return {name: r for name, r in loaded.items() if r is not None}
+
+
 def compute_scores(
-    model: TransformerBridge, step: Callable[[str, float], None] | None = None
+    model: TransformerBridge,
+    step: Callable[[str, float], None] | None = None,
+    keep: dict[str, DetectorResult] | None = None,
 ) -> pd.DataFrame:
     """Head statistics and the fast detectors of ``model``, in memory (no run folder).
 
     ``step(stage, fraction)`` is called before each stage (for a progress bar). A detector that
     cannot run on this model (e.g. its default inputs are longer than a toy model's context) is
-    skipped; ``result.attrs["skipped"]`` maps its name to the reason.
+    skipped; ``result.attrs["skipped"]`` maps its name to the reason. ``keep``: a dict that
+    receives every detector's full result (thresholds, labels, extra tables).
     """
     step = step or (lambda stage, fraction: None)
     names = detector_names(causal=is_causal(model), dashboard=True)
@@ -91,6 +103,8 @@ def compute_scores(
             skipped[name] = str(e)
             continue
         results[name] = result.table
+        if keep is not None:
+            keep[name] = result
     step("done", 1.0)
     scores = merge_scores(stats, results)
     scores.attrs["skipped"] = skipped

@@ -134,6 +134,8 @@ def test_layer_ranking_and_patching_views(driver, app_url):
     ids = model.tokenizer(PROMPT, add_special_tokens=False, return_tensors="pt")["input_ids"]
     name = "blocks.1.attn.hook_pattern"
     _, cache = model.run_with_cache(ids, names_filter=lambda n: n == name)
+    card = b.wait_for(lambda: "L1.H1" in (t := b.text_of(d, "head-card")) and t, what="head card")
+    assert "induction" in card and "threshold" in card  # each detector's row, its threshold
     assert len(fig["data"]) == model.cfg.n_heads
     for h, trace in enumerate(fig["data"]):
         np.testing.assert_allclose(np.array(trace["z"]), cache[name][0, h].numpy(), atol=1e-5)

@@ -99,3 +99,33 @@ def test_small_multiples_pool_long_prompts_by_block_maximum():
             assert z[i, j] == pytest.approx(float(cell.max()))
     short = LayerView(["a", "b"], [0, 1], pattern[:, :2, :2], None, None)
     np.testing.assert_allclose(np.array(layer_figure(short, 0, None).data[0].z), pattern[0, :2, :2])
+
+
+def test_head_card_reports_each_detector_and_the_keys_a_head_attends_to():
+    """The card's rows are the detectors' own score / threshold / label for the head; its
+    most-attended keys carry s_j recomputed here from dense patterns of the sink detector's
+    text samples, and the context ends with that key's token."""
+    from dashboards.head_card import detector_rows, sink_examples
+    from dashboards.state import AppState
+    from interp.heads.inputs import text_samples
+
+    state = AppState()
+    state.load("tiny")
+    session = state.session
+    layer, head = 1, 2
+    rows = detector_rows(session, layer, head).set_index("detector")
+    for name, result in session.results.items():
+        t = result.table
+        r = t[(t.layer == layer) & (t["head"] == head)].iloc[0]
+        assert rows.loc[name, "score"] == pytest.approx(float(r.score))
+        assert rows.loc[name, "threshold"] == pytest.approx(float(r.threshold))
+        assert bool(rows.loc[name, "label"]) == bool(r.score > r.threshold or r.label)
+    _, top = sink_examples(session, layer, head)
+    assert len(top) and (top.position > 0).all()
+    batch = text_samples(session.model)
+    patterns = all_patterns(session.model, batch)[layer, :, head]  # [b, q, k]
+    for r in top.head(3).itertuples():
+        n = batch.lengths[r.window]
+        col = patterns[r.window, :n, r.position].sum() / (n - r.position)
+        assert r.sink_score == pytest.approx(float(col), abs=1e-4)
+        assert r.context.endswith("]") and r.token.strip() in r.context

@@ -1,0 +1,147 @@
+"""The head card: everything known about the selected head in one place.
+
+Every detector's score, the threshold it was labelled with and the label; the head statistics;
+its hidden sinks (keys j >= 1 with s_j > 0.1 on the sink detector's text samples, with their
+tokens); and the keys it attends to most there (largest s_j, the mean attention a key receives
+from the queries that see it), each with the tokens around it. Read from the run folder's
+tables (``interp scan``) or from the fast detectors the dashboard computed.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from dash import Dash, Input, Output, State, html
+
+from dashboards.analysis import check_head, display_token
+from dashboards.state import AppState, Session
+from dashboards.style import ERR, message, section
+
+N_EXAMPLES = 8
+CONTEXT = 6  # tokens shown before each key
+
+
+def detector_rows(session: Session, layer: int, head: int) -> pd.DataFrame:
+    """One row per detector: score, threshold, label (the detector's own table)."""
+    rows = []
+    for name, result in session.results.items():
+        t = result.table
+        row = t[(t.layer == layer) & (t["head"] == head)]
+        if row.empty:
+            continue
+        r = row.iloc[0]
+        rows.append(
+            {"detector": name, "score": float(r.score), "threshold": float(r.threshold),
+             "label": bool(r.label)}
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=["detector", "score", "threshold", "label"])
+
+
+def statistic_rows(session: Session, layer: int, head: int) -> pd.DataFrame:
+    """Every other numeric column of the merged per-head table for this head."""
+    s = session.scores
+    row = s[(s.layer == layer) & (s["head"] == head)]
+    if row.empty:
+        return pd.DataFrame(columns=["measure", "value"])
+    values = row.drop(columns=["layer", "head"]).iloc[0]
+    skip = set(session.results)  # already in the detector rows
+    return pd.DataFrame(
+        [{"measure": k, "value": float(v)} for k, v in values.items() if k not in skip]
+    )
+
+
+def _context(keys: pd.DataFrame, window: int, position: int) -> str:
+    """The tokens of ``window`` up to and including ``position`` (the last ``CONTEXT``)."""
+    w = keys[keys.window == window].drop_duplicates("position").set_index("position").token
+    start = max(0, position - CONTEXT)
+    shown = [display_token(str(w.get(p, "?"))) for p in range(start, position + 1)]
+    return ("..." if start else "") + "".join(shown[:-1]) + f"[{shown[-1]}]"
+
+
+def sink_examples(session: Session, layer: int, head: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(hidden sinks, most-attended keys) of this head on the sink detector's samples, best
+    first, each with the tokens before the key."""
+    sink = session.results.get("sink")
+    if sink is None:
+        return pd.DataFrame(), pd.DataFrame()
+    keys = sink.extra.get("key_scores")
+    mine = keys[(keys.layer == layer) & (keys["head"] == head)] if keys is not None else None
+
+    def with_context(df: pd.DataFrame) -> pd.DataFrame:
+        df = df.nlargest(N_EXAMPLES, "sink_score").copy()
+        if mine is not None:
+            where = zip(df.window, df.position, strict=True)
+            df["context"] = [_context(mine, w, p) for w, p in where]
+        return df
+
+    hidden = sink.extra.get("hidden_sinks")
+    hidden = (
+        hidden[(hidden.layer == layer) & (hidden["head"] == head)] if hidden is not None else None
+    )
+    hidden = with_context(hidden) if hidden is not None and len(hidden) else pd.DataFrame()
+    top = with_context(mine[mine.position > 0]) if mine is not None else pd.DataFrame()
+    return hidden, top
+
+
+def _table(df: pd.DataFrame, columns: list[str], id: str) -> html.Table:
+    def cell(v):
+        return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    head = html.Tr([html.Th(c) for c in columns])
+    body = [html.Tr([html.Td(cell(r[c])) for c in columns]) for _, r in df.iterrows()]
+    return html.Table([head, *body], id=id, style={"borderCollapse": "collapse"})
+
+
+def card(session: Session, layer: int, head: int) -> list:
+    detectors = detector_rows(session, layer, head)
+    stats = statistic_rows(session, layer, head)
+    hidden, top = sink_examples(session, layer, head)
+    labels = ", ".join(detectors[detectors.label].detector) or "none"
+    out = [
+        html.H4(f"L{layer}.H{head}: labelled {labels}"),
+        _table(detectors, ["detector", "score", "threshold", "label"], "card-detectors"),
+        html.Details([html.Summary("all measures"),
+                      _table(stats, ["measure", "value"], "card-stats")]),
+    ]  # fmt: skip
+    cols = ["token", "sink_score", "window", "position", "context"]
+    if len(hidden):
+        out += [
+            html.H5("hidden sinks (s_j > 0.1, j >= 1; n_queries = queries that see the key)"),
+            _table(hidden, [*cols, "n_queries"], "card-sinks"),
+        ]
+    else:
+        out.append(html.P("no hidden sinks (s_j > 0.1 at j >= 1) on the sink samples"))
+    if len(top):
+        out += [
+            html.H5("keys it attends to most on the sink detector's samples (s_j, j >= 1)"),
+            _table(top, cols, "card-examples"),
+        ]
+    return out
+
+
+def sections() -> list:
+    return [
+        section(
+            "Head card",
+            html.Div(id="card-error", style=ERR),
+            html.Div(id="head-card"),
+            id="view-card",
+        )
+    ]
+
+
+def register(app: Dash, state: AppState) -> None:
+    @app.callback(
+        Output("head-card", "children"),
+        Output("card-error", "children"),
+        Input("layer-dd", "value"),
+        Input("head-dd", "value"),
+        Input("session-key", "data"),
+        State("client-id", "data"),
+    )
+    def head_card(layer, head, _key, client):
+        try:
+            session = state.require(client)
+            layer, head = check_head(session.model, layer, head)
+            return card(session, layer, head), ""
+        except Exception as e:
+            return [], message(e)
