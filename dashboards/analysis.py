@@ -26,7 +26,7 @@ MAX_CHARS = 6000
 MAX_TOKENS = 512
 MAX_ABLATED = 64
 #: above this many tokens the attention map is a sparse top-k-per-row view
-DENSE_MAX_TOKENS = 64
+DENSE_MAX_TOKENS = 128
 TOP_K = 5
 #: a key is highlighted as a sink when its sink score s_j = sum_i A[i,j]/(N-j) exceeds this
 #: (docs/methods.md section 2: ACT's hidden-sink threshold 0.1; for j = 0 Gu et al.'s 0.3 is the

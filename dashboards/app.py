@@ -24,6 +24,7 @@ from dashboards.analysis import (
     parse_heads,
 )
 from dashboards.figures import (
+    SCALES,
     ablation_figure,
     atlas_figure,
     attention_figure,
@@ -115,6 +116,26 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
             ),
             section(
                 "2. Attention map",
+                html.Div(
+                    [
+                        html.Span("color"),
+                        dcc.RadioItems(
+                            id="attn-scale", options=list(SCALES), value="linear", inline=True
+                        ),
+                        dcc.Checklist(
+                            id="attn-hide-first",
+                            options=[
+                                {
+                                    "label": "hide the first token (renormalise rows)",
+                                    "value": "hide",
+                                }
+                            ],
+                            value=[],
+                            inline=True,
+                        ),  # fmt: skip
+                    ],
+                    style=ROW,
+                ),
                 html.Div(id="attn-error", style=ERR),
                 dcc.Loading(dcc.Graph(id="attn-map")),
                 id="view-attention",
@@ -372,12 +393,18 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
     @app.callback(
         Output("attn-map", "figure"),
         Output("attn-error", "children"),
-        *_VIEW_INPUTS,
+        *_VIEW_INPUTS[:4],
+        Input("attn-scale", "value"),
+        Input("attn-hide-first", "value"),
+        *_VIEW_INPUTS[4:],
     )
-    def attention(_, layer, head, _key, prompt, client):
+    def attention(_, layer, head, _key, scale, hide, prompt, client):
         try:
             session, view, layer, head = _view(prompt, layer, head, client)
-            return attention_figure(view, layer, head, session.causal), ""
+            fig = attention_figure(
+                view, layer, head, session.causal, scale=scale or "linear", hide_first=bool(hide)
+            )
+            return fig, ""
         except Exception as e:
             return empty_figure("no attention map"), message(e)
 

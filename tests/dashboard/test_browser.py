@@ -64,10 +64,30 @@ def test_type_prompt_click_head_heatmap_shows_right_tokens_and_values(driver, ap
     assert z.shape == (n, n)
     np.testing.assert_allclose(z[np.tril_indices(n)], ref[np.tril_indices(n)], atol=1e-5)
     assert np.isnan(z[np.triu_indices(n, 1)]).all()
-    custom = fig["data"][0]["customdata"]  # hover labels: (query token, key token)
-    assert custom[5][3] == [tokens[5], tokens[3]]
+    custom = fig["data"][0]["customdata"]  # hover labels: (query token, key token, weight)
+    assert custom[5][3][:2] == [tokens[5], tokens[3]]
+    assert float(custom[5][3][2]) == pytest.approx(float(ref[5, 3]), abs=1e-5)
     sinks = np.nonzero(ref.sum(0) / np.arange(n, 0, -1) > SINK_THRESHOLD)[0].tolist()
     assert fig["layout"]["meta"]["sinks"] == sinks
+
+
+def test_hide_first_token_renormalises_the_map(driver):
+    """Ticking "hide the first token" redraws the map without key 0, each row renormalised over
+    the other keys (rows sum to 1 again); unticking restores the model's weights."""
+    d = driver
+    d.find_element("css selector", "#attn-hide-first input").click()
+    fig = b.wait_for(
+        lambda: (f := b.figure(d, "attn-map")) and "first token hidden" in str(f["layout"]["title"])
+        and f, what="map without the first token",
+    )  # fmt: skip
+    z = np.array([[np.nan if v is None else v for v in row] for row in fig["data"][0]["z"]])
+    assert np.isnan(z[:, 0]).all()
+    np.testing.assert_allclose(np.nansum(z[1:, 1:], axis=1), 1.0, atol=1e-5)
+    d.find_element("css selector", "#attn-hide-first input").click()
+    b.wait_for(
+        lambda: (f := b.figure(d, "attn-map")) and "hidden" not in str(f["layout"]["title"]),
+        what="map restored",
+    )
 
 
 def test_scatter_click_selects_head_and_geometry_follows(driver, app_url):

@@ -114,13 +114,13 @@ def test_sink_outlines_hold_on_short_prompts():
 
 
 def test_long_prompt_switches_to_sparse_top_k(tiny):
-    text = "abcdefghij" * 10  # 100 tokens > DENSE_MAX_TOKENS
+    text = "abcdefghij" * 15  # 150 tokens > DENSE_MAX_TOKENS
     view = an.layer_view(tiny, text, 0)
     fig = attention_figure(view, 0, 1)
     assert fig.layout.meta["mode"].startswith("sparse") and fig.data[0].type == "scatter"
     ref, _ = _reference_pattern(tiny, text, 0, 1)
     xs, ys = np.asarray(fig.data[0].x), np.asarray(fig.data[0].y)
-    for i in (5, 50, 99):
+    for i in (5, 50, 149):
         want = set(torch.topk(ref[i], min(an.TOP_K, i + 1)).indices.tolist())
         assert set(xs[ys == i].tolist()) == want
 
@@ -205,3 +205,22 @@ def test_softmax_recomputation_equals_the_models_pattern(tiny):
         )
     hist, _, _ = geometry_figures(view, 1, 0, scoring="dpa")
     assert "softmax" in hist.data[1].name and "EA" in hist.data[2].name
+
+
+def test_display_options_hide_the_first_token_and_rescale():
+    """Hiding the first token renormalises each row over the other keys (by hand); the log
+    scale is log10 of the weight; percentiles rank the visible weights 0-100 in order."""
+    from dashboards.figures import display_weights
+
+    a = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.3, 0.2], [0.6, 0.1, 0.3]])
+    visible = np.tril(np.ones((3, 3), dtype=bool))
+    z, _, _, _ = display_weights(a, visible, "linear", hide_first=True)
+    np.testing.assert_allclose(z[1], [0, 0.6, 0.4])
+    np.testing.assert_allclose(z[2], [0, 0.25, 0.75])
+    assert z[0].sum() == 0  # nothing left to renormalise
+    z, bar, lo, hi = display_weights(a, visible, "log", hide_first=False)
+    assert bar == "log10 weight" and z[1, 1] == pytest.approx(np.log10(0.3)) and z[0, 1] == lo
+    z, _, _, _ = display_weights(a, visible, "percentile", hide_first=False)
+    values, ranks = a.numpy()[visible], z[visible]
+    assert ranks.min() == 0 and ranks.max() == 100
+    assert (np.diff(ranks[np.argsort(values, kind="stable")]) >= 0).all()
