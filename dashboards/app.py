@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import dash
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
-from dashboards import head_card, prompt_views
+from dashboards import compare_view, head_card, prompt_views, token_view
 from dashboards.analysis import (
     MAX_CHARS,
     ablation_view,
@@ -140,6 +140,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                 dcc.Loading(dcc.Graph(id="attn-map")),
                 id="view-attention",
             ),
+            *token_view.sections(),
             section(
                 "3. Attention geometry (dot-product vs squared-dot-product scoring)",
                 html.Div(id="geom-error", style=ERR),
@@ -189,6 +190,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                 id="view-ablation",
             ),
             *prompt_views.sections(),
+            *compare_view.sections(),
             *head_card.sections(),
         ],
         style={"fontFamily": "sans-serif", "margin": "0 16px"},
@@ -223,7 +225,9 @@ def create_app(
         _register_atlas_and_scatter,
         _register_attention_views,
         _register_ablation,
+        token_view.register,
         prompt_views.register,
+        compare_view.register,
         head_card.register,
         _register_api,
     ):

@@ -180,6 +180,43 @@ def test_layer_ranking_and_patching_views(driver, app_url):
     assert np.array(effect["data"][0]["z"]).shape == (model.cfg.n_layers, model.cfg.n_heads)
 
 
+def test_token_text_view_and_prompt_comparison(driver, app_url):
+    """Clicking a token shades the others by its row of the head's pattern (then by its column
+    in "attended by" mode), as transformer-lens' cache says; comparing two prompts of the same
+    length draws their difference A - B."""
+    d, state = driver, app_url[1]
+    b.set_text(d, "prompt", PROMPT)
+    d.find_element("id", "analyse-btn").click()
+    b.click_cell(d, "atlas", 2, 1)
+    b.wait_for(lambda: b.text_of(d, "head-label") == "L1.H2", what="head L1.H2 selected")
+    model = state.session.model
+    ids = model.tokenizer(PROMPT, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    name = "blocks.1.attn.hook_pattern"
+    _, cache = model.run_with_cache(ids, names_filter=lambda n: n == name)
+    ref = cache[name][0, 2].numpy()
+
+    def weights():
+        spans = d.find_elements("css selector", "#tok-text span")
+        return [float(s.get_attribute("data-weight")) for s in spans]
+
+    b.wait_for(lambda: len(weights()) == ids.shape[1], what="token text drawn")
+    d.find_elements("css selector", "#tok-text span")[7].click()
+    b.wait_for(lambda: np.allclose(weights(), ref[7], atol=1e-5), what="row 7 shading")
+    d.find_element("css selector", "#tok-mode input[value='attended by']").click()
+    b.wait_for(lambda: np.allclose(weights(), ref[:, 7], atol=1e-5), what="column 7 shading")
+
+    other = PROMPT.replace("mat", "hat")
+    b.set_text(d, "compare-prompt", other)
+    d.find_element("id", "compare-btn").click()
+    diff = b.wait_for(
+        lambda: (f := b.figure(d, "compare-diff")) and f.get("data") and f, what="difference"
+    )
+    other_ids = model.tokenizer(other, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    _, cache_b = model.run_with_cache(other_ids, names_filter=lambda n: n == name)
+    want = ref - cache_b[name][0, 2].numpy()
+    np.testing.assert_allclose(np.array(diff["data"][0]["z"]), want, atol=1e-5)
+
+
 def test_errors_show_in_page(driver):
     d = driver
     b.set_text(d, "prompt", "")

@@ -129,3 +129,30 @@ def test_head_card_reports_each_detector_and_the_keys_a_head_attends_to():
         col = patterns[r.window, :n, r.position].sum() / (n - r.position)
         assert r.sink_score == pytest.approx(float(col), abs=1e-4)
         assert r.context.endswith("]") and r.token.strip() in r.context
+
+
+def test_token_shades_are_the_row_or_column_and_hovers_name_the_top_links():
+    from dashboards.token_view import hover_text, shades, token_spans
+
+    a = torch.tensor([[1.0, 0.0, 0.0], [0.7, 0.3, 0.0], [0.2, 0.5, 0.3]])
+    assert shades(a, 2, "attends to") == pytest.approx([0.2, 0.5, 0.3])
+    assert shades(a, 0, "attended by") == pytest.approx([1.0, 0.7, 0.2])
+    text = hover_text(a, ["x", "y", "z"], 1)
+    assert "attends to: x@0 0.70, y@1 0.30" in text
+    assert "attended by: z@2 0.50, y@1 0.30" in text
+    spans = token_spans(a, ["x", "y", "z"], 2, "attends to")
+    assert [s.id["index"] for s in spans] == [0, 1, 2]
+    assert spans[2].style["border"].endswith("#c00")  # the selected token is outlined
+
+
+def test_difference_of_two_prompts_is_a_minus_b(tiny):
+    from dashboards.analysis import layer_view
+    from dashboards.compare_view import difference_figure
+
+    a = layer_view(tiny, "the cat sat", 1)
+    b = layer_view(tiny, "the dog sat", 1)
+    fig = difference_figure(a, b, 1, 2)
+    np.testing.assert_allclose(np.array(fig.data[0].z), (a.pattern[2] - b.pattern[2]).numpy())
+    assert "c / d" in fig.layout.xaxis.ticktext  # differing tokens show both
+    other = layer_view(tiny, "the cat sat down", 1)
+    assert "equal lengths" in str(difference_figure(a, other, 1, 2).layout.annotations[0].text)

@@ -1,0 +1,109 @@
+"""Two prompts side by side through the selected head, and their difference when they have
+the same number of tokens (e.g. a clean prompt and its corrupted twin)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from dash import Dash, Input, Output, State, dcc, html
+
+from dashboards.analysis import MAX_CHARS, LayerView, check_head, layer_view
+from dashboards.figures import attention_figure, empty_figure
+from dashboards.state import AppState
+from dashboards.style import ERR, ROW, message, section
+
+
+def difference_figure(a: LayerView, b: LayerView, layer: int, head: int) -> go.Figure:
+    """A - B of the head's weights, query by query and key by key (same token count only)."""
+    n = len(a.tokens)
+    if len(b.tokens) != n:
+        return empty_figure(
+            f"the prompts have {n} and {len(b.tokens)} tokens: a difference needs equal lengths"
+        )
+    diff = (a.pattern[head] - b.pattern[head]).float().numpy()
+    bound = float(np.abs(diff).max()) or 1.0
+    labels = [f"{x} / {y}" if x != y else x for x, y in zip(a.tokens, b.tokens, strict=True)]
+    fig = go.Figure(
+        go.Heatmap(
+            z=diff.tolist(), x=list(range(n)), y=list(range(n)), colorscale="RdBu", zmid=0,
+            zmin=-bound, zmax=bound, colorbar=dict(title="A - B"),
+            hovertemplate="query %{y}<br>key %{x}<br>A - B %{z:.4f}<extra></extra>",
+        )
+    )  # fmt: skip
+    ticks = dict(tickmode="array", tickvals=list(range(n)), ticktext=labels)
+    fig.update_layout(
+        title=f"L{layer}.H{head}: attention on A minus attention on B (red: more on A)",
+        xaxis=dict(title="key", tickangle=-60, **ticks),
+        yaxis=dict(title="query", autorange="reversed", **ticks),
+        height=max(420, min(1300, 14 * n + 160)),
+        margin=dict(l=90, r=20, t=50, b=90),
+    )
+    return fig
+
+
+def sections() -> list:
+    return [
+        section(
+            "9. Compare two prompts",
+            html.Div(
+                [
+                    html.Span("B:"),
+                    dcc.Textarea(
+                        id="compare-prompt",
+                        maxLength=MAX_CHARS,
+                        placeholder="a second prompt (A is the prompt above)",
+                        style={"width": "60%", "height": "40px"},
+                    ),  # fmt: skip
+                    html.Button("Compare", id="compare-btn"),
+                ],
+                style=ROW,
+            ),
+            html.Div(id="compare-error", style=ERR),
+            dcc.Loading(
+                html.Div(
+                    [dcc.Graph(id="compare-a"), dcc.Graph(id="compare-b")],
+                    style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "12px"},
+                )
+            ),
+            dcc.Graph(id="compare-diff"),
+            id="view-compare",
+        )
+    ]
+
+
+def register(app: Dash, state: AppState) -> None:
+    @app.callback(
+        Output("compare-a", "figure"),
+        Output("compare-b", "figure"),
+        Output("compare-diff", "figure"),
+        Output("compare-error", "children"),
+        Input("compare-btn", "n_clicks"),
+        Input("layer-dd", "value"),
+        Input("head-dd", "value"),
+        State("prompt", "value"),
+        State("compare-prompt", "value"),
+        State("client-id", "data"),
+        prevent_initial_call=True,
+    )
+    def compare(_, layer, head, prompt, other, client):
+        blank = empty_figure("type a second prompt and press Compare")
+        if not other:
+            return blank, blank, blank, ""
+        try:
+            session = state.require(client)
+            layer, head = check_head(session.model, layer, head)
+            views = [
+                state.cached(
+                    ("layer", p, layer), lambda s, p=p: layer_view(s.model, p, layer), client
+                )
+                for p in (prompt, other)
+            ]
+            figs = [
+                attention_figure(v, layer, head, session.causal).update_layout(
+                    title=f"{name}: L{layer}.H{head}, {len(v.tokens)} tokens"
+                )
+                for name, v in zip("AB", views, strict=True)
+            ]
+            return figs[0], figs[1], difference_figure(views[0], views[1], layer, head), ""
+        except Exception as e:
+            return blank, blank, blank, message(e)
