@@ -14,7 +14,15 @@ from urllib.parse import urlsplit
 import dash
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
-from dashboards import compare_view, head_card, prompt_views, token_view
+from dashboards import (
+    compare_view,
+    export,
+    head_card,
+    page_help,
+    prompt_views,
+    token_view,
+    url_state,
+)
 from dashboards.analysis import (
     MAX_CHARS,
     ablation_view,
@@ -33,7 +41,7 @@ from dashboards.figures import (
     scatter_figure,
 )
 from dashboards.state import AppState, Session
-from dashboards.style import ERR, ROW, message, section
+from dashboards.style import ERR, ROW, graph, message, section
 from dashboards.tables import score_columns
 from interp.ablation.heads import KINDS, head_means
 from interp.errors import InterpError
@@ -53,6 +61,8 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
     return html.Div(
         [
             html.H2("interp: attention heads explorer"),
+            *url_state.components(),
+            *page_help.components(),
             html.Div(
                 [
                     html.Span("model", style=label),
@@ -71,6 +81,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                 style=ROW,
             ),
             html.Div(id="load-error", style=ERR),
+            *export.components(),
             dcc.Interval(id="poll", interval=500),
             dcc.Store(id="session-key"),
             dcc.Store(id="client-id", data=uuid.uuid4().hex),  # this page's own sessions
@@ -96,7 +107,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                     section(
                         "1. Head atlas",
                         dcc.Dropdown(id="atlas-score", clearable=False),
-                        dcc.Graph(id="atlas"),
+                        graph("atlas"),
                         id="view-atlas",
                     ),
                     section(
@@ -108,7 +119,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                             ],
                             style=ROW,
                         ),
-                        dcc.Graph(id="scatter"),
+                        graph("scatter"),
                         id="view-scatter",
                     ),
                 ],
@@ -137,7 +148,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                     style=ROW,
                 ),
                 html.Div(id="attn-error", style=ERR),
-                dcc.Loading(dcc.Graph(id="attn-map")),
+                dcc.Loading(graph("attn-map")),
                 id="view-attention",
             ),
             *token_view.sections(),
@@ -146,7 +157,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                 html.Div(id="geom-error", style=ERR),
                 dcc.Loading(
                     html.Div(
-                        [dcc.Graph(id=g) for g in ("geom-hist", "geom-scatter", "geom-pca")],
+                        [graph(g) for g in ("geom-hist", "geom-scatter", "geom-pca")],
                         style={"display": "grid", "gridTemplateColumns": "1fr 1fr 1fr"},
                     )
                 ),
@@ -186,7 +197,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                 ),
                 html.Div(id="ablate-error", style=ERR),
                 html.Div(id="ablate-info", style={"margin": "6px 0", "fontFamily": "monospace"}),
-                dcc.Loading(dcc.Graph(id="ablate-fig")),
+                dcc.Loading(graph("ablate-fig")),
                 id="view-ablation",
             ),
             *prompt_views.sections(),
@@ -229,6 +240,8 @@ def create_app(
         prompt_views.register,
         compare_view.register,
         head_card.register,
+        export.register,
+        lambda app, state: url_state.register(app),
         _register_api,
     ):
         register(app, state)
@@ -291,9 +304,10 @@ def _register_selection(app: Dash, state: AppState) -> None:
         Output("head-dd", "value"),
         Output("ablate-heads", "options"),
         Input("session-key", "data"),
+        Input("url-head", "data"),  # a link's head may arrive after the session
         State("client-id", "data"),
     )
-    def on_session(key, client):
+    def on_session(key, url_head, client):
         session = state.session_for(client)
         if key is None or session is None:
             return ([], None) * 5 + ([],)
@@ -305,7 +319,11 @@ def _register_selection(app: Dash, state: AppState) -> None:
         all_heads = [
             f"L{la}.H{h}" for la in range(session.n_layers) for h in range(session.n_heads)
         ]
-        return cols, cols[0], cols, x, cols, y, layers, 0, heads, 0, all_heads
+        layer, head = 0, 0  # or the head a link or a refresh asks for
+        if url_head and 0 <= url_head["layer"] < session.n_layers:
+            layer = url_head["layer"]
+            head = url_head["head"] if 0 <= url_head["head"] < session.n_heads else 0
+        return cols, cols[0], cols, x, cols, y, layers, layer, heads, head, all_heads
 
     @app.callback(
         Output("layer-dd", "value", allow_duplicate=True),

@@ -10,7 +10,7 @@ from dash import Dash, Input, Output, State, dcc, html
 from dashboards.analysis import MAX_CHARS, LayerView, check_head, layer_view
 from dashboards.figures import attention_figure, empty_figure
 from dashboards.state import AppState
-from dashboards.style import ERR, ROW, message, section
+from dashboards.style import ERR, ROW, graph, message, section
 
 
 def difference_figure(a: LayerView, b: LayerView, layer: int, head: int) -> go.Figure:
@@ -61,11 +61,11 @@ def sections() -> list:
             html.Div(id="compare-error", style=ERR),
             dcc.Loading(
                 html.Div(
-                    [dcc.Graph(id="compare-a"), dcc.Graph(id="compare-b")],
+                    [graph("compare-a"), graph("compare-b")],
                     style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "12px"},
                 )
             ),
-            dcc.Graph(id="compare-diff"),
+            graph("compare-diff"),
             id="view-compare",
         )
     ]

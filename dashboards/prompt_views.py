@@ -13,7 +13,7 @@ from dashboards.figures import atlas_figure, empty_figure
 from dashboards.prompt_analysis import MAX_PATCH_TOKENS, patching_view, rank_table
 from dashboards.prompt_figures import layer_figure, patching_figures, ranked_figure
 from dashboards.state import AppState
-from dashboards.style import ERR, ROW, message, section
+from dashboards.style import ERR, ROW, graph, message, section
 
 RANK_DEFAULT = "induction"
 
@@ -23,7 +23,7 @@ def sections() -> list:
         section(
             "6. All heads of this layer on the prompt",
             html.Div(id="layer-error", style=ERR),
-            dcc.Loading(dcc.Graph(id="layer-fig")),
+            dcc.Loading(graph("layer-fig")),
             id="view-layer",
         ),
         section(
@@ -38,7 +38,7 @@ def sections() -> list:
             html.Div(id="rank-error", style=ERR),
             dcc.Loading(
                 html.Div(
-                    [dcc.Graph(id="rank-atlas"), dcc.Graph(id="rank-bars")],
+                    [graph("rank-atlas"), graph("rank-bars")],
                     style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "12px"},
                 )
             ),
@@ -71,7 +71,7 @@ def sections() -> list:
             html.Div(id="patch-info", style={"margin": "6px 0", "fontFamily": "monospace"}),
             dcc.Loading(
                 html.Div(
-                    [dcc.Graph(id="patch-effect"), dcc.Graph(id="patch-dla")],
+                    [graph("patch-effect"), graph("patch-dla")],
                     style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "12px"},
                 )
             ),

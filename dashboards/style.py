@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from dash import html
+from dash import dcc, html
 
 from interp.errors import InterpError
 
@@ -13,6 +13,17 @@ log = logging.getLogger("interp.dashboard")
 BOX = {"border": "1px solid #ddd", "borderRadius": "6px", "padding": "10px", "margin": "8px 0"}
 ERR = {"color": "#b00020", "whiteSpace": "pre-wrap"}
 ROW = {"display": "flex", "gap": "12px", "alignItems": "center", "flexWrap": "wrap"}
+
+
+#: every figure's camera button saves an SVG (vector; convert it to PNG anywhere)
+GRAPH_CONFIG = {
+    "toImageButtonOptions": {"format": "svg", "filename": "interp"},
+    "displaylogo": False,
+}
+
+
+def graph(id: str) -> dcc.Graph:
+    return dcc.Graph(id=id, config=GRAPH_CONFIG)
 
 
 def section(title: str, *children, id: str) -> html.Section:

@@ -239,3 +239,30 @@ def test_errors_show_in_page(driver):
     d.find_element("id", "load-btn").click()
     b.wait_for(lambda: "does not exist" in b.text_of(d, "load-error"), what="bad run error")
     assert "Traceback" not in d.page_source
+
+
+def test_a_link_restores_prompt_and_head_and_the_url_follows_the_view(driver, app_url):
+    """Opening ?prompt=..&layer=1&head=3 restores them once the model is loaded; picking another
+    head rewrites the address (no reload), so a refresh or a shared link shows the same view."""
+    from urllib.parse import parse_qs, urlsplit
+
+    d, url = driver, app_url[0]
+    d.get(f"{url}?model=tiny&prompt=The%20dog%20ran&layer=1&head=3")
+    b.wait_for(lambda: b.text_of(d, "load-status").startswith("ready"), 120, what="model loaded")
+    try:
+        b.wait_for(lambda: b.text_of(d, "head-label") == "L1.H3", 20, what="head from the link")
+    except TimeoutError:
+        raise AssertionError(
+            f"label {b.text_of(d, 'head-label')!r} prompt "
+            f"{d.find_element('id', 'prompt').get_attribute('value')!r} status "
+            f"{b.text_of(d, 'load-status')!r} url {d.current_url}"
+        ) from None
+    assert d.find_element("id", "prompt").get_attribute("value") == "The dog ran"
+    b.wait_for(lambda: b.figure(d, "atlas"), what="atlas drawn")
+    b.click_cell(d, "atlas", 2, 0)
+    b.wait_for(lambda: b.text_of(d, "head-label") == "L0.H2", what="head L0.H2 selected")
+    args = b.wait_for(
+        lambda: (q := parse_qs(urlsplit(d.current_url).query)).get("head") == ["2"] and q,
+        what="URL rewritten",
+    )
+    assert args["layer"] == ["0"] and args["prompt"] == ["The dog ran"]

@@ -156,3 +156,40 @@ def test_difference_of_two_prompts_is_a_minus_b(tiny):
     assert "c / d" in fig.layout.xaxis.ticktext  # differing tokens show both
     other = layer_view(tiny, "the cat sat down", 1)
     assert "equal lengths" in str(difference_figure(a, other, 1, 2).layout.annotations[0].text)
+
+
+def test_url_state_round_trip():
+    from dashboards.url_state import head_of, parse, query
+
+    q = query("smollm2-135m", "", "a b & c?", 3, 7)
+    args = parse(q)
+    assert args == {"model": "smollm2-135m", "prompt": "a b & c?", "layer": "3", "head": "7"}
+    assert head_of(args) == {"layer": 3, "head": 7}
+    assert head_of(parse("?layer=x&head=1")) is None and parse(None) == {}
+
+
+def test_exports_hold_what_the_page_shows():
+    """The attention export is the head's pattern as transformer-lens' cache gives it, with the
+    tokens; the score export is the session's per-head table."""
+    import io
+    import json
+
+    import pandas as pd
+
+    from dashboards.export import payload
+    from dashboards.state import AppState
+
+    state = AppState()
+    state.load("tiny")
+    model = state.session.model
+    out = payload(state, None, "export-attention", PROMPT, 1, 2)
+    data = json.loads(out["content"])
+    ids = model.tokenizer(PROMPT, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    name = "blocks.1.attn.hook_pattern"
+    _, cache = model.run_with_cache(ids, names_filter=lambda n: n == name)
+    np.testing.assert_allclose(np.array(data["pattern"]), cache[name][0, 2].numpy(), atol=1e-6)
+    assert len(data["tokens"]) == ids.shape[1] and out["filename"] == "L1.H2_attention.json"
+    scores = payload(state, None, "export-scores", PROMPT, 1, 2)
+    table = pd.read_csv(io.StringIO(scores["content"]))
+    assert len(table) == len(state.session.scores)
+    assert list(table.columns) == list(state.session.scores.columns)

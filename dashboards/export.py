@@ -1,0 +1,72 @@
+"""Export of what the page shows: the per-head score table (CSV), the selected head's attention
+on the prompt with its tokens (JSON), the heads ranked on the prompt (CSV). Every figure's
+camera button saves it as SVG (``style.graph``)."""
+
+from __future__ import annotations
+
+import json
+
+import dash
+from dash import Dash, Input, Output, State, dcc, html
+
+from dashboards.analysis import check_head, layer_view
+from dashboards.prompt_analysis import rank_table
+from dashboards.state import AppState
+from dashboards.style import ERR, ROW, message
+
+
+def components() -> list:
+    return [
+        html.Div(
+            [
+                html.Span("export:"),
+                html.Button("head scores (CSV)", id="export-scores"),
+                html.Button("this head's attention (JSON)", id="export-attention"),
+                html.Button("heads ranked on the prompt (CSV)", id="export-rank"),
+                html.Span("figures: the camera button of each plot saves an SVG"),
+                html.Span(id="export-error", style=ERR),
+                dcc.Download(id="download"),
+            ],
+            style=ROW,
+        )
+    ]
+
+
+def register(app: Dash, state: AppState) -> None:
+    @app.callback(
+        Output("download", "data"),
+        Output("export-error", "children"),
+        Input("export-scores", "n_clicks"),
+        Input("export-attention", "n_clicks"),
+        Input("export-rank", "n_clicks"),
+        State("prompt", "value"),
+        State("layer-dd", "value"),
+        State("head-dd", "value"),
+        State("client-id", "data"),
+        prevent_initial_call=True,
+    )
+    def export(_a, _b, _c, prompt, layer, head, client):
+        try:
+            return payload(state, client, dash.ctx.triggered_id, prompt, layer, head), ""
+        except Exception as e:
+            return dash.no_update, message(e)
+
+
+def payload(state: AppState, client: str | None, which: str, prompt, layer, head) -> dict:
+    """What ``dcc.Download`` sends for export button ``which`` (content and file name)."""
+    session = state.require(client)
+    if which == "export-scores":
+        name = f"{session.name.replace('/', '_')}_head_scores.csv"
+        return dcc.send_data_frame(session.scores.to_csv, name, index=False)
+    if which == "export-rank":
+        table = state.cached(("rank", prompt), lambda s: rank_table(s.model, prompt), client)
+        return dcc.send_data_frame(table.to_csv, "heads_on_prompt.csv", index=False)
+    layer, head = check_head(session.model, layer, head)
+    view = state.cached(
+        ("layer", prompt, layer), lambda s: layer_view(s.model, prompt, layer), client
+    )
+    data = {
+        "model": session.name, "layer": layer, "head": head, "prompt": prompt,
+        "tokens": view.tokens, "pattern": view.pattern[head].float().tolist(),
+    }  # fmt: skip
+    return dict(content=json.dumps(data), filename=f"L{layer}.H{head}_attention.json")
