@@ -86,8 +86,11 @@ def _table(df: pd.DataFrame, columns: list[str], id: str) -> html.Table:
     def cell(v):
         return f"{v:.4f}" if isinstance(v, float) else str(v)
 
-    head = html.Tr([html.Th(c) for c in columns])
-    body = [html.Tr([html.Td(cell(r[c])) for c in columns]) for _, r in df.iterrows()]
+    pad = {"padding": "2px 10px", "textAlign": "left"}
+    head = html.Tr([html.Th(c, style=pad) for c in columns])
+    body = [
+        html.Tr([html.Td(cell(r[c]), style=pad) for c in columns]) for _, r in df.iterrows()
+    ]
     return html.Table([head, *body], id=id, style={"borderCollapse": "collapse"})
 
 

@@ -3,7 +3,8 @@
     python scripts/dashboard_screenshots.py --run runs/demo        # after `make demo`
 
 Loads SmolLM2-135M with the run folder's tables, types a prompt, clicks a head in the atlas,
-ablates heads in the playground and saves ``docs/dashboard_<view>.png`` plus the whole page.
+ablates heads in the playground, clicks a token of the text view, patches from a corrupted
+prompt, compares the two prompts and saves ``docs/dashboard_<view>.png`` plus the whole page.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ VIEWS = {
     "attention": "view-attention",
     "geometry": "view-geometry",
     "ablation": "view-ablation",
+    "tokens": "view-tokens",
+    "layer": "view-layer",
+    "rank": "view-rank",
+    "patching": "view-patching",
+    "compare": "view-compare",
+    "card": "view-card",
 }
 
 
@@ -35,6 +42,8 @@ def main(
     ablate: str = "L17.H3,L18.H6,L16.H0",
     target: str = " Mary",
     foil: str = " John",
+    corrupted: str = "When Mary and John went to the store, Mary gave a drink to",
+    token: int = 5,
     out: Path = ROOT / "docs",
     prefix: str = "dashboard",
 ) -> None:
@@ -64,6 +73,17 @@ def main(
         b.set_text(d, "foil", foil)
         d.find_element("id", "ablate-btn").click()
         b.wait_for(lambda: "mean" in b.text_of(d, "ablate-info"), 120, what="ablation")
+        spans = b.wait_for(lambda: d.find_elements("css selector", "#tok-text span"), what="text")
+        spans[token].click()
+        b.set_text(d, "patch-corrupted", corrupted)
+        b.set_text(d, "patch-target", target)
+        b.set_text(d, "patch-foil", foil)
+        d.find_element("id", "patch-btn").click()
+        b.wait_for(lambda: "clean" in b.text_of(d, "patch-info"), 600, what="patching")
+        b.set_text(d, "compare-prompt", corrupted)
+        d.find_element("id", "compare-btn").click()
+        b.wait_for(lambda: (b.figure(d, "compare-diff") or {}).get("data"), 120, what="compare")
+        b.wait_for(lambda: label in b.text_of(d, "head-card"), 60, what="head card")
         time.sleep(1.5)  # let plotly finish drawing
         out.mkdir(parents=True, exist_ok=True)
         for name, section in VIEWS.items():
