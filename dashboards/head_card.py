@@ -88,9 +88,7 @@ def _table(df: pd.DataFrame, columns: list[str], id: str) -> html.Table:
 
     pad = {"padding": "2px 10px", "textAlign": "left"}
     head = html.Tr([html.Th(c, style=pad) for c in columns])
-    body = [
-        html.Tr([html.Td(cell(r[c]), style=pad) for c in columns]) for _, r in df.iterrows()
-    ]
+    body = [html.Tr([html.Td(cell(r[c]), style=pad) for c in columns]) for _, r in df.iterrows()]
     return html.Table([head, *body], id=id, style={"borderCollapse": "collapse"})
 
 
