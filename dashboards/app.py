@@ -111,7 +111,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                         id="view-atlas",
                     ),
                     section(
-                        "4. Heads by two scores",
+                        "2. Heads by two scores",
                         html.Div(
                             [
                                 dcc.Dropdown(id="scatter-x", clearable=False, style={"flex": 1}),
@@ -126,7 +126,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                 style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "12px"},
             ),
             section(
-                "2. Attention map",
+                "3. Attention map",
                 html.Div(
                     [
                         html.Span("color"),
@@ -153,7 +153,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
             ),
             *token_view.sections(),
             section(
-                "3. Attention geometry (dot-product vs squared-dot-product scoring)",
+                "5. Attention geometry (dot-product vs squared-dot-product scoring)",
                 html.Div(id="geom-error", style=ERR),
                 dcc.Loading(
                     html.Div(
@@ -164,7 +164,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
                 id="view-geometry",
             ),
             section(
-                "5. Ablation playground",
+                "6. Ablation playground",
                 html.Div(
                     [
                         dcc.Dropdown(

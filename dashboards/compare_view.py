@@ -44,7 +44,7 @@ def difference_figure(a: LayerView, b: LayerView, layer: int, head: int) -> go.F
 def sections() -> list:
     return [
         section(
-            "9. Compare two prompts",
+            "10. Compare two prompts",
             html.Div(
                 [
                     html.Span("B:"),

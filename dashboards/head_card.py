@@ -122,7 +122,7 @@ def card(session: Session, layer: int, head: int) -> list:
 def sections() -> list:
     return [
         section(
-            "Head card",
+            "11. Head card",
             html.Div(id="card-error", style=ERR),
             html.Div(id="head-card"),
             id="view-card",

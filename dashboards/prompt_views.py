@@ -21,13 +21,13 @@ RANK_DEFAULT = "induction"
 def sections() -> list:
     return [
         section(
-            "6. All heads of this layer on the prompt",
+            "7. All heads of this layer on the prompt",
             html.Div(id="layer-error", style=ERR),
             dcc.Loading(graph("layer-fig")),
             id="view-layer",
         ),
         section(
-            "7. Heads ranked on this prompt",
+            "8. Heads ranked on this prompt",
             html.P(
                 "Each detector's score computed on the prompt's own tokens (not on the "
                 "detector's own inputs, as in the atlas): sink = s_0; previous_token, "
@@ -45,7 +45,7 @@ def sections() -> list:
             id="view-rank",
         ),
         section(
-            "8. Patching and direct logit attribution",
+            "9. Patching and direct logit attribution",
             html.P(
                 "Patching: each head's output (hook_z) taken from the corrupted prompt into the "
                 "prompt's run, one head at a time; effect = (m - m_clean) / (m_corrupted - "

@@ -71,7 +71,7 @@ def token_spans(pattern: torch.Tensor, tokens: list[str], selected: int, mode: s
 def sections() -> list:
     return [
         section(
-            "2b. The prompt as text, shaded by the head's attention",
+            "4. The prompt as text, shaded by the head's attention",
             html.Div(
                 [
                     dcc.RadioItems(id="tok-mode", options=list(MODES), value=MODES[0], inline=True),
