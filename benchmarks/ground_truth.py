@@ -8,12 +8,13 @@ ground-truth heads of the role the method claims to find it reports ROC AUC (of 
 precision and recall (of the heads the method labels: a detector's own threshold, or the top
 |ground truth| heads for the circuit methods):
 
-- detectors (defaults unless named): induction, previous_token on text windows (the default)
-  and on repeated random tokens, duplicate_token (no such role is planted: every head it labels
-  is reported, a finding);
-- the retrieval-head copy-paste rule (Wu et al.; ``circuits.planted.copy_paste_scores``) with
-  the segment's first copy as the needle, label score > 0.1, against the induction role (the
-  heads that copy from the context);
+- detectors (defaults unless named): induction (against the layer-1 role: induction, or
+  retrieval in the recall model), previous_token on text windows (the default) and on repeated
+  random tokens, duplicate_token (no such role is planted: every head it labels is reported, a
+  finding);
+- the retrieval-head copy-paste rule (Wu et al.; ``circuits.planted.copy_paste_scores``) on
+  needle tests built from the task (induction: the segment's first copy is the needle; recall:
+  the queried key's value), label score > 0.1, against the layer-1 role;
 - exhaustive activation patching of ``hook_z`` (|normalised effect|) and the discrete-code SAE
   node score (official setup: 10 training examples) on clean / corrupted task pairs
   (``circuits.planted.task_pairs``), both against the whole circuit;
@@ -66,6 +67,7 @@ def benchmark_model(name: str, sae_epochs: int, progress: bool) -> dict[str, Any
     from circuits.discovery import discover
     from circuits.planted import (
         PLANTED,
+        ROLES,
         copy_paste_scores,
         labels,
         load_ground_truth,
@@ -73,6 +75,7 @@ def benchmark_model(name: str, sae_epochs: int, progress: bool) -> dict[str, Any
         task_pairs,
     )
     from interp.ablation.patching import path_patching
+    from interp.defaults import RETRIEVAL_THRESHOLD
     from interp.heads import get_detector
     from interp.heads.validate import validate
     from interp.models import load_model
@@ -105,27 +108,25 @@ def benchmark_model(name: str, sae_epochs: int, progress: bool) -> dict[str, Any
         ("previous_token (repeated tokens)", "previous_token", {"inputs": "repeated_tokens"}),
         ("duplicate_token", "duplicate_token", {}),
     ]
+    copy_role = ROLES[name][1]  # the layer-1 role: induction or retrieval
     induction_result = None
     for method, detector, options in detector_runs:
         t0 = time.perf_counter()
         result = get_detector(detector).run(model, **options)
         t = result.table
-        role = detector if detector in role_truth or detector == "duplicate_token" else "circuit"
+        role = detector if detector in role_truth or detector == "duplicate_token" else copy_role
         add(method, role, t.score.to_numpy(), t.label.to_numpy(), time.perf_counter() - t0)
         if detector == "induction":
             induction_result = result
-    if "induction" in role_truth:
-        from interp.defaults import RETRIEVAL_THRESHOLD
-
-        t0 = time.perf_counter()
-        copy = copy_paste_scores(model, cfg).reshape(-1)
-        add(
-            "retrieval copy-paste (needle = 1st copy)",
-            "induction",
-            copy,
-            copy > RETRIEVAL_THRESHOLD,
-            time.perf_counter() - t0,
-        )
+    t0 = time.perf_counter()  # the copy-paste rule on the planted task's own needle tests
+    copy = copy_paste_scores(model, cfg).reshape(-1)
+    add(
+        "retrieval copy-paste rule (task needles)",
+        copy_role,
+        copy,
+        copy > RETRIEVAL_THRESHOLD,
+        time.perf_counter() - t0,
+    )
     t0 = time.perf_counter()
     task = task_pairs(model, cfg)
     found = discover(model, task, sae_epochs=sae_epochs, progress=progress)
@@ -202,7 +203,7 @@ def plot(results: list[dict], path: Path) -> None:
         ax.set_yticks(range(rec.shape[0]))
         ax.set_xlabel("head")
         ax.set_ylabel("layer")
-        ax.set_title(f"{res['model']}: task share a head restores\nalone (red: ground truth)")
+        ax.set_title(f"{res['model']}: recovery alone\n(red: ground truth)", fontsize=10)
         fig.colorbar(im, ax=ax, fraction=0.046)
         ax = row[1]
         names = [f"{r['method']}\nvs {r['against']}" for r in res["rows"]]

@@ -8,7 +8,11 @@ dot-product attention, seeded). ``interp train-toy --planted NAME`` trains one a
 
 Ground truth (``establish_ground_truth``), measured on held-out task sequences with heads
 mean-ablated (``hook_z`` set to its mean over the real tokens of those sequences); a task drop is
-normalised, (acc - acc_ablated) / (acc - chance), so 1 = the task is gone:
+normalised, (acc - acc_ablated) / (acc - baseline), so 1 = the mechanism is gone. The baseline
+is what a model without the planted mechanism still gets (``mechanism_baseline``): uniform
+guessing for ``induction`` (1/45), and for ``recall`` a guess among the values present in the
+prompt (1/c): without key-value binding a model can still copy *a* value, and that is not the
+mechanism planted.
 
 1. ``layer_drop``: every head of a layer ablated together. Each stage of the mechanism sits in
    one layer, so each layer's drop must be >= ``DESTROYED`` (0.9), else the model solved the
@@ -24,9 +28,11 @@ normalised, (acc - acc_ablated) / (acc - chance), so 1 = the task is gone:
 Roles follow from the architecture, not from an attention pattern: in an attention-only
 two-layer model, copying the token after an earlier match needs the previous token's identity
 in the residual stream of the key position before layer 1 reads it, so the circuit's layer-0
-heads are the previous-token role and its layer-1 heads the induction role (they also copy-paste
-from the context, the retrieval-head behaviour: ``copy_paste_scores``). Detectors are judged
-against these roles; they never define them.
+heads are the previous-token role and its layer-1 heads the induction role (``induction``) or
+the retrieval role (``recall``: key-value pairs ``K_a V_b``, then ``? K_q``; the head copies the
+value that followed the queried key). Both copy-paste from the context, the retrieval-head
+behaviour (``copy_paste_scores``). Detectors are judged against these roles; they never define
+them.
 """
 
 from __future__ import annotations
@@ -59,11 +65,21 @@ _BASE = ToyConfig(
 )
 PLANTED: dict[str, ToyConfig] = {
     "induction": replace(_BASE, task="induction", complexity=32, steps=600),
+    # one scored token per sequence: larger batches, wider heads and a gentler rate learn it
+    "recall": replace(
+        _BASE, task="recall", complexity=4, steps=600, batch_size=256, d_head=32, lr=1e-3
+    ),
 }
 ROLES: dict[str, dict[int, str]] = {
     "induction": {0: "previous_token", 1: "induction"},
+    "recall": {0: "previous_token", 1: "retrieval"},
 }
 SHIPPED = Path(__file__).parent / "data" / "planted"
+
+
+def mechanism_baseline(cfg: ToyConfig) -> float:
+    """Accuracy left without the planted mechanism (module docstring)."""
+    return 1 / cfg.complexity if cfg.task == "recall" else tasks.chance(cfg.task)
 
 
 def check_name(name: str) -> str:
@@ -114,7 +130,7 @@ def establish_ground_truth(
     n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
     heads = [(la, h) for la in range(n_layers) for h in range(n_heads)]
     means = head_means(model, as_token_batch(batch), heads)
-    acc, chance = task_accuracy(model, batch), tasks.chance(cfg.task)
+    acc, chance = task_accuracy(model, batch), mechanism_baseline(cfg)
     if acc - chance < 0.5 * (1 - chance):
         raise InputError(
             f"the model solves too little of the task to have a ground truth (accuracy "
@@ -146,7 +162,8 @@ def establish_ground_truth(
         "task": cfg.task,
         "complexity": cfg.complexity,
         "accuracy": acc,
-        "chance": chance,
+        "chance": chance,  # the mechanism baseline (mechanism_baseline)
+        "uniform_chance": tasks.chance(cfg.task),
         "n_eval_sequences": len(batch.ids),
         "ablation": "mean (hook_z set to its mean over the held-out sequences' tokens)",
         "destroyed": DESTROYED,
@@ -187,24 +204,41 @@ def labels(truth: dict[str, Any], role: str | None, n_layers: int, n_heads: int)
 
 def task_pairs(model: TransformerBridge, cfg: ToyConfig, n: int = 64) -> TaskBatch:
     """Clean prompts the planted model answers and corrupted twins of the same length that
-    remove the information its mechanism copies (for patching and the SAE): each prompt is cut
-    at a scored position of an induction sequence; its twin redraws the first copy of the
-    segment (nothing to copy); wrong = the token the redrawn copy holds where the answer was."""
-    if cfg.task != "induction":
-        raise InputError(f"task pairs are defined for the induction task, not {cfg.task!r}")
+    remove the information its mechanism copies (for patching and the SAE). induction: each
+    prompt is cut at a scored position; its twin redraws the first copy of the segment (nothing
+    to copy); wrong = the token the redrawn copy holds where the answer was. recall: the twin
+    asks for another key of the same pairs; wrong = that key's value."""
     rng = np.random.default_rng(cfg.seed + EVAL_SEED + 1)
     first, vocab = len(tasks.SPECIALS), len(tasks.VOCAB)
     clean, corrupted, answers, wrongs = [], [], [], []
-    for _ in range(n):
-        ids, r, h = tasks.induction_sequence(cfg.complexity, rng)
-        t = int(rng.integers(r + h + 1, r + 2 * h))  # predict ids[t] = ids[t - h]
-        x = ids[:t]
-        x[r : r + h] = rng.integers(first, vocab, size=h).tolist()
-        wrong = x[t - h] if x[t - h] != ids[t] else first + (ids[t] + 1 - first) % (vocab - first)
-        clean.append(ids[:t])
-        corrupted.append(x)
-        answers.append(ids[t])
-        wrongs.append(wrong)
+    while len(clean) < n:
+        if cfg.task == "induction":
+            ids, r, h = tasks.induction_sequence(cfg.complexity, rng)
+            t = int(rng.integers(r + h + 1, r + 2 * h))  # predict ids[t] = ids[t - h]
+            x = ids[:t]
+            x[r : r + h] = rng.integers(first, vocab, size=h).tolist()
+            wrong = (
+                x[t - h] if x[t - h] != ids[t] else first + (ids[t] + 1 - first) % (vocab - first)
+            )
+            clean.append(ids[:t])
+            corrupted.append(x)
+            answers.append(ids[t])
+            wrongs.append(wrong)
+        elif cfg.task == "recall":  # K V pairs, "?", the queried key; the twin asks another key
+            c = cfg.complexity
+            ids, _ = tasks.GENERATORS["recall"](c, rng)
+            keys, values = ids[0 : 2 * c : 2], ids[1 : 2 * c : 2]
+            q = keys.index(ids[2 * c + 1])
+            others = [i for i in range(c) if values[i] != values[q]]
+            if not others:
+                continue
+            other = int(rng.choice(others))
+            clean.append(ids[: 2 * c + 2])
+            corrupted.append([*ids[: 2 * c + 1], keys[other]])
+            answers.append(values[q])
+            wrongs.append(values[other])
+        else:
+            raise InputError(f"no task pairs for the {cfg.task!r} task")
     return TaskBatch(
         f"planted_{cfg.task}",
         from_token_ids(model, clean),
@@ -216,35 +250,52 @@ def task_pairs(model: TransformerBridge, cfg: ToyConfig, n: int = 64) -> TaskBat
     )
 
 
+def copy_tests(
+    cfg: ToyConfig, n: int, rng: np.random.Generator
+) -> list[tuple[list[int], int, int, range]]:
+    """Needle tests on the planted task: (ids, needle start, needle end, query positions).
+    induction: the needle is the segment's first copy, the queries predict the repeated copy;
+    recall: the needle is the queried key's value, the query is the last position."""
+    tests = []
+    for _ in range(n):
+        if cfg.task == "induction":
+            ids, r, h = tasks.induction_sequence(cfg.complexity, rng)
+            tests.append((ids, r, r + h, range(r + h, r + 2 * h - 1)))
+        elif cfg.task == "recall":
+            c = cfg.complexity
+            ids, _ = tasks.GENERATORS["recall"](c, rng)  # pairs, "?", key, its value
+            value = 2 * ids[0 : 2 * c : 2].index(ids[2 * c + 1]) + 1
+            tests.append((ids, value, value + 1, range(2 * c + 1, 2 * c + 2)))
+        else:
+            raise InputError(f"no needle tests for the {cfg.task!r} task")
+    return tests
+
+
 @torch.no_grad()
 def copy_paste_scores(model: TransformerBridge, cfg: ToyConfig, n: int = 64) -> np.ndarray:
-    """[layer, head] retrieval-head score (Wu et al.'s copy-paste rule) on induction sequences:
-    each sequence is a test whose "needle" is the first copy of the segment and whose answer is
-    the repeated copy. At each scored position the model predicts greedily; a head copy-pastes
-    when its top key lies in the first copy and holds the predicted token, adding
-    1 / |answer tokens|. As in the official code a test counts when more than half of its answer
-    is predicted right, and a head's score is the mean over counted tests."""
+    """[layer, head] retrieval-head score (Wu et al.'s copy-paste rule) on needle tests built
+    from the planted task (``copy_tests``). At each query position the model predicts greedily;
+    a head copy-pastes when its top key lies in the needle and holds the predicted token,
+    adding 1 / |answer tokens|. As in the official code a test counts when more than half of
+    its answer is predicted right, and a head's score is the mean over counted tests."""
     from interp.attention import run_heads
     from interp.heads.retrieval import copy_paste_hits
 
-    rng = np.random.default_rng(cfg.seed + EVAL_SEED + 3)
-    seqs = [tasks.induction_sequence(cfg.complexity, rng) for _ in range(n)]
-    batch = from_token_ids(model, [s for s, _, _ in seqs])
+    tests = copy_tests(cfg, n, np.random.default_rng(cfg.seed + EVAL_SEED + 3))
+    batch = from_token_ids(model, [ids for ids, _, _, _ in tests])
     run = run_heads(model, batch, hooks=["pattern"], return_logits=True)
     n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
     argmax = torch.stack([run.pattern(la).argmax(-1) for la in range(n_layers)])  # [L, b, H, q]
     predicted = run.logits.argmax(-1)  # [b, pos]
     per_test = []
-    for b, (ids, r, h) in enumerate(seqs):
+    for b, (ids, start, end, steps) in enumerate(tests):
         prompt = torch.tensor(ids)
-        steps = range(r + h, r + 2 * h - 1)  # query q predicts ids[q + 1], in the repeated copy
         right = [int(predicted[b, q]) == ids[q + 1] for q in steps]
         if sum(right) <= 0.5 * len(right):
             continue
         score = torch.zeros(n_layers, n_heads)
         for q in steps:
-            keys = argmax[:, b, :, q]  # [L, H]
-            score += copy_paste_hits(keys, prompt, r, r + h, int(predicted[b, q]))
+            score += copy_paste_hits(argmax[:, b, :, q], prompt, start, end, int(predicted[b, q]))
         per_test.append(score / len(right))
     if not per_test:
         return np.zeros((n_layers, n_heads))
