@@ -62,6 +62,20 @@ def check_prompt(model: TransformerBridge, prompt: str | None) -> list[int]:
     return batch.tokens[0, :n].tolist()
 
 
+def check_twin(
+    model: TransformerBridge, prompt_ids: list[int], corrupted: str | None, use: str
+) -> None:
+    """A corrupted prompt with as many tokens as the prompt (``use``: what it is for)."""
+    if not corrupted or not corrupted.strip():
+        raise InputError(f"{use} needs a corrupted prompt (same token length)")
+    c_ids = check_prompt(model, corrupted)
+    if len(c_ids) != len(prompt_ids):
+        raise InputError(
+            f"the corrupted prompt has {len(c_ids)} tokens, the prompt {len(prompt_ids)}: "
+            f"{use} goes position by position, so they must match"
+        )
+
+
 def check_head(model: TransformerBridge, layer, head) -> tuple[int, int]:
     n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
     try:
@@ -198,14 +212,7 @@ def ablation_view(
     else:
         extra = {}
         if kind == "resample":
-            if not corrupted:
-                raise InputError("resample ablation needs a corrupted prompt (same token length)")
-            c_ids = check_prompt(model, corrupted)
-            if len(c_ids) != len(ids):
-                raise InputError(
-                    f"the corrupted prompt has {len(c_ids)} tokens, the prompt {len(ids)}: "
-                    "resampling patches position by position, so they must match"
-                )
+            check_twin(model, ids, corrupted, "resample ablation")
             extra["corrupted"] = [corrupted]
         if kind == "mean":
             extra["means"] = means

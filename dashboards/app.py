@@ -28,7 +28,6 @@ from dashboards.analysis import (
     ablation_view,
     check_head,
     first_token,
-    layer_view,
     parse_heads,
 )
 from dashboards.figures import (
@@ -434,9 +433,7 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
     def _view(prompt, layer, head, client):
         session = state.require(client)
         layer, head = check_head(session.model, layer, head)
-        view = state.cached(
-            ("layer", prompt, layer), lambda s: layer_view(s.model, prompt, layer), client
-        )
+        view = state.layer_view(client, prompt, layer)
         return session, view, layer, head
 
     @app.callback(

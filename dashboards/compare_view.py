@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, dcc, html
 
-from dashboards.analysis import MAX_CHARS, LayerView, check_head, layer_view
+from dashboards.analysis import MAX_CHARS, LayerView, check_head
 from dashboards.figures import attention_figure, empty_figure
 from dashboards.state import AppState
 from dashboards.style import ERR, ROW, graph, message, section
@@ -92,12 +92,7 @@ def register(app: Dash, state: AppState) -> None:
         try:
             session = state.require(client)
             layer, head = check_head(session.model, layer, head)
-            views = [
-                state.cached(
-                    ("layer", p, layer), lambda s, p=p: layer_view(s.model, p, layer), client
-                )
-                for p in (prompt, other)
-            ]
+            views = [state.layer_view(client, p, layer) for p in (prompt, other)]
             figs = [
                 attention_figure(v, layer, head, session.causal).update_layout(
                     title=f"{name}: L{layer}.H{head}, {len(v.tokens)} tokens"

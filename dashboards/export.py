@@ -9,7 +9,7 @@ import json
 import dash
 from dash import Dash, Input, Output, State, dcc, html
 
-from dashboards.analysis import check_head, layer_view
+from dashboards.analysis import check_head
 from dashboards.prompt_analysis import rank_table
 from dashboards.state import AppState
 from dashboards.style import ERR, ROW, message
@@ -62,9 +62,7 @@ def payload(state: AppState, client: str | None, which: str, prompt, layer, head
         table = state.cached(("rank", prompt), lambda s: rank_table(s.model, prompt), client)
         return dcc.send_data_frame(table.to_csv, "heads_on_prompt.csv", index=False)
     layer, head = check_head(session.model, layer, head)
-    view = state.cached(
-        ("layer", prompt, layer), lambda s: layer_view(s.model, prompt, layer), client
-    )
+    view = state.layer_view(client, prompt, layer)
     data = {
         "model": session.name, "layer": layer, "head": head, "prompt": prompt,
         "tokens": view.tokens, "pattern": view.pattern[head].float().tolist(),

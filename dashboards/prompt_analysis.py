@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from dashboards.analysis import check_prompt
+from dashboards.analysis import check_prompt, check_twin
 from interp.ablation.heads import head_writes
 from interp.ablation.patching import activation_patching
 from interp.errors import InputError
@@ -96,14 +96,7 @@ def patching_view(
     if not is_causal(model):
         raise InputError("patching by logit difference needs a causal language model")
     ids = check_prompt(model, prompt)
-    if not corrupted or not corrupted.strip():
-        raise InputError("type a corrupted prompt (same token length) to patch from")
-    c_ids = check_prompt(model, corrupted)
-    if len(c_ids) != len(ids):
-        raise InputError(
-            f"the corrupted prompt has {len(c_ids)} tokens, the prompt {len(ids)}: patching is "
-            "position by position, so they must match"
-        )
+    check_twin(model, ids, corrupted, "patching")
     if len(ids) > MAX_PATCH_TOKENS:
         raise InputError(
             f"the prompt has {len(ids)} tokens; patching in the page takes at most "

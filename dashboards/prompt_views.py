@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dash import Dash, Input, Output, State, dcc, html
 
-from dashboards.analysis import check_head, first_token, layer_view
+from dashboards.analysis import check_head, first_token
 from dashboards.figures import atlas_figure, empty_figure
 from dashboards.prompt_analysis import MAX_PATCH_TOKENS, patching_view, rank_table
 from dashboards.prompt_figures import layer_figure, patching_figures, ranked_figure
@@ -95,9 +95,7 @@ def register(app: Dash, state: AppState) -> None:
         try:
             session = state.require(client)
             layer, head = check_head(session.model, layer, head)
-            view = state.cached(
-                ("layer", prompt, layer), lambda s: layer_view(s.model, prompt, layer), client
-            )
+            view = state.layer_view(client, prompt, layer)
             return layer_figure(view, layer, head), ""
         except Exception as e:
             return empty_figure("no layer view"), message(e)

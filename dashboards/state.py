@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 from transformer_lens.model_bridge import TransformerBridge
 
+from dashboards.analysis import LayerView, layer_view
 from dashboards.tables import compute_scores, read_results, read_run
 from interp.errors import InterpError
 from interp.models.info import is_causal
@@ -225,6 +226,13 @@ class AppState:
             if len(session.cache) > CACHE_SIZE:
                 session.cache.popitem(last=False)
             return value
+
+    def layer_view(self, client: str | None, prompt: str, layer: int) -> LayerView:
+        """``prompt`` through ``layer`` of ``client``'s model (``analysis.layer_view``), cached:
+        the attention map, text, layer, comparison and export views share it."""
+        return self.cached(
+            ("layer", prompt, layer), lambda s: layer_view(s.model, prompt, layer), client
+        )
 
     def require(self, client: str | None = None) -> Session:
         session = self.session_for(client)

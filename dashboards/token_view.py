@@ -12,7 +12,7 @@ import dash
 import torch
 from dash import ALL, Dash, Input, Output, State, dcc, html
 
-from dashboards.analysis import check_head, layer_view
+from dashboards.analysis import check_head
 from dashboards.state import AppState
 from dashboards.style import ERR, ROW, message, section
 
@@ -115,9 +115,7 @@ def register(app: Dash, state: AppState) -> None:
         try:
             session = state.require(client)
             layer, head = check_head(session.model, layer, head)
-            view = state.cached(
-                ("layer", prompt, layer), lambda s: layer_view(s.model, prompt, layer), client
-            )
+            view = state.layer_view(client, prompt, layer)
             n = len(view.tokens)
             chosen = n - 1 if selected is None or not 0 <= int(selected) < n else int(selected)
             return token_spans(view.pattern[head], view.tokens, chosen, mode or MODES[0]), ""
