@@ -80,7 +80,7 @@ def configure(detector: Any, config: Any = None, **options: Any) -> Any:
     """The detector's ``Config``: ``config`` as given, or its defaults with ``options`` applied.
     An option the detector does not have, or a value of the wrong type, is an ``InputError``
     that names the detector's options."""
-    cls = type(detector).Config if not isinstance(detector, type) else detector.Config
+    cls = detector.Config  # a class attribute: the detector class or an instance
     name = getattr(detector, "name", cls.__qualname__)
     if config is not None:
         if options:
