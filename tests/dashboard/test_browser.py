@@ -90,6 +90,24 @@ def test_hide_first_token_renormalises_the_map(driver):
     )
 
 
+def test_german_and_japanese_tokens_render_as_characters(driver):
+    """Byte-level pieces of one character show the character their offsets cover in the map's
+    ticks and in the text view, never the replacement character."""
+    d = driver
+    b.set_text(d, "prompt", "Grüße 日本!")
+    d.find_element("id", "analyse-btn").click()
+    fig = b.wait_for(
+        lambda: (f := b.figure(d, "attn-map")) and "日" in str(f["layout"]["xaxis"]["ticktext"])
+        and f, what="map of the German and Japanese prompt",
+    )  # fmt: skip
+    ticks = fig["layout"]["xaxis"]["ticktext"]
+    assert not any("\ufffd" in t for t in ticks) and ticks.count("日") == 3
+    text = b.wait_for(lambda: "日" in (t := b.text_of(d, "tok-text")) and t, what="text view")
+    assert "\ufffd" not in text and "ü" in text
+    b.set_text(d, "prompt", PROMPT)
+    d.find_element("id", "analyse-btn").click()
+
+
 def test_scatter_click_selects_head_and_geometry_follows(driver, app_url):
     d, state = driver, app_url[1]
     scores = state.session.scores
