@@ -169,7 +169,7 @@ def benchmark_model(name: str, sae_epochs: int, progress: bool) -> dict[str, Any
         validation = {
             k2: v.summary[k2]
             for k2 in v.summary
-            if k2 not in ("metric_inputs",) and not isinstance(v.summary[k2], dict)
+            if k2 != "metric_inputs" and not isinstance(v.summary[k2], dict)
         }
     return {
         "model": name,
@@ -252,6 +252,7 @@ def main() -> None:
                 f"{res['model']:<10} validation of induction (top-{v['k']} masked): "
                 f"{v['metric']} drop {v['top_drop']:.3f} vs random "
                 f"{v.get('random_drop_mean', float('nan')):.3f}"
+                + (f" ({v['control_warning']})" if "control_warning" in v else "")
             )
     if missing:
         print(f"not shipped (train with `interp train-toy --planted NAME`): {', '.join(missing)}")

@@ -15,6 +15,7 @@ from interp.cli.common import (
     _fail,
     _load,
     app,
+    console,
     out,
 )
 from interp.errors import InputError, InterpError
@@ -200,4 +201,6 @@ def validate(
             )
     out.print(f"{detector}: baseline {v.metric} = {s['baseline']:.4f}")
     out.print(table)
+    if "control_warning" in s:
+        console.print(f"warning: {s['control_warning']}")
     out.print(f"wrote {', '.join(str(p) for p in paths)}")

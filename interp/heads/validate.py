@@ -161,8 +161,16 @@ def validate(
         "top_drop": float(table["drop"].iloc[1]),
         **_spread(table, "random"),
         **_spread(table, "random_same_layers"),
+        # how many different random k-sets the control can draw at all (1: no control)
+        "random_sets_possible": math.comb(len(rest), k),
         "metric_inputs": metric.inputs,
     }
+    if summary["random_sets_possible"] < n_draws:
+        summary["control_warning"] = (
+            f"only {summary['random_sets_possible']} different random {k}-set(s) exist among "
+            f"the {len(rest)} heads outside the top {exclude}: the random control cannot vary "
+            "(too few heads for this k); read top vs random with care"
+        )
     return Validation(result.name, metric.metric, table, summary)
 
 

@@ -78,6 +78,18 @@ def test_validate_sink_on_tiny(tiny):
     # drop = masked loss - baseline loss (loss: higher is worse)
     np.testing.assert_allclose(t["drop"], t.text_loss - t.text_loss.iloc[0], rtol=1e-6)
     assert v.summary["random_drop_std"] >= 0 and v.summary["k"] == 2
+    assert v.summary["random_sets_possible"] == 15  # C(6, 2): 8 heads, the top 2 excluded
+    assert "control_warning" not in v.summary
+
+
+def test_a_random_control_that_cannot_vary_is_flagged(tiny):
+    """With 8 heads and k = 4 only the 4 heads outside the top remain: every random draw is
+    the same set (the ground-truth benchmark met this), and the summary says so."""
+    res = get_detector("sink").run(tiny, n_tokens=16)
+    v = validate(tiny, res, k=4, n_draws=3, seed=1, progress=False)
+    random_sets = set(v.table[v.table.condition == "random"].heads)
+    assert len(random_sets) == 1 and v.summary["random_sets_possible"] == 1
+    assert "cannot vary" in v.summary["control_warning"]
 
 
 def test_run_validation_writes_files_and_reuses_detector(tiny, tmp_path):
