@@ -236,8 +236,10 @@ def main() -> None:
     missing = sorted(set(args.models.split(",")) - set(names))
     results = [benchmark_model(n, args.sae_epochs, args.progress) for n in names]
     RESULTS.mkdir(exist_ok=True)
-    write_json({"models": results, "not_shipped": missing}, RESULTS / "ground_truth.json")
-    plot(results, RESULTS / "ground_truth.png")
+    # a subset of the models never overwrites the full results
+    stem = "ground_truth" if set(names) == set(PLANTED) else "ground_truth_" + "+".join(names)
+    write_json({"models": results, "not_shipped": missing}, RESULTS / f"{stem}.json")
+    plot(results, RESULTS / f"{stem}.png")
     head = f"{'model':<10} {'method':<41} {'against':<30} {'AUC':>5} {'P':>5} {'R':>5}  labelled"
     print(head)
     for res in results:
@@ -256,7 +258,7 @@ def main() -> None:
             )
     if missing:
         print(f"not shipped (train with `interp train-toy --planted NAME`): {', '.join(missing)}")
-    print(f"wrote {RESULTS / 'ground_truth.json'} and {RESULTS / 'ground_truth.png'}")
+    print(f"wrote {RESULTS / stem}.json and .png")
 
 
 if __name__ == "__main__":
