@@ -18,6 +18,8 @@ precision and recall (of the heads the method labels: a detector's own threshold
 - exhaustive activation patching of ``hook_z`` (|normalised effect|) and the discrete-code SAE
   node score (official setup: 10 training examples) on clean / corrupted task pairs
   (``circuits.planted.task_pairs``), both against the whole circuit;
+- the same SAE on each head's write at the last position (not the official average): how
+  much averaging dilutes a contrast confined to one position;
 - path patching: each layer-0 head as sender, the ground-truth layer-1 heads' keys as
   receivers (K-composition), against the previous-token role among layer-0 heads;
 - causal validation of the induction detector (``interp.heads.validate``): uniform-attention
@@ -61,6 +63,30 @@ def top(scores: np.ndarray, k: int) -> np.ndarray:
 
 def heads_str(mask: np.ndarray, n_heads: int) -> str:
     return ", ".join(f"L{i // n_heads}.H{i % n_heads}" for i in np.flatnonzero(mask)) or "none"
+
+
+def sae_last_position_scores(model, task, sae_epochs: int, seed: int = 0) -> np.ndarray:
+    """Node scores of the discrete-code SAE (official recipe: 10 training examples) on each
+    head's write at the LAST position instead of the official position average: shows how much
+    a contrast confined to one position is diluted by averaging."""
+    import torch
+
+    from circuits.discovery import sae_training_examples
+    from interp.ablation.heads import head_writes
+    from interp.sae import node_scores, train_sae
+
+    def last(batch):
+        weights = torch.zeros(batch.tokens.shape)
+        for i, n in enumerate(batch.lengths):
+            weights[i, n - 1] = 1.0
+        return head_writes(model, batch, weights)
+
+    x = torch.cat([last(task.clean), last(task.corrupted)])
+    positive = np.r_[np.ones(len(task.answer), bool), np.zeros(len(task.answer), bool)]
+    train = sae_training_examples(len(x), 10, seed)
+    sae, _ = train_sae(x[train].reshape(-1, x.shape[-1]), epochs=sae_epochs, seed=seed,
+                       progress=False)  # fmt: skip
+    return node_scores(sae.codes(x).numpy(), positive)
 
 
 def benchmark_model(name: str, sae_epochs: int, progress: bool) -> dict[str, Any]:
@@ -136,6 +162,10 @@ def benchmark_model(name: str, sae_epochs: int, progress: bool) -> dict[str, Any
     sae = found.table.sae_node_score.to_numpy()
     add("activation patching |effect|", "circuit", patch, top(patch, k), secs)
     add("discrete-code SAE node score", "circuit", sae, top(sae, k), secs)
+    t0 = time.perf_counter()
+    last = sae_last_position_scores(model, task, sae_epochs)
+    add("SAE node score, last-position writes", "circuit", last, top(last, k),
+        time.perf_counter() - t0)  # fmt: skip
     receivers = [tuple(h) for h in truth["circuit"] if h[0] == 1]
     if receivers and "previous_token" in role_truth:
         t0 = time.perf_counter()
