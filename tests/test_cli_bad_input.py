@@ -74,6 +74,8 @@ CASES = [
      "write DETECTOR.OPTION=VALUE"),
     ("set-detector-not-scanned", ["scan", "tiny", "--out", "r", "--detectors", "sink", "--set",
                                   "anchor.n_tokens=8"], _nothing, "is not in this scan"),
+    ("planted-unknown", ["train-toy", "--planted", "sinks", "--out", "m"], _nothing,
+     "unknown planted model 'sinks'; choose from induction, recall"),
     ("binary-prompts", ["scan", "tiny", "--out", "r", "--prompts", "p.txt"],
      _file("p.txt", BINARY), "is not a UTF-8 text file"),
     ("binary-sweep-yaml", ["sweep", "s.yaml"], _file("s.yaml", BINARY),
