@@ -25,7 +25,6 @@ from dashboards import (
 )
 from dashboards.analysis import (
     ablation_view,
-    check_head,
     first_token,
     parse_heads,
 )
@@ -283,8 +282,7 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
     )
 
     def _view(prompt, layer, head, client):
-        session = state.require(client)
-        layer, head = check_head(session.model, layer, head)
+        session, layer, head = state.selected_head(client, layer, head)
         view = state.layer_view(client, prompt, layer)
         return session, view, layer, head
 

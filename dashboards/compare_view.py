@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, dcc, html
 
-from dashboards.analysis import MAX_CHARS, LayerView, check_head
+from dashboards.analysis import MAX_CHARS, LayerView
 from dashboards.figures import attention_figure, empty_figure
 from dashboards.state import AppState
 from dashboards.style import ERR, ROW, graph, message, section
@@ -90,8 +90,7 @@ def register(app: Dash, state: AppState) -> None:
         if not other:
             return blank, blank, blank, ""
         try:
-            session = state.require(client)
-            layer, head = check_head(session.model, layer, head)
+            session, layer, head = state.selected_head(client, layer, head)
             views = [state.layer_view(client, p, layer) for p in (prompt, other)]
             figs = [
                 attention_figure(v, layer, head, session.causal).update_layout(

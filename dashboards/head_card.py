@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 from dash import Dash, Input, Output, State, html
 
-from dashboards.analysis import check_head, display_token
+from dashboards.analysis import display_token
 from dashboards.state import AppState, Session
 from dashboards.style import ERR, message, section
 
@@ -141,8 +141,7 @@ def register(app: Dash, state: AppState) -> None:
     )
     def head_card(layer, head, _key, client):
         try:
-            session = state.require(client)
-            layer, head = check_head(session.model, layer, head)
+            session, layer, head = state.selected_head(client, layer, head)
             return card(session, layer, head), ""
         except Exception as e:
             return [], message(e)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dash import Dash, Input, Output, State, dcc, html
 
-from dashboards.analysis import check_head, first_token
+from dashboards.analysis import first_token
 from dashboards.figures import atlas_figure, empty_figure
 from dashboards.prompt_analysis import MAX_PATCH_TOKENS, patching_view, rank_table
 from dashboards.prompt_figures import layer_figure, patching_figures, ranked_figure
@@ -93,8 +93,7 @@ def register(app: Dash, state: AppState) -> None:
     )
     def layer(_, layer, head, _key, prompt, client):
         try:
-            session = state.require(client)
-            layer, head = check_head(session.model, layer, head)
+            session, layer, head = state.selected_head(client, layer, head)
             view = state.layer_view(client, prompt, layer)
             return layer_figure(view, layer, head), ""
         except Exception as e:

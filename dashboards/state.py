@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from transformer_lens.model_bridge import TransformerBridge
 
-from dashboards.analysis import LayerView, layer_view
+from dashboards.analysis import LayerView, check_head, layer_view
 from dashboards.tables import compute_scores, read_results, read_run
 from interp.errors import InterpError
 from interp.models.info import is_causal
@@ -226,6 +226,11 @@ class AppState:
             if len(session.cache) > CACHE_SIZE:
                 session.cache.popitem(last=False)
             return value
+
+    def selected_head(self, client: str | None, layer, head) -> tuple[Session, int, int]:
+        """``client``'s session and the picked head, checked (``analysis.check_head``)."""
+        session = self.require(client)
+        return (session, *check_head(session.model, layer, head))
 
     def layer_view(self, client: str | None, prompt: str, layer: int) -> LayerView:
         """``prompt`` through ``layer`` of ``client``'s model (``analysis.layer_view``), cached:

@@ -12,7 +12,6 @@ import dash
 import torch
 from dash import ALL, Dash, Input, Output, State, dcc, html
 
-from dashboards.analysis import check_head
 from dashboards.state import AppState
 from dashboards.style import ERR, ROW, message, section
 
@@ -113,8 +112,7 @@ def register(app: Dash, state: AppState) -> None:
     )
     def text(_, layer, head, _key, selected, mode, prompt, client):
         try:
-            session = state.require(client)
-            layer, head = check_head(session.model, layer, head)
+            session, layer, head = state.selected_head(client, layer, head)
             view = state.layer_view(client, prompt, layer)
             n = len(view.tokens)
             chosen = n - 1 if selected is None or not 0 <= int(selected) < n else int(selected)
