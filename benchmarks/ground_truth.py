@@ -2,28 +2,35 @@
 
     python benchmarks/ground_truth.py                 # the planted models shipped in circuits/
 
-For each planted model (``circuits.planted``: trained here, ground truth established by
-ablation and stored in ``ground_truth.json``), each method gives every head a score; against the
+For each planted model (``circuits.planted``: trained here, ground truth established causally
+and stored in ``ground_truth.json``: circuits by ablation, sink heads by hiding the first token
+from each head, ``circuits.planted_sinks``), each method gives every head a score; against the
 ground-truth heads of the role the method claims to find it reports ROC AUC (of the score),
 precision and recall (of the heads the method labels: a detector's own threshold, or the top
 |ground truth| heads for the circuit methods):
 
 - detectors (defaults unless named): induction (against the layer-1 role: induction, or
-  retrieval in the recall model), previous_token on text windows (the default) and on repeated
-  random tokens, duplicate_token (no such role is planted: every head it labels is reported, a
-  finding);
+  retrieval in the recall model), previous_token on text windows (the default: refused, the
+  toy vocabulary has no English words), on repeated random tokens and on the model's own
+  prompts, duplicate_token (no such role is planted: every head it labels is reported, a
+  finding), the anchor detector's global heads on the model's prompts (against the heads that
+  read the farthest keys: the layer-1 role, or the sink heads), and in the sink models the
+  sink detector on text samples (refused) and on the model's prompts against the sink heads;
 - the retrieval-head copy-paste rule (Wu et al.; ``circuits.planted.copy_paste_scores``) on
   needle tests built from the task (induction: the segment's first copy is the needle; recall:
   the queried key's value), label score > 0.1, against the layer-1 role;
 - exhaustive activation patching of ``hook_z`` (|normalised effect|) and the discrete-code SAE
   node score (official setup: 10 training examples) on clean / corrupted task pairs
-  (``circuits.planted.task_pairs``), both against the whole circuit;
+  (``circuits.planted.task_pairs``), both against the whole circuit, and the SAE edge score of
+  every head pair against the circuit's edges (a layer-0 role head -> a layer-1 role head);
 - the same SAE on each head's write at the last position (not the official average): how
   much averaging dilutes a contrast confined to one position;
 - path patching: each layer-0 head as sender, the ground-truth layer-1 heads' keys as
   receivers (K-composition), against the previous-token role among layer-0 heads;
 - causal validation of the induction detector (``interp.heads.validate``): uniform-attention
   masking of its top-k heads vs random k-sets (k = the size of the planted role).
+
+The sink models have no task pairs and no copying circuit: only the detector rows apply.
 
 Prints a table; writes ``benchmarks/results/ground_truth.json`` and ``ground_truth.png``.
 """
@@ -38,6 +45,7 @@ from typing import Any
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
+UNKNOWN = "not established"  # no ground truth for this role: heads labelled, nothing scored
 
 
 def score_against(scores: np.ndarray, predicted: np.ndarray, truth: np.ndarray) -> dict:
@@ -100,8 +108,10 @@ def benchmark_model(name: str, sae_epochs: int, progress: bool) -> dict[str, Any
         shipped_folder,
         task_pairs,
     )
+    from circuits.planted_sinks import SINK_TASKS
     from interp.ablation.patching import path_patching
     from interp.defaults import RETRIEVAL_THRESHOLD
+    from interp.errors import InterpError
     from interp.heads import get_detector
     from interp.heads.validate import validate
     from interp.models import load_model
@@ -117,33 +127,57 @@ def benchmark_model(name: str, sae_epochs: int, progress: bool) -> dict[str, Any
 
     def add(method: str, role: str, scores: np.ndarray, predicted: np.ndarray, secs: float):
         target = circuit if role == "circuit" else role_truth.get(role, np.zeros_like(circuit))
+        nan = float("nan")
         rows.append(
             {
                 "model": name,
                 "method": method,
                 "against": role,
                 **score_against(scores, predicted, target),
+                **({"roc_auc": nan, "precision": nan, "recall": nan} if role == UNKNOWN else {}),
                 "labelled": heads_str(predicted, n_heads),
                 "seconds": round(secs, 2),
+                "scores": [round(float(x), 6) for x in scores],
             }
         )
 
+    sink_model = truth["task"] in SINK_TASKS
+    # circuit models: a role not planted has no heads, every head labelled is a finding; the
+    # sink models establish only the sink heads (their backcopy heads are not labelled)
+    none = UNKNOWN if sink_model else "none planted"
+    copy_role = ROLES[name].get(1, none)  # the layer-1 role: induction or retrieval
+    prev_role = "previous_token" if "previous_token" in role_truth else none
+    far_role = "sink" if sink_model else copy_role  # heads that read the farthest keys
+    prompts = {"inputs": "model_prompts"}
     detector_runs = [
-        ("induction", "induction", {}),
-        ("previous_token (text windows)", "previous_token", {}),
-        ("previous_token (repeated tokens)", "previous_token", {"inputs": "repeated_tokens"}),
-        ("duplicate_token", "duplicate_token", {}),
-    ]
-    copy_role = ROLES[name][1]  # the layer-1 role: induction or retrieval
+        ("induction", "induction", {}, copy_role),
+        ("previous_token (text windows)", "previous_token", {}, prev_role),
+        ("previous_token (repeated tokens)", "previous_token", {"inputs": "repeated_tokens"},
+         prev_role),
+        ("previous_token (model prompts)", "previous_token", prompts, prev_role),
+        ("duplicate_token", "duplicate_token", {}, none),
+        ("anchor global heads (model prompts)", "anchor", {**prompts, "n_windows": 16},
+         far_role),
+    ]  # fmt: skip
+    if sink_model:  # sinks are established in the sink models only
+        detector_runs += [
+            ("sink (text samples)", "sink", {}, "sink"),
+            ("sink (model prompts)", "sink", prompts, "sink"),
+        ]
     induction_result = None
-    for method, detector, options in detector_runs:
+    for method, detector, options, role in detector_runs:
         t0 = time.perf_counter()
-        result = get_detector(detector).run(model, **options)
+        try:
+            result = get_detector(detector).run(model, **options)
+        except InterpError as e:  # e.g. English text inputs on a toy vocabulary: a finding
+            rows.append(refused_row(name, method, role, e))
+            continue
         t = result.table
-        role = detector if detector in role_truth or detector == "duplicate_token" else copy_role
         add(method, role, t.score.to_numpy(), t.label.to_numpy(), time.perf_counter() - t0)
         if detector == "induction":
             induction_result = result
+    if sink_model:  # no task pairs, no copying circuit: the sink rows are the benchmark
+        return _result(name, folder, truth, rows, None, None)
     t0 = time.perf_counter()  # the copy-paste rule on the planted task's own needle tests
     copy = copy_paste_scores(model, cfg).reshape(-1)
     add(
@@ -162,6 +196,8 @@ def benchmark_model(name: str, sae_epochs: int, progress: bool) -> dict[str, Any
     sae = found.table.sae_node_score.to_numpy()
     add("activation patching |effect|", "circuit", patch, top(patch, k), secs)
     add("discrete-code SAE node score", "circuit", sae, top(sae, k), secs)
+    first, second = (role_truth[ROLES[name][la]] for la in (0, 1))
+    rows.append(edge_row(name, found.edges, first, second, n_heads, secs))
     t0 = time.perf_counter()
     last = sae_last_position_scores(model, task, sae_epochs)
     add("SAE node score, last-position writes", "circuit", last, top(last, k),
@@ -201,56 +237,147 @@ def benchmark_model(name: str, sae_epochs: int, progress: bool) -> dict[str, Any
             for k2 in v.summary
             if k2 != "metric_inputs" and not isinstance(v.summary[k2], dict)
         }
+    return _result(name, folder, truth, rows, found.summary, validation)
+
+
+def _result(name, folder, truth, rows, discovery, validation) -> dict[str, Any]:
+    cwd = Path.cwd()
     return {
         "model": name,
-        "folder": str(
-            folder.relative_to(Path.cwd()) if folder.is_relative_to(Path.cwd()) else folder
-        ),
-        "ground_truth": {k2: v2 for k2, v2 in truth.items() if k2 != "config"},
-        "discovery": {k2: found.summary[k2] for k2 in found.summary},
+        "folder": str(folder.relative_to(cwd) if folder.is_relative_to(cwd) else folder),
+        "ground_truth": {k: v for k, v in truth.items() if k != "config"},
+        "discovery": discovery,
         "rows": rows,
         "validation": validation,
     }
 
 
+def refused_row(name: str, method: str, role: str, error: Exception) -> dict[str, Any]:
+    nan = float("nan")
+    return {
+        "model": name,
+        "method": method,
+        "against": role,
+        "roc_auc": nan,
+        "precision": nan,
+        "recall": nan,
+        "labelled": f"refused: {error}",
+        "seconds": 0.0,
+    }
+
+
+def edge_row(
+    name: str, edges: np.ndarray, first: np.ndarray, second: np.ndarray, n_heads: int, secs: float
+) -> dict:
+    """The SAE edge score of every pair of heads in different layers (a layer-0 head i, a
+    layer-1 head j: the only pairs that can compose) against the planted circuit's edges: a
+    head of the layer-0 role (``first``) feeding one of the layer-1 role (``second``)."""
+    i, j = np.triu_indices(len(first), k=1)
+    cross = i // n_heads != j // n_heads
+    i, j = i[cross], j[cross]
+    truth = first[i] & second[j]
+    scores = edges[i, j]
+    chosen = top(scores, int(truth.sum()))
+    pairs = [
+        f"L{a // n_heads}.H{a % n_heads}->L{b // n_heads}.H{b % n_heads}"
+        for a, b in zip(i, j, strict=True)
+    ]
+    return {
+        "model": name,
+        "method": "discrete-code SAE edge score",
+        "against": "circuit edges (L0 role -> L1 role)",
+        **score_against(scores, chosen, truth),
+        "labelled": ", ".join(p for p, c in zip(pairs, chosen, strict=True) if c) or "none",
+        "seconds": round(secs, 2),
+    }
+
+
 def plot(results: list[dict], path: Path) -> None:
+    """Per model: the ground truth (left) and every method's ROC AUC (right); for the sink
+    models the right panel plots, per head, the sink detector's score against the causal need."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    heights = [max(4, len(r["rows"])) for r in results]
     fig, axes = plt.subplots(
-        len(results), 2, figsize=(12, 3.2 * len(results)), squeeze=False,
-        gridspec_kw={"width_ratios": [1, 2.4]},
+        len(results), 2, figsize=(12, 0.42 * sum(heights) + 1.0), squeeze=False,
+        gridspec_kw={"width_ratios": [1, 2.4], "height_ratios": heights},
     )  # fmt: skip
     for row, res in zip(axes, results, strict=True):
-        rec = np.array(res["ground_truth"]["recovery"])
-        ax = row[0]
-        im = ax.imshow(rec, vmin=0, vmax=1, cmap="viridis")
-        for la, h in res["ground_truth"]["circuit"]:
-            ax.add_patch(plt.Rectangle((h - 0.5, la - 0.5), 1, 1, fill=False, ec="red", lw=2))
-        ax.set_xticks(range(rec.shape[1]))
-        ax.set_yticks(range(rec.shape[0]))
-        ax.set_xlabel("head")
-        ax.set_ylabel("layer")
-        ax.set_title(f"{res['model']}: recovery alone\n(red: ground truth)", fontsize=10)
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        ax = row[1]
-        names = [f"{r['method']}\nvs {r['against']}" for r in res["rows"]]
-        auc = [r["roc_auc"] for r in res["rows"]]
-        ax.barh(names, np.nan_to_num(auc, nan=0.0), color="tab:blue")
-        for i, r in enumerate(res["rows"]):
-            text = "n/a" if np.isnan(r["roc_auc"]) else f"{r['roc_auc']:.2f}"
-            ax.text(0.01, i, f"AUC {text}  P {r['precision']:.2f}  R {r['recall']:.2f}",
-                    va="center", color="black", fontsize=8,
-                    bbox={"facecolor": "white", "alpha": 0.7, "lw": 0})  # fmt: skip
-        ax.set_xlim(0, 1)
-        ax.invert_yaxis()
-        ax.tick_params(axis="y", labelsize=7)
-        ax.set_xlabel("ROC AUC against the ground truth")
+        truth = res["ground_truth"]
+        _truth_panel(row[0], fig, res["model"], truth)
+        if "first_key_share" in truth:
+            _sink_panel(row[1], res, truth)
+        else:
+            _auc_panel(row[1], res["rows"])
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _truth_panel(ax, fig, model: str, truth: dict) -> None:
+    import matplotlib.pyplot as plt
+
+    if "recovery" in truth:
+        values, kind = np.array(truth["recovery"]), "recovery alone"
+    else:
+        values = np.array(truth["first_key_share"])
+        kind = f"share of the first-key cost\n(all heads: {truth['first_key_cost_all']:.3f} nats)"
+    im = ax.imshow(values, vmin=0, vmax=1, cmap="viridis")
+    for la, h in truth["circuit"]:
+        ax.add_patch(plt.Rectangle((h - 0.5, la - 0.5), 1, 1, fill=False, ec="red", lw=2))
+    ax.set_xticks(range(values.shape[1]))
+    ax.set_yticks(range(values.shape[0]))
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(f"{model}: {kind}\n(red: ground truth)", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+
+
+def _auc_panel(ax, rows: list[dict]) -> None:
+    names = [f"{r['method']} vs {r['against']}" for r in rows]
+    auc = [r["roc_auc"] for r in rows]
+    ax.barh(names, np.nan_to_num(auc, nan=0.0), color="tab:blue")
+    for i, r in enumerate(rows):
+        text = "n/a" if np.isnan(r["roc_auc"]) else f"{r['roc_auc']:.2f}"
+        p, rc = r["precision"], r["recall"]
+        label = "refused" if r["labelled"].startswith("refused") else f"P {p:.2f}  R {rc:.2f}"
+        ax.text(0.01, i, f"AUC {text}  {label}", va="center", color="black", fontsize=7,
+                bbox={"facecolor": "white", "alpha": 0.7, "lw": 0})  # fmt: skip
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_xlabel("ROC AUC against the ground truth")
+
+
+def _sink_panel(ax, res: dict, truth: dict) -> None:
+    """Per head: the sink detector's score (mean s_0 on the model's prompts) against the share
+    of the first-key cost when it alone loses the first key; dashed: the detector's threshold."""
+    from interp.defaults import SINK_HEAD_THRESHOLD
+
+    (row,) = [r for r in res["rows"] if r["method"] == "sink (model prompts)"]
+    share = np.array(truth["first_key_share"]).reshape(-1)
+    score = np.array(row["scores"])
+    n_heads = len(truth["first_key_share"][0])
+    sink = np.zeros(len(share), dtype=bool)
+    for la, h in truth["circuit"]:
+        sink[la * n_heads + h] = True
+    ax.scatter(score[~sink], share[~sink], color="tab:blue", label="not a sink (ground truth)")
+    ax.scatter(score[sink], share[sink], color="tab:red", label="sink head (ground truth)")
+    for i, (x, y) in enumerate(zip(score, share, strict=True)):
+        ax.annotate(f"L{i // n_heads}.H{i % n_heads}", (x, y), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    ax.axvline(SINK_HEAD_THRESHOLD, color="gray", ls="--", lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.05, 1)
+    ax.set_xlabel("sink detector score: mean s_0 on the model's prompts (label > 0.3, dashed)")
+    ax.set_ylabel("first key hidden from this head:\nshare of the cost of all", fontsize=8)
+    auc = "n/a" if np.isnan(row["roc_auc"]) else f"{row['roc_auc']:.2f}"
+    ax.set_title(f"{res['model']}: attention on the first token vs needing it (AUC {auc})",
+                 fontsize=9)  # fmt: skip
+    ax.legend(fontsize=7, loc="upper left")
 
 
 def main() -> None:
@@ -276,7 +403,7 @@ def main() -> None:
         for r in res["rows"]:
             print(
                 f"{r['model']:<10} {r['method']:<41} {r['against']:<30} {r['roc_auc']:5.2f} "
-                f"{r['precision']:5.2f} {r['recall']:5.2f}  {r['labelled']}"
+                f"{r['precision']:5.2f} {r['recall']:5.2f}  {r['labelled'][:70]}"
             )
         if res["validation"]:
             v = res["validation"]

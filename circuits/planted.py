@@ -2,17 +2,18 @@
 ground-truth heads established causally and stored next to the weights.
 
 ``PLANTED`` holds the recipes (``circuits.toy.ToyConfig``: attention-only, 2 layers x 4 heads,
-dot-product attention, seeded). ``interp train-toy --planted NAME`` trains one and writes
-``ground_truth.json``; the trained folders ship in ``circuits/data/planted/NAME`` so tests and
-``benchmarks/ground_truth.py`` need no training.
+dot-product attention, seeded): ``induction`` and ``recall`` (circuits, below), ``sink`` and its
+negative ``no_bos`` (attention sinks, ``circuits.planted_sinks``). ``interp train-toy --planted
+NAME`` trains one and writes ``ground_truth.json``; the trained folders ship in
+``circuits/data/planted/NAME`` so tests and ``benchmarks/ground_truth.py`` need no training.
 
-Ground truth (``establish_ground_truth``), measured on held-out task sequences with heads
-mean-ablated (``hook_z`` set to its mean over the real tokens of those sequences); a task drop is
-normalised, (acc - acc_ablated) / (acc - baseline), so 1 = the mechanism is gone. The baseline
-is what a model without the planted mechanism still gets (``mechanism_baseline``): uniform
-guessing for ``induction`` (1/45), and for ``recall`` a guess among the values present in the
-prompt (1/c): without key-value binding a model can still copy *a* value, and that is not the
-mechanism planted.
+Ground truth of the circuit models (``establish_ground_truth``), measured on held-out task
+sequences with heads mean-ablated (``hook_z`` set to its mean over the real tokens of those
+sequences); a task drop is normalised, (acc - acc_ablated) / (acc - baseline), so 1 = the
+mechanism is gone. The baseline is what a model without the planted mechanism still gets
+(``mechanism_baseline``): uniform guessing for ``induction`` (1/45), and for ``recall`` a guess
+among the values present in the prompt (1/c): without key-value binding a model can still copy
+*a* value, and that is not the mechanism planted.
 
 1. ``layer_drop``: every head of a layer ablated together. Each stage of the mechanism sits in
    one layer, so each layer's drop must be >= ``DESTROYED`` (0.9), else the model solved the
@@ -69,10 +70,16 @@ PLANTED: dict[str, ToyConfig] = {
     "recall": replace(
         _BASE, task="recall", complexity=4, steps=600, batch_size=256, d_head=32, lr=1e-3
     ),
+    # attention sinks and their negative (circuits.planted_sinks): every prediction is scored
+    "sink": replace(_BASE, task="backcopy", complexity=4, steps=1500, embed_norm=True),
+    "no_bos": replace(_BASE, task="backcopy_no_bos", complexity=4, steps=1500, embed_norm=True),
 }
+# the circuit models' roles by layer; the sink models have one role, "sink", of any layer
 ROLES: dict[str, dict[int, str]] = {
     "induction": {0: "previous_token", 1: "induction"},
     "recall": {0: "previous_token", 1: "retrieval"},
+    "sink": {},
+    "no_bos": {},
 }
 SHIPPED = Path(__file__).parent / "data" / "planted"
 
@@ -182,13 +189,42 @@ def establish_ground_truth(
     }
 
 
+def establish(model: TransformerBridge, name: str) -> dict[str, Any]:
+    """The ground truth of planted model ``name``: a circuit by ablation, or sinks by hiding
+    the first token (``circuits.planted_sinks``)."""
+    from circuits.planted_sinks import establish_sink_truth, is_sink_task
+
+    cfg = PLANTED[check_name(name)]
+    if is_sink_task(cfg):
+        return establish_sink_truth(model, cfg)
+    return establish_ground_truth(model, cfg, ROLES[name])
+
+
+def describe(truth: dict[str, Any]) -> str:
+    """One line on a stored ground truth (for the CLI)."""
+    from circuits.planted_sinks import SINK_TASKS, describe_sink_truth
+
+    if truth["task"] in SINK_TASKS:
+        return describe_sink_truth(truth)
+    roles = "; ".join(
+        f"{role}: {', '.join(f'L{la}.H{h}' for la, h in heads) or 'none'}"
+        for role, heads in truth["roles"].items()
+    )
+    return (
+        f"held-out accuracy {truth['accuracy']:.3f} (chance {truth['chance']:.3f}); ground "
+        f"truth by ablation: {roles}; ablating a whole layer costs "
+        f"{', '.join(f'{d:.0%}' for d in truth['layer_drop'])} of the task, all heads outside "
+        f"the circuit {truth['others_drop']:.0%}"
+    )
+
+
 def train_planted(name: str, out: Path, *, progress: bool = True) -> dict[str, Any]:
     """Train planted model ``name`` into ``out`` and write its ``ground_truth.json``."""
     from interp.models import load_model
 
     cfg = PLANTED[check_name(name)]
     train_toy(cfg, out, progress=progress)
-    truth = establish_ground_truth(load_model(str(out)), cfg, ROLES[name])
+    truth = establish(load_model(str(out)), name)
     write_json({"name": name, **truth}, Path(out) / "ground_truth.json")
     return truth
 

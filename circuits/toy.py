@@ -45,6 +45,10 @@ class ToyConfig:
     d_head: int = 16
     n_eval: int = 1000
     attn_only: bool = False  # MLPs zeroed and frozen: every mechanism lives in the heads
+    # token embeddings renormalised to their initial mean norm after every step: a head cannot be
+    # silenced at some tokens by shrinking their embeddings (the final RMSNorm would scale its
+    # write up there and down elsewhere); see circuits.planted_sinks
+    embed_norm: bool = False
     extra: dict = field(default_factory=dict)
 
     def check(self) -> ToyConfig:
@@ -118,6 +122,19 @@ def evaluate(model, cfg: ToyConfig, seed_offset: int = 10_000_000) -> float:
     return float(correct / total)
 
 
+def _embedding_norm_keeper(model: LlamaForCausalLM):
+    """A function that puts every token embedding back to the initial mean row norm."""
+    weight = model.model.embed_tokens.weight
+    norm = float(weight.detach().norm(dim=-1).mean())
+
+    @torch.no_grad()
+    def keep() -> None:
+        weight.mul_(norm / weight.norm(dim=-1, keepdim=True))
+
+    keep()
+    return keep
+
+
 def train_toy(
     cfg: ToyConfig, out: Path | None = None, *, progress: bool = True
 ) -> tuple[LlamaForCausalLM, dict]:
@@ -134,6 +151,7 @@ def train_toy(
         return 0.5 * (1 + math.cos(math.pi * frac))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    keep_norm = _embedding_norm_keeper(model) if cfg.embed_norm else (lambda: None)
     t0 = time.perf_counter()
     losses = []
     bar = tqdm(
@@ -151,6 +169,7 @@ def train_toy(
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         sched.step()
+        keep_norm()
         losses.append(float(loss.detach()))
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss:.3f}", acc=f"{float(correct / total):.2f}")

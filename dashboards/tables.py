@@ -20,7 +20,7 @@ from interp.errors import InputError, InterpError
 from interp.heads import detector_names, get_detector
 from interp.heads.base import DetectorResult
 from interp.models.info import is_causal
-from interp.prompts import load_prompts
+from interp.prompts import load_prompts, model_prompts_file
 from interp.run_folder import RunFolder
 from interp.scan import SCORES, head_stats_table
 
@@ -88,9 +88,8 @@ def compute_scores(
     names = detector_names(causal=is_causal(model), dashboard=True)
     skipped: dict[str, str] = {}
     step("head statistics", 0.0)
-    own = Path(str(model.cfg.model_name)) / "prompts.txt"  # e.g. written by interp train-toy
     try:
-        prompts = load_prompts(own if own.is_file() else None)
+        prompts = load_prompts(model_prompts_file(model))  # e.g. written by interp train-toy
         stats = head_stats_table(model, prompts, progress=False)
     except InterpError as e:
         stats, skipped["head statistics"] = None, str(e)

@@ -32,6 +32,13 @@ def load_prompts(path: Path | None = None) -> list[str]:
     return prompts
 
 
+def model_prompts_file(model: Any) -> Path | None:
+    """The ``prompts.txt`` a model folder ships (``interp train-toy`` writes one: the task's own
+    sequences), or None. Detectors with ``inputs="model_prompts"`` and the dashboard read it."""
+    own = Path(str(model.cfg.model_name)) / "prompts.txt"
+    return own if own.is_file() else None
+
+
 PROMPT_SOURCES = "interp.prompt_sources"
 
 

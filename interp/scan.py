@@ -29,7 +29,7 @@ from interp.heads import detector_names, get_detector
 from interp.heads.base import DetectorResult, config_dict
 from interp.heads.summary import detectors_md
 from interp.models.info import is_causal, model_info, model_key, n_kv_heads
-from interp.prompts import default_prompts_file, load_prompts
+from interp.prompts import default_prompts_file, load_prompts, model_prompts_file
 from interp.report import heatmap_grid, versions
 from interp.run_folder import RunFolder
 from interp.stats.dense import head_summary
@@ -170,7 +170,9 @@ def scan(
 
     ``detectors``: names from ``interp.heads.REGISTRY`` (default all); ``grid``: the retrieval
     grid, ``small`` (default, minutes on a CPU) or ``large`` (up to 8k tokens); ``options``:
-    detector name -> fields of its ``Config`` (e.g. ``{"sink": {"n_tokens": 128}}``).
+    detector name -> fields of its ``Config`` (e.g. ``{"sink": {"n_tokens": 128}}``);
+    ``prompts_file`` (the head statistics' prompts): default the model folder's prompts.txt
+    where it ships one (``interp train-toy`` writes the task's sequences), else the bundled set.
     """
     out = Path(out)
     folder = RunFolder(out)
@@ -179,6 +181,7 @@ def scan(
 
 
 def _scan(model, folder: RunFolder, prompts_file, batch_size, detectors, grid, options, progress):
+    prompts_file = prompts_file or model_prompts_file(model)  # a toy model's own task sequences
     out = folder.root
     prompts = load_prompts(prompts_file)
     info = model_info(model).as_dict()

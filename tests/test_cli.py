@@ -80,7 +80,7 @@ def test_scan_writes_run_folder_and_resumes(tmp_path):
     third = runner.invoke(app, [*args, "--set", "sink.n_tokens=16", "--set", "sink.threshold=0.5"])
     assert third.exit_code == 0, third.output
     config = json.loads((out / "manifest.json").read_text())["detectors"]["sink"]["config"]
-    assert config == {"n_tokens": 16, "threshold": 0.5, "streaming": None}
+    assert config == {"n_tokens": 16, "threshold": 0.5, "streaming": None, "inputs": "text"}
 
 
 def test_scan_missing_prompt_file_is_a_clean_error(tmp_path):

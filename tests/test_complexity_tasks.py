@@ -49,3 +49,27 @@ def test_same_seed_same_data_and_clear_errors():
         T.sample("sorting", 2, 4, 0)
     with pytest.raises(InputError, match="out of range"):
         T.sample("recall", 17, 4, 0)
+
+
+@pytest.mark.parametrize("task", ["backcopy", "backcopy_no_bos"])
+def test_backcopy_follows_the_bigram_table_and_copies_after_triggers(task):
+    """Every token after the first content token is a bigram successor of the one before, a
+    trigger (D0 .. D{c-1}), or, after a trigger, a copy of the token before the trigger; every
+    prediction after the first content token is scored; <bos> only in ``backcopy``."""
+    c = 3
+    b = T.sample(task, c, 200, seed=3)
+    bos = int(task == "backcopy")
+    assert b.ids.shape == (200, T.BACKCOPY_LENGTH + bos)
+    assert (b.ids[:, 0] == T.INDEX["<bos>"]).all() == bool(bos)
+    assert not b.scored[:, : bos + 1].any() and b.scored[:, bos + 1 :].all()
+    triggers = {T.INDEX[f"D{i}"] for i in range(c)}
+    n_copies = 0
+    for row in b.ids.tolist():
+        x = row[bos:]
+        for t in range(1, len(x)):
+            if x[t - 1] in triggers:
+                assert x[t] == x[t - 2]
+                n_copies += 1
+            else:
+                assert x[t] in triggers or x[t] in T.BIGRAMS[x[t - 1]]
+    assert n_copies > 200  # ~0.15 of the steps are triggers

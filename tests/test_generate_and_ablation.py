@@ -92,3 +92,38 @@ def test_uniform_attention_pattern(tiny):
 def test_uniform_hooks_reject_missing_heads(tiny):
     with pytest.raises(InputError, match="do not exist"):
         uniform_attention_hooks(tiny, [(5, 0)])
+
+
+def test_first_key_mask_renormalises_rows_without_key_zero(tiny):
+    """Hiding key 0 from a head gives, for every query after it, the clean row with key 0
+    removed and renormalised (the softmax of the other scores); query 0 and other heads keep
+    their clean rows. Reference: the unhooked run's own pattern."""
+    from interp.ablation import first_key_mask_hooks
+
+    batch = tokenize(tiny, ["a longer prompt here", "short"])
+    got = {}
+
+    def grab(x, hook):
+        got[hook.name] = x.detach().clone()
+
+    name = "blocks.1.attn.hook_pattern"
+    with torch.no_grad():
+        tiny.run_with_hooks(
+            batch.tokens, attention_mask=batch.attention_mask, fwd_hooks=[(name, grab)]
+        )
+        clean = got[name]
+        hooks = first_key_mask_hooks(tiny, [(1, 2)])
+        tiny.run_with_hooks(
+            batch.tokens, attention_mask=batch.attention_mask, fwd_hooks=[*hooks, (name, grab)]
+        )
+    hidden = got[name]
+    for b, n in enumerate(batch.lengths):
+        a, c = hidden[b, 2, :n, :n], clean[b, 2, :n, :n]
+        expected = c.clone()
+        expected[1:, 0] = 0
+        expected[1:] /= expected[1:].sum(-1, keepdim=True)
+        torch.testing.assert_close(a, expected)
+        assert a[0, 0] == 1.0
+    torch.testing.assert_close(hidden[:, [0, 1, 3]], clean[:, [0, 1, 3]])
+    with pytest.raises(InputError, match="do not exist"):
+        first_key_mask_hooks(tiny, [(0, 9)])

@@ -169,12 +169,19 @@ def test_detector_options_are_checked_against_the_config():
     from interp.heads.base import config_dict, configure
 
     sink = get_detector("sink")
-    assert config_dict(sink) == {"n_tokens": 64, "threshold": 0.3, "streaming": None}
+    assert config_dict(sink) == {
+        "n_tokens": 64,
+        "threshold": 0.3,
+        "streaming": None,
+        "inputs": "text",
+    }
     assert configure(sink, n_tokens=32).n_tokens == 32
     with pytest.raises(InputError, match=r"no option n_token; its options: n_tokens=64"):
         configure(sink, n_token=32)
     with pytest.raises(InputError, match="n_tokens='32' should be int"):
         configure(sink, n_tokens="32")
+    with pytest.raises(InputError, match="sink inputs must be one of 'text', 'model_prompts'"):
+        configure(sink, inputs="prompts")  # a value, checked by the Config itself
     anchor = configure(get_detector("anchor"), layers=[3, 4])
     assert anchor.layers == (3, 4) and hash(anchor)
     with pytest.raises(InputError, match="either a config or options"):

@@ -15,6 +15,15 @@ them is a multi-task setting (a task token first, sequences right-padded to one 
   after itself; the repeated copy (after its first token) is scored. The offset varies, so no
   fixed-distance head can solve it: a model must find the earlier occurrence of the current
   token and copy the token after it (an induction circuit). Not part of mixtures. Chance 1/45.
+- ``backcopy`` (planted attention sinks, ``circuits.planted_sinks``; the Bigram-Backcopy task
+  of Guo et al. 2024, "Active-dormant attention heads"): ``<bos>`` then 16 tokens. Keys and
+  values (32 content tokens) follow a fixed random bigram table (two successors each, equally
+  likely); after a content token, with probability 0.15 one of ``c`` trigger tokens (``D0`` ..)
+  comes next instead; after a trigger, the token before the trigger is copied (backcopy). Every
+  prediction after the first content token is scored. A head that copies must do so only after
+  triggers and idle elsewhere: the known setting in which attention sinks form.
+  ``backcopy_no_bos`` is the same sequences without ``<bos>`` (the negative). Not part of
+  mixtures. Chance 1/45.
 - ``delay_sum``: digits ``x_t = (x_{t-1} + ... + x_{t-c}) mod 10`` after ``c`` random seeds
   (``c = 1`` copies, ``c = 2`` is Fibonacci mod 10, ...), 24 tokens. Every generated digit is
   scored. Complexity ``c`` = how many earlier tokens each prediction combines. Chance 1/10.
@@ -44,8 +53,16 @@ TASK_TOKENS = tuple(f"T_{t}" for t in TASKS)
 VOCAB: tuple[str, ...] = (*SPECIALS, "?", *KEYS, *VALUES, *DIGITS, *TASK_TOKENS)
 INDEX = {tok: i for i, tok in enumerate(VOCAB)}
 PAD = INDEX["<pad>"]
-MAX_COMPLEXITY = {"recall": N_KEYS, "delay_sum": 8, "induction": 32}
+MAX_COMPLEXITY = {
+    "recall": N_KEYS,
+    "delay_sum": 8,
+    "induction": 32,
+    "backcopy": N_DIGITS,
+    "backcopy_no_bos": N_DIGITS,
+}
 INDUCTION_LENGTH = 64
+BACKCOPY_LENGTH, TRIGGER_RATE, N_SUCCESSORS = 16, 0.15, 2
+CONTENT = (*KEYS, *VALUES)
 
 
 @dataclass
@@ -90,10 +107,47 @@ def _induction(c: int, rng: np.random.Generator) -> tuple[list[int], list[bool]]
     return ids, scored
 
 
+def bigram_table(seed: int = 12345) -> dict[int, list[int]]:
+    """The fixed bigram successors of the backcopy task: content token id -> its successors."""
+    rng = np.random.default_rng(seed)
+    ids = [INDEX[t] for t in CONTENT]
+    return {c: [int(x) for x in rng.choice(ids, N_SUCCESSORS, replace=False)] for c in ids}
+
+
+BIGRAMS = bigram_table()
+
+
+def backcopy_sequence(c: int, rng: np.random.Generator) -> list[int]:
+    """``BACKCOPY_LENGTH`` tokens: bigram steps, triggers (``D0`` .. ``D{c-1}``) and after each
+    trigger a copy of the token before it."""
+    triggers = [INDEX[f"D{i}"] for i in range(c)]
+    x = [INDEX[str(rng.choice(CONTENT))]]
+    while len(x) < BACKCOPY_LENGTH:
+        if x[-1] in triggers:
+            x.append(x[-2])
+        elif rng.random() < TRIGGER_RATE:
+            x.append(int(rng.choice(triggers)))
+        else:
+            x.append(int(rng.choice(BIGRAMS[x[-1]])))
+    return x
+
+
+def _backcopy(c: int, rng: np.random.Generator) -> tuple[list[int], list[bool]]:
+    x = backcopy_sequence(c, rng)
+    return [INDEX["<bos>"], *x], [False, False] + [True] * (len(x) - 1)
+
+
+def _backcopy_no_bos(c: int, rng: np.random.Generator) -> tuple[list[int], list[bool]]:
+    x = backcopy_sequence(c, rng)
+    return x, [False] + [True] * (len(x) - 1)
+
+
 GENERATORS: dict[str, Callable[[int, np.random.Generator], tuple[list[int], list[bool]]]] = {
     "recall": _recall,
     "delay_sum": _delay_sum,
     "induction": _induction,
+    "backcopy": _backcopy,
+    "backcopy_no_bos": _backcopy_no_bos,
 }
 
 
@@ -103,8 +157,8 @@ def parse_tasks(spec: str | Sequence[str]) -> list[str]:
     bad = [t for t in names if t not in GENERATORS]
     if not names or bad:
         raise InputError(
-            f"unknown task(s) {bad or spec!r}; use one or more of {', '.join(TASKS)}, or "
-            "induction alone"
+            f"unknown task(s) {bad or spec!r}; use one or more of {', '.join(TASKS)}, or one "
+            f"of {', '.join(t for t in GENERATORS if t not in TASKS)} alone"
         )
     names = list(dict.fromkeys(names))
     if len(names) > 1 and any(t not in TASKS for t in names):
@@ -155,6 +209,8 @@ def chance(tasks: str | Sequence[str]) -> float:
         "recall": 1 / N_VALUES,
         "delay_sum": 1 / N_DIGITS,
         "induction": 1 / (len(VOCAB) - len(SPECIALS)),
+        "backcopy": 1 / (len(VOCAB) - len(SPECIALS)),
+        "backcopy_no_bos": 1 / (len(VOCAB) - len(SPECIALS)),
     }
     names = parse_tasks(tasks)
     return float(np.mean([per[t] for t in names]))

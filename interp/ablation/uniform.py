@@ -1,9 +1,10 @@
-"""Uniform-attention ablation ("masking" a head in Wu et al. 2024, docs/methods.md section 1).
+"""Interventions on attention scores: uniform attention ("masking" a head in Wu et al. 2024,
+docs/methods.md section 1) and hiding the first key (the causal test of an attention sink).
 
-A masked head's pre-softmax scores are set to 0 on every key the query may see, so after the
-softmax it attends uniformly over its visible context. Keys hidden by the causal or padding
-mask stay hidden: the bridge's ``hook_attn_scores`` already holds the mask as a very negative
-value, and only entries above half the dtype's minimum are overwritten.
+A uniformly masked head's pre-softmax scores are set to 0 on every key the query may see, so
+after the softmax it attends uniformly over its visible context. Keys hidden by the causal or
+padding mask stay hidden: the bridge's ``hook_attn_scores`` already holds the mask as a very
+negative value, and only entries above half the dtype's minimum are overwritten.
 """
 
 from __future__ import annotations
@@ -33,6 +34,31 @@ def check_heads(
     return heads
 
 
+def score_hooks(
+    model: TransformerBridge,
+    heads: Iterable[tuple[int, int]],
+    edit: Callable[[torch.Tensor], torch.Tensor],
+) -> list[tuple[str, Callable]]:
+    """Forward hooks on ``hook_attn_scores`` that replace the scores of each (layer, head) in
+    ``heads`` by ``edit(scores)`` ([batch, head, query, key] -> same shape, the selected heads
+    only)."""
+    by_layer: dict[int, list[int]] = defaultdict(list)
+    for layer, h in check_heads(model, heads):
+        by_layer[layer].append(h)
+
+    def make(idx: list[int]) -> Callable:
+        index = sorted(set(idx))
+
+        def hook(scores: torch.Tensor, hook) -> torch.Tensor:
+            scores = scores.clone()
+            scores[:, index] = edit(scores[:, index])
+            return scores
+
+        return hook
+
+    return [(act_name("attn_scores", layer), make(idx)) for layer, idx in by_layer.items()]
+
+
 def uniform_attention_hooks(
     model: TransformerBridge, heads: Iterable[tuple[int, int]]
 ) -> list[tuple[str, Callable]]:
@@ -41,20 +67,26 @@ def uniform_attention_hooks(
     Use with ``model.hooks(fwd_hooks=...)``, ``model.run_with_hooks`` or
     ``interp.generate.greedy_decode(fwd_hooks=...)``.
     """
-    by_layer: dict[int, list[int]] = defaultdict(list)
-    for layer, h in check_heads(model, heads):
-        by_layer[layer].append(h)
 
-    def make(idx: list[int]) -> Callable:
-        index = sorted(set(idx))
+    def uniform(sel: torch.Tensor) -> torch.Tensor:
+        visible = sel > torch.finfo(sel.dtype).min / 2
+        return torch.where(visible, torch.zeros_like(sel), sel)
 
-        def hook(scores: torch.Tensor, hook) -> torch.Tensor:  # [batch, head, query, key]
-            sel = scores[:, index]
-            visible = sel > torch.finfo(sel.dtype).min / 2
-            scores = scores.clone()
-            scores[:, index] = torch.where(visible, torch.zeros_like(sel), sel)
-            return scores
+    return score_hooks(model, heads, uniform)
 
-        return hook
 
-    return [(act_name("attn_scores", layer), make(idx)) for layer, idx in by_layer.items()]
+def first_key_mask_hooks(
+    model: TransformerBridge, heads: Iterable[tuple[int, int]]
+) -> list[tuple[str, Callable]]:
+    """Forward hooks that hide key 0 (the first token: a BOS, or the sequence's first token)
+    from every query after it in each (layer, head) of ``heads``; the softmax spreads that
+    attention over the other visible keys in proportion to theirs. Query 0 keeps key 0 (in a
+    decoder it sees nothing else). The causal test of a sink: does the head need to park its
+    attention on the first token?"""
+
+    def hide_first(sel: torch.Tensor) -> torch.Tensor:
+        sel = sel.clone()
+        sel[:, :, 1:, 0] = torch.finfo(sel.dtype).min
+        return sel
+
+    return score_hooks(model, heads, hide_first)

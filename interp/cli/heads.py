@@ -73,7 +73,10 @@ def scan(
     ),
     prompts: Annotated[
         Path | None,
-        typer.Option(help="Prompt file, one prompt per line ('\\n' = newline). Default: bundled."),
+        typer.Option(
+            help="Prompt file, one prompt per line ('\\n' = newline). Default: the model "
+            "folder's prompts.txt if it has one (toy models), else the bundled prompts."
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Prompts per forward pass.")] = 4,
     detectors: Annotated[

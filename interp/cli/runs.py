@@ -37,9 +37,10 @@ def train_toy_cmd(
     planted: Annotated[
         str | None,
         typer.Option(
-            help="Train a model with a planted mechanism (induction, recall) from its fixed "
-            "recipe (the other options are ignored) and write ground_truth.json: its circuit "
-            "established by ablation (circuits.planted)."
+            help="Train a model with a planted mechanism (induction, recall, sink, no_bos) "
+            "from its fixed recipe (the other options are ignored) and write "
+            "ground_truth.json: its circuit established by ablation, or its sink heads by "
+            "hiding the first token (circuits.planted)."
         ),
     ] = None,
 ) -> None:
@@ -79,7 +80,7 @@ def train_toy_cmd(
 
 
 def _train_planted(name: str, folder: Path | None, force: bool) -> None:
-    from circuits.planted import check_name, load_ground_truth, train_planted
+    from circuits.planted import check_name, describe, load_ground_truth, train_planted
 
     try:
         check_name(name)
@@ -91,16 +92,7 @@ def _train_planted(name: str, folder: Path | None, force: bool) -> None:
             truth = train_planted(name, folder)
     except InterpError as e:
         _fail(e)
-    roles = "; ".join(
-        f"{role}: {', '.join(f'L{la}.H{h}' for la, h in heads) or 'none'}"
-        for role, heads in truth["roles"].items()
-    )
-    out.print(
-        f"planted {name}: held-out accuracy {truth['accuracy']:.3f} (chance "
-        f"{truth['chance']:.3f}); ground truth by ablation: {roles}; ablating a whole layer "
-        f"costs {', '.join(f'{d:.0%}' for d in truth['layer_drop'])} of the task, all heads "
-        f"outside the circuit {truth['others_drop']:.0%}; saved {folder}"
-    )
+    out.print(f"planted {name}: {describe(truth)}; saved {folder}")
 
 
 @app.command()

@@ -37,7 +37,12 @@ from transformer_lens.model_bridge import TransformerBridge
 from interp.defaults import FAI_WINDOW, GROUP_FRACTION, LONG_INPUT, TOKEN_FRACTION, WAAD_WINDOW
 from interp.errors import InputError
 from interp.heads.base import DetectorResult, configure, head_frame, register
-from interp.heads.inputs import all_patterns, haystack_windows
+from interp.heads.inputs import (
+    all_patterns,
+    check_inputs,
+    haystack_windows,
+    model_prompt_samples,
+)
 from interp.models.info import is_causal
 from interp.stats import dense
 from interp.stats.dense import attention_span
@@ -177,12 +182,18 @@ class AnchorConfig:
     """Options of the anchor analysis: ``n_windows`` haystack windows of ``n_tokens``, the
     analysed ``layers`` (None / "paper": the paper's 5 evenly spaced in [L/3, 2L/3];
     "middle_third"; or layer indices)
-    and ``streaming`` (None: when ``n_tokens`` > 512)."""
+    and ``streaming`` (None: when ``n_tokens`` > 512). ``inputs``: "text" (haystack windows)
+    or "model_prompts" (the model folder's prompts.txt, at most ``n_windows`` of them, all cut
+    to the shortest one's length and to ``n_tokens``)."""
 
     n_tokens: int = 256
     n_windows: int = 4
     layers: tuple[int, ...] | str | None = None
     streaming: bool | None = None
+    inputs: str = "text"
+
+    def __post_init__(self) -> None:  # a bad value fails before any model loads
+        check_inputs("anchor", self.inputs)
 
 
 @register
@@ -218,7 +229,12 @@ class AnchorDetector:
         n_tokens, n_windows = c.n_tokens, c.n_windows
         if not is_causal(model):
             raise InputError("anchor heads are defined for causal (decoder) models")
-        batch = haystack_windows(model, n_tokens, n_windows)
+        if c.inputs == "text":
+            batch, kind = haystack_windows(model, n_tokens, n_windows), "haystack windows"
+        else:
+            batch = model_prompt_samples(model, n_tokens, n_windows, equal=True)
+            kind, n_windows = "the model folder's prompts", len(batch.lengths)
+            n_tokens = batch.lengths[0]
         streaming = n_tokens > LONG_INPUT if c.streaming is None else c.streaming
         span, w_all, f_all = (_streamed if streaming else _dense)(model, batch)
         layers = analysed_layers(int(model.cfg.n_layers), c.layers)
@@ -253,7 +269,7 @@ class AnchorDetector:
             ignore_index=True,
         )
         inputs: dict[str, Any] = {
-            "kind": "haystack windows",
+            "kind": kind,
             "path": "streaming" if streaming else "dense",
             "n_windows": n_windows,
             "n_tokens": n_tokens,

@@ -18,7 +18,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.defaults import CLASSIC_THRESHOLD
 from interp.heads.base import DetectorResult, configure, head_frame
-from interp.heads.inputs import all_patterns, repeated_random_tokens
+from interp.heads.inputs import all_patterns, check_inputs, repeated_random_tokens
 from interp.stats.streaming import AttentionStats
 from interp.tokens import TokenBatch
 
@@ -95,14 +95,22 @@ class RepeatedTokensConfig:
     seed: int = 0
 
 
+TEXT_WINDOW_INPUTS = ("text", "repeated_tokens", "model_prompts")
+
+
 @dataclass(frozen=True)
 class TextWindowsConfig:
     """Options of a classic detector scored on the bundled text windows (64 tokens), or, with
-    ``inputs="repeated_tokens"``, on ``n_seqs`` repeated random sequences (for a model whose
+    ``inputs="repeated_tokens"``, on ``n_seqs`` repeated random sequences, or with
+    ``inputs="model_prompts"`` on the model folder's prompts.txt (both for a model whose
     vocabulary is not English words, such as the planted toy models)."""
 
     threshold: float = CLASSIC_THRESHOLD
     inputs: str = "text"
+
+    def __post_init__(self) -> None:  # a bad value fails before any model loads
+        check_inputs("previous_token", self.inputs, TEXT_WINDOW_INPUTS)
+
     n_seqs: int = 8
     seed: int = 0
 

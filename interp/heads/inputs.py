@@ -12,6 +12,26 @@ from interp.errors import InputError
 from interp.prompts import load_prompts
 from interp.tokens import TokenBatch, framed_windows, from_token_ids, special_frame
 
+UNKNOWN_LIMIT = 0.5  # text the tokenizer maps mostly to its unknown token measures nothing
+
+
+def refuse_unknown_text(model: TransformerBridge, samples: list[list[int]]) -> list[list[int]]:
+    """The samples, unless the tokenizer read the bundled English text as mostly unknown
+    tokens (a model whose vocabulary is not English words, e.g. a planted toy model): every
+    position would be the same token, and scores on it mean nothing."""
+    tok = model.tokenizer
+    unknown = {tok.unk_token_id, tok.pad_token_id} - {None}
+    ids = [t for s in samples for t in s]
+    share = sum(t in unknown for t in ids) / max(1, len(ids))
+    if share > UNKNOWN_LIMIT:
+        raise InputError(
+            f"the tokenizer of {model.cfg.model_name} reads {share:.0%} of the bundled English "
+            "text as its unknown token: this model's vocabulary is not English text; run the "
+            "detector with inputs='model_prompts' (the model folder's prompts.txt) instead "
+            "(interp scan: --set DETECTOR.inputs=model_prompts)"
+        )
+    return samples
+
 
 def text_windows(model: TransformerBridge, n_tokens: int = 64, max_windows: int = 16) -> TokenBatch:
     """Consecutive ``n_tokens``-token windows of the bundled prompt text (joined by newlines),
@@ -28,7 +48,7 @@ def text_windows(model: TransformerBridge, n_tokens: int = 64, max_windows: int 
             break
     if not windows:
         raise InputError(f"the bundled texts have fewer than {n_tokens} tokens")
-    return from_token_ids(model, windows[:max_windows])
+    return from_token_ids(model, refuse_unknown_text(model, windows[:max_windows]))
 
 
 def text_samples(model: TransformerBridge, n_tokens: int = 64, max_samples: int = 32) -> TokenBatch:
@@ -55,6 +75,48 @@ def text_samples(model: TransformerBridge, n_tokens: int = 64, max_samples: int 
                 break
     if not samples:
         raise InputError(f"the bundled haystack has no sample of {n_tokens} tokens")
+    return from_token_ids(model, refuse_unknown_text(model, samples))
+
+
+INPUT_KINDS = ("text", "model_prompts")
+
+
+def check_inputs(detector: str, inputs: str, kinds: tuple[str, ...] = INPUT_KINDS) -> str:
+    if inputs not in kinds:
+        raise InputError(
+            f"{detector} inputs must be one of {', '.join(repr(k) for k in kinds)}, not {inputs!r}"
+        )
+    return inputs
+
+
+def model_prompt_samples(
+    model: TransformerBridge, n_tokens: int = 64, max_samples: int = 32, *, equal: bool = False
+) -> TokenBatch:
+    """The model folder's own prompts (``interp.prompts.model_prompts_file``: e.g. the task
+    sequences ``interp train-toy`` writes), each tokenized on its own with the tokenizer's
+    special tokens and cut to ``n_tokens``: the inputs for a model whose vocabulary is not
+    English text. ``equal``: cut every sample to the shortest one's length."""
+    from interp.prompts import model_prompts_file
+
+    path = model_prompts_file(model)
+    if path is None:
+        raise InputError(
+            f"inputs='model_prompts' needs a prompts.txt in the model folder "
+            f"({model.cfg.model_name}); `interp train-toy` writes one, or use inputs='text'"
+        )
+    prefix, suffix = special_frame(model.tokenizer)
+    size = n_tokens - len(prefix) - len(suffix)
+    samples = []
+    for prompt in load_prompts(path)[:max_samples]:
+        ids = model.tokenizer(prompt, add_special_tokens=False)["input_ids"][:size]
+        if ids:
+            samples.append(prefix + ids + suffix)
+    if not samples:
+        raise InputError(f"{path} has no prompt with a token")
+    if equal:
+        shortest = min(len(s) for s in samples)
+        keep = shortest - len(suffix)
+        samples = [s[: len(s) - len(suffix)][:keep] + suffix for s in samples]
     return from_token_ids(model, samples)
 
 
@@ -65,7 +127,7 @@ def haystack_windows(model: TransformerBridge, n_tokens: int, n_windows: int) ->
     windows = framed_windows(model.tokenizer, haystack_text(), n_tokens)
     if len(windows) < n_windows:
         raise InputError(f"the bundled haystack has fewer than {n_windows} windows of {n_tokens}")
-    return from_token_ids(model, windows[:n_windows])
+    return from_token_ids(model, refuse_unknown_text(model, windows[:n_windows]))
 
 
 def repeated_random_tokens(

@@ -6,7 +6,6 @@ from typing import Any
 
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp.errors import InputError
 from interp.heads.base import register
 from interp.heads.classic import (
     PatternDetector,
@@ -14,7 +13,7 @@ from interp.heads.classic import (
     previous_token_pairs,
     previous_token_pattern,
 )
-from interp.heads.inputs import text_windows
+from interp.heads.inputs import model_prompt_samples, text_windows
 from interp.tokens import TokenBatch
 
 
@@ -33,9 +32,8 @@ class PreviousTokenDetector(PatternDetector):
     ) -> tuple[TokenBatch, dict[str, Any]]:
         if config.inputs == "repeated_tokens":
             return PatternDetector.make_inputs(self, model, config)
-        if config.inputs != "text":
-            raise InputError(
-                f"previous_token inputs must be 'text' or 'repeated_tokens', not {config.inputs!r}"
-            )
+        if config.inputs == "model_prompts":
+            batch = model_prompt_samples(model)
+            return batch, {"kind": "the model folder's prompts", "n_seqs": len(batch.lengths)}
         batch = text_windows(model)
         return batch, {"kind": "text windows", "n_seqs": len(batch.lengths), "n_tokens": 64}

@@ -35,7 +35,13 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.defaults import LONG_INPUT, SINK_HEAD_THRESHOLD, SINK_SAMPLE_TOKENS, SINK_THRESHOLD
 from interp.heads.base import DetectorResult, configure, head_frame, register
-from interp.heads.inputs import all_patterns, haystack_windows, text_samples
+from interp.heads.inputs import (
+    all_patterns,
+    check_inputs,
+    haystack_windows,
+    model_prompt_samples,
+    text_samples,
+)
 from interp.heads.metrics import ValidationMetric, mean_loss
 from interp.models.info import is_causal
 from interp.stats.dense import sink_scores
@@ -104,11 +110,17 @@ def _streamed_scores(model: TransformerBridge, batch) -> list[torch.Tensor]:
 
 @dataclass(frozen=True)
 class SinkConfig:
-    """Options of the sink detector. ``streaming`` None: streaming when ``n_tokens`` > 512."""
+    """Options of the sink detector. ``streaming`` None: streaming when ``n_tokens`` > 512.
+    ``inputs``: "text" (the bundled text samples) or "model_prompts" (the model folder's own
+    prompts.txt, e.g. a planted toy model's task sequences)."""
 
     n_tokens: int = SINK_SAMPLE_TOKENS  # Gu et al.'s 64-token text samples
     threshold: float = SINK_HEAD_THRESHOLD  # per-sample s_0 > 0.3 (Gu et al.)
     streaming: bool | None = None
+    inputs: str = "text"
+
+    def __post_init__(self) -> None:  # a bad value fails before any model loads
+        check_inputs("sink", self.inputs)
 
 
 @register
@@ -150,7 +162,8 @@ class SinkDetector:
         tokens = ", ".join(f"{tok!r} ({n})" for tok, n in common)
         thr = r.table.threshold.iloc[0]
         return (
-            f"Attention sinks on {r.inputs.get('n_tokens')}-token text samples: Gu et al.'s "
+            f"Attention sinks on {r.inputs.get('n_tokens')}-token "
+            f"{r.inputs.get('source', 'text samples')}: Gu et al.'s "
             f"metric (share of (sample, layer, head) with s_0 > {thr}) "
             f"{r.inputs['sink_metric']:.1%}; heads with mean s_0 > {thr}: "
             f"{r.inputs['sink_head_fraction']:.1%}. Most frequent hidden sinks "
@@ -165,7 +178,10 @@ class SinkDetector:
         no pattern. ``options``: the fields of ``SinkConfig``."""
         c = configure(self, config, **options)
         n_tokens, threshold = c.n_tokens, c.threshold
-        batch = text_samples(model, n_tokens=n_tokens)
+        if c.inputs == "text":
+            batch, kind = text_samples(model, n_tokens=n_tokens), "text samples"
+        else:
+            batch, kind = model_prompt_samples(model, n_tokens), "the model folder's prompts"
         streaming = n_tokens > LONG_INPUT if c.streaming is None else c.streaming
         per_layer = _streamed_scores(model, batch) if streaming else _dense_scores(model, batch)
         n_layers, n_heads = len(per_layer), int(model.cfg.n_heads)
@@ -204,7 +220,8 @@ class SinkDetector:
         )
         every_key = _key_table(torch.stack(key_scores), batch.lengths, batch.str_tokens)
         inputs = {
-            "kind": "text samples, each tokenized alone, first n_tokens tokens",
+            "kind": f"{kind}, each tokenized alone, first n_tokens tokens",
+            "source": kind,
             "path": "streaming" if streaming else "dense",
             "n_seqs": len(batch.lengths),
             "n_tokens": n_tokens,
