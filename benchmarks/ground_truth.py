@@ -27,10 +27,13 @@ precision and recall (of the heads the method labels: a detector's own threshold
   much averaging dilutes a contrast confined to one position;
 - path patching: each layer-0 head as sender, the ground-truth layer-1 heads' keys as
   receivers (K-composition), against the previous-token role among layer-0 heads;
-- causal validation of the induction detector (``interp.heads.validate``): uniform-attention
-  masking of its top-k heads vs random k-sets (k = the size of the planted role).
+- causal validation of the induction detector, and of the sink detector in the sink model
+  (``interp.heads.validate``): uniform-attention masking of its top-k heads vs random k-sets
+  (k = the size of the planted role), on the detector's own metric (induction loss; the loss
+  on the model's prompts).
 
-The sink models have no task pairs and no copying circuit: only the detector rows apply.
+The sink models have no task pairs and no copying circuit: only the detector rows and the
+sink detector's validation apply.
 
 Prints a table; writes ``benchmarks/results/ground_truth.json`` and ``ground_truth.png``.
 """
@@ -164,7 +167,7 @@ def benchmark_model(name: str, sae_epochs: int, progress: bool) -> dict[str, Any
             ("sink (text samples)", "sink", {}, "sink"),
             ("sink (model prompts)", "sink", prompts, "sink"),
         ]
-    induction_result = None
+    induction_result = sink_result = None
     for method, detector, options, role in detector_runs:
         t0 = time.perf_counter()
         try:
@@ -176,8 +179,15 @@ def benchmark_model(name: str, sae_epochs: int, progress: bool) -> dict[str, Any
         add(method, role, t.score.to_numpy(), t.label.to_numpy(), time.perf_counter() - t0)
         if detector == "induction":
             induction_result = result
+        if method == "sink (model prompts)":
+            sink_result = result
     if sink_model:  # no task pairs, no copying circuit: the sink rows are the benchmark
-        return _result(name, folder, truth, rows, None, None)
+        k = int(role_truth["sink"].sum())
+        validation = None  # the negative has no sink heads to size k by
+        if k and sink_result is not None:
+            validation = _validation(validate(model, sink_result, k=k, n_draws=10,
+                                              progress=progress))  # fmt: skip
+        return _result(name, folder, truth, rows, None, validation)
     t0 = time.perf_counter()  # the copy-paste rule on the planted task's own needle tests
     copy = copy_paste_scores(model, cfg).reshape(-1)
     add(
@@ -232,12 +242,12 @@ def benchmark_model(name: str, sae_epochs: int, progress: bool) -> dict[str, Any
     if induction_result is not None and "induction" in role_truth:
         kk = min(int(role_truth["induction"].sum()), n_layers * n_heads // 2)
         v = validate(model, induction_result, k=kk, n_draws=5, progress=progress)
-        validation = {
-            k2: v.summary[k2]
-            for k2 in v.summary
-            if k2 != "metric_inputs" and not isinstance(v.summary[k2], dict)
-        }
+        validation = _validation(v)
     return _result(name, folder, truth, rows, found.summary, validation)
+
+
+def _validation(v) -> dict[str, Any]:
+    return {k: v.summary[k] for k in v.summary if not isinstance(v.summary[k], dict)}
 
 
 def _result(name, folder, truth, rows, discovery, validation) -> dict[str, Any]:
@@ -408,7 +418,7 @@ def main() -> None:
         if res["validation"]:
             v = res["validation"]
             print(
-                f"{res['model']:<10} validation of induction (top-{v['k']} masked): "
+                f"{res['model']:<10} validation of {v['detector']} (top-{v['k']} masked): "
                 f"{v['metric']} drop {v['top_drop']:.3f} vs random "
                 f"{v.get('random_drop_mean', float('nan')):.3f}"
                 + (f" ({v['control_warning']})" if "control_warning" in v else "")

@@ -19,6 +19,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from interp.errors import InputError, InterpError
 from interp.heads import detector_names, get_detector
 from interp.heads.base import DetectorResult
+from interp.heads.inputs import own_inputs
 from interp.models.info import is_causal
 from interp.prompts import load_prompts, model_prompts_file
 from interp.run_folder import RunFolder
@@ -96,8 +97,9 @@ def compute_scores(
     results: dict[str, pd.DataFrame] = {}
     for i, name in enumerate(names):
         step(f"detector {name}", (i + 1) / (len(names) + 1))
-        try:
-            result: DetectorResult = get_detector(name).run(model)
+        detector = get_detector(name)
+        try:  # a model folder with its own prompts (a toy vocabulary): text detectors read them
+            result: DetectorResult = detector.run(model, **own_inputs(model, detector))
         except InterpError as e:
             skipped[name] = str(e)
             continue

@@ -27,6 +27,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from interp.attention import run_heads
 from interp.heads import detector_names, get_detector
 from interp.heads.base import DetectorResult, config_dict
+from interp.heads.inputs import own_inputs
 from interp.heads.summary import detectors_md
 from interp.models.info import is_causal, model_info, model_key, n_kv_heads
 from interp.prompts import default_prompts_file, load_prompts, model_prompts_file
@@ -120,12 +121,20 @@ DEFAULT_DETECTORS = tuple(detector_names())  # every registered detector, in reg
 
 
 def detector_options(
-    name: str, grid: str, overrides: Mapping[str, Mapping[str, Any]] | None = None
+    name: str,
+    grid: str,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    model: TransformerBridge | None = None,
 ) -> dict[str, Any]:
     """Options each detector runs with in a scan: the grid, for a detector whose ``Config``
-    takes one (the retrieval detector's needle grid), then ``overrides[name]`` (``--set``)."""
-    fields_ = {f.name for f in fields(get_detector(name).Config)}
+    takes one (the retrieval detector's needle grid), the model folder's own prompts for a
+    text detector when ``model`` ships them (``own_inputs``), then ``overrides[name]``
+    (``--set``)."""
+    detector = get_detector(name)
+    fields_ = {f.name for f in fields(detector.Config)}
     options: dict[str, Any] = {"grid_name": grid} if "grid_name" in fields_ else {}
+    if model is not None:
+        options.update(own_inputs(model, detector))
     options.update((overrides or {}).get(name, {}))
     return options
 
@@ -144,7 +153,7 @@ def run_detectors(
     folder = RunFolder(out)
     results, seconds, reused = {}, {}, {}
     for name in names:
-        options_ = detector_options(name, grid, options)
+        options_ = detector_options(name, grid, options, model)
         results[name], reused[name], seconds[name] = folder.run_detector(
             model, name, options_, progress=progress
         )
@@ -223,7 +232,9 @@ def _scan(model, folder: RunFolder, prompts_file, batch_size, detectors, grid, o
             },
             "detectors": {
                 n: {
-                    "config": config_dict(get_detector(n), detector_options(n, grid, options)),
+                    "config": config_dict(
+                        get_detector(n), detector_options(n, grid, options, model)
+                    ),
                     "inputs": r.inputs,
                     "extra_tables": {e: f"detectors/{n}.{e}.parquet" for e in r.extra},
                     "seconds": round(det_seconds[n], 3),

@@ -252,3 +252,26 @@ def test_a_second_writer_is_refused_while_the_folder_is_busy(tiny, tmp_path):
             scan(tiny, out, detectors=[], progress=False)
         assert not (out / "head_stats.parquet").exists()  # nothing was computed
     assert not scan(tiny, out, detectors=[], progress=False).reused
+
+
+def test_a_toy_model_folder_is_scanned_on_its_own_prompts(tmp_path):
+    """A model folder that ships prompts.txt (``interp train-toy``: a toy vocabulary with no
+    English words): the scan's head statistics read those prompts, the text detectors run with
+    ``inputs="model_prompts"`` (recorded in the manifest), and ``--set`` still wins."""
+    import pytest
+
+    from circuits.planted import shipped_folder
+    from interp.errors import InputError
+    from interp.models import load_model
+
+    folder = shipped_folder("sink")
+    model = load_model(str(folder))
+    result = scan(model, tmp_path / "run", detectors=["sink", "anchor"], progress=False)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["inputs"]["prompts_file"] == str(folder / "prompts.txt")
+    for name in ("sink", "anchor"):
+        assert manifest["detectors"][name]["config"]["inputs"] == "model_prompts"
+    assert result.detectors["sink"].inputs["source"] == "the model folder's prompts"
+    with pytest.raises(InputError, match="inputs='model_prompts'"):
+        scan(model, tmp_path / "run2", detectors=["sink"], options={"sink": {"inputs": "text"}},
+             progress=False)  # fmt: skip

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+from typing import Any
+
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -87,6 +90,16 @@ def check_inputs(detector: str, inputs: str, kinds: tuple[str, ...] = INPUT_KIND
             f"{detector} inputs must be one of {', '.join(repr(k) for k in kinds)}, not {inputs!r}"
         )
     return inputs
+
+
+def own_inputs(model: TransformerBridge, detector: Any) -> dict[str, str]:
+    """``{"inputs": "model_prompts"}`` for a detector with an ``inputs`` option when the model
+    folder ships its own prompts (``interp train-toy`` writes them: a toy vocabulary has no
+    English words), else ``{}``: the default inputs of the scan and the dashboard."""
+    from interp.prompts import model_prompts_file
+
+    takes = "inputs" in {f.name for f in fields(detector.Config)}
+    return {"inputs": "model_prompts"} if takes and model_prompts_file(model) else {}
 
 
 def model_prompt_samples(

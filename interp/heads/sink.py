@@ -40,6 +40,7 @@ from interp.heads.inputs import (
     check_inputs,
     haystack_windows,
     model_prompt_samples,
+    own_inputs,
     text_samples,
 )
 from interp.heads.metrics import ValidationMetric, mean_loss
@@ -133,13 +134,16 @@ class SinkDetector:
 
     @staticmethod
     def validation_metric(model: TransformerBridge, seed: int = 1) -> ValidationMetric:
-        """Mean next-token loss on 8 windows of 256 tokens of the bundled haystack text."""
-        batch = haystack_windows(model, 256, 8)
+        """Mean next-token loss on 8 windows of 256 tokens of the bundled haystack text, or on
+        the model folder's own prompts where it ships them (a toy vocabulary)."""
+        if own_inputs(model, SinkDetector):
+            batch = model_prompt_samples(model, int(model.cfg.n_ctx))
+            text = {"text": "the model folder's prompts", "n_prompts": len(batch.lengths)}
+        else:
+            batch = haystack_windows(model, 256, 8)
+            text = {"text": "haystack windows", "n_windows": len(batch.lengths), "n_tokens": 256}
         return ValidationMetric(
-            "text_loss",
-            False,
-            lambda hooks: {"text_loss": mean_loss(model, batch, hooks)},
-            {"text": "haystack windows", "n_windows": len(batch.lengths), "n_tokens": 256},
+            "text_loss", False, lambda hooks: {"text_loss": mean_loss(model, batch, hooks)}, text
         )
 
     @staticmethod

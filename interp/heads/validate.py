@@ -196,7 +196,7 @@ def run_validation(
     folder = RunFolder(out)
     with folder.lock():
         result, _, _ = folder.run_detector(
-            model, detector, detector_options(detector, "small"), progress=progress
+            model, detector, detector_options(detector, "small", model=model), progress=progress
         )
         v = validate(model, result, k=k, n_draws=n_draws, seed=seed, progress=progress)
         paths = [

@@ -224,3 +224,20 @@ def test_display_options_hide_the_first_token_and_rescale():
     values, ranks = a.numpy()[visible], z[visible]
     assert ranks.min() == 0 and ranks.max() == 100
     assert (np.diff(ranks[np.argsort(values, kind="stable")]) >= 0).all()
+
+
+def test_a_toy_model_is_scored_on_its_own_prompts():
+    """A model folder that ships prompts.txt (a toy vocabulary, e.g. the planted sink model):
+    the page's in-memory scores run the text detectors (sink, anchor, previous_token) on those
+    prompts instead of refusing the English text, and equal the detectors run with
+    ``inputs="model_prompts"``."""
+    from circuits.planted import shipped_folder
+    from dashboards.tables import compute_scores
+    from interp.heads import get_detector
+    from interp.models import load_model
+
+    model = load_model(str(shipped_folder("sink")))
+    scores = compute_scores(model)
+    assert not {"sink", "anchor", "previous_token"} & set(scores.attrs["skipped"])
+    expected = get_detector("sink").run(model, inputs="model_prompts").table
+    np.testing.assert_allclose(scores["sink"].to_numpy(), expected.score.to_numpy())
