@@ -275,3 +275,24 @@ def test_a_toy_model_folder_is_scanned_on_its_own_prompts(tmp_path):
     with pytest.raises(InputError, match="inputs='model_prompts'"):
         scan(model, tmp_path / "run2", detectors=["sink"], options={"sink": {"inputs": "text"}},
              progress=False)  # fmt: skip
+
+
+def test_a_model_that_reads_english_keeps_the_published_inputs(tmp_path):
+    """A model folder with a prompts.txt whose tokenizer reads the bundled English text (a
+    byte-level tokenizer: no unknown token) keeps each detector's default, published inputs;
+    the folder's prompts replace them only for a vocabulary that cannot read that text."""
+    from circuits.planted import shipped_folder
+    from interp.heads import get_detector
+    from interp.heads.inputs import own_inputs
+    from interp.models import load_model
+    from interp.models.tiny import tiny_llama, tiny_tokenizer
+
+    folder = tmp_path / "byte-model"
+    tiny_llama().save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    (folder / "prompts.txt").write_text("one prompt\nanother prompt\n")
+    sink = get_detector("sink")
+    assert own_inputs(load_model(str(folder)), sink) == {}
+    toy = load_model(str(shipped_folder("sink")))
+    assert own_inputs(toy, sink) == {"inputs": "model_prompts"}
+    assert own_inputs(toy, get_detector("induction")) == {}  # no inputs option

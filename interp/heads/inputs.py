@@ -18,14 +18,27 @@ from interp.tokens import TokenBatch, framed_windows, from_token_ids, special_fr
 UNKNOWN_LIMIT = 0.5  # text the tokenizer maps mostly to its unknown token measures nothing
 
 
+def unknown_share(model: TransformerBridge, ids: list[int]) -> float:
+    """Share of ``ids`` that are the tokenizer's unknown (or padding) token."""
+    tok = model.tokenizer
+    unknown = {tok.unk_token_id, tok.pad_token_id} - {None}
+    return sum(t in unknown for t in ids) / max(1, len(ids))
+
+
+def reads_english(model: TransformerBridge) -> bool:
+    """Whether the tokenizer reads the bundled English text as mostly known tokens (a toy
+    vocabulary of task words does not)."""
+    from interp.heads.needle import haystack_text
+
+    ids = model.tokenizer(haystack_text()[:2000], add_special_tokens=False)["input_ids"]
+    return unknown_share(model, ids) <= UNKNOWN_LIMIT
+
+
 def refuse_unknown_text(model: TransformerBridge, samples: list[list[int]]) -> list[list[int]]:
     """The samples, unless the tokenizer read the bundled English text as mostly unknown
     tokens (a model whose vocabulary is not English words, e.g. a planted toy model): every
     position would be the same token, and scores on it mean nothing."""
-    tok = model.tokenizer
-    unknown = {tok.unk_token_id, tok.pad_token_id} - {None}
-    ids = [t for s in samples for t in s]
-    share = sum(t in unknown for t in ids) / max(1, len(ids))
+    share = unknown_share(model, [t for s in samples for t in s])
     if share > UNKNOWN_LIMIT:
         raise InputError(
             f"the tokenizer of {model.cfg.model_name} reads {share:.0%} of the bundled English "
@@ -94,12 +107,15 @@ def check_inputs(detector: str, inputs: str, kinds: tuple[str, ...] = INPUT_KIND
 
 def own_inputs(model: TransformerBridge, detector: Any) -> dict[str, str]:
     """``{"inputs": "model_prompts"}`` for a detector with an ``inputs`` option when the model
-    folder ships its own prompts (``interp train-toy`` writes them: a toy vocabulary has no
-    English words), else ``{}``: the default inputs of the scan and the dashboard."""
+    cannot read the bundled English text and its folder ships its own prompts (``interp
+    train-toy`` writes them), else ``{}`` (the published default inputs): the default of the
+    scan, the dashboard and the sink detector's validation."""
     from interp.prompts import model_prompts_file
 
     takes = "inputs" in {f.name for f in fields(detector.Config)}
-    return {"inputs": "model_prompts"} if takes and model_prompts_file(model) else {}
+    if not takes or model_prompts_file(model) is None:
+        return {}
+    return {} if reads_english(model) else {"inputs": "model_prompts"}
 
 
 def model_prompt_samples(
