@@ -145,10 +145,14 @@ def establish_sink_truth(model: TransformerBridge, cfg: ToyConfig) -> dict[str, 
 
 
 def describe_sink_truth(truth: dict[str, Any]) -> str:
-    heads = ", ".join(f"L{la}.H{h}" for la, h in truth["roles"]["sink"]) or "none"
-    return (
+    head = (
         f"backcopy accuracy {truth['accuracy']:.3f}; hiding the first token from every head "
-        f"costs {truth['first_key_cost_all']:.3f} nats on the idle predictions; sink heads "
-        f"(hiding it from every other head costs {truth['others_cost']:.3f}, <= "
-        f"{truth['spare']:.0%} of that): {heads}"
+        f"costs {truth['first_key_cost_all']:.3f} nats on the idle predictions"
+    )
+    if not truth["roles"]["sink"]:
+        return f"{head} (<= {truth['no_sink']}): no sink head, the negative"
+    heads = ", ".join(f"L{la}.H{h}" for la, h in truth["roles"]["sink"])
+    return (
+        f"{head}; sink heads {heads} (hiding it from every other head costs "
+        f"{truth['others_cost']:.3f}, <= {truth['spare']:.0%} of that)"
     )

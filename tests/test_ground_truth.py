@@ -170,10 +170,11 @@ def test_shipped_sink_truth_is_what_hiding_the_first_token_says(sink_models):
     more alone than any other head, and hiding the first key from all the other heads together
     costs <= 10 % of the total; without <bos> it costs <= 0.01 and there is no sink head. The
     backcopy itself is solved in both (accuracy > 0.9)."""
-    from circuits.planted import establish
+    from circuits.planted import describe, establish
 
     name, model, stored = sink_models
     again = establish(model, name)
+    assert ("no sink head" in describe(stored)) == (name == "no_bos")  # the CLI's line
     assert again["roles"] == stored["roles"]
     assert again["first_key_cost_all"] == pytest.approx(stored["first_key_cost_all"], abs=1e-4)
     assert again["accuracy"] > 0.9
