@@ -138,6 +138,7 @@ def establish_sink_truth(model: TransformerBridge, cfg: ToyConfig) -> dict[str, 
         "first_key_cost": per_head,
         "first_key_share": share,
         "others_cost": others_cost,
+        "sink_heads_cost": cost(sinks) if sinks else 0.0,  # the first key hidden from them only
         "circuit": [list(hd) for hd in sinks],
         "roles": {"sink": [list(hd) for hd in sinks]},
         "config": asdict(cfg),
