@@ -84,8 +84,7 @@ def first_key_mask_hooks(
     decoder it sees nothing else). The causal test of a sink: does the head need to park its
     attention on the first token?"""
 
-    def hide_first(sel: torch.Tensor) -> torch.Tensor:
-        sel = sel.clone()
+    def hide_first(sel: torch.Tensor) -> torch.Tensor:  # a copy: selected by a head list
         sel[:, :, 1:, 0] = torch.finfo(sel.dtype).min
         return sel
 
