@@ -45,7 +45,7 @@ from dashboards.layout import (
     prompt_bar,
 )
 from dashboards.state import AppState, Session
-from dashboards.style import ERR, message
+from dashboards.style import ERR, HEAD_VIEW_INPUTS, message
 from dashboards.tables import score_columns
 from interp.ablation.heads import head_means
 from interp.errors import InterpError
@@ -271,32 +271,18 @@ def _register_atlas_and_scatter(app: Dash, state: AppState) -> None:
 
 def _register_attention_views(app: Dash, state: AppState) -> None:
     """The attention map and the geometry views of one head on the prompt."""
-    # the attention map and the geometry views redraw on the same inputs
-    _VIEW_INPUTS = (
-        Input("analyse-btn", "n_clicks"),
-        Input("layer-dd", "value"),
-        Input("head-dd", "value"),
-        Input("session-key", "data"),
-        State("prompt", "value"),
-        State("client-id", "data"),
-    )
-
-    def _view(prompt, layer, head, client):
-        session, layer, head = state.selected_head(client, layer, head)
-        view = state.layer_view(client, prompt, layer)
-        return session, view, layer, head
 
     @app.callback(
         Output("attn-map", "figure"),
         Output("attn-error", "children"),
-        *_VIEW_INPUTS[:4],
+        *HEAD_VIEW_INPUTS[:4],
         Input("attn-scale", "value"),
         Input("attn-hide-first", "value"),
-        *_VIEW_INPUTS[4:],
+        *HEAD_VIEW_INPUTS[4:],
     )
     def attention(_, layer, head, _key, scale, hide, prompt, client):
         try:
-            session, view, layer, head = _view(prompt, layer, head, client)
+            session, view, layer, head = state.head_view(client, prompt, layer, head)
             fig = attention_figure(
                 view, layer, head, session.causal, scale=scale or "linear", hide_first=bool(hide)
             )
@@ -309,11 +295,11 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
         Output("geom-scatter", "figure"),
         Output("geom-pca", "figure"),
         Output("geom-error", "children"),
-        *_VIEW_INPUTS,
+        *HEAD_VIEW_INPUTS,
     )
     def geometry(_, layer, head, _key, prompt, client):
         try:
-            session, view, layer, head = _view(prompt, layer, head, client)
+            session, view, layer, head = state.head_view(client, prompt, layer, head)
             scoring = getattr(session.model.cfg, "interp_attention", "dpa")
             figs = geometry_figures(view, layer, head, session.causal, scoring=scoring)
             return (*figs, "")

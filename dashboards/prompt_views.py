@@ -13,7 +13,7 @@ from dashboards.figures import atlas_figure, empty_figure
 from dashboards.prompt_analysis import MAX_PATCH_TOKENS, patching_view, rank_table
 from dashboards.prompt_figures import layer_figure, patching_figures, ranked_figure
 from dashboards.state import AppState
-from dashboards.style import ERR, ROW, graph, message, section
+from dashboards.style import ERR, HEAD_VIEW_INPUTS, ROW, graph, message, section
 
 RANK_DEFAULT = "induction"
 
@@ -84,17 +84,11 @@ def register(app: Dash, state: AppState) -> None:
     @app.callback(
         Output("layer-fig", "figure"),
         Output("layer-error", "children"),
-        Input("analyse-btn", "n_clicks"),
-        Input("layer-dd", "value"),
-        Input("head-dd", "value"),
-        Input("session-key", "data"),
-        State("prompt", "value"),
-        State("client-id", "data"),
+        *HEAD_VIEW_INPUTS,
     )
     def layer(_, layer, head, _key, prompt, client):
         try:
-            session, layer, head = state.selected_head(client, layer, head)
-            view = state.layer_view(client, prompt, layer)
+            _, view, layer, head = state.head_view(client, prompt, layer, head)
             return layer_figure(view, layer, head), ""
         except Exception as e:
             return empty_figure("no layer view"), message(e)

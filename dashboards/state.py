@@ -239,6 +239,14 @@ class AppState:
             ("layer", prompt, layer), lambda s: layer_view(s.model, prompt, layer), client
         )
 
+    def head_view(
+        self, client: str | None, prompt: str, layer, head
+    ) -> tuple[Session, LayerView, int, int]:
+        """The picked head, checked (``selected_head``), and the prompt through its layer
+        (``layer_view``): what every view of one head on the prompt starts from."""
+        session, layer, head = self.selected_head(client, layer, head)
+        return session, self.layer_view(client, prompt, layer), layer, head
+
     def require(self, client: str | None = None) -> Session:
         session = self.session_for(client)
         if session is None:

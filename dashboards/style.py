@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from dash import dcc, html
+from dash import Input, State, dcc, html
 
 from interp.errors import InterpError
 
@@ -37,3 +37,16 @@ def message(e: Exception) -> str:
         return str(e)
     log.exception("dashboard callback failed")
     return f"internal error ({type(e).__name__}): {e}"
+
+
+# a view of the picked head on the prompt redraws on these; callbacks receive them in this order
+# (analyse clicks, layer, head, session key, then prompt and client id): extra inputs of a view
+# go between HEAD_VIEW_INPUTS[:4] and HEAD_VIEW_INPUTS[4:]
+HEAD_VIEW_INPUTS = (
+    Input("analyse-btn", "n_clicks"),
+    Input("layer-dd", "value"),
+    Input("head-dd", "value"),
+    Input("session-key", "data"),
+    State("prompt", "value"),
+    State("client-id", "data"),
+)

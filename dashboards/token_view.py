@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dash
 import torch
-from dash import ALL, Dash, Input, Output, State, dcc, html
+from dash import ALL, Dash, Input, Output, dcc, html
 
 from dashboards.state import AppState
-from dashboards.style import ERR, ROW, message, section
+from dashboards.style import ERR, HEAD_VIEW_INPUTS, ROW, message, section
 
 MODES = ("attends to", "attended by")
 TOP_HOVER = 3
@@ -101,19 +101,14 @@ def register(app: Dash, state: AppState) -> None:
     @app.callback(
         Output("tok-text", "children"),
         Output("tok-error", "children"),
-        Input("analyse-btn", "n_clicks"),
-        Input("layer-dd", "value"),
-        Input("head-dd", "value"),
-        Input("session-key", "data"),
+        *HEAD_VIEW_INPUTS[:4],
         Input("tok-selected", "data"),
         Input("tok-mode", "value"),
-        State("prompt", "value"),
-        State("client-id", "data"),
+        *HEAD_VIEW_INPUTS[4:],
     )
     def text(_, layer, head, _key, selected, mode, prompt, client):
         try:
-            session, layer, head = state.selected_head(client, layer, head)
-            view = state.layer_view(client, prompt, layer)
+            _, view, layer, head = state.head_view(client, prompt, layer, head)
             n = len(view.tokens)
             chosen = n - 1 if selected is None or not 0 <= int(selected) < n else int(selected)
             return token_spans(view.pattern[head], view.tokens, chosen, mode or MODES[0]), ""
