@@ -94,7 +94,7 @@ def run_case(case: str, n: int, shape: str, device: str) -> dict:
 
     else:
         import interp as ip
-        from interp.heads.needle import haystack_text
+        from interp.inputs.needles import haystack_text
         from interp.stats.capture import model_attention_stats
         from interp.tokens import from_token_ids
 

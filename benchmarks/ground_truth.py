@@ -28,7 +28,7 @@ precision and recall (of the heads the method labels: a detector's own threshold
 - path patching: each layer-0 head as sender, the ground-truth layer-1 heads' keys as
   receivers (K-composition), against the previous-token role among layer-0 heads;
 - causal validation of the induction detector, and of the sink detector in the sink model
-  (``interp.heads.validate``): uniform-attention masking of its top-k heads vs random k-sets
+  (``interp.runs.validate``): uniform-attention masking of its top-k heads vs random k-sets
   (k = the size of the planted role), on the detector's own metric (induction loss; the loss
   on the model's prompts).
 
@@ -116,8 +116,8 @@ def benchmark_model(name: str, sae_epochs: int, progress: bool) -> dict[str, Any
     from interp.defaults import RETRIEVAL_THRESHOLD
     from interp.errors import InterpError
     from interp.heads import get_detector
-    from interp.heads.validate import validate
     from interp.models import load_model
+    from interp.runs.validate import validate
 
     folder = shipped_folder(name)
     model = load_model(str(folder))

@@ -84,7 +84,7 @@ def run_case(case: str, n: int, model_name: str) -> dict:
     import torch
 
     import interp
-    from interp.heads.needle import haystack_text
+    from interp.inputs.needles import haystack_text
 
     torch.set_num_threads(os.cpu_count() or 1)
     model = interp.load_model(model_name)
@@ -104,8 +104,8 @@ def run_case(case: str, n: int, model_name: str) -> dict:
         result["seconds"] = time.perf_counter() - t0
         result["measures"] = {k: v.tolist() for k, v in got.items()}
     else:
-        from interp.heads.needle import load_needles
         from interp.heads.retrieval import build_test, run_test
+        from interp.inputs.needles import load_needles
 
         # the prompt plus the 50 answer tokens must fit the context
         length = min(n, int(model.cfg.n_ctx) - 64)

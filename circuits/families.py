@@ -52,9 +52,9 @@ from interp.ablation.heads import head_writes as weighted_head_writes
 from interp.defaults import SAE_EXAMPLES
 from interp.errors import InputError
 from interp.heads.anchor import W
-from interp.heads.inputs import haystack_windows, text_samples
 from interp.heads.retrieval import make_tests
-from interp.run_folder import RunFolder
+from interp.inputs.text import haystack_windows, text_samples
+from interp.runs.folder import RunFolder
 from interp.sae import node_scores, train_sae
 from interp.tokens import TokenBatch
 

@@ -49,7 +49,7 @@ from dashboards.style import ERR, HEAD_VIEW_INPUTS, message
 from dashboards.tables import score_columns
 from interp.ablation.heads import head_means
 from interp.errors import InterpError
-from interp.prompts import load_prompts
+from interp.inputs.prompts import load_prompts
 
 MAX_REQUEST_BYTES = 1 << 20
 

@@ -19,11 +19,11 @@ from transformer_lens.model_bridge import TransformerBridge
 from interp.errors import InputError, InterpError
 from interp.heads import detector_names, get_detector
 from interp.heads.base import DetectorResult
-from interp.heads.inputs import own_inputs
+from interp.inputs.prompts import load_prompts, model_prompts_file
+from interp.inputs.text import own_inputs
 from interp.models.info import is_causal
-from interp.prompts import load_prompts, model_prompts_file
-from interp.run_folder import RunFolder
-from interp.scan import SCORES, head_stats_table
+from interp.runs.folder import RunFolder
+from interp.stats.heads import SCORES, head_stats_table
 
 #: detectors computed when no run folder is given: the fast ones (seconds on a CPU). The
 #: retrieval detector needs minutes of decoding; run ``interp scan`` for it.

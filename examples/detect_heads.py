@@ -9,7 +9,7 @@ from pathlib import Path
 import interp
 from interp.heads import get_detector
 from interp.heads.anchor import anchor_tokens
-from interp.heads.validate import validate
+from interp.runs.validate import validate
 
 
 def main(model_name: str = "smollm2-135m", with_retrieval: bool = True, k: int = 14) -> dict:

@@ -2,7 +2,7 @@
 
 Modules import these names (never a literal), so a change here reaches every detector, the
 sweep, the dashboard and the calibration alike, and the fingerprints of cached tables
-(``interp.heads.store``) include them. Definitions: docs/methods.md.
+(``interp.runs.store``) include them. Definitions: docs/methods.md.
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ def test_encoder_refuses_causal_only_commands():
 def test_dashboard_run_alone_names_its_model(tiny, tmp_path):
     """`interp dashboard --run RUN` without --model loads the model RUN was written for."""
     from interp.cli.serve import run_model
-    from interp.scan import scan
+    from interp.runs.scan import scan
 
     scan(tiny, tmp_path / "run", detectors=[], progress=False)
     assert run_model(tmp_path / "run") == "tiny"

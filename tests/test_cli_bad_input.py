@@ -183,7 +183,7 @@ def test_unreachable_ray_cluster_fails_in_seconds(tmp_path, monkeypatch):
 
 
 def test_a_corrupt_cached_table_is_recomputed_with_a_warning(tiny, tmp_path):
-    from interp.scan import scan
+    from interp.runs.scan import scan
 
     out = tmp_path / "run"
     first = scan(tiny, out, detectors=["previous_token"], progress=False)
@@ -198,7 +198,7 @@ def test_a_corrupt_cached_table_is_recomputed_with_a_warning(tiny, tmp_path):
 def test_a_run_folder_that_cannot_be_read_is_one_clear_error(tmp_path):
     """What the dashboard's --run reads: a broken manifest or table is an InputError."""
     from interp.errors import InputError
-    from interp.run_folder import RunFolder
+    from interp.runs.folder import RunFolder
 
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(InputError, match="cannot read"):

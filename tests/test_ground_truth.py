@@ -226,7 +226,7 @@ def test_text_detectors_refuse_a_toy_vocabulary_and_read_its_own_prompts(sink_mo
     assert anchor.inputs["n_windows"] == 4 and anchor.inputs["n_tokens"] <= 17  # n_windows: 4
     every = get_detector("anchor").run(model, inputs="model_prompts", n_windows=64)
     assert every.inputs["n_windows"] == 16
-    from interp.heads.validate import validation_metric
+    from interp.runs.validate import validation_metric
 
     metric = validation_metric(model, "sink")  # causal validation reads the same prompts
     assert metric.inputs == {"text": "the model folder's prompts", "n_prompts": 16}

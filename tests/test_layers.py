@@ -1,5 +1,11 @@
-"""Dependencies point one way: the library ``interp`` never imports ``circuits`` or
-``dashboards`` (only the command line, ``interp/cli/``, may, inside its commands)."""
+"""Dependencies point one way.
+
+- The library ``interp`` never imports ``circuits`` or ``dashboards`` (only the command line,
+  ``interp/cli/``, may, inside its commands).
+- Inside ``interp``, each package imports only packages of its own layer or below (docs/design.md,
+  "Layers"): the detectors (``interp/heads/``) import nothing above themselves: not the runs,
+  the sweeps, the calibration or the command line. Inputs and statistics sit below the detectors.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +14,73 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# What each package of interp may NOT import (every package above it).
+ABOVE = {
+    "heads": (
+        "interp.runs",
+        "interp.sweep",
+        "interp.cli",
+        "interp.calibration",
+        "interp.calibration_search",
+    ),
+    "inputs": (
+        "interp.heads",
+        "interp.runs",
+        "interp.sweep",
+        "interp.cli",
+        "interp.calibration",
+        "interp.calibration_search",
+    ),
+    "stats": (
+        "interp.heads",
+        "interp.inputs",
+        "interp.runs",
+        "interp.sweep",
+        "interp.cli",
+        "interp.calibration",
+        "interp.calibration_search",
+    ),
+    "runs": ("interp.sweep", "interp.cli"),
+}
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.append((node.lineno, node.module))
+            if node.module == "interp":  # ``from interp import runs``
+                out += [(node.lineno, f"interp.{a.name}") for a in node.names]
+    return out
+
 
 def test_interp_does_not_import_the_packages_built_on_it():
     offenders = []
     for path in sorted((ROOT / "interp").rglob("*.py")):
         if path.relative_to(ROOT / "interp").parts[0] == "cli":  # the command line package
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            for name in names:
-                if name.split(".")[0] in ("circuits", "dashboards"):
-                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+        for line, name in _imports(path):
+            if name.split(".")[0] in ("circuits", "dashboards"):
+                offenders.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
     assert offenders == []
+
+
+def test_each_package_of_interp_imports_nothing_above_itself():
+    offenders = []
+    for package, above in ABOVE.items():
+        for path in sorted((ROOT / "interp" / package).rglob("*.py")):
+            for line, name in _imports(path):
+                if any(name == a or name.startswith(a + ".") for a in above):
+                    offenders.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
+    assert offenders == []
+
+
+def test_the_layer_rule_sees_a_back_up_import(tmp_path):
+    """The check itself can fail: the import that ``heads/validate.py`` once made is caught."""
+    bad = tmp_path / "x.py"
+    bad.write_text("def f():\n    from interp.runs.folder import RunFolder\n")
+    assert [n for _, n in _imports(bad) if n.startswith(ABOVE["heads"][0])] == [
+        "interp.runs.folder"
+    ]

@@ -1,4 +1,4 @@
-"""interp.scan: the per-head table against the dense statistics of run_heads, and resume."""
+"""interp.runs.scan: the per-head table against the dense statistics of run_heads, and resume."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 import interp
-from interp.scan import load_prompts, scan
+from interp.runs.scan import load_prompts, scan
 
 
 def test_table_matches_direct_computation(tiny, tmp_path):
@@ -66,7 +66,7 @@ def test_scan_patterns_never_include_padding(tiny):
 
 def test_scan_runs_every_detector_and_resumes(tiny, tmp_path):
     from interp.heads import REGISTRY
-    from interp.scan import DEFAULT_DETECTORS
+    from interp.runs.scan import DEFAULT_DETECTORS
 
     assert set(DEFAULT_DETECTORS) == set(REGISTRY)
     out = tmp_path / "run"
@@ -129,7 +129,7 @@ def test_registry_is_the_one_list_and_refuses_duplicates():
 
     from dashboards.tables import FAST_DETECTORS
     from interp.heads import REGISTRY, detector_names, register
-    from interp.scan import DEFAULT_DETECTORS
+    from interp.runs.scan import DEFAULT_DETECTORS
     from interp.sweep.config import DETECTORS
 
     assert list(DEFAULT_DETECTORS) == list(REGISTRY)
@@ -203,7 +203,7 @@ def test_scan_options_reach_the_detector_and_its_cache_key(tiny, tmp_path):
 def test_summary_ranks_only_the_analysed_heads():
     """A detector that analyses some layers only (anchor) is summarised by those heads."""
     from interp.heads.base import DetectorResult
-    from interp.heads.summary import _top
+    from interp.runs.summary import _top
 
     table = pd.DataFrame(
         {"layer": [0, 1, 2], "head": [0, 0, 0], "score": [9.0, 5.0, 4.0],
@@ -244,7 +244,7 @@ def test_a_second_writer_is_refused_while_the_folder_is_busy(tiny, tmp_path):
     import pytest
 
     from interp.errors import InputError
-    from interp.run_folder import RunFolder
+    from interp.runs.folder import RunFolder
 
     out = tmp_path / "run"
     with RunFolder(out).lock():
@@ -283,7 +283,7 @@ def test_a_model_that_reads_english_keeps_the_published_inputs(tmp_path):
     the folder's prompts replace them only for a vocabulary that cannot read that text."""
     from circuits.planted import shipped_folder
     from interp.heads import get_detector
-    from interp.heads.inputs import own_inputs
+    from interp.inputs.text import own_inputs
     from interp.models import load_model
     from interp.models.tiny import tiny_llama, tiny_tokenizer
 

@@ -8,7 +8,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from circuits.tasks.base import TaskBatch, load_json, pair_batch, register
-from interp.heads.inputs import repeated_random_tokens
+from interp.inputs.text import repeated_random_tokens
 from interp.tokens import from_token_ids
 
 

@@ -99,9 +99,9 @@ def scan(
 ) -> None:
     """Attention statistics and all head detectors of MODEL, written as a resumable run folder."""
     from interp.heads import REGISTRY
-    from interp.prompts import load_prompts
-    from interp.scan import DEFAULT_DETECTORS
-    from interp.scan import scan as run_scan
+    from interp.inputs.prompts import load_prompts
+    from interp.runs.scan import DEFAULT_DETECTORS
+    from interp.runs.scan import scan as run_scan
 
     try:
         checks.out_folder(out_dir)
@@ -182,7 +182,7 @@ def validate(
     seed: Annotated[int, typer.Option(help="Seed of the random head draws.")] = 0,
 ) -> None:
     """Mask the top-K heads of a detector (uniform attention) vs K random heads; report drops."""
-    from interp.heads.validate import run_validation
+    from interp.runs.validate import run_validation
 
     try:
         checks.out_folder(out_dir)

@@ -74,6 +74,6 @@ def run_model(run: Path | None) -> str | None:
     """The model a run folder was written for (its manifest), or None without a run."""
     if run is None:
         return None
-    from interp.run_folder import RunFolder
+    from interp.runs.folder import RunFolder
 
     return RunFolder(run).manifest().get("model", {}).get("name")

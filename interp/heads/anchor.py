@@ -37,7 +37,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from interp.defaults import FAI_WINDOW, GROUP_FRACTION, LONG_INPUT, TOKEN_FRACTION, WAAD_WINDOW
 from interp.errors import InputError
 from interp.heads.base import DetectorResult, configure, head_frame, register
-from interp.heads.inputs import (
+from interp.inputs.text import (
     all_patterns,
     check_inputs,
     haystack_windows,

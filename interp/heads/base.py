@@ -4,7 +4,7 @@ A new detector is one file in ``interp/heads/`` plus one ``@register`` line. It 
 capabilities and a ``Config`` dataclass: every option that changes its tables, with its default
 (thresholds from ``interp.defaults``). ``run(model, config=None, **options)`` builds the config
 from ``options`` (``configure``: an unknown option or a wrong type is a clear error) and the cache
-key of its tables is that config (``interp.heads.store``). Each returns a ``DetectorResult``
+key of its tables is that config (``interp.runs.store``). Each returns a ``DetectorResult``
 whose ``table`` has one row per (layer, head) with its score(s), the threshold used, a boolean
 ``label`` and, in ``inputs``, what it was computed on.
 """

@@ -18,7 +18,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.defaults import CLASSIC_THRESHOLD
 from interp.heads.base import DetectorResult, configure, head_frame
-from interp.heads.inputs import all_patterns, check_inputs, repeated_random_tokens
+from interp.inputs.text import all_patterns, check_inputs, repeated_random_tokens
 from interp.stats.streaming import AttentionStats
 from interp.tokens import TokenBatch
 

@@ -6,8 +6,8 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.heads.base import DetectorResult, register
 from interp.heads.classic import PatternDetector, induction_pairs, induction_pattern
-from interp.heads.inputs import repeated_random_tokens
 from interp.heads.metrics import ValidationMetric, mean_loss
+from interp.inputs.text import repeated_random_tokens
 
 
 @register

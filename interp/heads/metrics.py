@@ -1,7 +1,7 @@
 """Validation metrics: what a detector's heads are for, measured under a set of hooks.
 
 A detector that can be validated causally declares ``validation_metric(model, seed)`` returning a
-``ValidationMetric`` (``interp.heads.validate`` masks its top heads and compares the metric with
+``ValidationMetric`` (``interp.runs.validate`` masks its top heads and compares the metric with
 random controls)."""
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from interp.heads.classic import (
     previous_token_pairs,
     previous_token_pattern,
 )
-from interp.heads.inputs import model_prompt_samples, text_windows
+from interp.inputs.text import model_prompt_samples, text_windows
 from interp.tokens import TokenBatch
 
 

@@ -12,7 +12,7 @@ code prefills before the scored decoding steps.
 
 Differences from the official code, and why:
 - the answer span is exact (token range of the answer inside the needle tokens, see
-  ``interp.heads.needle``) instead of a 90 %-overlap search;
+  ``interp.inputs.needles``) instead of a 90 %-overlap search;
 - stop rule: we stop after EOS or any token whose text contains a newline; the official code
   stops on the newline token only. Byte-level BPE vocabularies (SmolLM2) fold newlines into
   tokens such as ".\n", and chat models end their turn with EOS, so the official rule would
@@ -41,14 +41,14 @@ from interp.errors import InputError
 from interp.generate import greedy_decode, newline_or_eos
 from interp.heads.base import DetectorResult, configure, head_frame, register
 from interp.heads.metrics import ValidationMetric
-from interp.heads.needle import (
+from interp.hook_names import act_name
+from interp.inputs.needles import (
     NeedleTest,
     build_test,
     grid,
     load_needles,
     rouge1_recall,
 )
-from interp.hook_names import act_name
 from interp.models.info import is_causal
 from interp.report import write_json
 

@@ -8,7 +8,7 @@ first sink, so a head whose s_0 <= 0.1 can still report j >= 1 as hidden sinks.
 
 Inputs follow Gu et al.'s official code (eval_sink_open_source.py): separate text samples, each
 tokenized on its own (with the tokenizer's BOS where it adds one) and cut to 64 tokens
-(``interp.heads.inputs.text_samples``). Their model-level sink metric is the mean over
+(``interp.inputs.text.text_samples``). Their model-level sink metric is the mean over
 (sample, layer, head) of the indicator alpha_0 > 0.3, reported as ``inputs["sink_metric"]``
 (official: the mean of indicators, not a threshold on a mean). Per head, ``sink_rate`` is the
 fraction of samples with alpha_0 > 0.3 (so ``sink_metric`` is its mean over heads).
@@ -35,7 +35,8 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.defaults import LONG_INPUT, SINK_HEAD_THRESHOLD, SINK_SAMPLE_TOKENS, SINK_THRESHOLD
 from interp.heads.base import DetectorResult, configure, head_frame, register
-from interp.heads.inputs import (
+from interp.heads.metrics import ValidationMetric, mean_loss
+from interp.inputs.text import (
     all_patterns,
     check_inputs,
     haystack_windows,
@@ -43,7 +44,6 @@ from interp.heads.inputs import (
     own_inputs,
     text_samples,
 )
-from interp.heads.metrics import ValidationMetric, mean_loss
 from interp.models.info import is_causal
 from interp.stats.dense import sink_scores
 from interp.stats.streaming import AttentionStats

@@ -17,7 +17,7 @@ import pandas as pd
 
 from interp.errors import InputError
 from interp.report import versions, write_json
-from interp.run_folder import folder_lock
+from interp.runs.folder import folder_lock
 from interp.sweep import store
 from interp.sweep.aggregate import aggregate
 from interp.sweep.config import SweepConfig, load_config, parse_config

@@ -25,7 +25,7 @@ import pandas as pd  # noqa: E402
 
 from interp.heads.base import DetectorResult  # noqa: E402
 from interp.report import heatmap_grid, write_table  # noqa: E402
-from interp.run_folder import RunFolder  # noqa: E402
+from interp.runs.folder import RunFolder  # noqa: E402
 
 KEYS = ("model", "prompt_set", "length", "prompt", "layer", "head")
 ON_PROMPTS = "_on_prompts"  # suffix of a sweep's per-prompt detector tables in its run folders

@@ -29,7 +29,7 @@ import torch
 
 from interp.errors import InputError
 from interp.heads.on_prompt import STATS, prompt_measures
-from interp.prompts import load_prompts
+from interp.inputs.prompts import load_prompts
 from interp.sweep.config import PromptSet, SweepConfig
 from interp.tokens import framed_windows, tokenize
 
@@ -107,7 +107,7 @@ class ShardRunner:
     def prompts(self, shard: Shard) -> list[list[int]]:
         model = self.model
         if shard.kind == "haystack":
-            from interp.heads.needle import haystack_text
+            from interp.inputs.needles import haystack_text
 
             n = shard.length
             if n > int(model.cfg.n_ctx):
@@ -124,7 +124,7 @@ class ShardRunner:
         if shard.kind == "task":
             key = (shard.source, shard.n)
             if key not in self._tasks:
-                from interp.prompts import prompt_source
+                from interp.inputs.prompts import prompt_source
 
                 self._tasks[key] = prompt_source("task")(model, shard.source, shard.n)
             texts = self._tasks[key][shard.start : shard.stop]

@@ -156,7 +156,7 @@ def test_layer_ranking_and_patching_views(driver, app_url):
     section 7 ranks heads by a score computed on the prompt (= the dense computation), section
     8 patches from a corrupted prompt and reports the clean logit difference of a plain run."""
     from interp.heads.classic import induction_pattern, pattern_scores
-    from interp.heads.inputs import all_patterns
+    from interp.inputs.text import all_patterns
     from interp.tokens import tokenize
 
     d, state = driver, app_url[1]

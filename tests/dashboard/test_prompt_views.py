@@ -11,7 +11,7 @@ import torch
 from dashboards.prompt_analysis import direct_logit_attribution, patching_view, rank_table
 from interp.errors import InputError
 from interp.heads.classic import pattern_scores, previous_token_pattern
-from interp.heads.inputs import all_patterns
+from interp.inputs.text import all_patterns
 from interp.tokens import tokenize
 
 PROMPT = "the cat sat on the mat and the cat"
@@ -107,7 +107,7 @@ def test_head_card_reports_each_detector_and_the_keys_a_head_attends_to():
     text samples, and the context ends with that key's token."""
     from dashboards.head_card import detector_rows, sink_examples
     from dashboards.state import AppState
-    from interp.heads.inputs import text_samples
+    from interp.inputs.text import text_samples
 
     state = AppState()
     state.load("tiny")

@@ -16,7 +16,7 @@ from dashboards.state import AppState
 from dashboards.tables import merge_scores, read_run, score_columns
 from interp.ablation.heads import ablate, head_means
 from interp.errors import InputError
-from interp.scan import scan
+from interp.runs.scan import scan
 
 PROMPT = "The cat sat on the mat. The cat"
 

@@ -103,7 +103,7 @@ def test_paper_layers_are_five_evenly_spaced_in_the_middle_third():
 def test_anchor_detector_matches_loop_reference_on_smollm2(smol, smol_hf_reference):
     res = get_detector("anchor").run(smol, n_tokens=64, n_windows=1)
     hf, _ = smol_hf_reference
-    from interp.heads.inputs import haystack_windows
+    from interp.inputs.text import haystack_windows
 
     ids = haystack_windows(smol, 64, 1).tokens
     with torch.no_grad():

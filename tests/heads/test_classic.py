@@ -14,7 +14,7 @@ from interp.heads.classic import (
     pattern_scores,
     previous_token_pattern,
 )
-from interp.heads.inputs import all_patterns, repeated_random_tokens
+from interp.inputs.text import all_patterns, repeated_random_tokens
 
 TOKS = torch.tensor([7, 3, 9, 7, 3, 9, 5])
 

@@ -9,8 +9,8 @@ import torch
 
 from interp.errors import InputError
 from interp.heads import get_detector
-from interp.heads.needle import build_test, grid, load_needles, rouge1_recall
 from interp.heads.retrieval import copy_paste_hits, run_test
+from interp.inputs.needles import build_test, grid, load_needles, rouge1_recall
 
 
 def test_copy_paste_rule_hand_built():
@@ -61,7 +61,7 @@ def test_answer_spans_of_every_bundled_needle(smol):
 
 
 def test_needle_answer_must_be_inside_the_sentence():
-    from interp.heads.needle import Needle
+    from interp.inputs.needles import Needle
 
     with pytest.raises(InputError, match="answer"):
         Needle("The cat is named Tom.", "What is the cat's name?", "Jerry")

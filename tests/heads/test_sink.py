@@ -46,8 +46,8 @@ def test_sink_metric_is_the_official_mean_of_indicators(tiny):
     """Gu et al.'s rule (eval_sink_open_source.py), written out: importance = (A / (N - j)) summed
     over queries, metric = mean over (sample, layer, head) of importance[..., 0] > 0.3 -- on the
     detector's own samples, each tokenized alone and cut to n tokens."""
-    from interp.heads.inputs import all_patterns, text_samples
-    from interp.heads.needle import haystack_text
+    from interp.inputs.needles import haystack_text
+    from interp.inputs.text import all_patterns, text_samples
 
     res = get_detector("sink").run(tiny, n_tokens=16)
     batch = text_samples(tiny, n_tokens=16)
@@ -76,7 +76,7 @@ def test_smollm2_has_first_token_and_hidden_sinks(smol):
 @pytest.mark.real_model
 def test_key_scores_match_hf_attention(smol, smol_hf_reference):
     """s_j of every key against sum_i A[i, j] / (N - j) from HF eager attention, by hand."""
-    from interp.heads.inputs import text_samples
+    from interp.inputs.text import text_samples
 
     res = get_detector("sink").run(smol)
     ks = res.extra["key_scores"]
@@ -107,8 +107,8 @@ def test_encoder_windows_carry_their_special_tokens(minilm, tiny):
     """Every window an encoder is scored on is [CLS] ... [SEP] (before, only the first window
     started with [CLS] and none ended with [SEP], so s_0 scored random word pieces); a
     tokenizer that adds nothing (tiny, SmolLM2) gets plain consecutive slices as before."""
-    from interp.heads.inputs import haystack_windows, text_samples, text_windows
-    from interp.heads.needle import haystack_text
+    from interp.inputs.needles import haystack_text
+    from interp.inputs.text import haystack_windows, text_samples, text_windows
     from interp.tokens import special_frame
 
     tok = minilm.tokenizer

@@ -12,8 +12,9 @@ import torch
 
 from interp.heads import get_detector
 from interp.heads.base import DetectorResult, head_frame
-from interp.heads.store import fingerprint
-from interp.heads.validate import (
+from interp.runs.folder import RunFolder
+from interp.runs.store import fingerprint
+from interp.runs.validate import (
     control_exclusion,
     mean_loss,
     random_heads,
@@ -21,7 +22,6 @@ from interp.heads.validate import (
     same_layer_heads,
     validate,
 )
-from interp.run_folder import RunFolder
 from interp.tokens import tokenize
 
 

@@ -12,7 +12,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.attention import run_heads
 from interp.errors import InputError
-from interp.prompts import load_prompts
+from interp.inputs.prompts import load_prompts
 from interp.tokens import TokenBatch, framed_windows, from_token_ids, special_frame
 
 UNKNOWN_LIMIT = 0.5  # text the tokenizer maps mostly to its unknown token measures nothing
@@ -28,7 +28,7 @@ def unknown_share(model: TransformerBridge, ids: list[int]) -> float:
 def reads_english(model: TransformerBridge) -> bool:
     """Whether the tokenizer reads the bundled English text as mostly known tokens (a toy
     vocabulary of task words does not)."""
-    from interp.heads.needle import haystack_text
+    from interp.inputs.needles import haystack_text
 
     ids = model.tokenizer(haystack_text()[:2000], add_special_tokens=False)["input_ids"]
     return unknown_share(model, ids) <= UNKNOWN_LIMIT
@@ -55,7 +55,7 @@ def text_windows(model: TransformerBridge, n_tokens: int = 64, max_windows: int 
 
     Gu et al. measure sinks on 64-token inputs; windows of one length keep s_j comparable.
     """
-    from interp.heads.needle import haystack_text
+    from interp.inputs.needles import haystack_text
 
     windows: list[list[int]] = []
     for text in ("\n".join(load_prompts()), haystack_text()):
@@ -73,7 +73,7 @@ def text_samples(model: TransformerBridge, n_tokens: int = 64, max_samples: int 
     Gu et al.'s sink metric (official eval_sink_open_source.py: one text per sample, truncated
     to 64 tokens). A sample is one line of the bundled haystack text, or consecutive lines
     joined by newlines until it has ``n_tokens`` tokens."""
-    from interp.heads.needle import haystack_text
+    from interp.inputs.needles import haystack_text
 
     prefix, suffix = special_frame(model.tokenizer)
     size = n_tokens - len(prefix) - len(suffix)  # an encoder's [SEP] survives the truncation
@@ -110,7 +110,7 @@ def own_inputs(model: TransformerBridge, detector: Any) -> dict[str, str]:
     cannot read the bundled English text and its folder ships its own prompts (``interp
     train-toy`` writes them), else ``{}`` (the published default inputs): the default of the
     scan, the dashboard and the sink detector's validation."""
-    from interp.prompts import model_prompts_file
+    from interp.inputs.prompts import model_prompts_file
 
     takes = "inputs" in {f.name for f in fields(detector.Config)}
     if not takes or model_prompts_file(model) is None:
@@ -121,11 +121,11 @@ def own_inputs(model: TransformerBridge, detector: Any) -> dict[str, str]:
 def model_prompt_samples(
     model: TransformerBridge, n_tokens: int = 64, max_samples: int = 32, *, equal: bool = False
 ) -> TokenBatch:
-    """The model folder's own prompts (``interp.prompts.model_prompts_file``: e.g. the task
+    """The model folder's own prompts (``interp.inputs.prompts.model_prompts_file``: e.g. the task
     sequences ``interp train-toy`` writes), each tokenized on its own with the tokenizer's
     special tokens and cut to ``n_tokens``: the inputs for a model whose vocabulary is not
     English text. ``equal``: cut every sample to the shortest one's length."""
-    from interp.prompts import model_prompts_file
+    from interp.inputs.prompts import model_prompts_file
 
     path = model_prompts_file(model)
     if path is None:
@@ -151,7 +151,7 @@ def model_prompt_samples(
 
 def haystack_windows(model: TransformerBridge, n_tokens: int, n_windows: int) -> TokenBatch:
     """The first ``n_windows`` consecutive ``n_tokens``-token windows of the bundled haystack."""
-    from interp.heads.needle import haystack_text
+    from interp.inputs.needles import haystack_text
 
     windows = framed_windows(model.tokenizer, haystack_text(), n_tokens)
     if len(windows) < n_windows:

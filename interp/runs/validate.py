@@ -42,7 +42,7 @@ from interp.ablation.uniform import uniform_attention_hooks
 from interp.errors import InputError
 from interp.heads.base import DetectorResult
 from interp.heads.metrics import Hooks, ValidationMetric, mean_loss  # noqa: F401 (re-exported)
-from interp.heads.plots import validation_png
+from interp.runs.plots import validation_png
 
 
 def declared_metric(detector: str) -> Callable[..., ValidationMetric]:
@@ -189,8 +189,8 @@ def run_validation(
     The detector table of a scan in ``out`` is reused when its inputs match the scan defaults;
     otherwise the detector runs first (and is stored like a scan would).
     """
-    from interp.run_folder import RunFolder
-    from interp.scan import detector_options
+    from interp.runs.folder import RunFolder
+    from interp.runs.scan import detector_options
 
     declared_metric(detector)  # fail early on a detector without a metric (built once, later)
     folder = RunFolder(out)

@@ -1,6 +1,6 @@
 """``interp scan``: per-head attention statistics and every head detector -> run folder.
 
-It writes a whole run folder (``interp.run_folder.RunFolder`` owns the layout):
+It writes a whole run folder (``interp.runs.folder.RunFolder`` owns the layout):
 ``head_stats.parquet`` (one row per (layer, head): mean entropy, first-token mass, sink score of
 token 0 (s_0, docs/methods.md section 2), previous-token mass, mean attention distance), every
 detector's tables under ``detectors/``, heatmaps, ``summary.md`` and ``manifest.json``.
@@ -20,56 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp.attention import run_heads
 from interp.heads import detector_names, get_detector
 from interp.heads.base import DetectorResult, config_dict
-from interp.heads.inputs import own_inputs
-from interp.heads.summary import detectors_md
-from interp.models.info import is_causal, model_info, model_key, n_kv_heads
-from interp.prompts import default_prompts_file, load_prompts, model_prompts_file
+from interp.inputs.prompts import default_prompts_file, load_prompts, model_prompts_file
+from interp.inputs.text import own_inputs
+from interp.models.info import is_causal, model_info, model_key
 from interp.report import heatmap_grid, versions
-from interp.run_folder import RunFolder
-from interp.stats.dense import head_summary
-from interp.tokens import tokenize
+from interp.runs.folder import RunFolder
+from interp.runs.summary import detectors_md
+from interp.stats.heads import SCORES, head_stats_table
 
-SCORES = ("entropy", "first_token_mass", "sink_score_0", "prev_token_mass", "mean_distance")
 TABLE_VERSION = 1
-
-
-def head_stats_table(
-    model: TransformerBridge, prompts: list[str], *, batch_size: int = 4, progress: bool = True
-) -> pd.DataFrame:
-    """Mean per-head statistics over ``prompts`` (see ``interp.stats.dense.head_summary``)."""
-    batch = tokenize(model, prompts)
-    n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
-    causal = is_causal(model)
-    totals: dict[int, dict[str, torch.Tensor]] = {}
-    starts = range(0, len(prompts), batch_size)
-    for s in tqdm(starts, desc="scan: prompt batches", disable=not progress):
-        sub = batch.rows(s, s + batch_size)
-        run = run_heads(model, sub, hooks=["pattern"], batch_size=batch_size)
-        for layer in range(n_layers):
-            sums = head_summary(run.pattern(layer), sub.lengths, causal=causal)
-            acc = totals.setdefault(layer, {k: torch.zeros(n_heads) for k in sums})
-            for k, v in sums.items():
-                acc[k] += v.cpu()
-    n_rep = n_heads // n_kv_heads(model)
-    rows = []
-    for layer in range(n_layers):
-        t = totals[layer]
-        for h in range(n_heads):
-            row = {"layer": layer, "head": h, "kv_head": h // n_rep}
-            for k in ("entropy", "first_token_mass", "prev_token_mass", "mean_distance"):
-                row[k] = float(t[k][h] / t["n_queries"][h])
-            row["sink_score_0"] = float(t["sink_score_0"][h] / t["n_prompts"][h])
-            row["n_prompts"] = len(prompts)
-            row["n_tokens"] = int(sum(batch.lengths))
-            rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def _fingerprint(model_name: str, prompts: list[str]) -> str:

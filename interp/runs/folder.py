@@ -15,7 +15,7 @@ per model (``OUT/runs/<model>/``), and the dashboard and ``interp families`` rea
 
 Every write is atomic (temp file + rename), and a detector's main table is written after its
 extras, so a present main table means a complete result. A table is reused only when its stored
-fingerprint equals the one its configuration gives now (``interp.heads.store``).
+fingerprint equals the one its configuration gives now (``interp.runs.store``).
 """
 
 from __future__ import annotations
@@ -130,8 +130,8 @@ class RunFolder:
         matches, else computed (resumable detectors keep their work under ``cache/<name>``) and
         stored. Returns (result, reused, seconds)."""
         from interp.heads import get_detector
-        from interp.heads.store import detector_fingerprint
         from interp.models.info import model_key
+        from interp.runs.store import detector_fingerprint
 
         detector = get_detector(name)
         fp = detector_fingerprint(model_key(model), name, options)
@@ -188,7 +188,7 @@ class RunFolder:
 
     def write_detector_plots(self, results: dict[str, DetectorResult], title: str) -> list[Path]:
         """``detectors.png`` (matplotlib) and ``detectors.html`` (plotly, offline)."""
-        from interp.heads.plots import detector_heatmaps_html, detector_heatmaps_png
+        from interp.runs.plots import detector_heatmaps_html, detector_heatmaps_png
 
         return [
             detector_heatmaps_png(results, self.root / "detectors.png", title),

@@ -1,4 +1,4 @@
-"""Cache keys of detector tables (``interp.run_folder.RunFolder`` stores and reuses them).
+"""Cache keys of detector tables (``interp.runs.folder.RunFolder`` stores and reuses them).
 
 The fingerprint is the cache key of a table: the model, the detector, its EFFECTIVE configuration
 (``detector_config``: its ``Config`` dataclass with the options given, every default
