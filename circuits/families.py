@@ -51,6 +51,7 @@ from circuits.discovery import sae_training_examples
 from interp.ablation.heads import head_writes as weighted_head_writes
 from interp.defaults import SAE_EXAMPLES
 from interp.errors import InputError
+from interp.evidence.baselines import write_change
 from interp.heads.anchor import W
 from interp.heads.retrieval import make_tests
 from interp.inputs.text import haystack_windows, text_samples
@@ -151,19 +152,6 @@ def anchor_contrast(model: TransformerBridge, n: int = 20) -> Contrast:
         seqs, [torch.ones_like(s) for s in seqs], [_last(len(s)) for s in seqs],
         np.r_[np.ones(n, bool), np.zeros(n, bool)],
     )  # fmt: skip
-
-
-def write_change(x: Tensor, positive: np.ndarray) -> np.ndarray:
-    """Baseline without the SAE: per head, the mean over (positive, paired negative) of
-    ||x_pos - x_neg|| / (||x_pos|| + ||x_neg||), in [0, 1]. Positives and negatives come in
-    the same order (example i's negative is the i-th negative). Shows whether a contrast
-    carries the family's signal at all, apart from what the discrete codes keep of it."""
-    pos, neg = x[torch.from_numpy(positive)], x[torch.from_numpy(~positive)]
-    if len(pos) != len(neg):
-        raise InputError("write_change needs one negative per positive, in the same order")
-    num = (pos - neg).norm(dim=-1)
-    den = pos.norm(dim=-1) + neg.norm(dim=-1)
-    return (num / den.clamp_min(1e-12)).mean(0).numpy()
 
 
 def _labels(run: Path, family: str) -> tuple[pd.DataFrame, dict[str, Any]]:

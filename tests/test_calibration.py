@@ -216,8 +216,41 @@ def test_search_runs_on_tiny():
     r = search_heads(model, rows, first_layer=0, progress=False)
     # official candidates: layers first_layer .. L-2; the last layer (1 of tiny's 2) never
     assert [(p["layer"], p["head"]) for p in r.per_head] == [(0, h) for h in range(4)]
-    assert r.calibrated >= r.baseline
     assert r.config.provenance["n_calibration"] == 6
+
+
+def test_search_chooses_the_head_that_helps_and_not_those_that_hurt(monkeypatch):
+    """Hand-built effects (a scorer whose answers depend on the calibrated heads only): L0.H1
+    turns two wrong answers right, L0.H2 turns two right answers wrong, L0.H3 helps alone but
+    undoes three answers beside L0.H1, L0.H0 changes nothing. Only L0.H1 may be chosen."""
+    from interp import calibration_search as cs
+    from interp import load_model
+
+    class PlantedScorer:
+        def __init__(self, model, rows):
+            self.n = len(rows)
+
+        def correct(self, cfg=None):
+            right = np.array([True] * 6 + [False] * 6)
+            heads = set(map(tuple, cfg.heads)) if cfg is not None else set()
+            if (0, 1) in heads:
+                right[6:8] = True
+            if (0, 2) in heads:
+                right[0:2] = False
+            if (0, 3) in heads:
+                right[8] = True
+                if (0, 1) in heads:
+                    right[0:3] = False
+            return right
+
+    monkeypatch.setattr(cs, "ChoiceScorer", PlantedScorer)
+    rows = [{"prompt": "x", "choices": [" a", " b"], "label": 0}] * 12
+    r = cs.search_heads(load_model("tiny"), rows, first_layer=0, progress=False)
+    assert r.config.heads == [(0, 1)]
+    assert r.baseline == pytest.approx(6 / 12) and r.calibrated == pytest.approx(8 / 12)
+    assert {(p["layer"], p["head"]): p["accuracy"] for p in r.per_head} == pytest.approx(
+        {(0, 0): 6 / 12, (0, 1): 8 / 12, (0, 2): 4 / 12, (0, 3): 7 / 12}
+    )
 
 
 def test_calibration_refuses_kv_cached_decoding():

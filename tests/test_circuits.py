@@ -38,7 +38,15 @@ def test_discovery_end_to_end_on_tiny(tiny):
     for key in ("roc_auc_sae_vs_patching", "precision_at_k", "recall_at_k",
                 "faithfulness_patching_circuit", "sae_seconds", "patching_seconds"):  # fmt: skip
         assert key in s
-    assert overlap(t.in_patching_circuit, t.in_patching_circuit) == 1.0
+
+
+def test_overlap_is_shared_heads_over_the_smaller_circuit():
+    """Hand-built: A = {1, 2, 3}, B = {2, 3, 4, 5}: 2 shared of the smaller circuit's 3."""
+    a = pd.Series([False, True, True, True, False, False])
+    b = pd.Series([False, False, True, True, True, True])
+    assert overlap(a, b) == pytest.approx(2 / 3)
+    assert overlap(b, a) == pytest.approx(2 / 3)
+    assert overlap(a, ~a) == 0.0
 
 
 def test_sae_trains_on_few_examples_as_official():

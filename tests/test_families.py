@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from circuits.families import (
@@ -87,8 +89,12 @@ def test_discover_family_scores_only_the_analysed_heads(tiny, tmp_path):
     d = discover_family(tiny, "anchor", run, sae_epochs=20, progress=False)
     assert d.table.scored.tolist() == [g != "" for g in groups]
     assert d.summary["n_heads_scored"] == 4 and d.summary["n_detector_heads"] == 2
-    assert 0.0 <= d.summary["roc_auc"] <= 1.0
-    assert (d.table.sae_node_score >= 0).all()
+    # the AUC is over the analysed heads only: recomputed by scikit-learn on the table's columns
+    t = d.table[d.table.scored]
+    assert d.summary["roc_auc"] == pytest.approx(roc_auc_score(t.detector_label, t.sae_node_score))
+    assert d.summary["roc_auc_write_change"] == pytest.approx(
+        roc_auc_score(t.detector_label, t.write_change)
+    )
 
 
 def test_families_cli_errors(tmp_path):

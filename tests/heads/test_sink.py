@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -39,7 +40,15 @@ def test_sink_detector_on_tiny(tiny):
     t = res.table
     assert len(t) == 8 and (t.threshold == 0.3).all()
     assert t.label.equals(t.score > 0.3)
-    assert 0 <= res.inputs["sink_head_fraction"] <= 1
+    # the fraction of heads whose mean s_0 over the samples exceeds 0.3, recomputed from the
+    # patterns of the detector's own samples
+    from interp.inputs.text import all_patterns, text_samples
+
+    batch = text_samples(tiny, n_tokens=16)
+    pats = all_patterns(tiny, batch)
+    s0 = torch.stack([sink_scores(p, batch.lengths)[..., 0].mean(0) for p in pats])  # [L, H]
+    np.testing.assert_allclose(t.score.to_numpy(), s0.reshape(-1).numpy(), rtol=1e-5)
+    assert res.inputs["sink_head_fraction"] == pytest.approx(float((s0 > 0.3).float().mean()))
 
 
 def test_sink_metric_is_the_official_mean_of_indicators(tiny):
