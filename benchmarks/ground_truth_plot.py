@@ -32,9 +32,30 @@ def plot(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _roles_panel(ax, model: str, truth: dict) -> None:
+    """v2: each head coloured by its role (the circuits' roles and the sink heads)."""
+    roles = [r for r in truth["roles"] if not r.endswith("circuit") and r != "sink"]
+    shape = np.array(truth["sinks"]["first_key_cost"]).shape
+    grid = np.zeros(shape)
+    for i, r in enumerate(roles, start=1):
+        for la, h in truth["roles"][r]:
+            grid[la, h] = i
+    ax.imshow(grid, cmap="tab10", vmin=0, vmax=10)
+    for la, h in truth["roles"]["sink"]:
+        ax.text(h, la, "s", ha="center", va="center", color="white", fontsize=9, weight="bold")
+    ax.set_xticks(range(shape[1]))
+    ax.set_yticks(range(shape[0]))
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    legend = ", ".join(f"{i}: {r}" for i, r in enumerate(roles, start=1))
+    ax.set_title(f"{model}: roles by cause ({legend}; s: needs the first key)", fontsize=7)
+
+
 def _truth_panel(ax, fig, model: str, truth: dict) -> None:
     import matplotlib.pyplot as plt
 
+    if truth.get("version") == 2:
+        return _roles_panel(ax, model, truth)
     if "recovery" in truth:
         values, kind = np.array(truth["recovery"]), "recovery alone"
     else:

@@ -3,7 +3,9 @@ ground-truth heads established causally and stored next to the weights.
 
 ``PLANTED`` holds the recipes (``circuits.toy.ToyConfig``: attention-only, 2 layers x 4 heads,
 dot-product attention, seeded): ``induction`` and ``recall`` (circuits, below), ``sink`` and its
-negative ``no_bos`` (attention sinks, ``circuits.planted_sinks``). ``interp train-toy --planted
+negative ``no_bos`` (attention sinks, ``circuits.planted_sinks``), and the v2 models ``mixture``
+and ``mixture_b`` (4 layers x 8 heads, four mechanisms in one model, ``circuits.planted_mixture``:
+the models the benchmark is judged on). ``interp train-toy --planted
 NAME`` trains one and writes ``ground_truth.json``; the trained folders ship in
 ``circuits/data/planted/NAME`` so tests and ``benchmarks/ground_truth.py`` need no training.
 
@@ -47,13 +49,14 @@ import numpy as np
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
+from circuits.measures import as_token_batch, task_accuracy
 from circuits.tasks import TaskBatch
 from circuits.tasks import complexity as tasks
 from circuits.toy import ToyConfig, train_toy
 from interp.ablation.heads import ablation_hooks, head_means
 from interp.errors import InputError
 from interp.report import write_json
-from interp.tokens import TokenBatch, from_token_ids
+from interp.tokens import from_token_ids
 
 DESTROYED = 0.9  # ablating a whole layer (a stage of the mechanism) removes >= 90 % of the task
 NECESSARY = 0.5  # a head that alone restores >= half the task in its ablated layer is a member
@@ -64,6 +67,24 @@ N_EVAL = 512
 _BASE = ToyConfig(
     attention="dpa", n_layers=2, n_heads=4, d_head=16, attn_only=True, warmup=50, seed=0
 )
+# v2 head plans (circuits.planted_mixture): which heads each sub-task may use, spread over the
+# layers; every other head is dropped at random on that sub-task's sequences during training
+PLAN_A = {
+    "induction": [[0, 1], [1, 4], [2, 6], [3, 2]],
+    "recall": [[0, 5], [1, 0], [2, 3], [3, 7]],
+    "delay_sum": [[0, 3], [1, 6], [2, 1], [3, 4]],
+    "backcopy": [[1, 2], [3, 0]],
+}
+PLAN_B = {
+    "induction": [[0, 6], [1, 1], [2, 2], [3, 5]],
+    "recall": [[0, 2], [1, 7], [2, 4], [3, 3]],
+    "delay_sum": [[0, 0], [1, 3], [2, 7], [3, 1]],
+    "backcopy": [[0, 4], [2, 5]],
+}
+_V2 = replace(
+    _BASE, task="mixture", complexity=1, n_layers=4, n_heads=8, mlp_width=1, steps=2000,
+    batch_size=128, lr=1e-3, warmup=100, head_plan=PLAN_A, head_drop=0.5,
+)  # fmt: skip
 PLANTED: dict[str, ToyConfig] = {
     "induction": replace(_BASE, task="induction", complexity=32, steps=600),
     # one scored token per sequence: larger batches, wider heads and a gentler rate learn it
@@ -73,6 +94,10 @@ PLANTED: dict[str, ToyConfig] = {
     # attention sinks and their negative (circuits.planted_sinks): every prediction is scored
     "sink": replace(_BASE, task="backcopy", complexity=4, steps=1500, embed_norm=True),
     "no_bos": replace(_BASE, task="backcopy_no_bos", complexity=4, steps=1500, embed_norm=True),
+    # v2 (circuits.planted_mixture): 4 layers x 8 heads on a mixture of four sub-tasks, where
+    # no trivial ranking finds the roles; two training seeds
+    "mixture": _V2,
+    "mixture_b": replace(_V2, seed=1, head_plan=PLAN_B),
 }
 # the circuit models' roles by layer; the sink models have one role, "sink", of any layer
 ROLES: dict[str, dict[int, str]] = {
@@ -80,6 +105,8 @@ ROLES: dict[str, dict[int, str]] = {
     "recall": {0: "previous_token", 1: "retrieval"},
     "sink": {},
     "no_bos": {},
+    "mixture": {},  # roles from the causal effects, not the layer (circuits.planted_mixture)
+    "mixture_b": {},
 }
 SHIPPED = Path(__file__).parent / "data" / "planted"
 
@@ -112,20 +139,6 @@ def load_ground_truth(folder: Path) -> dict[str, Any]:
 
 def eval_batch(cfg: ToyConfig, n: int = N_EVAL) -> tasks.Batch:
     return tasks.sample(cfg.task, cfg.complexity, n, cfg.seed + EVAL_SEED)
-
-
-def as_token_batch(batch: tasks.Batch) -> TokenBatch:
-    lengths = batch.attention_mask.sum(1).tolist()
-    return TokenBatch(batch.ids, batch.attention_mask, lengths, [[] for _ in lengths])
-
-
-@torch.no_grad()
-def task_accuracy(model: TransformerBridge, batch: tasks.Batch, hooks=()) -> float:
-    """Share of scored positions whose greedy next-token prediction is right."""
-    with model.hooks(fwd_hooks=list(hooks)):
-        logits = model(batch.ids, attention_mask=batch.attention_mask)
-    right = logits[:, :-1].argmax(-1) == batch.ids[:, 1:]
-    return float(right[batch.scored[:, 1:]].float().mean())
 
 
 @torch.no_grad()
@@ -192,9 +205,12 @@ def establish_ground_truth(
 def establish(model: TransformerBridge, name: str) -> dict[str, Any]:
     """The ground truth of planted model ``name``: a circuit by ablation, or sinks by hiding
     the first token (``circuits.planted_sinks``)."""
+    from circuits import planted_mixture
     from circuits.planted_sinks import establish_sink_truth, is_sink_task
 
     cfg = PLANTED[check_name(name)]
+    if cfg.task == "mixture":
+        return planted_mixture.establish(model, cfg)
     if is_sink_task(cfg):
         return establish_sink_truth(model, cfg)
     return establish_ground_truth(model, cfg, ROLES[name])
@@ -202,8 +218,11 @@ def establish(model: TransformerBridge, name: str) -> dict[str, Any]:
 
 def describe(truth: dict[str, Any]) -> str:
     """One line on a stored ground truth (for the CLI)."""
+    from circuits import planted_mixture
     from circuits.planted_sinks import SINK_TASKS, describe_sink_truth
 
+    if truth.get("version") == 2:
+        return planted_mixture.describe(truth)
     if truth["task"] in SINK_TASKS:
         return describe_sink_truth(truth)
     roles = "; ".join(
@@ -308,7 +327,9 @@ def copy_tests(
 
 
 @torch.no_grad()
-def copy_paste_scores(model: TransformerBridge, cfg: ToyConfig, n: int = 64) -> np.ndarray:
+def copy_paste_scores(
+    model: TransformerBridge, cfg: ToyConfig, n: int = 64, tests: list | None = None
+) -> np.ndarray:
     """[layer, head] retrieval-head score (Wu et al.'s copy-paste rule) on needle tests built
     from the planted task (``copy_tests``). At each query position the model predicts greedily;
     a head copy-pastes when its top key lies in the needle and holds the predicted token,
@@ -317,7 +338,8 @@ def copy_paste_scores(model: TransformerBridge, cfg: ToyConfig, n: int = 64) -> 
     from interp.attention import run_heads
     from interp.heads.retrieval import copy_paste_hits
 
-    tests = copy_tests(cfg, n, np.random.default_rng(cfg.seed + EVAL_SEED + 3))
+    if tests is None:  # else given (``circuits.planted_mixture.copy_tests``)
+        tests = copy_tests(cfg, n, np.random.default_rng(cfg.seed + EVAL_SEED + 3))
     batch = from_token_ids(model, [ids for ids, _, _, _ in tests])
     run = run_heads(model, batch, hooks=["pattern"], return_logits=True)
     n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)

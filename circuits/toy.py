@@ -49,6 +49,20 @@ class ToyConfig:
     # silenced at some tokens by shrinking their embeddings (the final RMSNorm would scale its
     # write up there and down elsewhere); see circuits.planted_sinks
     embed_norm: bool = False
+    # MLP hidden width (0: 4 x d_model). An attention-only model computes its zeroed MLPs
+    # anyway; width 1 makes training ~3x faster with the same (zero) MLP output
+    mlp_width: int = 0
+    # planted head roles (``mixture`` only): sub-task -> heads [[layer, head], ...] that may
+    # carry it. On a sequence of that sub-task every other head learns nothing from its loss
+    # (its output is detached) and is dropped (zeroed) with probability ``head_drop``, so the
+    # sub-task can neither train it nor rely on it (circuits.planted_mixture); the saved model
+    # is an ordinary Llama
+    head_plan: dict = field(default_factory=dict)
+    head_drop: float = 0.0
+    head_detach: bool = False  # the heads outside a row's plan learn nothing from it
+    # weight of a penalty on the mean squared write ||z W_O||^2 of the heads outside a row's
+    # plan: they learn to stay quiet on other sub-tasks instead of becoming their backups
+    head_quiet: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def check(self) -> ToyConfig:
@@ -61,6 +75,8 @@ class ToyConfig:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise InputError(f"lr must be a finite number > 0, got {self.lr}")
+        if not 0.0 <= self.head_drop < 1.0:
+            raise InputError(f"head_drop must be in [0, 1), got {self.head_drop}")
         return self
 
 
@@ -78,7 +94,7 @@ def build_model(cfg: ToyConfig) -> LlamaForCausalLM:
     config = LlamaConfig(
         vocab_size=len(tasks.VOCAB),
         hidden_size=d_model,
-        intermediate_size=4 * d_model,
+        intermediate_size=cfg.mlp_width or 4 * d_model,
         num_hidden_layers=cfg.n_layers,
         num_attention_heads=cfg.n_heads,
         num_key_value_heads=cfg.n_heads,
@@ -135,6 +151,78 @@ def _embedding_norm_keeper(model: LlamaForCausalLM):
     return keep
 
 
+def _head_dropout(model: LlamaForCausalLM, cfg: ToyConfig):
+    """Training-time head plans by sub-task (``ToyConfig.head_plan``): forward pre-hooks on
+    each layer's output projection multiply every head's output by its row's keep mask and
+    detach the heads outside the row's plan. Returns (set_batch(batch, rng), remove())."""
+    n_layers, n_heads, d_head = cfg.n_layers, cfg.n_heads, cfg.d_head
+    allowed = {
+        task: {(int(la), int(h)) for la, h in heads} for task, heads in cfg.head_plan.items()
+    }
+    # [batch, layer, head]: keep (1) or drop (0) the output; learn (1) from this row or not (0)
+    state: dict[str, torch.Tensor | None] = {
+        "keep": None, "learn": None, "outside": None, "penalty": None
+    }  # fmt: skip
+
+    def per_channel(mask: torch.Tensor, layer: int) -> torch.Tensor:
+        return mask[:, layer].repeat_interleave(d_head, dim=-1)[:, None, :]
+
+    def make(layer: int):
+        def pre(module, args):
+            keep, learn, learn_mask = state["keep"], state["learn"], state["outside"]
+            if keep is None:
+                return None
+            (x,) = args  # [batch, pos, head * d_head]
+            x = x * per_channel(keep, layer).to(x)
+            if cfg.head_quiet:  # the writes of the heads outside each row's plan
+                b, pos = x.shape[:2]
+                w = module.weight.reshape(-1, n_heads, d_head)  # [d_model, head, d_head]
+                writes = torch.einsum("bphd,mhd->bphm", x.reshape(b, pos, n_heads, d_head), w)
+                outside = (1 - learn_mask[:, layer])[:, None, :] * keep[:, layer][:, None, :]
+                sq = writes.pow(2).sum(-1) * outside.to(x)  # [batch, pos, head]
+                term = sq.sum() / max(1.0, float(outside.sum()) * pos)
+                state["penalty"] = term if state["penalty"] is None else state["penalty"] + term
+            g = per_channel(learn, layer).to(x)
+            return (g * x + (1 - g) * x.detach(),)
+
+        return pre
+
+    handles = [
+        layer.self_attn.o_proj.register_forward_pre_hook(make(i))
+        for i, layer in enumerate(model.model.layers)
+    ]
+
+    def set_batch(batch: tasks.Batch, rng: torch.Generator) -> None:
+        if not batch.parts:
+            raise InputError("head_plan needs a mixture batch whose rows record their sub-task")
+        keep = torch.ones(len(batch.parts), n_layers, n_heads)
+        learn = torch.ones(len(batch.parts), n_layers, n_heads)
+        inside = torch.ones(len(batch.parts), n_layers, n_heads)  # 0: outside the row's plan
+        for i, part in enumerate(batch.parts):
+            if part not in allowed:  # a sub-task without a plan may use every head
+                continue
+            other = torch.ones(n_layers, n_heads, dtype=torch.bool)
+            for la, h in allowed[part]:
+                other[la, h] = False
+            drop = other & (torch.rand(n_layers, n_heads, generator=rng) < cfg.head_drop)
+            keep[i][drop] = 0.0
+            inside[i][other] = 0.0
+            if cfg.head_detach:
+                learn[i][other] = 0.0
+        state["keep"], state["learn"], state["outside"] = keep, learn, inside
+        state["penalty"] = None
+
+    def penalty() -> torch.Tensor | float:
+        return state["penalty"] if state["penalty"] is not None else 0.0
+
+    def remove() -> None:
+        state["keep"] = state["penalty"] = None
+        for hd in handles:
+            hd.remove()
+
+    return set_batch, penalty, remove
+
+
 def train_toy(
     cfg: ToyConfig, out: Path | None = None, *, progress: bool = True
 ) -> tuple[LlamaForCausalLM, dict]:
@@ -160,12 +248,19 @@ def train_toy(
         disable=not progress,
         leave=False,
     )
+    set_batch, penalty, remove_dropout = (
+        _head_dropout(model, cfg)
+        if cfg.head_plan
+        else (lambda b, g: None, lambda: 0.0, lambda: None)
+    )
+    drop_rng = torch.Generator().manual_seed(cfg.seed)
     model.train()
     for step in bar:
         batch = tasks.sample(cfg.task, cfg.complexity, cfg.batch_size, cfg.seed * 1_000_003 + step)
+        set_batch(batch, drop_rng)
         loss, correct, total = _loss_and_acc(model, batch)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + cfg.head_quiet * penalty()).backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         sched.step()
@@ -173,6 +268,7 @@ def train_toy(
         losses.append(float(loss.detach()))
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss:.3f}", acc=f"{float(correct / total):.2f}")
+    remove_dropout()
     seconds = time.perf_counter() - t0
     acc = evaluate(model, cfg)
     metrics = {

@@ -77,7 +77,8 @@ CASES = [
     ("set-bad-inputs", ["scan", "tiny", "--out", "r", "--set", "sink.inputs=nope"], _nothing,
      "sink inputs must be one of 'text', 'model_prompts', not 'nope'"),
     ("planted-unknown", ["train-toy", "--planted", "sinks", "--out", "m"], _nothing,
-     "unknown planted model 'sinks'; choose from induction, recall, sink, no_bos"),
+     "unknown planted model 'sinks'; choose from induction, recall, sink, no_bos, mixture, "
+     "mixture_b"),
     ("binary-prompts", ["scan", "tiny", "--out", "r", "--prompts", "p.txt"],
      _file("p.txt", BINARY), "is not a UTF-8 text file"),
     ("binary-sweep-yaml", ["sweep", "s.yaml"], _file("s.yaml", BINARY),

@@ -28,6 +28,13 @@ them is a multi-task setting (a task token first, sequences right-padded to one 
   (``c = 1`` copies, ``c = 2`` is Fibonacci mod 10, ...), 24 tokens. Every generated digit is
   scored. Complexity ``c`` = how many earlier tokens each prediction combines. Chance 1/10.
 
+- ``mixture`` (planted models v2, ``circuits.planted_mixture``): ``<bos>`` then one of four
+  sub-tasks drawn uniformly per sequence, with no task token (the content tells them apart):
+  ``induction`` over 32 random tokens (a segment of 4-8 repeated), ``recall`` with 6 pairs,
+  ``delay_sum`` with c = 2 and ``backcopy`` with 4 triggers, each scored as alone. Several
+  mechanisms coexist in one model, each a distractor for the others. The complexity knob is
+  unused (1). Chance: the mean of the four.
+
 Tokens are words of one fixed vocabulary (``VOCAB``) shared by every task, so models trained on
 different tasks or mixtures have the same embedding shape; prompts are space-separated strings.
 """
@@ -59,6 +66,7 @@ MAX_COMPLEXITY = {
     "induction": 32,
     "backcopy": N_DIGITS,
     "backcopy_no_bos": N_DIGITS,
+    "mixture": 1,
 }
 INDUCTION_LENGTH = 64
 BACKCOPY_LENGTH, TRIGGER_RATE, N_SUCCESSORS = 16, 0.15, 2
@@ -73,6 +81,7 @@ class Batch:
     ids: torch.Tensor
     scored: torch.Tensor
     attention_mask: torch.Tensor
+    parts: list[str] | None = None  # the sub-task of each row (``mixture`` only)
 
 
 def _recall(c: int, rng: np.random.Generator) -> tuple[list[int], list[bool]]:
@@ -142,12 +151,45 @@ def _backcopy_no_bos(c: int, rng: np.random.Generator) -> tuple[list[int], list[
     return x, [False] + [True] * (len(x) - 1)
 
 
+MIXTURE = ("induction", "recall", "delay_sum", "backcopy")  # the sub-tasks of ``mixture``
+MIXTURE_INDUCTION_LENGTH = 32
+
+
+def mixture_part(task: str, rng: np.random.Generator) -> tuple[list[int], list[bool]]:
+    """One sequence of a ``mixture`` sub-task, ``<bos>`` first."""
+    if task == "induction":
+        ids = rng.integers(len(SPECIALS), len(VOCAB) - len(TASK_TOKENS),
+                           size=MIXTURE_INDUCTION_LENGTH)  # fmt: skip
+        h = int(rng.integers(4, 9))
+        r = int(rng.integers(0, MIXTURE_INDUCTION_LENGTH - 2 * h + 1))
+        ids[r + h : r + 2 * h] = ids[r : r + h]
+        scored = [False] * MIXTURE_INDUCTION_LENGTH
+        scored[r + h + 1 : r + 2 * h] = [True] * (h - 1)
+        body: tuple[list[int], list[bool]] = ([int(i) for i in ids], scored)
+    elif task == "recall":
+        body = _recall(6, rng)
+    elif task == "delay_sum":
+        body = _delay_sum(2, rng)
+    elif task == "backcopy":
+        x = backcopy_sequence(4, rng)
+        body = (x, [False] + [True] * (len(x) - 1))
+    else:
+        raise InputError(f"unknown mixture sub-task {task!r}; choose from {', '.join(MIXTURE)}")
+    return [INDEX["<bos>"], *body[0]], [False, *body[1]]
+
+
+def _mixture(c: int, rng: np.random.Generator) -> tuple[list[int], list[bool]]:
+    """One ``mixture`` sequence (``sample`` draws the sub-task itself to record it)."""
+    return mixture_part(MIXTURE[int(rng.integers(0, len(MIXTURE)))], rng)
+
+
 GENERATORS: dict[str, Callable[[int, np.random.Generator], tuple[list[int], list[bool]]]] = {
     "recall": _recall,
     "delay_sum": _delay_sum,
     "induction": _induction,
     "backcopy": _backcopy,
     "backcopy_no_bos": _backcopy_no_bos,
+    "mixture": _mixture,
 }
 
 
@@ -180,6 +222,11 @@ def sample(tasks: str | Sequence[str], complexity: int, n: int, seed: int) -> Ba
     tasks = parse_tasks(tasks)
     check_complexity(tasks, complexity)
     rng = np.random.default_rng(seed)
+    if tasks == ["mixture"]:  # the sub-task of each row is recorded (head plans train on it)
+        parts = [MIXTURE[int(rng.integers(0, len(MIXTURE)))] for _ in range(n)]
+        batch = pad([mixture_part(t, rng) for t in parts])
+        batch.parts = parts
+        return batch
     rows = []
     for i in range(n):
         task = tasks[i % len(tasks)] if len(tasks) > 1 else tasks[0]
@@ -187,6 +234,18 @@ def sample(tasks: str | Sequence[str], complexity: int, n: int, seed: int) -> Ba
         if len(tasks) > 1:
             ids, scored = [INDEX[f"T_{task}"], *ids], [False, *scored]
         rows.append((ids, scored))
+    return pad(rows)
+
+
+def sample_part(task: str, n: int, seed: int) -> Batch:
+    """``n`` sequences of one ``mixture`` sub-task (for measuring each mechanism alone)."""
+    rng = np.random.default_rng(seed)
+    return pad([mixture_part(task, rng) for _ in range(n)])
+
+
+def pad(rows: Sequence[tuple[list[int], list[bool]]]) -> Batch:
+    """Right-pad (ids, scored) rows into one ``Batch``."""
+    n = len(rows)
     length = max(len(r[0]) for r in rows)
     ids = torch.full((n, length), PAD, dtype=torch.long)
     scored = torch.zeros((n, length), dtype=torch.bool)
@@ -212,5 +271,6 @@ def chance(tasks: str | Sequence[str]) -> float:
         "backcopy": 1 / (len(VOCAB) - len(SPECIALS)),
         "backcopy_no_bos": 1 / (len(VOCAB) - len(SPECIALS)),
     }
+    per["mixture"] = float(np.mean([per[t] for t in MIXTURE]))
     names = parse_tasks(tasks)
     return float(np.mean([per[t] for t in names]))

@@ -37,10 +37,11 @@ def train_toy_cmd(
     planted: Annotated[
         str | None,
         typer.Option(
-            help="Train a model with a planted mechanism (induction, recall, sink, no_bos) "
-            "from its fixed recipe (the other options are ignored) and write "
-            "ground_truth.json: its circuit established by ablation, or its sink heads by "
-            "hiding the first token (circuits.planted)."
+            help="Train a model with a planted mechanism (induction, recall, sink, no_bos; "
+            "the v2 models mixture, mixture_b: 4 layers x 8 heads, four mechanisms) from its "
+            "fixed recipe (the other options are ignored) and write ground_truth.json: its "
+            "circuits established by ablation, its sink heads by hiding the first token "
+            "(circuits.planted)."
         ),
     ] = None,
 ) -> None:

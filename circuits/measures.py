@@ -1,0 +1,24 @@
+"""Measuring a trained toy model on task sequences (``circuits.tasks.complexity.Batch``): the
+accuracy its planted ground truths are established by."""
+
+from __future__ import annotations
+
+import torch
+from transformer_lens.model_bridge import TransformerBridge
+
+from circuits.tasks import complexity as tasks
+from interp.tokens import TokenBatch
+
+
+def as_token_batch(batch: tasks.Batch) -> TokenBatch:
+    lengths = batch.attention_mask.sum(1).tolist()
+    return TokenBatch(batch.ids, batch.attention_mask, lengths, [[] for _ in lengths])
+
+
+@torch.no_grad()
+def task_accuracy(model: TransformerBridge, batch: tasks.Batch, hooks=()) -> float:
+    """Share of scored positions whose greedy next-token prediction is right."""
+    with model.hooks(fwd_hooks=list(hooks)):
+        logits = model(batch.ids, attention_mask=batch.attention_mask)
+    right = logits[:, :-1].argmax(-1) == batch.ids[:, 1:]
+    return float(right[batch.scored[:, 1:]].float().mean())
