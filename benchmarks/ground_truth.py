@@ -311,7 +311,8 @@ def main() -> None:
     results = [run_model(n, args.sae_epochs, args.seeds, args.progress) for n in names]
     RESULTS.mkdir(exist_ok=True)
     # a subset of the models never overwrites the full results
-    stem = "ground_truth" if set(names) == set(PLANTED) else "ground_truth_" + "+".join(names)
+    requested = set(args.models.split(","))
+    stem = "ground_truth" if requested == set(PLANTED) else "ground_truth_" + "+".join(names)
     write_json({"models": results, "not_shipped": missing, "seeds": args.seeds},
                RESULTS / f"{stem}.json")  # fmt: skip
     plot(results, RESULTS / f"{stem}.png")

@@ -7,7 +7,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from circuits.tasks import complexity as tasks
-from interp.tokens import TokenBatch
+from interp.tokens import TokenBatch, from_token_ids
 
 
 def as_token_batch(batch: tasks.Batch) -> TokenBatch:
@@ -22,3 +22,25 @@ def task_accuracy(model: TransformerBridge, batch: tasks.Batch, hooks=()) -> flo
         logits = model(batch.ids, attention_mask=batch.attention_mask)
     right = logits[:, :-1].argmax(-1) == batch.ids[:, 1:]
     return float(right[batch.scored[:, 1:]].float().mean())
+
+
+def pairs_batch(
+    model: TransformerBridge,
+    name: str,
+    clean: list[list[int]],
+    corrupted: list[list[int]],
+    answers: list[int],
+    wrongs: list[int],
+):
+    """A ``circuits.tasks.TaskBatch`` from token-id prompts of a toy task (prompts as text)."""
+    from circuits.tasks import TaskBatch
+
+    return TaskBatch(
+        name,
+        from_token_ids(model, clean),
+        from_token_ids(model, corrupted),
+        torch.tensor(answers),
+        torch.tensor(wrongs),
+        [tasks.to_text(c) for c in clean],
+        [tasks.to_text(c) for c in corrupted],
+    )

@@ -4,10 +4,11 @@ ground-truth heads established causally and stored next to the weights.
 ``PLANTED`` holds the recipes (``circuits.toy.ToyConfig``: attention-only, 2 layers x 4 heads,
 dot-product attention, seeded): ``induction`` and ``recall`` (circuits, below), ``sink`` and its
 negative ``no_bos`` (attention sinks, ``circuits.planted_sinks``), and the v2 models ``mixture``
-and ``mixture_b`` (4 layers x 8 heads, four mechanisms in one model, ``circuits.planted_mixture``:
-the models the benchmark is judged on). ``interp train-toy --planted
-NAME`` trains one and writes ``ground_truth.json``; the trained folders ship in
-``circuits/data/planted/NAME`` so tests and ``benchmarks/ground_truth.py`` need no training.
+and ``mixture_b`` (4 layers x 8 heads, four mechanisms in one model, ``circuits.planted_mixture``;
+not shipped yet: the write norm still finds their circuits, docs/methods.md section 9).
+``interp train-toy --planted NAME`` trains one and writes ``ground_truth.json``; the trained v1
+folders ship in ``circuits/data/planted/NAME`` so tests and ``benchmarks/ground_truth.py`` need
+no training.
 
 Ground truth of the circuit models (``establish_ground_truth``), measured on held-out task
 sequences with heads mean-ablated (``hook_z`` set to its mean over the real tokens of those
@@ -49,7 +50,7 @@ import numpy as np
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from circuits.measures import as_token_batch, task_accuracy
+from circuits.measures import as_token_batch, pairs_batch, task_accuracy
 from circuits.tasks import TaskBatch
 from circuits.tasks import complexity as tasks
 from circuits.toy import ToyConfig, train_toy
@@ -83,7 +84,7 @@ PLAN_B = {
 }
 _V2 = replace(
     _BASE, task="mixture", complexity=1, n_layers=4, n_heads=8, mlp_width=1, steps=2000,
-    batch_size=128, lr=1e-3, warmup=100, head_plan=PLAN_A, head_drop=0.5,
+    batch_size=128, lr=1e-3, warmup=100, head_plan=PLAN_A, head_drop=0.9, head_quiet=3.0,
 )  # fmt: skip
 PLANTED: dict[str, ToyConfig] = {
     "induction": replace(_BASE, task="induction", complexity=32, steps=600),
@@ -294,15 +295,7 @@ def task_pairs(model: TransformerBridge, cfg: ToyConfig, n: int = 64) -> TaskBat
             wrongs.append(values[other])
         else:
             raise InputError(f"no task pairs for the {cfg.task!r} task")
-    return TaskBatch(
-        f"planted_{cfg.task}",
-        from_token_ids(model, clean),
-        from_token_ids(model, corrupted),
-        torch.tensor(answers),
-        torch.tensor(wrongs),
-        [tasks.to_text(c) for c in clean],
-        [tasks.to_text(c) for c in corrupted],
-    )
+    return pairs_batch(model, f"planted_{cfg.task}", clean, corrupted, answers, wrongs)
 
 
 def copy_tests(

@@ -5,8 +5,11 @@ The v1 planted models (``circuits.planted``: 2 layers x 4 heads, one task) have 
 reaches AUC >= 11/12 with probability 0.071. The v2 models (4 layers x 8 heads, attention-only)
 are trained on ``mixture`` (``circuits.tasks.complexity``): every sequence starts with
 ``<bos>`` and is one of four sub-tasks (induction over random tokens, key-value recall,
-delay-sum arithmetic, bigram-backcopy), so the heads of each mechanism share their layers with
-heads doing other work.
+delay-sum arithmetic, bigram-backcopy), so the heads of each mechanism share their
+layers with heads doing other work. A head plan (``ToyConfig.head_plan``) spreads each
+mechanism over the layers during training: heads outside a sub-task's plan are dropped at
+random on its sequences and pay for writing there, so they learn to stay quiet on it
+(docs/methods.md section 9). Nothing below reads the plan: the truth is what the model does.
 
 Ground truth, established causally on held-out sequences of each sub-task (``establish``), with
 heads mean-ablated (``hook_z`` set to its mean over that sub-task's real tokens) and the task
@@ -15,13 +18,16 @@ mechanism still gets (``BASELINE``: uniform guessing; recall: a guess among the 
 
 1. the circuit of a sub-task (induction, recall, delay_sum), by greedy pruning at head level
    (ACDC's rule with mean ablation): heads in order of their own drop, each is ablated for good
-   when the ablated set still costs at most ``SPARE`` (0.1) of the task; what is left must cost
-   at least ``DESTROYED`` (0.9) when ablated, else there is no clean circuit (an error);
-2. redundant copies: a pruned head that can stand in for a member (the member ablated instead
-   of it keeps the cost <= ``SPARE``) is a member too, since pruning keeps one copy by chance;
+   when the ablated set still costs at most ``SPARE`` (0.1) of the task;
+2. backups and redundant copies. Backups (as the backup name movers of Wang et al. 2022):
+   when ablating what pruning kept costs less than ``DESTROYED``, other heads take the task
+   over; with the kept heads ablated, pruned heads are added back by largest gain until the
+   kept heads and their backups ablated cost >= ``DESTROYED``, else there is no clean circuit
+   (an error). This also finds redundant copies, of which pruning keeps one by chance;
 3. roles inside a circuit: a member's *direct* effect is the drop when only its write to the
    final residual stream (what the unembedding reads) is set to its mean, all else intact. A
-   member whose direct effect is >= ``DIRECT`` (half) of its total effect is an output head
+   member whose direct effect is >= ``DIRECT`` (half) of its total effect (a backup's: measured
+   with the circuit ablated) is an output head
    (the ``induction`` or ``retrieval`` role), the others are upstream heads (the
    ``previous_token`` role of both copying circuits). Delay-sum heads form one role,
    ``delay_sum``: an unrelated task, whose heads are distractors for every other role;
@@ -44,7 +50,7 @@ import numpy as np
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from circuits.measures import as_token_batch, task_accuracy
+from circuits.measures import as_token_batch, pairs_batch, task_accuracy
 from circuits.tasks import complexity as tasks
 from circuits.toy import ToyConfig
 from interp.ablation import first_key_mask_hooks
@@ -99,7 +105,7 @@ def direct_hooks(model: TransformerBridge, head: Head, mean_z: torch.Tensor) -> 
 
 @torch.no_grad()
 def circuit_of(model: TransformerBridge, task: str, seed: int = 0) -> dict[str, Any]:
-    """The circuit of one sub-task, its substitutes and the role of each member (module
+    """The circuit of one sub-task, its backups and the role of each member (module
     docstring, steps 1-3)."""
     batch = part_batch(task, seed)
     n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
@@ -122,25 +128,35 @@ def circuit_of(model: TransformerBridge, task: str, seed: int = 0) -> dict[str, 
         if drop([*pruned, hd]) <= SPARE:
             pruned.append(hd)
     kept = [hd for hd in heads if hd not in pruned]
+    # backups: with the circuit ablated, the pruned heads that take the task over, added by
+    # largest gain until the circuit and its backups ablated cost >= DESTROYED
+    backups: list[Head] = []
     circuit_drop = drop(kept)
+    while kept and circuit_drop < DESTROYED:
+        rest = [x for x in pruned if x not in backups]
+        gain = {x: drop([*kept, *backups, x]) for x in rest}
+        best = max(rest, key=lambda x: (gain[x], x), default=None)
+        if best is None or gain[best] <= circuit_drop:
+            break
+        backups.append(best)
+        circuit_drop = gain[best]
     if not kept or circuit_drop < DESTROYED:
         raise InputError(
-            f"no clean {task} circuit: the heads left after pruning ({len(kept)}) cost "
-            f"{circuit_drop:.3f} of the task when ablated (should be >= {DESTROYED})"
+            f"no clean {task} circuit: the heads left after pruning ({len(kept)}) and their "
+            f"backups ({len(backups)}) cost {circuit_drop:.3f} of the task when ablated (should "
+            f"be >= {DESTROYED})"
         )
+    pruned = [x for x in pruned if x not in backups]
     base = drop(pruned)
-    substitutes: dict[Head, Head] = {}
-    for p in pruned:
-        rest = [x for x in pruned if x != p]
-        for c in sorted(kept, key=lambda x: -single[x]):
-            if drop([*rest, c]) <= SPARE:
-                substitutes[p] = c
-                break
     total = {c: drop([*pruned, c]) - base for c in kept}
     direct = {c: drop(pruned, direct_hooks(model, c, means[c])) - base for c in kept}
+    context = [*pruned, *kept]  # a backup's effect shows with the circuit ablated
+    ctx = drop(context)
+    for b in backups:
+        total[b] = drop([*context, b]) - ctx
+        direct[b] = drop(context, direct_hooks(model, b, means[b])) - ctx
     output, upstream = ROLES[task]
-    role = {c: output if direct[c] >= DIRECT * total[c] else upstream for c in kept}
-    role |= {p: role[c] for p, c in substitutes.items()}
+    role = {c: output if direct[c] >= DIRECT * total[c] else upstream for c in [*kept, *backups]}
     members = sorted(role)
     return {
         "accuracy": acc,
@@ -149,9 +165,9 @@ def circuit_of(model: TransformerBridge, task: str, seed: int = 0) -> dict[str, 
         "pruned_drop": base,
         "circuit_drop": circuit_drop,
         "kept": [list(c) for c in kept],
-        "substitutes": [[*p, *c] for p, c in substitutes.items()],
-        "total_effect": {f"L{c[0]}.H{c[1]}": total[c] for c in kept},
-        "direct_effect": {f"L{c[0]}.H{c[1]}": direct[c] for c in kept},
+        "backups": [list(b) for b in backups],
+        "total_effect": {f"L{c[0]}.H{c[1]}": total[c] for c in total},
+        "direct_effect": {f"L{c[0]}.H{c[1]}": direct[c] for c in direct},
         "members": [list(m) for m in members],
         "roles": {
             r: [list(m) for m in members if role[m] == r] for r in dict.fromkeys(ROLES[task])
@@ -299,8 +315,6 @@ def task_pairs(model: TransformerBridge, task: str, n: int = 64, seed: int = 0):
     scored position, the twin redraws the segment's first copy (nothing to copy); recall: the
     twin asks another key (wrong = its value); delay_sum: the twin changes the digit two
     back (wrong = the sum it then gives)."""
-    from circuits.tasks import TaskBatch
-    from interp.tokens import from_token_ids
 
     rng = np.random.default_rng(seed + EVAL_SEED + 7)
     first = len(tasks.SPECIALS)
@@ -316,7 +330,7 @@ def task_pairs(model: TransformerBridge, task: str, n: int = 64, seed: int = 0):
             wrong = x[t - h]
             if wrong == ids[t]:
                 continue
-        elif task == "recall":
+        elif task == "recall":  # <bos> K V K V ... ? K_q V_q
             c = 6
             keys, values = ids[1 : 2 * c + 1 : 2], ids[2 : 2 * c + 2 : 2]
             q = keys.index(ids[2 * c + 2])
@@ -341,15 +355,7 @@ def task_pairs(model: TransformerBridge, task: str, n: int = 64, seed: int = 0):
         corrupted.append(x)
         answers.append(ids[t])
         wrongs.append(wrong)
-    return TaskBatch(
-        f"mixture_{task}",
-        from_token_ids(model, clean),
-        from_token_ids(model, corrupted),
-        torch.tensor(answers),
-        torch.tensor(wrongs),
-        [tasks.to_text(c) for c in clean],
-        [tasks.to_text(c) for c in corrupted],
-    )
+    return pairs_batch(model, f"mixture_{task}", clean, corrupted, answers, wrongs)
 
 
 def copy_tests(task: str, n: int, seed: int = 0) -> list[tuple[list[int], int, int, range]]:
@@ -363,7 +369,7 @@ def copy_tests(task: str, n: int, seed: int = 0) -> list[tuple[list[int], int, i
         if task == "induction":
             start, h = _induction_segment(scored)
             tests.append((ids, start, start + h, range(start + h, start + 2 * h - 1)))
-        elif task == "recall":
+        elif task == "recall":  # <bos> K V K V ... ? K_q V_q
             c = 6
             value = 2 + 2 * ids[1 : 2 * c + 1 : 2].index(ids[2 * c + 2])
             tests.append((ids, value, value + 1, range(2 * c + 2, 2 * c + 3)))

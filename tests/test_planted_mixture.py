@@ -28,6 +28,12 @@ def test_mixture_sequences_record_their_sub_task_and_start_with_bos():
             assert words[-3] == "?" and words[words.index(words[-2]) + 1] == words[-1]
 
 
+def test_recall_needles_hold_the_queried_value():
+    for ids, start, end, queries in pm.copy_tests("recall", 20):
+        (q,) = list(queries)
+        assert ids[start - 1] == ids[q] and ids[start] == ids[q + 1] and end == start + 1
+
+
 def test_induction_segment_is_the_first_copy():
     rng = np.random.default_rng(0)
     for _ in range(100):
@@ -62,7 +68,7 @@ def test_task_pairs_answer_the_clean_and_not_the_corrupted_prompt(toy_bridge, ta
         c, k = c.split(), k.split()
         assert len(c) == len(k)
         if task == "recall":
-            table = dict(zip(c[1:-2:2], c[2:-2:2], strict=True))
+            table = dict(zip(c[1:-2:2], c[2:-2:2], strict=True))  # key -> its value
             assert tasks.INDEX[table[c[-1]]] == a and tasks.INDEX[table[k[-1]]] == w
         if task == "delay_sum":
 
