@@ -40,17 +40,12 @@ def per_sample_loss(model, batch, hooks=()) -> np.ndarray:
     return ((nll * keep).sum(1) / keep.sum(1)).numpy()
 
 
-def interval(diff: np.ndarray, n_boot: int = 2000, seed: int = 0) -> list[float]:
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(1)
-    return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
-
-
 def main() -> None:
     from scipy.stats import spearmanr
     from tqdm.auto import tqdm
 
     from interp.ablation import first_key_mask_hooks
+    from interp.calibration_search import paired_bootstrap
     from interp.defaults import SINK_HEAD_THRESHOLD
     from interp.evidence import baselines as b
     from interp.evidence.claims import evidence_row
@@ -77,8 +72,9 @@ def main() -> None:
     rows = []
     for i in tqdm(chosen, desc="first key hidden per head"):
         head = (int(i) // n_heads, int(i) % n_heads)
-        diff = per_sample_loss(model, batch, first_key_mask_hooks(model, [head])) - base
-        lo, hi = interval(diff)
+        hidden = per_sample_loss(model, batch, first_key_mask_hooks(model, [head]))
+        diff = hidden - base
+        lo, hi = paired_bootstrap(base, hidden)  # 95 % interval of the mean increase
         rows.append({"layer": head[0], "head": head[1], "s_0": float(s0[i]),
                      "group": "top s_0" if i in top else "random", "cost": float(diff.mean()),
                      "interval": [lo, hi], "needs": bool(lo > NEED),

@@ -153,36 +153,38 @@ def _embedding_norm_keeper(model: LlamaForCausalLM):
 
 def _head_dropout(model: LlamaForCausalLM, cfg: ToyConfig):
     """Training-time head plans by sub-task (``ToyConfig.head_plan``): forward pre-hooks on
-    each layer's output projection multiply every head's output by its row's keep mask and
-    detach the heads outside the row's plan. Returns (set_batch(batch, rng), remove())."""
+    each layer's output projection multiply every head's output by its row's keep mask,
+    detach the heads outside the row's plan (``head_detach``) and sum their squared writes
+    (``head_quiet``). Returns (set_batch(batch, rng), penalty(), remove())."""
     n_layers, n_heads, d_head = cfg.n_layers, cfg.n_heads, cfg.d_head
     allowed = {
         task: {(int(la), int(h)) for la, h in heads} for task, heads in cfg.head_plan.items()
     }
-    # [batch, layer, head]: keep (1) or drop (0) the output; learn (1) from this row or not (0)
-    state: dict[str, torch.Tensor | None] = {
-        "keep": None, "learn": None, "outside": None, "penalty": None
-    }  # fmt: skip
+    # [batch, layer, head]: keep (1) or drop (0) the output; inside (1) or outside (0) the
+    # row's plan; the quiet penalty summed over the layers of one forward
+    state: dict[str, torch.Tensor | None] = {"keep": None, "inside": None, "penalty": None}
 
     def per_channel(mask: torch.Tensor, layer: int) -> torch.Tensor:
         return mask[:, layer].repeat_interleave(d_head, dim=-1)[:, None, :]
 
     def make(layer: int):
         def pre(module, args):
-            keep, learn, learn_mask = state["keep"], state["learn"], state["outside"]
+            keep, inside = state["keep"], state["inside"]
             if keep is None:
                 return None
             (x,) = args  # [batch, pos, head * d_head]
             x = x * per_channel(keep, layer).to(x)
-            if cfg.head_quiet:  # the writes of the heads outside each row's plan
+            if cfg.head_quiet:  # the writes of the kept heads outside each row's plan
                 b, pos = x.shape[:2]
                 w = module.weight.reshape(-1, n_heads, d_head)  # [d_model, head, d_head]
                 writes = torch.einsum("bphd,mhd->bphm", x.reshape(b, pos, n_heads, d_head), w)
-                outside = (1 - learn_mask[:, layer])[:, None, :] * keep[:, layer][:, None, :]
+                outside = (1 - inside[:, layer])[:, None, :] * keep[:, layer][:, None, :]
                 sq = writes.pow(2).sum(-1) * outside.to(x)  # [batch, pos, head]
                 term = sq.sum() / max(1.0, float(outside.sum()) * pos)
                 state["penalty"] = term if state["penalty"] is None else state["penalty"] + term
-            g = per_channel(learn, layer).to(x)
+            if not cfg.head_detach:
+                return (x,)
+            g = per_channel(inside, layer).to(x)
             return (g * x + (1 - g) * x.detach(),)
 
         return pre
@@ -196,8 +198,7 @@ def _head_dropout(model: LlamaForCausalLM, cfg: ToyConfig):
         if not batch.parts:
             raise InputError("head_plan needs a mixture batch whose rows record their sub-task")
         keep = torch.ones(len(batch.parts), n_layers, n_heads)
-        learn = torch.ones(len(batch.parts), n_layers, n_heads)
-        inside = torch.ones(len(batch.parts), n_layers, n_heads)  # 0: outside the row's plan
+        inside = torch.ones(len(batch.parts), n_layers, n_heads)
         for i, part in enumerate(batch.parts):
             if part not in allowed:  # a sub-task without a plan may use every head
                 continue
@@ -207,10 +208,7 @@ def _head_dropout(model: LlamaForCausalLM, cfg: ToyConfig):
             drop = other & (torch.rand(n_layers, n_heads, generator=rng) < cfg.head_drop)
             keep[i][drop] = 0.0
             inside[i][other] = 0.0
-            if cfg.head_detach:
-                learn[i][other] = 0.0
-        state["keep"], state["learn"], state["outside"] = keep, learn, inside
-        state["penalty"] = None
+        state["keep"], state["inside"], state["penalty"] = keep, inside, None
 
     def penalty() -> torch.Tensor | float:
         return state["penalty"] if state["penalty"] is not None else 0.0

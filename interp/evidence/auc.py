@@ -113,11 +113,15 @@ def bootstrap_aucs(
     return wins / (len(pos) * len(neg))
 
 
+def percentile_interval(boots: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap values."""
+    tail = (1 - level) / 2
+    return float(np.quantile(boots, tail)), float(np.quantile(boots, 1 - tail))
+
+
 def bootstrap_interval(
     scores: np.ndarray, truth: np.ndarray, *, level: float = 0.95, n_boot: int = 2000,
     seed: int = 0,
 ) -> tuple[float, float]:  # fmt: skip
     """Percentile ``level`` interval of the AUC over stratified bootstrap resamples of heads."""
-    boots = bootstrap_aucs(scores, truth, n_boot=n_boot, seed=seed)
-    tail = (1 - level) / 2
-    return float(np.quantile(boots, tail)), float(np.quantile(boots, 1 - tail))
+    return percentile_interval(bootstrap_aucs(scores, truth, n_boot=n_boot, seed=seed), level)

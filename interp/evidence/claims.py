@@ -18,16 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from interp.evidence.auc import auc, bootstrap_aucs, p_value
+from interp.evidence.auc import auc, bootstrap_aucs, p_value, percentile_interval
 
 ALPHA = 0.05  # the random-ranking null must be rejected at this level
 LEVEL = 0.95  # bootstrap interval
 N_BOOT = 2000
-
-
-def _interval(boots: np.ndarray) -> list[float]:
-    tail = (1 - LEVEL) / 2
-    return [float(np.quantile(boots, tail)), float(np.quantile(boots, 1 - tail))]
 
 
 def score_evidence(
@@ -42,7 +37,7 @@ def score_evidence(
     m, n = int(truth.sum()), int((~truth).sum())
     out: dict[str, Any] = {
         "auc": float(per_seed.mean()),
-        "interval": _interval(boots),
+        "interval": list(percentile_interval(boots, LEVEL)),
         "p_null": p_value(float(per_seed.mean()), m, n),
         "n_positive": m,
         "n_negative": n,
