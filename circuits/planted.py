@@ -4,9 +4,9 @@ ground-truth heads established causally and stored next to the weights.
 ``PLANTED`` holds the recipes (``circuits.toy.ToyConfig``: attention-only, 2 layers x 4 heads,
 dot-product attention, seeded): ``induction`` and ``recall`` (circuits, below), ``sink`` and its
 negative ``no_bos`` (attention sinks, ``circuits.planted_sinks``), and the v2 models ``mixture``
-and ``mixture_b`` (4 layers x 8 heads, four mechanisms in one model, ``circuits.planted_mixture``;
-not shipped yet: the write norm still finds their circuits, docs/methods.md section 9).
-``interp train-toy --planted NAME`` trains one and writes ``ground_truth.json``; the trained v1
+and ``mixture_b`` (4 layers x 8 heads, four mechanisms and loud distractor heads in one model,
+``circuits.planted_mixture``, ``circuits.head_plan``; docs/methods.md section 9).
+``interp train-toy --planted NAME`` trains one and writes ``ground_truth.json``; the trained
 folders ship in ``circuits/data/planted/NAME`` so tests and ``benchmarks/ground_truth.py`` need
 no training.
 
@@ -85,6 +85,7 @@ PLAN_B = {
 _V2 = replace(
     _BASE, task="mixture", complexity=1, n_layers=4, n_heads=8, mlp_width=1, steps=2000,
     batch_size=128, lr=1e-3, warmup=100, head_plan=PLAN_A, head_drop=0.9, head_quiet=3.0,
+    head_loud=1.0,
 )  # fmt: skip
 PLANTED: dict[str, ToyConfig] = {
     "induction": replace(_BASE, task="induction", complexity=32, steps=600),

@@ -24,10 +24,11 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from circuits.head_plan import head_plan_hooks
 from circuits.tasks import complexity as tasks
 from interp.errors import InputError
 from interp.models import expressive
-from interp.report import write_json
+from interp.report import write_json, write_text
 
 
 @dataclass
@@ -63,6 +64,9 @@ class ToyConfig:
     # weight of a penalty on the mean squared write ||z W_O||^2 of the heads outside a row's
     # plan: they learn to stay quiet on other sub-tasks instead of becoming their backups
     head_quiet: float = 0.0
+    # weight of the loudness penalty of the heads in no plan (loud distractors that write as
+    # much as the planned heads and carry nothing; circuits.head_plan)
+    head_loud: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def check(self) -> ToyConfig:
@@ -75,6 +79,8 @@ class ToyConfig:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise InputError(f"lr must be a finite number > 0, got {self.lr}")
+        if self.head_quiet < 0 or self.head_loud < 0:
+            raise InputError("head_quiet and head_loud are penalty weights: use numbers >= 0")
         if not 0.0 <= self.head_drop < 1.0:
             raise InputError(f"head_drop must be in [0, 1), got {self.head_drop}")
         return self
@@ -151,76 +157,6 @@ def _embedding_norm_keeper(model: LlamaForCausalLM):
     return keep
 
 
-def _head_dropout(model: LlamaForCausalLM, cfg: ToyConfig):
-    """Training-time head plans by sub-task (``ToyConfig.head_plan``): forward pre-hooks on
-    each layer's output projection multiply every head's output by its row's keep mask,
-    detach the heads outside the row's plan (``head_detach``) and sum their squared writes
-    (``head_quiet``). Returns (set_batch(batch, rng), penalty(), remove())."""
-    n_layers, n_heads, d_head = cfg.n_layers, cfg.n_heads, cfg.d_head
-    allowed = {
-        task: {(int(la), int(h)) for la, h in heads} for task, heads in cfg.head_plan.items()
-    }
-    # [batch, layer, head]: keep (1) or drop (0) the output; inside (1) or outside (0) the
-    # row's plan; the quiet penalty summed over the layers of one forward
-    state: dict[str, torch.Tensor | None] = {"keep": None, "inside": None, "penalty": None}
-
-    def per_channel(mask: torch.Tensor, layer: int) -> torch.Tensor:
-        return mask[:, layer].repeat_interleave(d_head, dim=-1)[:, None, :]
-
-    def make(layer: int):
-        def pre(module, args):
-            keep, inside = state["keep"], state["inside"]
-            if keep is None:
-                return None
-            (x,) = args  # [batch, pos, head * d_head]
-            x = x * per_channel(keep, layer).to(x)
-            if cfg.head_quiet:  # the writes of the kept heads outside each row's plan
-                b, pos = x.shape[:2]
-                w = module.weight.reshape(-1, n_heads, d_head)  # [d_model, head, d_head]
-                writes = torch.einsum("bphd,mhd->bphm", x.reshape(b, pos, n_heads, d_head), w)
-                outside = (1 - inside[:, layer])[:, None, :] * keep[:, layer][:, None, :]
-                sq = writes.pow(2).sum(-1) * outside.to(x)  # [batch, pos, head]
-                term = sq.sum() / max(1.0, float(outside.sum()) * pos)
-                state["penalty"] = term if state["penalty"] is None else state["penalty"] + term
-            if not cfg.head_detach:
-                return (x,)
-            g = per_channel(inside, layer).to(x)
-            return (g * x + (1 - g) * x.detach(),)
-
-        return pre
-
-    handles = [
-        layer.self_attn.o_proj.register_forward_pre_hook(make(i))
-        for i, layer in enumerate(model.model.layers)
-    ]
-
-    def set_batch(batch: tasks.Batch, rng: torch.Generator) -> None:
-        if not batch.parts:
-            raise InputError("head_plan needs a mixture batch whose rows record their sub-task")
-        keep = torch.ones(len(batch.parts), n_layers, n_heads)
-        inside = torch.ones(len(batch.parts), n_layers, n_heads)
-        for i, part in enumerate(batch.parts):
-            if part not in allowed:  # a sub-task without a plan may use every head
-                continue
-            other = torch.ones(n_layers, n_heads, dtype=torch.bool)
-            for la, h in allowed[part]:
-                other[la, h] = False
-            drop = other & (torch.rand(n_layers, n_heads, generator=rng) < cfg.head_drop)
-            keep[i][drop] = 0.0
-            inside[i][other] = 0.0
-        state["keep"], state["inside"], state["penalty"] = keep, inside, None
-
-    def penalty() -> torch.Tensor | float:
-        return state["penalty"] if state["penalty"] is not None else 0.0
-
-    def remove() -> None:
-        state["keep"] = state["penalty"] = None
-        for hd in handles:
-            hd.remove()
-
-    return set_batch, penalty, remove
-
-
 def train_toy(
     cfg: ToyConfig, out: Path | None = None, *, progress: bool = True
 ) -> tuple[LlamaForCausalLM, dict]:
@@ -247,7 +183,7 @@ def train_toy(
         leave=False,
     )
     set_batch, penalty, remove_dropout = (
-        _head_dropout(model, cfg)
+        head_plan_hooks(model, cfg)
         if cfg.head_plan
         else (lambda b, g: None, lambda: 0.0, lambda: None)
     )
@@ -258,7 +194,7 @@ def train_toy(
         set_batch(batch, drop_rng)
         loss, correct, total = _loss_and_acc(model, batch)
         opt.zero_grad(set_to_none=True)
-        (loss + cfg.head_quiet * penalty()).backward()
+        (loss + penalty()).backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         sched.step()
@@ -291,7 +227,7 @@ def save_toy(model: LlamaForCausalLM, out: Path, metrics: dict) -> Path:
     cfg = metrics["config"]
     held_out = tasks.sample(cfg["task"], cfg["complexity"], 16, seed=cfg["seed"] + 20_000_000)
     # task sequences as prompts (one per line): `interp dashboard` computes head statistics on them
-    (out / "prompts.txt").write_text("\n".join(tasks.to_text(r) for r in held_out.ids.tolist()))
+    write_text("\n".join(tasks.to_text(r) for r in held_out.ids.tolist()), out / "prompts.txt")
     write_json(metrics, out / "metrics.json")
     return out
 

@@ -17,7 +17,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def _atomic_write(path: Path, write) -> Path:
+def _fsync(path: str | Path) -> None:
+    """Flush a file's (or a folder's) data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot fsync a folder; the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write) -> Path:
+    """``write(tmp)`` into a temp file beside ``path``, fsync it, rename it over ``path`` and
+    fsync the folder: after a crash ``path`` is the old file or the whole new one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
@@ -26,7 +40,9 @@ def _atomic_write(path: Path, write) -> Path:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give results normal permissions
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -40,7 +56,7 @@ def write_table(df: pd.DataFrame, path: Path, metadata: dict[str, Any] | None = 
         meta = dict(table.schema.metadata or {})
         meta[b"interp"] = json.dumps(metadata, default=str).encode()
         table = table.replace_schema_metadata(meta)
-    return _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def read_table_metadata(path: Path) -> dict[str, Any]:
@@ -51,12 +67,12 @@ def read_table_metadata(path: Path) -> dict[str, Any]:
 
 def write_text(text: str, path: Path) -> Path:
     """Write ``text`` atomically (temp file + rename)."""
-    return _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
 
 
 def write_json(obj: Any, path: Path) -> Path:
     text = json.dumps(obj, indent=2, default=str)
-    return _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def versions() -> dict[str, str]:
@@ -102,6 +118,6 @@ def save_png(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    _atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return Path(path)

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from circuits import planted_mixture as pm
+from circuits.head_plan import LOUD_RANGE, head_plan_hooks, loud_heads, loud_targets
 from circuits.tasks import complexity as tasks
-from circuits.toy import ToyConfig, _head_dropout, build_model
+from circuits.toy import ToyConfig, build_model
 from interp.ablation.heads import ablation_hooks, head_means
 
 
@@ -130,7 +131,7 @@ def test_head_plan_detaches_and_drops_the_heads_outside_the_plan():
                     head_plan={"recall": [[0, 1], [1, 2]]}, head_drop=0.0,
                     head_detach=True)  # fmt: skip
     model = build_model(cfg)
-    set_batch, _, remove = _head_dropout(model, cfg)
+    set_batch, _, remove = head_plan_hooks(model, cfg)
     rows = [tasks.mixture_part("recall", np.random.default_rng(0))]
     batch = tasks.pad(rows)
     batch.parts = ["recall"]
@@ -144,7 +145,7 @@ def test_head_plan_detaches_and_drops_the_heads_outside_the_plan():
             assert (g[h] > 0) == planned, (la, h)
     remove()
     drop_cfg = replace(cfg, head_drop=0.999)
-    set_batch, _, remove = _head_dropout(model, drop_cfg)
+    set_batch, _, remove = head_plan_hooks(model, drop_cfg)
     set_batch(batch, torch.Generator().manual_seed(0))
     seen = {}
     hook = model.model.layers[0].self_attn.o_proj.register_forward_hook(
@@ -155,6 +156,77 @@ def test_head_plan_detaches_and_drops_the_heads_outside_the_plan():
     remove()
     x = seen["x"].reshape(1, -1, 4, 8)
     assert x[..., 0, :].abs().sum() == 0 and x[..., 1, :].abs().sum() > 0  # H1 is planned
+
+
+def _recall_row() -> tasks.Batch:
+    batch = tasks.pad([tasks.mixture_part("recall", np.random.default_rng(0))])
+    batch.parts = ["recall"]
+    return batch
+
+
+def test_loud_heads_are_the_unplanned_ones_with_seeded_cancelling_targets():
+    plan = {"recall": [[0, 1], [1, 2]], "induction": [[1, 0]]}
+    heads = loud_heads(plan, 2, 4)
+    assert heads == [(0, 0), (0, 2), (0, 3), (1, 1), (1, 3)]
+    targets = loud_targets(heads, 32, seed=0)
+    for layer in (0, 1):  # a layer's loud heads write vectors that sum to zero
+        total = sum(f * u for (la, _), (f, u) in targets.items() if la == layer)
+        assert float(total.norm()) < 1e-5
+    assert all(float(u.norm()) == pytest.approx(1.0) for _, u in targets.values())
+    again = loud_targets(heads, 32, seed=0)
+    assert all(torch.equal(again[h][1], targets[h][1]) for h in heads)
+    assert not torch.equal(loud_targets(heads, 32, seed=1)[(0, 0)][1], targets[(0, 0)][1])
+    f, _ = loud_targets([(0, 0)], 32, seed=0)[(0, 0)]  # a lone loud head keeps its draw
+    assert LOUD_RANGE[0] <= f <= LOUD_RANGE[1]
+
+
+def test_loud_heads_are_kept_detached_and_pay_their_distance_to_the_target():
+    """A loud head is never dropped, learns nothing from the task loss, and its penalty is the
+    mean over real tokens of ||z W_O - f m u||^2 / m^2, m the largest planned head's mean write
+    norm (a dense recompute)."""
+    cfg = ToyConfig(attention="dpa", task="mixture", complexity=1, n_layers=2, n_heads=4,
+                    d_head=8, attn_only=True, mlp_width=1,
+                    head_plan={"recall": [[0, 1], [1, 2]]}, head_drop=0.999,
+                    head_loud=1.0)  # fmt: skip
+    model = build_model(cfg)
+    set_batch, penalty, remove = head_plan_hooks(model, cfg)
+    batch, rng = _recall_row(), torch.Generator().manual_seed(0)
+    seen: dict[int, torch.Tensor] = {}
+    grabs = [
+        layer.self_attn.o_proj.register_forward_pre_hook(
+            lambda m, a, la=la: seen.__setitem__(la, a[0].detach())
+        )
+        for la, layer in enumerate(model.model.layers)
+    ]
+    set_batch(batch, rng)
+    model(input_ids=batch.ids, attention_mask=batch.attention_mask)  # sets the running m
+    planned_norm = []
+    for la, h in cfg.head_plan["recall"]:
+        w = model.model.layers[la].self_attn.o_proj.weight[:, h * 8 : (h + 1) * 8]
+        planned_norm.append(
+            (seen[la].reshape(1, -1, 4, 8)[0, :, h] @ w.detach().T).norm(dim=-1).mean()
+        )
+    m = float(max(planned_norm))
+    set_batch(batch, rng)
+    out = model(input_ids=batch.ids, attention_mask=batch.attention_mask).logits
+    for g in grabs:
+        g.remove()
+    targets = loud_targets(loud_heads(cfg.head_plan, 2, 4), 32, cfg.seed)
+    want = []
+    for (la, h), (f, u) in targets.items():
+        x = seen[la].reshape(1, -1, 4, 8)[0, :, h]
+        assert x.abs().sum() > 0  # never dropped (head_drop 0.999)
+        w = model.model.layers[la].self_attn.o_proj.weight[:, h * 8 : (h + 1) * 8].detach()
+        want.append(((x @ w.T - f * m * u) ** 2).sum(-1).mean() / m**2)
+    pen = penalty()
+    assert float(pen) == pytest.approx(float(sum(want) / len(want)), rel=1e-4)
+    model.zero_grad()
+    out.sum().backward()  # the task path alone: the loud heads' weights get nothing
+    for la, layer in enumerate(model.model.layers):
+        g = layer.self_attn.v_proj.weight.grad.reshape(4, 8, -1).abs().sum((1, 2))
+        for h in range(4):
+            assert (g[h] == 0) == ((la, h) in targets), (la, h)
+    remove()
 
 
 def test_design_checks_on_a_hand_built_truth():

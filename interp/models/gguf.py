@@ -8,7 +8,6 @@ result kept in the user cache; later loads read the safetensors folder in about 
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from interp.errors import ModelLoadError
 from interp.models.bundled import distribution_file
 from interp.models.cache import cache_root, write_folder_atomically
+from interp.report import write_json
 
 # Bump when the conversion changes, so stale cache folders are not reused.
 CONVERSION_VERSION = 1
@@ -61,8 +61,9 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     model.config._name_or_path = gguf_path.stem
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    (out_dir / "interp_source.json").write_text(
-        json.dumps({"gguf": str(gguf_path), "conversion_version": CONVERSION_VERSION}, indent=1)
+    write_json(
+        {"gguf": str(gguf_path), "conversion_version": CONVERSION_VERSION},
+        out_dir / "interp_source.json",
     )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from interp.heads.base import DetectorResult
-from interp.report import _atomic_write, heatmap_grid, save_png
+from interp.report import atomic_write, heatmap_grid, save_png
 
 _HOVER = "<br>layer %{y} head %{x}<br>score %{z:.3f}<extra></extra>"
 
@@ -54,7 +54,7 @@ def detector_heatmaps_html(results: dict[str, DetectorResult], path: Path, title
         fig.update_xaxes(title_text="head", row=1, col=i)
     fig.update_layout(title=title, height=max(400, 18 * n_layers + 150), width=260 * len(names))
     html = fig.to_html(include_plotlyjs=True, full_html=True)
-    return _atomic_write(path, lambda tmp: Path(tmp).write_text(html))
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(html))
 
 
 def validation_png(table: pd.DataFrame, metric: str, path: Path, title: str) -> Path:

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from tqdm.auto import trange
 
 from interp.errors import InputError
+from interp.report import write_json
 
 DECODER_NORMS = ("official", "latent")
 
@@ -130,7 +131,7 @@ def save_sae(sae: DiscreteCodeSAE, folder: Path, extra: dict | None = None) -> P
         "interp_decoder_norm": sae.decoder_norm,
         **(extra or {}),
     }
-    (folder / "cfg.json").write_text(json.dumps(cfg, indent=2))
+    write_json(cfg, folder / "cfg.json")
     return folder
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from interp.errors import InputError
-from interp.report import versions, write_json
+from interp.report import versions, write_json, write_text
 from interp.runs.folder import folder_lock
 from interp.sweep import store
 from interp.sweep.aggregate import aggregate
@@ -149,7 +149,7 @@ def _report(out: Path, cfg: SweepConfig, r: SweepResult, written: dict) -> None:
     runs = written.get("runs", [])
     if runs:
         lines += ["", "Dashboard: " + "; ".join(f"`interp dashboard --run {p}`" for p in runs)]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    write_text("\n".join(lines) + "\n", out / "report.md")
 
 
 __all__ = ["ENGINES", "SweepConfig", "SweepResult", "load_config", "parse_config", "run_sweep"]

@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from interp.heads.base import DetectorResult  # noqa: E402
-from interp.report import heatmap_grid, write_table  # noqa: E402
+from interp.report import heatmap_grid, save_png, write_table  # noqa: E402
 from interp.runs.folder import RunFolder  # noqa: E402
 
 KEYS = ("model", "prompt_set", "length", "prompt", "layer", "head")
@@ -118,10 +118,7 @@ def plot_lengths(curves: pd.DataFrame, path: Path, length_sets: set[str]) -> Pat
                 ax.set_xlabel("context length", fontsize=7)
     fig.suptitle("mean over heads and prompts vs context length (bars: std over heads)",
                  fontsize=9)  # fmt: skip
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def aggregate(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from interp.report import _atomic_write, write_json
+from interp.report import atomic_write, write_json
 from interp.sweep.shards import Shard
 
 
@@ -40,7 +40,7 @@ def write_shard(out: Path, shard: Shard, tables: dict[str, pd.DataFrame], info: 
         path = data_dir(out) / f"model={shard.label}" / f"detector={name}" / f"{shard.id}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         frame = df.drop(columns=[c for c in ("model", "detector") if c in df])  # partition keys
-        _atomic_write(path, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
+        atomic_write(path, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
         files.append(str(path.relative_to(out)))
     marker(out, shard, failed=True).unlink(missing_ok=True)
     write_json({"shard": shard.id, "files": files, **info}, marker(out, shard))
