@@ -37,12 +37,13 @@ sink detector's validation apply.
 
 Evidence (``interp.evidence``, docs/methods.md "Evidence"): every AUC stands beside the same
 trivial baselines on the same heads: the layer index (both directions), each head's mean write
-norm on the model's prompts, the write change between clean and corrupted task prompts (circuit
-models) and the first-token sink score s_0; with the exact p-value of a random ranking for the
-class sizes, a stratified bootstrap 95 % interval over heads, and the claims rule's verdict
-("identifies" only where the lower bound is above the best baseline's AUC and p < 0.05). The
-SAE scores are trained from ``--seeds`` seeds (10 by default): mean, std, range and every
-seed's AUC.
+norm on the model's prompts and, where the role works in a task, on that task's clean prompts
+(what a head writes where it works), the write change between clean and corrupted task prompts
+(circuit models; in v2 also beside the roles that work in a task) and the first-token sink
+score s_0; with the exact p-value of a random ranking for the class sizes, a stratified
+bootstrap 95 % interval over heads, and the claims rule's verdict ("identifies" only where the
+lower bound is above the best baseline's AUC and p < 0.05). The SAE scores are trained from
+``--seeds`` seeds (10 by default): mean, std, range and every seed's AUC.
 
 Prints a table; writes ``benchmarks/results/ground_truth.json`` and ``ground_truth.png``.
 """

@@ -48,7 +48,8 @@ def heads_str(mask: np.ndarray, n_heads: int) -> str:
 
 def model_baselines(model, task=None) -> dict[str, np.ndarray]:
     """The trivial rankings of every head (``interp.evidence.baselines``): on the model folder's
-    own prompts, and the write change on the task's clean / corrupted prompts."""
+    own prompts, and with a task the write norm on its clean prompts and the write change
+    between its clean and corrupted prompts."""
     import torch
 
     from circuits.discovery import head_outputs
@@ -65,6 +66,8 @@ def model_baselines(model, task=None) -> dict[str, np.ndarray]:
         "s_0": b.first_token_mass(model, prompts),
     }
     if task is not None:
+        # the write norm on the task's own clean prompts: what a head writes where it works
+        out["write norm (task prompts)"] = b.write_norm(model, task.clean)
         x = torch.cat([head_outputs(model, task.clean), head_outputs(model, task.corrupted)])
         positive = np.r_[np.ones(len(task.answer), bool), np.zeros(len(task.answer), bool)]
         out["write change"] = b.write_change(x, positive)

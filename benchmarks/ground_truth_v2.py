@@ -21,6 +21,9 @@ from ground_truth_common import (
 )
 
 CIRCUIT_TASKS = ("induction", "recall", "delay_sum")
+# the sub-tasks each role works in: its write norm on their prompts is a baseline beside it
+ROLE_TASKS = {"induction": ("induction",), "retrieval": ("recall",),
+              "previous_token": ("induction", "recall")}  # fmt: skip
 
 
 def benchmark_mixture(name: str, sae_epochs: int, seeds: int, progress: bool) -> dict[str, Any]:
@@ -71,6 +74,19 @@ def benchmark_mixture(name: str, sae_epochs: int, seeds: int, progress: bool) ->
          "retrieval"),
         ("sink (model prompts)", "sink", prompts, "sink"),
     ]  # fmt: skip
+    # the write norm on each sub-task's own clean prompts and the write change between its
+    # clean and corrupted prompts, beside the roles that work there
+    task_base = {t: model_baselines(model, pm.task_pairs(model, t, seed=cfg.seed))
+                 for t in CIRCUIT_TASKS}  # fmt: skip
+    role_base = {
+        role: {
+            name.replace("task", t) if "task" in name else f"{name} ({t})": v
+            for t in ts
+            for name, v in task_base[t].items()
+            if name in ("write norm (task prompts)", "write change")
+        }
+        for role, ts in ROLE_TASKS.items()
+    }
     sink_result = None
     for method, detector, options, role in detector_runs:
         t0 = time.perf_counter()
@@ -80,7 +96,8 @@ def benchmark_mixture(name: str, sae_epochs: int, seeds: int, progress: bool) ->
             rows.append(refused_row(name, method, role, e))
             continue
         t = result.table.sort_values(["layer", "head"])
-        add(method, role, t.score.to_numpy(), t.label.to_numpy(), time.perf_counter() - t0)
+        add(method, role, t.score.to_numpy(), t.label.to_numpy(), time.perf_counter() - t0,
+            role_base.get(role))  # fmt: skip
         if detector == "sink":
             sink_result = result
     for task, role in (("induction", "induction"), ("recall", "retrieval")):
@@ -88,25 +105,28 @@ def benchmark_mixture(name: str, sae_epochs: int, seeds: int, progress: bool) ->
         tests = pm.copy_tests(task, 64, cfg.seed)
         copy = copy_paste_scores(model, cfg, tests=tests).reshape(-1)
         add(f"retrieval copy-paste rule ({task} needles)", role, copy,
-            copy > RETRIEVAL_THRESHOLD, time.perf_counter() - t0)  # fmt: skip
+            copy > RETRIEVAL_THRESHOLD, time.perf_counter() - t0, role_base[role])  # fmt: skip
     for task in CIRCUIT_TASKS:
         role = f"{task} circuit"
         k = int(role_truth[role].sum())
         pairs = pm.task_pairs(model, task, seed=cfg.seed)
-        change = model_baselines(model, pairs)["write change"]
+        change = {
+            "write change": task_base[task]["write change"],
+            f"write norm ({task} prompts)": task_base[task]["write norm (task prompts)"],
+        }
         t0 = time.perf_counter()
         effects = activation_patching(model, pairs.clean, pairs.corrupted, pairs.logit_diff,
                                       hook="z", progress=progress).reshape(-1).numpy()  # fmt: skip
         patch = np.abs(np.nan_to_num(effects))
         add(f"activation patching |effect| ({task} pairs)", role, patch, top(patch, k),
-            time.perf_counter() - t0, {"write change": change})  # fmt: skip
+            time.perf_counter() - t0, change)  # fmt: skip
         t0 = time.perf_counter()
         sae = sae_seed_scores(model, pairs, sae_epochs, seeds)
         secs = time.perf_counter() - t0
         add(f"discrete-code SAE node score ({task} pairs)", role, sae["nodes"],
-            top(sae["nodes"].mean(0), k), secs, {"write change": change})  # fmt: skip
+            top(sae["nodes"].mean(0), k), secs, change)  # fmt: skip
         add(f"SAE node score, last-position writes ({task} pairs)", role, sae["last"],
-            top(sae["last"].mean(0), k), secs, {"write change": change})  # fmt: skip
+            top(sae["last"].mean(0), k), secs, change)  # fmt: skip
     validation = None
     k = int(role_truth["sink"].sum())
     if sink_result is not None and 1 <= k <= n // 2:

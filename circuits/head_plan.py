@@ -10,12 +10,11 @@ On a sequence of sub-task T (``Batch.parts``):
   a backup;
 - with ``head_loud`` > 0, the heads in no plan are *loud distractors*: never dropped, detached
   from every task loss, and trained (weight ``head_loud``) to write a fixed vector t_h u_h at
-  every position, t_h = f_h m, f_h u_h a fixed random vector (``loud_targets``: of norm about
-  ``LOUD_RANGE``, summing to zero over each layer's loud heads, so they cancel in the residual
-  stream) and m the running largest mean write norm of a planned head (its mean over the
-  batch's real tokens). They write from a fifth to more than the heads that do the work, carry
-  no information a task could use, and so defeat a ranking by write norm without being part of
-  any mechanism.
+  every position, u_h a random unit direction and t_h = f_h m, with f_h drawn uniformly in
+  ``LOUD_RANGE`` and m the running mean write norm of the planned heads (each head's mean over
+  the batch's real tokens). They write about as much as the heads that do the work and carry no
+  information a task could use, so that a ranking by write norm should not find a mechanism
+  (how far this goes on the shipped models: docs/methods.md section 9).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ import torch
 from circuits.tasks import complexity as tasks
 from interp.errors import InputError
 
-LOUD_RANGE = (0.2, 1.6)  # f_h: a loud head's target norm over the largest planned head's
+LOUD_RANGE = (0.25, 1.75)  # f_h: a loud head's target norm over the planned heads' mean
 LOUD_SEED = 7_000_003
 Head = tuple[int, int]
 
@@ -46,26 +45,14 @@ def loud_heads(plan: dict, n_layers: int, n_heads: int) -> list[Head]:
 def loud_targets(
     heads: list[Head], d_model: int, seed: int
 ) -> dict[Head, tuple[float, torch.Tensor]]:
-    """Per loud head: (f_h, u_h [d_model], a unit vector), drawn from ``seed``. Each head draws
-    a_h uniformly in ``LOUD_RANGE`` and a random unit z_h; the targets of one layer's loud heads
-    are a_h z_h minus their mean over the layer, so they sum to zero: the loud heads of a layer
-    cancel in the residual stream (their sum is not a bias the model must absorb) while each
-    writes as much as a working head. f_h u_h is that centred target (a lone loud head in its
-    layer keeps a_h z_h)."""
+    """Per loud head: (f_h, u_h [d_model], a unit vector), drawn from ``seed``."""
     rng = torch.Generator().manual_seed(seed + LOUD_SEED)
     lo, hi = LOUD_RANGE
-    raw = {}
-    for hd in heads:
-        a = lo + (hi - lo) * float(torch.rand(1, generator=rng))
-        z = torch.randn(d_model, generator=rng)
-        raw[hd] = a * z / z.norm()
     out = {}
-    for layer in sorted({la for la, _ in heads}):
-        members = [hd for hd in heads if hd[0] == layer]
-        mean = torch.stack([raw[hd] for hd in members]).mean(0)
-        for hd in members:
-            v = raw[hd] - mean if len(members) > 1 else raw[hd]
-            out[hd] = (float(v.norm()), v / v.norm())
+    for hd in heads:
+        f = lo + (hi - lo) * float(torch.rand(1, generator=rng))
+        u = torch.randn(d_model, generator=rng)
+        out[hd] = (f, u / u.norm())
     return out
 
 
@@ -86,8 +73,8 @@ def head_plan_hooks(model, cfg) -> tuple[Callable, Callable, Callable]:
     for (la, h), (f, u) in targets.items():
         direction[la, h], factor[la, h] = u, f
     # keep [batch, layer, head]: 1 keeps the output, 0 drops it; inside: 1 when the head is in
-    # the row's plan; real [batch, pos]; m: the running largest mean write norm of a planned head
-    state: dict = {"keep": None, "inside": None, "real": None, "m": None, "top": None}
+    # the row's plan; real [batch, pos]; m: the running mean write norm of the planned heads
+    state: dict = {"keep": None, "inside": None, "real": None, "m": None, "sum": 0.0, "n": 0}
     terms: dict[str, list[torch.Tensor]] = {"quiet": [], "loud": []}
 
     def per_channel(mask: torch.Tensor, layer: int) -> torch.Tensor:
@@ -104,8 +91,8 @@ def head_plan_hooks(model, cfg) -> tuple[Callable, Callable, Callable]:
             writes = torch.einsum("bphd,mhd->bphm", x.reshape(b, pos, n_heads, d_head), w)
             norms = writes.detach().norm(dim=-1)[real]  # [real tokens, head]
             if planned[layer].any():
-                top = float(norms[:, planned[layer]].mean(0).max())
-                state["top"] = top if state["top"] is None else max(state["top"], top)
+                state["sum"] += float(norms[:, planned[layer]].mean()) * int(planned[layer].sum())
+                state["n"] += int(planned[layer].sum())
             is_loud = loud[layer]
             if is_loud.any() and state["m"] is not None:
                 m = state["m"]
@@ -135,10 +122,10 @@ def head_plan_hooks(model, cfg) -> tuple[Callable, Callable, Callable]:
     def set_batch(batch: tasks.Batch, rng: torch.Generator) -> None:
         if not batch.parts:
             raise InputError("head_plan needs a mixture batch whose rows record their sub-task")
-        if state["top"] is not None:  # the last step's largest planned write, smoothed
-            last = state["top"]
+        if state["n"]:  # the planned heads' mean write norm of the last step, smoothed
+            last = state["sum"] / state["n"]
             state["m"] = last if state["m"] is None else 0.9 * state["m"] + 0.1 * last
-        state["top"] = None
+        state["sum"], state["n"] = 0.0, 0
         keep = torch.ones(len(batch.parts), n_layers, n_heads)
         inside = torch.ones(len(batch.parts), n_layers, n_heads)
         for i, part in enumerate(batch.parts):

@@ -164,26 +164,20 @@ def _recall_row() -> tasks.Batch:
     return batch
 
 
-def test_loud_heads_are_the_unplanned_ones_with_seeded_cancelling_targets():
+def test_loud_heads_are_the_unplanned_ones_with_seeded_targets():
     plan = {"recall": [[0, 1], [1, 2]], "induction": [[1, 0]]}
-    heads = loud_heads(plan, 2, 4)
-    assert heads == [(0, 0), (0, 2), (0, 3), (1, 1), (1, 3)]
-    targets = loud_targets(heads, 32, seed=0)
-    for layer in (0, 1):  # a layer's loud heads write vectors that sum to zero
-        total = sum(f * u for (la, _), (f, u) in targets.items() if la == layer)
-        assert float(total.norm()) < 1e-5
-    assert all(float(u.norm()) == pytest.approx(1.0) for _, u in targets.values())
-    again = loud_targets(heads, 32, seed=0)
-    assert all(torch.equal(again[h][1], targets[h][1]) for h in heads)
-    assert not torch.equal(loud_targets(heads, 32, seed=1)[(0, 0)][1], targets[(0, 0)][1])
-    f, _ = loud_targets([(0, 0)], 32, seed=0)[(0, 0)]  # a lone loud head keeps its draw
-    assert LOUD_RANGE[0] <= f <= LOUD_RANGE[1]
+    assert loud_heads(plan, 2, 4) == [(0, 0), (0, 2), (0, 3), (1, 1), (1, 3)]
+    a, b = loud_targets(loud_heads(plan, 2, 4), 32, seed=0), loud_targets([(0, 0)], 32, 0)
+    f, u = a[(0, 0)]
+    assert LOUD_RANGE[0] <= f <= LOUD_RANGE[1] and float(u.norm()) == pytest.approx(1.0)
+    assert b[(0, 0)][0] == f and torch.equal(b[(0, 0)][1], u)  # the same draw for the head
+    assert loud_targets([(0, 0)], 32, seed=1)[(0, 0)][0] != f
 
 
 def test_loud_heads_are_kept_detached_and_pay_their_distance_to_the_target():
     """A loud head is never dropped, learns nothing from the task loss, and its penalty is the
-    mean over real tokens of ||z W_O - f m u||^2 / m^2, m the largest planned head's mean write
-    norm (a dense recompute)."""
+    mean over real tokens of ||z W_O - f m u||^2 / m^2, m the planned heads' mean write norm (a
+    dense recompute)."""
     cfg = ToyConfig(attention="dpa", task="mixture", complexity=1, n_layers=2, n_heads=4,
                     d_head=8, attn_only=True, mlp_width=1,
                     head_plan={"recall": [[0, 1], [1, 2]]}, head_drop=0.999,
@@ -206,7 +200,7 @@ def test_loud_heads_are_kept_detached_and_pay_their_distance_to_the_target():
         planned_norm.append(
             (seen[la].reshape(1, -1, 4, 8)[0, :, h] @ w.detach().T).norm(dim=-1).mean()
         )
-    m = float(max(planned_norm))
+    m = float(sum(planned_norm) / 2)
     set_batch(batch, rng)
     out = model(input_ids=batch.ids, attention_mask=batch.attention_mask).logits
     for g in grabs:
@@ -219,7 +213,7 @@ def test_loud_heads_are_kept_detached_and_pay_their_distance_to_the_target():
         w = model.model.layers[la].self_attn.o_proj.weight[:, h * 8 : (h + 1) * 8].detach()
         want.append(((x @ w.T - f * m * u) ** 2).sum(-1).mean() / m**2)
     pen = penalty()
-    assert float(pen) == pytest.approx(float(sum(want) / len(want)), rel=1e-4)
+    assert float(pen.detach()) == pytest.approx(float(sum(want) / len(want)), rel=1e-4)
     model.zero_grad()
     out.sum().backward()  # the task path alone: the loud heads' weights get nothing
     for la, layer in enumerate(model.model.layers):
