@@ -21,7 +21,8 @@ heads, the seeds' spread and the exact null p-value, stands beside the trivial r
 same heads (layer index both ways, mean write norm on the clean prompts, write change between
 clean and corrupted writes) with the claims rule's verdict. The patching circuit, the effects
 and every seed's scores are stored. Prints two tables; writes
-``benchmarks/results/sae_faithful_<model>.json``.
+``benchmarks/results/sae_faithful_<model>.json`` (with ``--evidence-only``, only the evidence
+table, in ``sae_evidence_<model>.json``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def train_before(x: torch.Tensor, epochs: int = 500, seed: int = 0):
     return sae
 
 
-def run_task(model, name: str, n: int, seed: int, seeds: int) -> dict:
+def run_task(model, name: str, n: int, seed: int, seeds: int, evidence_only: bool = False) -> dict:
     from sklearn.metrics import precision_score, roc_auc_score
 
     from circuits.discovery import (
@@ -84,7 +85,7 @@ def run_task(model, name: str, n: int, seed: int, seeds: int) -> dict:
     k = max(1, round(0.1 * total))
     ref = _top(np.abs(np.nan_to_num(effects.reshape(-1).numpy())), k)
     rows = {}
-    for variant in ("before", "l1_fix", "official"):
+    for variant in () if evidence_only else ("before", "l1_fix", "official"):
         t0 = time.perf_counter()
         train = sae_training_examples(len(x), 10 if variant == "official" else None, seed)
         flat = x[train].reshape(-1, x.shape[-1]).float()
@@ -157,13 +158,21 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--seeds", type=int, default=10, help="SAE seeds for the evidence table")
+    ap.add_argument(
+        "--evidence-only",
+        action="store_true",
+        help="only the seeds-and-baselines table (sae_evidence_<model>.json)",
+    )
     args = ap.parse_args()
     import interp
 
     model = interp.load_model(args.model)
-    results = {name: run_task(model, name, args.n, args.seed, args.seeds) for name in args.tasks}
+    results = {
+        name: run_task(model, name, args.n, args.seed, args.seeds, args.evidence_only)
+        for name in args.tasks
+    }
     print(f"\n{'task':16s} {'AUC before':>10s} {'L1 fix':>8s} {'official':>9s} {'held-out':>9s}")
-    for name, r in results.items():
+    for name, r in results.items() if not args.evidence_only else ():
         v = r["variants"]
         print(f"{name:16s} {v['before']['roc_auc']:>10.3f} {v['l1_fix']['roc_auc']:>8.3f} "
               f"{v['official']['roc_auc']:>9.3f} "
@@ -182,8 +191,9 @@ def main() -> None:
     meta = {"model": args.model, "n": args.n, "seed": args.seed, "seeds": args.seeds,
             "circuit_fraction": 0.1,
             "versions": versions()}  # fmt: skip
+    stem = "sae_evidence" if args.evidence_only else "sae_faithful"
     out = write_json(
-        {"meta": meta, "tasks": results}, RESULTS / f"sae_faithful_{Path(args.model).name}.json"
+        {"meta": meta, "tasks": results}, RESULTS / f"{stem}_{Path(args.model).name}.json"
     )
     print(f"wrote {out}")
 
