@@ -73,6 +73,10 @@ def benchmark_mixture(name: str, sae_epochs: int, seeds: int, progress: bool) ->
         ("anchor global heads (model prompts)", "anchor", {**prompts, "n_windows": 16},
          "retrieval"),
         ("sink (model prompts)", "sink", prompts, "sink"),
+        ("sink_need, attribution estimate (model prompts)", "sink_need",
+         {**prompts, "keys": "first"}, "sink"),
+        ("anchor_effect, attribution estimate (model prompts)", "anchor_effect",
+         {**prompts, "n_tokens": 64}, "retrieval"),
     ]  # fmt: skip
     # the write norm on each sub-task's own clean prompts and the write change between its
     # clean and corrupted prompts, beside the roles that work there
@@ -100,6 +104,10 @@ def benchmark_mixture(name: str, sae_epochs: int, seeds: int, progress: bool) ->
             role_base.get(role))  # fmt: skip
         if detector == "sink":
             sink_result = result
+        if "exact" in t.columns and t.exact.notna().all():  # every head checked exactly
+            exact, label = t.exact.to_numpy(), (t.exact > t.threshold).to_numpy()
+            add(method.replace("attribution estimate", "exact, every head"), role, exact,
+                label, time.perf_counter() - t0, role_base.get(role))  # fmt: skip
     for task, role in (("induction", "induction"), ("recall", "retrieval")):
         t0 = time.perf_counter()
         tests = pm.copy_tests(task, 64, cfg.seed)

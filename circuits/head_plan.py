@@ -74,7 +74,22 @@ def head_plan_hooks(model, cfg) -> tuple[Callable, Callable, Callable]:
         direction[la, h], factor[la, h] = u, f
     # keep [batch, layer, head]: 1 keeps the output, 0 drops it; inside: 1 when the head is in
     # the row's plan; real [batch, pos]; m: the running mean write norm of the planned heads
-    state: dict = {"keep": None, "inside": None, "real": None, "m": None, "sum": 0.0, "n": 0}
+    state: dict = {
+        "keep": None,
+        "inside": None,
+        "real": None,
+        "m": None,
+        "sum": 0.0,
+        "n": 0,
+        "max": 0.0,
+        "step": -1,
+    }
+    # experimental schedule (cfg.extra; defaults = the shipped recipe): the loud heads are
+    # silenced until loud_start x steps, their target grows linearly over loud_ramp x steps,
+    # and is scaled by the planned heads' mean ("mean") or largest ("max") per-head write norm
+    loud_start = int(float(cfg.extra.get("loud_start", 0.0)) * cfg.steps)
+    loud_ramp = int(float(cfg.extra.get("loud_ramp", 0.0)) * cfg.steps)
+    loud_ref = cfg.extra.get("loud_ref", "mean")
     terms: dict[str, list[torch.Tensor]] = {"quiet": [], "loud": []}
 
     def per_channel(mask: torch.Tensor, layer: int) -> torch.Tensor:
@@ -93,10 +108,13 @@ def head_plan_hooks(model, cfg) -> tuple[Callable, Callable, Callable]:
             if planned[layer].any():
                 state["sum"] += float(norms[:, planned[layer]].mean()) * int(planned[layer].sum())
                 state["n"] += int(planned[layer].sum())
+                state["max"] = max(state["max"], float(norms[:, planned[layer]].mean(0).max()))
             is_loud = loud[layer]
-            if is_loud.any() and state["m"] is not None:
+            on = state["step"] >= loud_start
+            if is_loud.any() and state["m"] is not None and on:
+                grow = 1.0 if not loud_ramp else min(1.0, (state["step"] - loud_start) / loud_ramp)
                 m = state["m"]
-                target = m * factor[layer][:, None] * direction[layer]  # [head, d_model]
+                target = grow * m * factor[layer][:, None] * direction[layer]  # [head, d_model]
                 err = (writes[:, :, is_loud] - target[is_loud].to(x)).pow(2).sum(-1)
                 terms["loud"].append(err[real].mean() * is_loud.sum() / m**2)
             x = x * per_channel(keep, layer).to(x)
@@ -122,10 +140,11 @@ def head_plan_hooks(model, cfg) -> tuple[Callable, Callable, Callable]:
     def set_batch(batch: tasks.Batch, rng: torch.Generator) -> None:
         if not batch.parts:
             raise InputError("head_plan needs a mixture batch whose rows record their sub-task")
+        state["step"] += 1
         if state["n"]:  # the planned heads' mean write norm of the last step, smoothed
-            last = state["sum"] / state["n"]
+            last = state["sum"] / state["n"] if loud_ref == "mean" else state["max"]
             state["m"] = last if state["m"] is None else 0.9 * state["m"] + 0.1 * last
-        state["sum"], state["n"] = 0.0, 0
+        state["sum"], state["n"], state["max"] = 0.0, 0, 0.0
         keep = torch.ones(len(batch.parts), n_layers, n_heads)
         inside = torch.ones(len(batch.parts), n_layers, n_heads)
         for i, part in enumerate(batch.parts):
@@ -137,6 +156,8 @@ def head_plan_hooks(model, cfg) -> tuple[Callable, Callable, Callable]:
             drop = other & (torch.rand(n_layers, n_heads, generator=rng) < cfg.head_drop)
             keep[i][drop] = 0.0
             inside[i][other] = 0.0
+        if state["step"] < loud_start:  # the loud heads are silent before their start
+            keep[:, loud] = 0.0
         state["keep"], state["inside"] = keep, inside
         state["real"] = batch.attention_mask.bool()
         terms["quiet"].clear()

@@ -15,13 +15,17 @@ from dash import Dash, Input, Output, State, html
 from dashboards.analysis import display_token
 from dashboards.state import AppState, Session
 from dashboards.style import ERR, message, section
+from interp.heads import REGISTRY
 
 N_EXAMPLES = 8
 CONTEXT = 6  # tokens shown before each key
+DETECTOR_COLUMNS = ["detector", "kind", "score", "exact", "threshold", "label"]
 
 
 def detector_rows(session: Session, layer: int, head: int) -> pd.DataFrame:
-    """One row per detector: score, threshold, label (the detector's own table)."""
+    """One row per detector: score, threshold, label (the detector's own table); ``kind``:
+    "causal" for the causal role scores (``interp.heads.causal``: estimated loss increase,
+    with the exact intervention's in ``exact`` where it was checked), else "attention"."""
     rows = []
     for name, result in session.results.items():
         t = result.table
@@ -29,11 +33,14 @@ def detector_rows(session: Session, layer: int, head: int) -> pd.DataFrame:
         if row.empty:
             continue
         r = row.iloc[0]
+        causal = name in REGISTRY and REGISTRY[name].interventional
         rows.append(
-            {"detector": name, "score": float(r.score), "threshold": float(r.threshold),
-             "label": bool(r.label)}
+            {"detector": name, "kind": "causal" if causal else "attention",
+             "score": float(r.score),
+             "exact": float(r.exact) if "exact" in t.columns else float("nan"),
+             "threshold": float(r.threshold), "label": bool(r.label)}
         )  # fmt: skip
-    return pd.DataFrame(rows, columns=["detector", "score", "threshold", "label"])
+    return pd.DataFrame(rows, columns=DETECTOR_COLUMNS)
 
 
 def statistic_rows(session: Session, layer: int, head: int) -> pd.DataFrame:
@@ -84,7 +91,9 @@ def sink_examples(session: Session, layer: int, head: int) -> tuple[pd.DataFrame
 
 def _table(df: pd.DataFrame, columns: list[str], id: str) -> html.Table:
     def cell(v):
-        return f"{v:.4f}" if isinstance(v, float) else str(v)
+        if isinstance(v, float):
+            return "" if v != v else f"{v:.4f}"  # NaN: not measured
+        return str(v)
 
     pad = {"padding": "2px 10px", "textAlign": "left"}
     head = html.Tr([html.Th(c, style=pad) for c in columns])
@@ -93,13 +102,13 @@ def _table(df: pd.DataFrame, columns: list[str], id: str) -> html.Table:
 
 
 def card(session: Session, layer: int, head: int) -> list:
-    detectors = detector_rows(session, layer, head)
+    detectors = detector_rows(session, layer, head).sort_values("kind", kind="stable")
     stats = statistic_rows(session, layer, head)
     hidden, top = sink_examples(session, layer, head)
     labels = ", ".join(detectors[detectors.label].detector) or "none"
     out = [
         html.H4(f"L{layer}.H{head}: labelled {labels}"),
-        _table(detectors, ["detector", "score", "threshold", "label"], "card-detectors"),
+        _table(detectors, DETECTOR_COLUMNS, "card-detectors"),
         html.Details([html.Summary("all measures"),
                       _table(stats, ["measure", "value"], "card-stats")]),
     ]  # fmt: skip

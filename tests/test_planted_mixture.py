@@ -223,6 +223,37 @@ def test_loud_heads_are_kept_detached_and_pay_their_distance_to_the_target():
     remove()
 
 
+def test_late_loud_heads_are_silent_before_their_start():
+    """The experimental schedule (cfg.extra, methods.md section 9): before ``loud_start`` x
+    steps a loud head's output is zeroed and pays nothing; from the start on it writes and pays
+    its distance to the (ramped) target."""
+    cfg = ToyConfig(attention="dpa", task="mixture", complexity=1, n_layers=2, n_heads=4,
+                    d_head=8, attn_only=True, mlp_width=1, steps=10,
+                    head_plan={"recall": [[0, 1], [1, 2]]}, head_drop=0.5, head_loud=1.0,
+                    extra={"loud_start": 0.2, "loud_ramp": 0.2})  # fmt: skip
+    model = build_model(cfg)
+    set_batch, penalty, remove = head_plan_hooks(model, cfg)
+    batch, rng = _recall_row(), torch.Generator().manual_seed(0)
+    seen: dict[int, torch.Tensor] = {}
+    grabs = [layer.self_attn.o_proj.register_forward_pre_hook(  # after the plan's hook
+        lambda m, a, la=la: seen.__setitem__(la, a[0].detach())) for la, layer in
+        enumerate(model.model.layers)]  # fmt: skip
+    loud = loud_heads(cfg.head_plan, 2, 4)
+    for step in range(4):  # steps 0, 1: silent; 2, 3: on (ramp 0, then 1/2)
+        set_batch(batch, rng)
+        model(input_ids=batch.ids, attention_mask=batch.attention_mask)
+        pen = penalty()
+        pen = pen if isinstance(pen, float) else float(pen.detach())
+        written = [float(seen[la].reshape(1, -1, 4, 8)[0, :, h].abs().sum()) for la, h in loud]
+        if step < 2:
+            assert pen == 0.0 and written == [0.0] * len(loud)
+        else:
+            assert pen > 0 and min(written) > 0
+    for g in grabs:
+        g.remove()
+    remove()
+
+
 def test_design_checks_on_a_hand_built_truth():
     """A role in the last layer fails the layer-index bound; one spread over layers passes."""
     norms = np.arange(32, dtype=float)[::-1].copy()  # write norm: shallow heads largest

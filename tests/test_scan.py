@@ -68,9 +68,11 @@ def test_scan_runs_every_detector_and_resumes(tiny, tmp_path):
     from interp.heads import REGISTRY
     from interp.runs.scan import DEFAULT_DETECTORS
 
-    assert set(DEFAULT_DETECTORS) == set(REGISTRY)
+    attention = {n for n, c in REGISTRY.items() if not c.interventional}
+    assert set(DEFAULT_DETECTORS) == attention
+    assert {"sink_need", "retrieval_effect", "anchor_effect"} == set(REGISTRY) - attention
     out = tmp_path / "run"
-    first = scan(tiny, out, progress=False)
+    first = scan(tiny, out, detectors=list(REGISTRY), progress=False)
     assert set(first.detectors) == set(REGISTRY) and not any(first.detector_reused.values())
     for name, r in first.detectors.items():
         assert (out / "detectors" / f"{name}.parquet").is_file()
@@ -85,7 +87,8 @@ def test_scan_runs_every_detector_and_resumes(tiny, tmp_path):
     config = manifest["detectors"]["retrieval"]["config"]  # every option, defaults included
     assert config["grid_name"] == "small" and config["threshold"] == 0.1
     assert "Retrieval heads" in (out / "summary.md").read_text()
-    again = scan(tiny, out, progress=False)
+    assert "Heads that need their sink keys" in (out / "summary.md").read_text()
+    again = scan(tiny, out, detectors=list(REGISTRY), progress=False)
     assert all(again.detector_reused.values())
     for name in REGISTRY:
         pd.testing.assert_frame_equal(first.detectors[name].table, again.detectors[name].table)
@@ -132,14 +135,14 @@ def test_registry_is_the_one_list_and_refuses_duplicates():
     from interp.runs.scan import DEFAULT_DETECTORS
     from interp.sweep.config import DETECTORS
 
-    assert list(DEFAULT_DETECTORS) == list(REGISTRY)
+    assert list(DEFAULT_DETECTORS) == [n for n, c in REGISTRY.items() if not c.interventional]
     assert set(FAST_DETECTORS) == {n for n, c in REGISTRY.items() if c.dashboard}
     assert set(DETECTORS) - {"head_stats"} == {n for n, c in REGISTRY.items() if c.per_prompt}
     assert "retrieval" not in detector_names(causal=False)
 
     class Sink2:
         name = "sink"
-        causal_only, dashboard, per_prompt = False, True, True
+        causal_only, dashboard, per_prompt, interventional = False, True, True, False
 
     with pytest.raises(ValueError, match="already registered"):
         register(Sink2)
@@ -152,7 +155,7 @@ def test_registry_is_the_one_list_and_refuses_duplicates():
 
     class NoConfig:
         name = "no_config"
-        causal_only, dashboard, per_prompt = False, True, True
+        causal_only, dashboard, per_prompt, interventional = False, True, True, False
 
     with pytest.raises(TypeError, match="frozen dataclass Config"):
         register(NoConfig)

@@ -81,8 +81,12 @@ def scan(
     batch_size: Annotated[int, typer.Option(min=1, help="Prompts per forward pass.")] = 4,
     detectors: Annotated[
         str,
-        typer.Option(help="Comma-separated detectors to run, or 'all' or 'none'."),
-    ] = "all",
+        typer.Option(
+            help="Comma-separated detectors to run; 'default' (the attention detectors), 'all' "
+            "(with the causal role scores sink_need, retrieval_effect, anchor_effect: slow) "
+            "or 'none'."
+        ),
+    ] = "default",
     grid: Annotated[
         str,
         typer.Option(help="Retrieval needle grid: 'small' (CPU minutes) or 'large' (to 8k)."),
@@ -154,8 +158,10 @@ def detector_settings(items: list[str], names: list[str]) -> dict[str, dict]:
 
 
 def _detector_names(spec: str, default, registry) -> list[str]:
-    if spec == "all":
+    if spec == "default":
         return list(default)
+    if spec == "all":
+        return list(registry)
     if spec == "none":
         return []
     names = [n.strip() for n in spec.split(",") if n.strip()]

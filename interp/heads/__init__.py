@@ -11,6 +11,7 @@ from interp.heads import duplicate_token  # noqa: F401
 from interp.heads import induction  # noqa: F401
 from interp.heads import anchor  # noqa: F401
 from interp.heads import retrieval  # noqa: F401
+from interp.heads import causal  # noqa: F401 (sink_need, retrieval_effect, anchor_effect)
 
 # isort: on
 from interp.heads.base import REGISTRY, DetectorResult, detector_names, get_detector, register

@@ -34,7 +34,14 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp.defaults import FAI_WINDOW, GROUP_FRACTION, LONG_INPUT, TOKEN_FRACTION, WAAD_WINDOW
+from interp.defaults import (
+    FAI_WINDOW,
+    GROUP_FRACTION,
+    LONG_INPUT,
+    SINK_THRESHOLD,
+    TOKEN_FRACTION,
+    WAAD_WINDOW,
+)
 from interp.errors import InputError
 from interp.heads.base import DetectorResult, configure, head_frame, register
 from interp.inputs.text import (
@@ -153,14 +160,17 @@ def token_table(
     )
 
 
-def _dense(model: TransformerBridge, batch: TokenBatch) -> tuple[Tensor, Tensor, Tensor]:
-    """(span [layer, head], WAAD and FAI [layer, batch, head, n]) from full patterns."""
+def _dense(model: TransformerBridge, batch: TokenBatch) -> tuple[Tensor, ...]:
+    """(span [layer, head], WAAD and FAI [layer, batch, head, n], span without the sink keys
+    [layer, head]) from full patterns."""
     pats = all_patterns(model, batch)  # [layer, batch, head, q, k]
-    return attention_span(pats).mean(1), waad(pats), fai(pats)
+    no_sinks = dense.span_without_sinks(pats, SINK_THRESHOLD).mean(1)
+    return attention_span(pats).mean(1), waad(pats), fai(pats), no_sinks
 
 
-def _streamed(model: TransformerBridge, batch: TokenBatch) -> tuple[Tensor, Tensor, Tensor]:
-    """The same from ``attention_stats`` (no pattern): span = mean_t of the mean distance."""
+def _streamed(model: TransformerBridge, batch: TokenBatch) -> tuple[Tensor, ...]:
+    """The same from ``attention_stats`` (no pattern): span = mean_t of the mean distance;
+    the span without sinks is not streamed (NaN)."""
     from interp.stats.capture import model_attention_stats
 
     per_prompt = model_attention_stats(
@@ -174,7 +184,8 @@ def _streamed(model: TransformerBridge, batch: TokenBatch) -> tuple[Tensor, Tens
         )  # [layer, batch, head, n]
 
     dist = stack(lambda s: s.mean_distance)
-    return dist.mean(-1).mean(1), stack(lambda s: s.waad), stack(lambda s: s.fai)
+    span = dist.mean(-1).mean(1)
+    return span, stack(lambda s: s.waad), stack(lambda s: s.fai), torch.full_like(span, torch.nan)
 
 
 @dataclass(frozen=True)
@@ -191,9 +202,14 @@ class AnchorConfig:
     layers: tuple[int, ...] | str | None = None
     streaming: bool | None = None
     inputs: str = "text"
+    span: str = "paper"
 
     def __post_init__(self) -> None:  # a bad value fails before any model loads
         check_inputs("anchor", self.inputs)
+        if self.span not in ("paper", "no_sinks"):
+            raise InputError(f"anchor span must be 'paper' or 'no_sinks', not {self.span!r}")
+        if self.span == "no_sinks" and self.streaming:
+            raise InputError("span='no_sinks' needs the attention patterns: use streaming=False")
 
 
 @register
@@ -202,6 +218,7 @@ class AnchorDetector:
     causal_only = True
     dashboard = True
     per_prompt = False
+    interventional = False
     Config = AnchorConfig
 
     @staticmethod
@@ -236,13 +253,21 @@ class AnchorDetector:
             kind, n_windows = "the model folder's prompts", len(batch.lengths)
             n_tokens = batch.lengths[0]
         streaming = n_tokens > LONG_INPUT if c.streaming is None else c.streaming
-        span, w_all, f_all = (_streamed if streaming else _dense)(model, batch)
+        if c.span == "no_sinks" and streaming:
+            raise InputError(
+                f"span='no_sinks' needs the attention patterns, but {n_tokens} tokens stream "
+                f"(> {LONG_INPUT}): pass streaming=False or fewer tokens"
+            )
+        span, w_all, f_all, no_sinks = (_streamed if streaming else _dense)(model, batch)
+        score = no_sinks if c.span == "no_sinks" else span
         layers = analysed_layers(int(model.cfg.n_layers), c.layers)
-        groups = head_groups(span, layers)
+        groups = head_groups(score, layers)
         flat = [g for row in groups for g in row]
         table = head_frame(
-            span,
+            score,
             float("nan"),
+            span_paper=span,
+            span_no_sinks=no_sinks,
             mean_waad=w_all.mean((1, 3)),
             mean_fai=f_all.nanmean(3).mean(1),
             group=flat,
@@ -280,6 +305,7 @@ class AnchorDetector:
             "W": W,
             "fai_window": [FAI_START, FAI_HORIZON],
             "global_head_fraction_of_analysed": GROUP_FRACTION,
+            "span": c.span,
         }
         return DetectorResult(
             self.name, table, inputs, {"head_tokens": head_tokens, "tokens": tokens}
@@ -302,6 +328,6 @@ def anchor_tokens(
     if batch.lengths[0] < FAI_START + 2:
         raise InputError(f"the text has {batch.lengths[0]} tokens; anchors need at least 12")
     long = batch.lengths[0] > LONG_INPUT
-    span, w_all, f_all = (_streamed if long else _dense)(model, batch)
+    span, w_all, f_all, _ = (_streamed if long else _dense)(model, batch)
     layers = analysed_layers(int(model.cfg.n_layers), layers)
     return token_table(w_all[:, 0], f_all[:, 0], head_groups(span, layers), batch.str_tokens[0])

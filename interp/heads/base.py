@@ -44,6 +44,9 @@ class Detector(Protocol):
     causal_only: ClassVar[bool]  # defined for causal language models only (scan skips others)
     dashboard: ClassVar[bool]  # fast enough to compute when the dashboard loads a model
     per_prompt: ClassVar[bool]  # a sweep can score it on each prompt of any prompt set
+    # scores what an intervention on the head does (a causal role score: one model run per
+    # checked head), not where it attends; not in the default scan (slow on a CPU)
+    interventional: ClassVar[bool]
     Config: ClassVar[type]  # frozen dataclass of every option that changes its tables
 
     def run(
@@ -53,7 +56,7 @@ class Detector(Protocol):
 
 #: name -> detector class, in registration order (the order of scans, summaries and plots)
 REGISTRY: dict[str, Callable[[], Detector]] = {}
-_CAPABILITIES = ("causal_only", "dashboard", "per_prompt")
+_CAPABILITIES = ("causal_only", "dashboard", "per_prompt", "interventional")
 
 
 def register(cls):
@@ -142,16 +145,22 @@ def _type_name(hint: Any) -> str:
 
 
 def detector_names(
-    *, causal: bool = True, dashboard: bool | None = None, per_prompt: bool | None = None
+    *,
+    causal: bool = True,
+    dashboard: bool | None = None,
+    per_prompt: bool | None = None,
+    interventional: bool | None = None,
 ) -> list[str]:
     """Registered detector names, in registration order, filtered by capability: ``causal``
-    False drops the causal-only ones; ``dashboard`` / ``per_prompt`` True keep only those."""
+    False drops the causal-only ones; ``dashboard`` / ``per_prompt`` / ``interventional``
+    True keep only those, False drop them."""
     return [
         name
         for name, cls in REGISTRY.items()
         if (causal or not cls.causal_only)
         and (dashboard is None or cls.dashboard == dashboard)
         and (per_prompt is None or cls.per_prompt == per_prompt)
+        and (interventional is None or cls.interventional == interventional)
     ]
 
 

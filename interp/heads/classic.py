@@ -124,6 +124,7 @@ class PatternDetector:
     causal_only: ClassVar[bool] = False
     dashboard: ClassVar[bool] = True
     per_prompt: ClassVar[bool] = True  # the sweep scores D-pairs of each prompt (pair_weights)
+    interventional: ClassVar[bool] = False
     Config: ClassVar[type] = RepeatedTokensConfig
     detection: ClassVar[Callable[[Tensor], Tensor]]
     pairs: ClassVar[Callable[[Tensor], tuple[Tensor, Tensor]]]  # the same D as (t, s) pairs

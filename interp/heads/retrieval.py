@@ -190,6 +190,7 @@ class RetrievalDetector:
     causal_only = True
     dashboard = False
     per_prompt = False
+    interventional = False
     Config = RetrievalConfig
 
     @staticmethod

@@ -130,6 +130,7 @@ class SinkDetector:
     causal_only = False
     dashboard = True
     per_prompt = True
+    interventional = False
     Config = SinkConfig
 
     @staticmethod

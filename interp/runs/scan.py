@@ -81,7 +81,8 @@ class ScanResult:
     detector_reused: dict[str, bool] = field(default_factory=dict)
 
 
-DEFAULT_DETECTORS = tuple(detector_names())  # every registered detector, in registry order
+# every attention detector, in registry order; the causal role scores run when named (slow)
+DEFAULT_DETECTORS = tuple(detector_names(interventional=False))
 
 
 def detector_options(

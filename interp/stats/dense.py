@@ -42,6 +42,26 @@ def attention_span(pattern: Float[Tensor, "... query key"]) -> Float[Tensor, ...
     return windowed_distance(pattern).mean(-1)
 
 
+def span_without_sinks(
+    pattern: Float[Tensor, "... query key"], threshold: float = 0.1
+) -> Float[Tensor, ...]:
+    """The span with each head's sink keys left out: key 0 and the keys j >= 1 whose sink
+    score s_j = sum_t A[t,j] / (N - j) exceeds ``threshold`` (ACT's 0.1). Each row's attention
+    to the other keys is renormalised, d_t = sum_s A[t,s] (t - s) / sum_s A[t,s] over non-sink
+    s, and the span is the mean over the rows that give those keys any attention (causal
+    windows of equal length, as ``attention_span``)."""
+    a = pattern.float()
+    n = a.shape[-1]
+    seen = torch.arange(n, 0, -1, device=a.device, dtype=a.dtype)  # N - j queries see key j
+    sink = a.sum(-2) / seen > threshold  # [..., key]
+    sink[..., 0] = True
+    rest = a * (~sink)[..., None, :]
+    mass = rest.sum(-1)  # [..., query]
+    dist = (rest * _abs_distance(n, a.device)).sum(-1) / mass.clamp_min(1e-12)
+    used = mass > 1e-6
+    return (dist * used).sum(-1) / used.sum(-1).clamp_min(1)
+
+
 def fai_window_sums(
     pattern: Float[Tensor, "... query key"], lo: int, hi: int
 ) -> tuple[Float[Tensor, "... key"], Tensor]:

@@ -193,3 +193,28 @@ def test_exports_hold_what_the_page_shows():
     table = pd.read_csv(io.StringIO(scores["content"]))
     assert len(table) == len(state.session.scores)
     assert list(table.columns) == list(state.session.scores.columns)
+
+
+def test_head_card_shows_causal_scores_beside_attention_scores(tmp_path):
+    """A run folder with a causal role score: the card lists it as kind "causal" with its
+    measured (exact) effect, next to the attention detectors' rows."""
+    from dashboards.head_card import detector_rows
+    from dashboards.state import AppState
+    from interp.heads import get_detector
+
+    state = AppState()
+    state.load("tiny")
+    session = state.session
+    result = get_detector("sink_need").run(session.model, exact_top=3)
+    session.results["sink_need"] = result
+    t = result.table
+    for layer, head in [(0, 0), (1, 3)]:
+        rows = detector_rows(session, layer, head).set_index("detector")
+        r = t[(t.layer == layer) & (t["head"] == head)].iloc[0]
+        assert rows.loc["sink_need", "kind"] == "causal"
+        assert rows.loc["sink_need", "score"] == pytest.approx(float(r.score))
+        if r.checked:
+            assert rows.loc["sink_need", "exact"] == pytest.approx(float(r.exact))
+        else:
+            assert np.isnan(rows.loc["sink_need", "exact"])
+        assert set(rows.drop(index="sink_need").kind) == {"attention"}

@@ -129,3 +129,39 @@ def test_anchor_detector_matches_loop_reference_on_smollm2(smol, smol_hf_referen
     assert res.inputs["layers"] == [10, 13, 15, 18, 20]
     tokens = res.extra["tokens"]
     assert tokens.anchor.sum() == round(0.4 * (64 - 10))
+
+
+def test_span_without_sinks_leaves_the_parked_attention_out():
+    """Half of every row parked on token 0, half on the previous token: the paper's span counts
+    the parked half at distance t (large); without the sinks (key 0; late keys whose few
+    queries give s_j > 0.1 are sinks too, and rows left with no attention are skipped) every
+    remaining row reads distance 1. A head that only parks on token 0 has no span left."""
+    from interp.stats.dense import span_without_sinks
+
+    n = 32
+    a = 0.5 * _first_token_map(n) + 0.5 * _prev_token_map(n)
+    a[0, 0] = 1.0
+    paper = sum(0.5 * t + 0.5 for t in range(1, n)) / n
+    assert attention_span(a).item() == pytest.approx(paper)
+    assert span_without_sinks(a).item() == pytest.approx(1.0)
+    assert span_without_sinks(_first_token_map(n)).item() == 0.0
+    # a far reader that is no sink: attends from t to t - 8 (s_j = 1 / (N - j) <= 0.1 early)
+    far = torch.zeros(n, n)
+    far[:8, 0] = 1.0
+    for t in range(8, n):
+        far[t, t - 8] = 1.0
+    assert span_without_sinks(far).item() == pytest.approx(8.0)
+
+
+def test_anchor_span_option_groups_by_the_chosen_span(tiny):
+    paper = get_detector("anchor").run(tiny, n_tokens=64, n_windows=2, layers=(0, 1))
+    free = get_detector("anchor").run(
+        tiny, n_tokens=64, n_windows=2, layers=(0, 1), span="no_sinks"
+    )
+    t, f = paper.table, free.table
+    assert t.score.equals(t.span_paper) and f.score.equals(f.span_no_sinks)
+    assert t.span_no_sinks.equals(f.span_no_sinks)
+    assert paper.inputs["span"] == "paper" and free.inputs["span"] == "no_sinks"
+    assert f.sort_values("score").group.iloc[-1] == "global"
+    with pytest.raises(InputError, match="span must be"):
+        get_detector("anchor").run(tiny, span="far")
