@@ -76,7 +76,7 @@ def benchmark_mixture(name: str, sae_epochs: int, seeds: int, progress: bool) ->
         ("sink_need, attribution estimate (model prompts)", "sink_need",
          {**prompts, "keys": "first"}, "sink"),
         ("anchor_effect, attribution estimate (model prompts)", "anchor_effect",
-         {**prompts, "n_tokens": 64}, "retrieval"),
+         {**prompts, "n_tokens": 64, "near": 4}, "retrieval"),
     ]  # fmt: skip
     # the write norm on each sub-task's own clean prompts and the write change between its
     # clean and corrupted prompts, beside the roles that work there

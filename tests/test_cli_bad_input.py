@@ -51,6 +51,18 @@ def _run_folder_with_corrupt_table(d: Path) -> None:
     _file("run/detectors/sink.parquet", b"PAR1" + BINARY)(d)
 
 
+def _pickled_model(d: Path) -> None:
+    planted = Path(__file__).parents[1] / "circuits" / "data" / "planted" / "induction"
+    _file("m/config.json", (planted / "config.json").read_text())(d)
+    _file("m/pytorch_model.bin", b"\x80\x04pickle that would run code")(d)
+
+
+def _lock_links_outside(d: Path) -> None:
+    _file("outside.txt", "precious")(d)
+    (d / "run").mkdir()
+    (d / "run" / ".lock").symlink_to(d / "outside.txt")
+
+
 # (id, argv, set-up, expected text in the output)
 CASES = [
     ("port-too-large", ["dashboard", "--model", "tiny", "--port", "70000"], _nothing,
@@ -70,6 +82,16 @@ CASES = [
      "no option n_token; its options: n_tokens=64"),
     ("set-wrong-type", ["scan", "tiny", "--out", "r", "--set", "sink.n_tokens=many"], _nothing,
      "n_tokens='many' should be int"),
+    ("set-threshold-nan", ["scan", "tiny", "--out", "r", "--set", "sink.threshold=NaN"],
+     _nothing, "threshold=nan must be a finite number in [0, 1]"),
+    ("set-threshold-infinite", ["scan", "tiny", "--out", "r", "--set",
+                                "sink.threshold=Infinity"], _nothing, "must be a finite number"),
+    ("set-threshold-negative", ["scan", "tiny", "--out", "r", "--set", "sink.threshold=-5"],
+     _nothing, "threshold=-5 must be a finite number in [0, 1]"),
+    ("set-n-seqs-negative", ["scan", "tiny", "--out", "r", "--set", "induction.n_seqs=-3"],
+     _nothing, "n_seqs=-3 must be a finite number in [1, 4096]"),
+    ("set-n-seqs-huge", ["scan", "tiny", "--out", "r", "--set", "induction.n_seqs=100000000"],
+     _nothing, "n_seqs=100000000 must be a finite number in [1, 4096]"),
     ("set-no-dot", ["scan", "tiny", "--out", "r", "--set", "n_tokens=8"], _nothing,
      "write DETECTOR.OPTION=VALUE"),
     ("set-detector-not-scanned", ["scan", "tiny", "--out", "r", "--detectors", "sink", "--set",
@@ -112,6 +134,10 @@ CASES = [
      "could not read bad.gguf"),
     ("gguf-not-gguf", ["info", "bad.gguf"], _file("bad.gguf", BINARY),
      "does not start with the GGUF magic bytes"),
+    ("pickled-weights", ["scan", "m", "--out", "r"], _pickled_model,
+     "holds its weights as pickles (pytorch_model.bin)"),
+    ("lock-is-a-symlink", ["scan", "tiny", "--out", "run", "--detectors", "none"],
+     _lock_links_outside, "is a symbolic link; remove it"),
     ("run-folder-corrupt-table", ["families", "tiny", "--run", "run", "--family", "sink",
                                   "--out", "f"], _run_folder_with_corrupt_table,
      "does not exist or is incomplete"),
@@ -209,3 +235,12 @@ def test_a_run_folder_that_cannot_be_read_is_one_clear_error(tmp_path):
     (tmp_path / "detectors" / "sink.parquet").write_bytes(b"PAR1" + BINARY)
     with pytest.raises(InputError, match="cannot read the run folder"):
         RunFolder(tmp_path).scores()
+
+
+def test_a_huge_option_value_is_not_rendered_in_full(tmp_path, monkeypatch):
+    """A 5,000-element value of the wrong type is refused in one short line."""
+    monkeypatch.chdir(tmp_path)
+    huge = "retrieval.lengths=[" + ",".join(['"x"'] * 5000) + "]"
+    result = CliRunner().invoke(app, ["scan", "tiny", "--out", "r", "--set", huge])
+    assert result.exit_code == 2 and "should be" in result.output
+    assert len(result.output) < 400, len(result.output)

@@ -159,7 +159,20 @@ def test_registry_is_the_one_list_and_refuses_duplicates():
 
     with pytest.raises(TypeError, match="frozen dataclass Config"):
         register(NoConfig)
-    assert "half" not in REGISTRY and "no_config" not in REGISTRY
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Unbounded:
+        n_seqs: int = 8
+
+    class NoRange:
+        name = "no_range"
+        causal_only, dashboard, per_prompt, interventional = False, True, True, False
+        Config = Unbounded
+
+    with pytest.raises(TypeError, match="must declare their range"):
+        register(NoRange)
+    assert "half" not in REGISTRY and "no_config" not in REGISTRY and "no_range" not in REGISTRY
 
 
 def test_detector_options_are_checked_against_the_config():

@@ -18,9 +18,9 @@ clean input and x_h' the activation the intervention gives it.
 ``steps`` > 1 replaces the single expansion at the clean run by integrated gradients along
 the path on which every head moves together from its clean to its intervened activation (the
 midpoint rule over ``steps`` points), as EAP-IG does for edges (Hanna et al. 2024, "Have Faith in
-Faithfulness") and Marks et al. 2024 for SAE features. Hiding a sink moves a pattern far, and
-on the planted models the first-order estimate (steps = 1) ranks the heads that need the sink
-poorly; 5 steps fix most of it (docs/results.md). Not implemented: AtP*'s GradDrop (one
+Faithfulness") and Marks et al. 2024 for SAE features. Hiding a sink moves a pattern far:
+5 steps rank the planted models' sink heads better than 1, and SmolLM2's worse
+(docs/methods.md section 11). Not implemented: AtP*'s GradDrop (one
 backward pass per layer against cancellation between paths). ``exact_effects`` runs the
 intervention itself on chosen heads, to check the estimate.
 """

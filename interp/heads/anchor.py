@@ -24,7 +24,7 @@ mean WAAD and FAI and the group; ``label`` marks the global (anchor-forming) hea
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,7 @@ from interp.defaults import (
     WAAD_WINDOW,
 )
 from interp.errors import InputError
-from interp.heads.base import DetectorResult, configure, head_frame, register
+from interp.heads.base import DetectorResult, between, configure, head_frame, register
 from interp.inputs.text import (
     all_patterns,
     check_inputs,
@@ -197,9 +197,9 @@ class AnchorConfig:
     or "model_prompts" (the model folder's prompts.txt, at most ``n_windows`` of them, all cut
     to the shortest one's length and to ``n_tokens``)."""
 
-    n_tokens: int = 256
-    n_windows: int = 4
-    layers: tuple[int, ...] | str | None = None
+    n_tokens: int = field(default=256, metadata=between(12, 32768))
+    n_windows: int = field(default=4, metadata=between(1, 1024))
+    layers: tuple[int, ...] | str | None = field(default=None, metadata=between(0, 1000))
     streaming: bool | None = None
     inputs: str = "text"
     span: str = "paper"

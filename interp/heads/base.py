@@ -11,6 +11,7 @@ whose ``table`` has one row per (layer, head) with its score(s), the threshold u
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar, Protocol, get_type_hints, runtime_checkable
@@ -75,6 +76,15 @@ def register(cls):
         raise TypeError(f"detector {cls.__qualname__} must declare a frozen dataclass Config")
     if any(f.default is MISSING and f.default_factory is MISSING for f in fields(config)):
         raise TypeError(f"every field of {config.__qualname__} needs a default")
+    hints = get_type_hints(config)
+    unbounded = [
+        f.name for f in fields(config) if _numeric(hints[f.name]) and "range" not in f.metadata
+    ]
+    if unbounded:
+        raise TypeError(
+            f"{config.__qualname__}: numeric options {unbounded} must declare their range "
+            "(field(default=..., metadata=between(lo, hi)))"
+        )
     REGISTRY[cls.name] = cls
     return cls
 
@@ -102,9 +112,50 @@ def configure(detector: Any, config: Any = None, **options: Any) -> Any:
     for key, value in options.items():
         if not _fits(value, hints[key]):
             raise InputError(
-                f"detector {name!r}: option {key}={value!r} should be {_type_name(hints[key])}"
+                f"detector {name!r}: option {key}={_short(value)} should be "
+                f"{_type_name(hints[key])}"
             )
+        bounds = known[key].metadata.get("range")
+        if bounds is not None:
+            _check_range(name, key, value, bounds)
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
+
+
+def between(lo: float | int, hi: float | int) -> dict[str, tuple]:
+    """Field metadata: the option's allowed range [lo, hi] (each element, for a tuple)."""
+    return {"range": (lo, hi)}
+
+
+def _check_range(name: str, key: str, value: Any, bounds: tuple) -> None:
+    lo, hi = bounds
+    for v in value if isinstance(value, (tuple, list)) else (value,):
+        if v is None or isinstance(v, (str, bool)):
+            continue
+        if not (math.isfinite(v) and lo <= v <= hi):
+            raise InputError(
+                f"detector {name!r}: option {key}={_short(value)} must be a finite number in "
+                f"[{lo:g}, {hi:g}]"
+            )
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr(value), cut to ``limit`` characters (a message never renders a huge value)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _numeric(hint: Any) -> bool:
+    """Whether an annotation is int/float or a tuple / optional of them."""
+    import types
+    import typing
+
+    if hint in (int, float):
+        return True
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin in (tuple, typing.Union, types.UnionType):
+        return any(_numeric(a) for a in args if a is not Ellipsis and a is not type(None))
+    return False
 
 
 def config_dict(detector: Any, options: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ heads.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,7 @@ from interp.defaults import (
     SINK_THRESHOLD,
 )
 from interp.errors import InputError
-from interp.heads.base import DetectorResult, configure, head_frame, register
+from interp.heads.base import DetectorResult, between, configure, head_frame, register
 from interp.inputs.text import check_inputs, haystack_windows, model_prompt_samples, text_samples
 from interp.models.info import is_causal
 from interp.tokens import TokenBatch
@@ -137,12 +137,12 @@ class SinkNeedConfig:
     """``inputs``: "text" (Gu et al.'s text samples) or "model_prompts"; ``keys``: "sinks"
     (key 0 and the head's hidden sinks) or "first" (key 0 only)."""
 
-    n_tokens: int = SINK_SAMPLE_TOKENS
+    n_tokens: int = field(default=SINK_SAMPLE_TOKENS, metadata=between(4, 32768))
     inputs: str = "text"
     keys: str = "sinks"
-    threshold: float = CAUSAL_THRESHOLD
-    exact_top: int = CAUSAL_EXACT_TOP
-    steps: int = ATTRIBUTION_STEPS
+    threshold: float = field(default=CAUSAL_THRESHOLD, metadata=between(0, 1000))
+    exact_top: int = field(default=CAUSAL_EXACT_TOP, metadata=between(0, 100000))
+    steps: int = field(default=ATTRIBUTION_STEPS, metadata=between(1, 100))
 
     def __post_init__(self) -> None:
         check_inputs("sink_need", self.inputs)
@@ -191,12 +191,12 @@ class RetrievalEffectConfig:
     """Needle tests (as the retrieval detector's validation: held-out needles 3-5 by default,
     so the scores are not fitted to the needles the copy-paste score used)."""
 
-    lengths: tuple[int, ...] = (256, 512)
-    depths: tuple[float, ...] = (25.0, 75.0)
-    needles: tuple[int, ...] = (3, 4, 5)
-    threshold: float = CAUSAL_THRESHOLD
-    exact_top: int = CAUSAL_EXACT_TOP
-    steps: int = ATTRIBUTION_STEPS
+    lengths: tuple[int, ...] = field(default=(256, 512), metadata=between(64, 1000000))
+    depths: tuple[float, ...] = field(default=(25.0, 75.0), metadata=between(0, 100))
+    needles: tuple[int, ...] = field(default=(3, 4, 5), metadata=between(0, 999))
+    threshold: float = field(default=CAUSAL_THRESHOLD, metadata=between(0, 1000))
+    exact_top: int = field(default=CAUSAL_EXACT_TOP, metadata=between(0, 100000))
+    steps: int = field(default=ATTRIBUTION_STEPS, metadata=between(1, 100))
 
 
 def answer_batch(tokenizer, test) -> tuple[Tensor, Tensor, Tensor]:
@@ -273,14 +273,14 @@ class AnchorEffectConfig:
     prompts); the last ``near`` tokens of each window stay, and so do token 0 and the sink keys
     (keys j >= 1 with s_j > 0.1 in at least ``sink_heads`` of all heads)."""
 
-    n_tokens: int = 256
-    n_windows: int = 8
-    near: int = ANCHOR_NEAR
-    sink_heads: float = 0.1
+    n_tokens: int = field(default=256, metadata=between(4, 32768))
+    n_windows: int = field(default=8, metadata=between(2, 1024))
+    near: int = field(default=ANCHOR_NEAR, metadata=between(1, 32768))
+    sink_heads: float = field(default=0.1, metadata=between(0, 1))
     inputs: str = "text"
-    threshold: float = CAUSAL_THRESHOLD
-    exact_top: int = CAUSAL_EXACT_TOP
-    steps: int = ATTRIBUTION_STEPS
+    threshold: float = field(default=CAUSAL_THRESHOLD, metadata=between(0, 1000))
+    exact_top: int = field(default=CAUSAL_EXACT_TOP, metadata=between(0, 100000))
+    steps: int = field(default=ATTRIBUTION_STEPS, metadata=between(1, 100))
 
     def __post_init__(self) -> None:
         check_inputs("anchor_effect", self.inputs)
@@ -348,6 +348,12 @@ class AnchorEffectDetector(CausalDetector):
             raise InputError("anchor_effect needs >= 2 windows of equal length")
         keep = sink_keys(model, batch, c.sink_heads)
         corrupted = far_replaced(batch.tokens, keep, c.near)
+        if not bool((corrupted != batch.tokens).any()):
+            raise InputError(
+                f"anchor_effect: windows of {batch.tokens.shape[1]} tokens with near={c.near} "
+                "leave no far token to replace (all are near or sink keys); lower near or use "
+                "longer inputs"
+            )
         tokens = batch.tokens
 
         n = len(batch.lengths)

@@ -8,7 +8,7 @@ averaged over sequences. This is ``transformer_lens.head_detector`` with ``error
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -17,7 +17,7 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.defaults import CLASSIC_THRESHOLD
-from interp.heads.base import DetectorResult, configure, head_frame
+from interp.heads.base import DetectorResult, between, configure, head_frame
 from interp.inputs.text import all_patterns, check_inputs, repeated_random_tokens
 from interp.stats.streaming import AttentionStats
 from interp.tokens import TokenBatch
@@ -90,9 +90,9 @@ class RepeatedTokensConfig:
     """Options of a classic detector scored on ``n_seqs`` repeated random sequences (two copies
     of 32 tokens, drawn with ``seed``); label = score > ``threshold``."""
 
-    threshold: float = CLASSIC_THRESHOLD
-    n_seqs: int = 8
-    seed: int = 0
+    threshold: float = field(default=CLASSIC_THRESHOLD, metadata=between(0, 1))
+    n_seqs: int = field(default=8, metadata=between(1, 4096))
+    seed: int = field(default=0, metadata=between(0, 4294967295))
 
 
 TEXT_WINDOW_INPUTS = ("text", "repeated_tokens", "model_prompts")
@@ -105,14 +105,14 @@ class TextWindowsConfig:
     ``inputs="model_prompts"`` on the model folder's prompts.txt (both for a model whose
     vocabulary is not English words, such as the planted toy models)."""
 
-    threshold: float = CLASSIC_THRESHOLD
+    threshold: float = field(default=CLASSIC_THRESHOLD, metadata=between(0, 1))
     inputs: str = "text"
 
     def __post_init__(self) -> None:  # a bad value fails before any model loads
         check_inputs("previous_token", self.inputs, TEXT_WINDOW_INPUTS)
 
-    n_seqs: int = 8
-    seed: int = 0
+    n_seqs: int = field(default=8, metadata=between(1, 4096))
+    seed: int = field(default=0, metadata=between(0, 4294967295))
 
 
 class PatternDetector:

@@ -26,7 +26,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from interp.defaults import MAX_NEW_TOKENS, RECALL_THRESHOLD, RETRIEVAL_THRESHOLD
 from interp.errors import InputError
 from interp.generate import greedy_decode, newline_or_eos
-from interp.heads.base import DetectorResult, configure, head_frame, register
+from interp.heads.base import DetectorResult, between, configure, head_frame, register
 from interp.heads.metrics import ValidationMetric
 from interp.hook_names import act_name
 from interp.inputs.needles import (
@@ -178,10 +178,11 @@ class RetrievalConfig:
     threshold."""
 
     grid_name: str = "small"
-    lengths: tuple[int, ...] | None = None
-    depths: tuple[float, ...] | None = None
-    needles: tuple[int, ...] = (0, 1, 2)
-    threshold: float = RETRIEVAL_THRESHOLD  # Wu et al.: score > 0.1
+    lengths: tuple[int, ...] | None = field(default=None, metadata=between(64, 1000000))
+    depths: tuple[float, ...] | None = field(default=None, metadata=between(0, 100))
+    needles: tuple[int, ...] = field(default=(0, 1, 2), metadata=between(0, 999))
+    # Wu et al.: score > 0.1
+    threshold: float = field(default=RETRIEVAL_THRESHOLD, metadata=between(0, 1))
 
 
 @register

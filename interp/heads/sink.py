@@ -25,7 +25,7 @@ keys near the end are seen by few queries (s_{N-1} = A[N-1, N-1]); the hidden-si
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.defaults import LONG_INPUT, SINK_HEAD_THRESHOLD, SINK_SAMPLE_TOKENS, SINK_THRESHOLD
-from interp.heads.base import DetectorResult, configure, head_frame, register
+from interp.heads.base import DetectorResult, between, configure, head_frame, register
 from interp.heads.metrics import ValidationMetric, mean_loss
 from interp.inputs.text import (
     all_patterns,
@@ -115,8 +115,10 @@ class SinkConfig:
     ``inputs``: "text" (the bundled text samples) or "model_prompts" (the model folder's own
     prompts.txt, e.g. a planted toy model's task sequences)."""
 
-    n_tokens: int = SINK_SAMPLE_TOKENS  # Gu et al.'s 64-token text samples
-    threshold: float = SINK_HEAD_THRESHOLD  # per-sample s_0 > 0.3 (Gu et al.)
+    # Gu et al.'s 64-token text samples
+    n_tokens: int = field(default=SINK_SAMPLE_TOKENS, metadata=between(4, 32768))
+    # per-sample s_0 > 0.3 (Gu et al.)
+    threshold: float = field(default=SINK_HEAD_THRESHOLD, metadata=between(0, 1))
     streaming: bool | None = None
     inputs: str = "text"
 

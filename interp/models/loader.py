@@ -63,6 +63,23 @@ def refuse_remote_code(folder: Path) -> None:
             )
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def refuse_pickled_weights(folder: Path) -> None:
+    """A folder whose weights are pickles (pytorch_model.bin, *.pt) and no safetensors is
+    refused before anything unpickles them: loading a pickle can run code."""
+    if any(folder.glob("*.safetensors")):
+        return  # transformers prefers the safetensors and never opens the pickles
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ModelLoadError(
+            f"{folder} holds its weights as pickles ({', '.join(pickles[:3])}), which can run "
+            "code when loaded; interp loads safetensors or GGUF only. Convert the weights to "
+            "safetensors where you trust them (e.g. save_pretrained(..., safe_serialization=True))."
+        )
+
+
 def _hf_folder_model(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
     from transformer_lens.model_bridge.sources._hf_format import (
         determine_architecture_from_hf_config,
@@ -79,6 +96,7 @@ def _hf_folder_model(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
             "(*.safetensors), or to a .gguf file."
         )
     refuse_remote_code(folder)
+    refuse_pickled_weights(folder)
     from transformers.utils import logging as hf_logging
 
     bar = hf_logging.is_progress_bar_enabled()
@@ -92,7 +110,12 @@ def _hf_folder_model(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
         # expressive-attention toy models (interp train-toy) carry interp_attention="ea"
         impl = expressive.ATTN_NAME if expressive.attention_kind(config) == "ea" else "eager"
         hf_model = model_class.from_pretrained(
-            folder, config=config, dtype=dtype, attn_implementation=impl, trust_remote_code=False
+            folder,
+            config=config,
+            dtype=dtype,
+            attn_implementation=impl,
+            trust_remote_code=False,
+            use_safetensors=True,
         )
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as e:

@@ -227,7 +227,16 @@ def folder_lock(root: Path) -> Iterator[Path]:
     recomputing everything into the same files."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "a+") as f:
+    path = root / ".lock"
+    try:  # never through a symlink: a link would have us write into the file it points to
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        if path.is_symlink():
+            raise InputError(
+                f"{path} is a symbolic link; remove it (a run folder's lock is a plain file)"
+            ) from None
+        raise InputError(f"cannot create the lock file {path}: {e.strerror}") from None
+    with os.fdopen(fd, "r+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -147,7 +147,7 @@ def test_sink_need_finds_the_planted_sink_heads(mixture):
     the estimate ranks the heads that need the sink far above chance."""
     truth = json.loads((PLANTED / "mixture" / "ground_truth.json").read_text())["sinks"]
     need = {tuple(h) for h in truth["sink_heads"]}
-    r = get_detector("sink_need").run(mixture, inputs="model_prompts", keys="first")
+    r = get_detector("sink_need").run(mixture, inputs="model_prompts", keys="first", steps=5)
     t = r.table
     y = [(la, h) in need for la, h in zip(t.layer, t["head"], strict=True)]
     assert t.checked.all()  # 32 heads <= exact_top: every head checked
@@ -196,13 +196,20 @@ def test_answer_rows_and_far_context():
     assert out.tolist() == [[0, 7, 2, 9, 4, 5], [6, 1, 2, 3, 10, 11]]
 
 
+def test_anchor_effect_refuses_windows_without_far_context(tiny):
+    with pytest.raises(InputError, match="leave no far token to replace"):
+        get_detector("anchor_effect").run(tiny, n_tokens=24, n_windows=2, near=22)
+
+
 def test_causal_options_are_checked(tiny):
     with pytest.raises(InputError, match="keys must be"):
         get_detector("sink_need").run(tiny, keys="all")
-    with pytest.raises(InputError, match="steps must be >= 1"):
+    with pytest.raises(InputError, match=r"steps=0 must be a finite number in \[1, 100\]"):
         get_detector("sink_need").run(tiny, steps=0)
-    with pytest.raises(InputError, match="near must be"):
+    with pytest.raises(InputError, match="near=0 must be a finite number"):
         get_detector("anchor_effect").run(tiny, near=0)
+    with pytest.raises(InputError, match="near must be in 1..n_tokens - 2"):
+        get_detector("anchor_effect").run(tiny, n_tokens=64, near=63)
 
 
 def test_exact_effects_subtract_the_clean_run():
