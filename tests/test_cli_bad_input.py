@@ -109,6 +109,9 @@ CASES = [
                            "--out", "c.json"], _file("t.jsonl", BINARY),
      "is not a UTF-8 text file"),
     ("sweep-detectors-not-a-list", ["sweep", "s.yaml"], _sweep(detectors=5), "non-empty list"),
+    ("sweep-out-dot", ["sweep", "s.yaml"], _sweep(out="."), "names the sweep file's own folder"),
+    ("sweep-out-is-a-file", ["sweep", "s.yaml"],
+     lambda d: (_sweep(out="f.txt")(d), _file("f.txt", "x")(d)), "is a file; give a folder"),
     ("sweep-detectors-empty", ["sweep", "s.yaml"], _sweep(detectors=[]), "non-empty list"),
     ("sweep-n-not-a-number", ["sweep", "s.yaml"], _sweep(prompts=[{"task": "ioi", "n": "abc"}]),
      "n of task set"),
@@ -244,3 +247,14 @@ def test_a_huge_option_value_is_not_rendered_in_full(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["scan", "tiny", "--out", "r", "--set", huge])
     assert result.exit_code == 2 and "should be" in result.output
     assert len(result.output) < 400, len(result.output)
+
+
+def test_sweep_out_is_relative_to_the_sweep_file(tmp_path):
+    """As every path of a sweep file (examples/sweep.yaml says so), ``out:`` resolves against
+    the file's folder, not the working folder."""
+    from interp.sweep.config import parse_config
+
+    source = tmp_path / "sub" / "s.yaml"
+    source.parent.mkdir()
+    cfg = parse_config({**yaml.safe_load(yaml.safe_dump(SWEEP)), "out": "results"}, source)
+    assert cfg.out == source.parent / "results"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import torch
@@ -231,8 +232,9 @@ def test_summary_ranks_only_the_analysed_heads():
 
 
 def test_a_model_folder_overwritten_in_place_is_rescanned(tmp_path):
-    """The cache key holds the model's files (size and mtime of weights, config, tokenizer), not
-    only its path: new weights saved into the same folder recompute every table."""
+    """The cache key holds the model's files (the content of weights, config, tokenizer), not
+    only its path: new weights saved into the same folder recompute every table, also when
+    they keep the old size and modification time (``cp -p``, ``rsync -t``)."""
     from interp.models.tiny import tiny_llama, tiny_tokenizer
 
     folder = tmp_path / "model"
@@ -252,6 +254,18 @@ def test_a_model_folder_overwritten_in_place_is_rescanned(tmp_path):
     assert not changed.reused and not changed.detector_reused["previous_token"]
     old, new = first.detectors["previous_token"].table, changed.detectors["previous_token"].table
     assert not old["score"].equals(new["score"])
+    # other weights of the same size, the old modification time restored (touch -r)
+    weights = folder / "model.safetensors"
+    stamp = weights.stat()
+    other = tmp_path / "other"
+    tiny_llama(seed=2).save_pretrained(other)
+    assert (other / "model.safetensors").stat().st_size == stamp.st_size
+    weights.write_bytes((other / "model.safetensors").read_bytes())
+    os.utime(weights, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    swapped = scan(interp.load_model(str(folder)), out, **kw)
+    assert not swapped.reused and not swapped.detector_reused["previous_token"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "SHA-256" in manifest["model"]["content_key_of"]
 
 
 def test_a_second_writer_is_refused_while_the_folder_is_busy(tiny, tmp_path):

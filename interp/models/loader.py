@@ -204,9 +204,10 @@ def _source(name_or_path: str) -> Path | None:
 
 
 def content_key(source: Path | None) -> str:
-    """Cheap content key of a model's files: name, size and modification time (ns) of every
-    weight, config and tokenizer file (a folder overwritten in place, e.g. by ``interp
-    train-toy --force``, gets a new key; nothing is read or hashed in full)."""
+    """Content key of a model's files: the SHA-256 of every weight, config and tokenizer file
+    (with its name), so other weights copied in with the old size and modification time
+    (``cp -p``, ``rsync -t``) get a new key. Each file's digest is cached by path, inode, size,
+    modification and change time (``file_digest``), so a rescan reads nothing again."""
     if source is None:
         return "builtin"
     files = (
@@ -216,7 +217,40 @@ def content_key(source: Path | None) -> str:
     )
     h = hashlib.sha256()
     for f in files:
-        st = f.stat()
         name = f.name if f == source else f.relative_to(source)
-        h.update(f"{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        h.update(f"{name}|{file_digest(f)}\n".encode())
     return h.hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, remembered in the user cache (``hashes.json``) under its
+    resolved path, inode, size, modification and change time: an unchanged file is never read
+    twice, and a changed one is hashed again (the change time cannot be set back by hand)."""
+    import json
+
+    from interp.models.cache import cache_root
+    from interp.report import atomic_write
+
+    st = path.stat()
+    # ctime too: writing a file or restoring its mtime (touch -r, cp -p) sets it to now
+    stamp = f"{path.resolve()}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
+    store = cache_root() / "hashes.json"
+    try:
+        known = json.loads(store.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(stamp), str):
+        return known[stamp]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    known = known if isinstance(known, dict) else {}
+    known[stamp] = digest
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(store, lambda tmp: Path(tmp).write_text(json.dumps(known)))
+    except OSError:
+        pass  # a read-only cache only costs the hash next time
+    return digest

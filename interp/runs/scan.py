@@ -184,7 +184,12 @@ def _scan(model, folder: RunFolder, prompts_file, batch_size, detectors, grid, o
     folder.write_summary(summary)
     folder.write_manifest(
         {
-            "model": info,
+            "model": {
+                **info,
+                "content_key": model_key(model),
+                "content_key_of": "SHA-256 of every weight, config and tokenizer file the "
+                "model was loaded from (interp.models.loader.content_key)",
+            },
             "inputs": {
                 "prompts_file": str(prompts_file or default_prompts_file()),
                 "n_prompts": len(prompts),

@@ -194,6 +194,20 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
     if gpus != "auto" and (not isinstance(gpus, int | float) or gpus < 0):
         raise InputError(f"gpus_per_worker must be 'auto' or a number >= 0, got {gpus!r}")
     out = raw.get("out")
+    if out is not None:
+        from interp.checks import out_folder
+
+        if not isinstance(out, str) or not out.strip():
+            raise InputError(f"sweep key 'out' must name a folder, got {str(out)[:60]!r}")
+        path = Path(out)
+        if not path.is_absolute() and source is not None:  # like every path: from the file
+            path = source.parent / path
+        if source is not None and path.resolve() == source.parent.resolve():
+            raise InputError(
+                f"sweep key 'out' ({out!r}) names the sweep file's own folder: results would be "
+                "mixed with your files; name a folder below it"
+            )
+        out = out_folder(path, "sweep key 'out'")
     return SweepConfig(
         name=_folder_name(raw.get("name") or (source.stem if source else "sweep"), "sweep name"),
         models=specs,
