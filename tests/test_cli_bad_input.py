@@ -23,6 +23,14 @@ BINARY = bytes(range(256)) * 4
 SWEEP = {"name": "t", "models": ["tiny"], "prompts": [{"haystack": 2}], "context_lengths": [32]}
 
 
+# ten levels of ten aliases: 10^10 values from ~20 lines (a "billion laughs")
+ALIAS_BOMB = (
+    "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n" for i in range(1, 10))
+    + "detectors: *a9\nmodels: [tiny]\nprompts: [{builtin: scan}]\n"
+)
+
+
 def _sweep(**over) -> Callable[[Path], None]:
     return lambda d: (d / "s.yaml").write_text(yaml.safe_dump({**SWEEP, **over}))
 
@@ -55,6 +63,20 @@ def _pickled_model(d: Path) -> None:
     planted = Path(__file__).parents[1] / "circuits" / "data" / "planted" / "induction"
     _file("m/config.json", (planted / "config.json").read_text())(d)
     _file("m/pytorch_model.bin", b"\x80\x04pickle that would run code")(d)
+
+
+def _model_config(**over) -> Callable[[Path], None]:
+    """A copy of a planted model folder whose config.json has ``over`` applied."""
+    planted = Path(__file__).parents[1] / "circuits" / "data" / "planted" / "induction"
+
+    def make(d: Path) -> None:
+        for f in planted.iterdir():
+            if f.is_file():
+                _file(f"m/{f.name}", f.read_bytes())(d)
+        cfg = json.loads((planted / "config.json").read_text())
+        _file("m/config.json", json.dumps({**cfg, **over}))(d)
+
+    return make
 
 
 def _lock_links_outside(d: Path) -> None:
@@ -112,6 +134,14 @@ CASES = [
     ("sweep-out-dot", ["sweep", "s.yaml"], _sweep(out="."), "names the sweep file's own folder"),
     ("sweep-out-is-a-file", ["sweep", "s.yaml"],
      lambda d: (_sweep(out="f.txt")(d), _file("f.txt", "x")(d)), "is a file; give a folder"),
+    ("sweep-alias-bomb", ["sweep", "s.yaml"], _file("s.yaml", ALIAS_BOMB),
+     "holds more than 10,000 values"),
+    ("sweep-deep-nesting", ["sweep", "s.yaml"], _file("s.yaml", "models: " + "[" * 200 + "]" * 200),
+     "nests deeper than 20 levels"),
+    ("sweep-haystack-huge", ["sweep", "s.yaml"], _sweep(prompts=[{"haystack": 10**9}]),
+     "must be an integer in [1, 100,000], got 1000000000"),
+    ("sweep-context-length-huge", ["sweep", "s.yaml"], _sweep(context_lengths=[10**12]),
+     "integers in [2, 1,000,000]"),
     ("sweep-detectors-empty", ["sweep", "s.yaml"], _sweep(detectors=[]), "non-empty list"),
     ("sweep-n-not-a-number", ["sweep", "s.yaml"], _sweep(prompts=[{"task": "ioi", "n": "abc"}]),
      "n of task set"),
@@ -139,6 +169,14 @@ CASES = [
      "does not start with the GGUF magic bytes"),
     ("pickled-weights", ["scan", "m", "--out", "r"], _pickled_model,
      "holds its weights as pickles (pytorch_model.bin)"),
+    ("config-layers-huge", ["scan", "m", "--out", "r"], _model_config(num_hidden_layers=10**9),
+     "num_hidden_layers = 1000000000 is not a whole number in [1, 1,000]"),
+    ("config-layers-negative", ["scan", "m", "--out", "r"], _model_config(num_hidden_layers=-1),
+     "num_hidden_layers"),
+    ("config-layers-float", ["scan", "m", "--out", "r"], _model_config(num_hidden_layers=1e9),
+     "num_hidden_layers"),
+    ("config-heads-zero", ["scan", "m", "--out", "r"], _model_config(num_attention_heads=0),
+     "num_attention_heads"),
     ("lock-is-a-symlink", ["scan", "tiny", "--out", "run", "--detectors", "none"],
      _lock_links_outside, "is a symbolic link; remove it"),
     ("run-folder-corrupt-table", ["families", "tiny", "--run", "run", "--family", "sink",

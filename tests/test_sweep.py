@@ -43,7 +43,7 @@ def _cfg(**over):
         ({"detectors": ["retrieval"]}, "use interp scan"),
         ({"prompts": [{"file": "/no/such.txt"}]}, "does not exist"),
         ({"prompts": [{"builtin": "scan", "haystack": 2}]}, "exactly one"),
-        ({"context_lengths": [1]}, "integers >= 2"),
+        ({"context_lengths": [1]}, r"integers in \[2, 1,000,000\]"),
         ({"shard_size": 0}, "shard_size"),
         ({"colour": "red"}, "unknown sweep key"),
         ({"prompts": [{"name": "../../../../escaped_set", "haystack": 2}]}, "no '..'"),

@@ -63,6 +63,46 @@ def refuse_remote_code(folder: Path) -> None:
             )
 
 
+#: config.json size fields and their sane range, checked before any weight is allocated
+CONFIG_BOUNDS = {
+    "num_hidden_layers": (1, 1_000),
+    "num_attention_heads": (1, 1_024),
+    "num_key_value_heads": (1, 1_024),
+    "hidden_size": (1, 131_072),
+    "intermediate_size": (1, 1_048_576),
+    "vocab_size": (1, 10_000_000),
+    "max_position_embeddings": (1, 10_000_000),
+}
+
+
+def check_config_sizes(folder: Path) -> None:
+    """Refuse a config.json whose sizes are not whole numbers in a sane range (a model of 1e9
+    layers would be allocated, slowly, before failing) or whose heads do not divide the width,
+    before transformers reads it."""
+    try:
+        raw = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError, RecursionError) as e:
+        raise ModelLoadError(f"{folder}/config.json is not readable JSON: {e}") from None
+    if not isinstance(raw, dict):
+        raise ModelLoadError(f"{folder}/config.json must be a JSON object")
+    for part in [raw] + [v for v in raw.values() if isinstance(v, dict)]:  # text_config, ...
+        for key, (lo, hi) in CONFIG_BOUNDS.items():
+            value = part.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ModelLoadError(
+                    f"{folder}/config.json: {key} = {repr(value)[:40]} is not a whole number in "
+                    f"[{lo:,}, {hi:,}]; fix the config (is it the right file?)"
+                )
+        heads, width = part.get("num_attention_heads"), part.get("hidden_size")
+        if heads and width and part.get("head_dim") is None and width % heads:
+            raise ModelLoadError(
+                f"{folder}/config.json: hidden_size {width} is not a multiple of "
+                f"num_attention_heads {heads}"
+            )
+
+
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
@@ -103,7 +143,14 @@ def _hf_folder_model(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
     if bar and not os.environ.get("INTERP_VERBOSE"):  # transformers' "Loading weights" bar
         hf_logging.disable_progress_bar()
     try:
-        config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+        check_config_sizes(folder)
+        try:
+            config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+        except Exception as e:  # transformers' own validation: any of its errors, one line
+            raise ModelLoadError(
+                f"{folder}/config.json is not a valid model config: {type(e).__name__}: "
+                f"{str(e).splitlines()[0][:200] if str(e) else ''}"
+            ) from None
         model_class = get_hf_model_class_for_architecture(
             determine_architecture_from_hf_config(config)
         )

@@ -100,15 +100,49 @@ def _folder_name(value: Any, what: str) -> str:
     text = str(value)
     if not _NAME.fullmatch(text) or ".." in text:
         raise InputError(
-            f"{what} {text!r} must be letters, digits, '.', '_' or '-' (starting with a letter "
-            "or digit, no '..'): it names a folder under the sweep's output folder"
+            f"{what} {_short(text)} must be letters, digits, '.', '_' or '-' (starting with a "
+            "letter or digit, no '..'): it names a folder under the sweep's output folder"
         )
     return text
 
 
-def _int(value: Any, what: str, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise InputError(f"{what} must be an integer >= {minimum}, got {value!r}")
+MAX_NODES, MAX_DEPTH = 10_000, 20  # a sweep file is small; more is an alias bomb or a mistake
+MAX_COUNT = 100_000  # prompts or windows per set, shards, retries, workers
+MAX_LENGTH = 1_000_000  # tokens of a context length
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr(value) cut to ``limit`` characters: a message never renders a huge value."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_size(raw: Any) -> None:
+    """Refuse a parsed YAML document with more than MAX_NODES values or nested deeper than
+    MAX_DEPTH, before anything walks it: YAML aliases can make a few lines stand for billions
+    of values (the walk stops at the budget, so it is bounded too)."""
+    count = 0
+    stack = [(raw, 0)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_NODES or depth > MAX_DEPTH:
+            raise InputError(
+                f"the sweep file holds more than {MAX_NODES:,} values or nests deeper than "
+                f"{MAX_DEPTH} levels (YAML aliases that expand?); a sweep needs a few dozen"
+            )
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in list(node.values())[: MAX_NODES + 1])
+            stack.extend((k, depth + 1) for k in list(node)[: MAX_NODES + 1])
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node[: MAX_NODES + 1])
+
+
+def _int(value: Any, what: str, minimum: int, maximum: int = MAX_COUNT) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise InputError(
+            f"{what} must be an integer in [{minimum}, {maximum:,}], got {_short(value)}"
+        )
     return value
 
 
@@ -118,6 +152,7 @@ def _positive(raw: dict, key: str, default: int, minimum: int = 1) -> int:
 
 def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
     """Validate a parsed YAML mapping (see the module docstring)."""
+    check_size(raw)
     if not isinstance(raw, dict):
         raise InputError("a sweep file must be a YAML mapping with keys models, prompts, ...")
     unknown = set(raw) - {
@@ -125,7 +160,7 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
         "workers", "gpus_per_worker", "out",
     }  # fmt: skip
     if unknown:
-        raise InputError(f"unknown sweep key(s) {sorted(unknown)}")
+        raise InputError(f"unknown sweep key(s) {_short(sorted(map(str, unknown)))}")
     models = raw.get("models")
     if not models or not isinstance(models, list):
         raise InputError("sweep key 'models' must be a non-empty list of model names or folders")
@@ -136,16 +171,20 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
         elif isinstance(m, dict) and isinstance(m.get("name"), str):
             specs.append(ModelSpec(m["name"], _label(str(m.get("label") or m["name"]))))
         else:
-            raise InputError(f"a model must be a name or {{name: ..., label: ...}}, got {m!r}")
+            raise InputError(
+                f"a model must be a name or {{name: ..., label: ...}}, got {_short(m)}"
+            )
     if len({s.label for s in specs}) != len(specs):
         raise InputError("two models share a label; give each a distinct 'label'")
     sets = []
     for p in raw.get("prompts") or []:
         if not isinstance(p, dict):
-            raise InputError(f"each prompt set is a mapping such as {{builtin: scan}}, got {p!r}")
+            raise InputError(
+                f"each prompt set is a mapping such as {{builtin: scan}}, got {_short(p)}"
+            )
         kinds = [k for k in _SET_KINDS if k in p]
         if len(kinds) != 1:
-            raise InputError(f"a prompt set needs exactly one of {_SET_KINDS}, got {p!r}")
+            raise InputError(f"a prompt set needs exactly one of {_SET_KINDS}, got {_short(p)}")
         kind = kinds[0]
         name = _folder_name(p.get("name") or f"{kind}{len(sets)}", "prompt set name")
         if kind == "haystack":
@@ -163,7 +202,7 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
             sets.append(PromptSet(name, kind, str(path)))
         else:
             if p["builtin"] != "scan":
-                raise InputError(f"builtin prompt sets: scan (got {p['builtin']!r})")
+                raise InputError(f"builtin prompt sets: scan (got {_short(p['builtin'])})")
             sets.append(PromptSet(name, kind, "scan"))
     if not sets:
         raise InputError("sweep key 'prompts' must list at least one prompt set")
@@ -173,16 +212,19 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
     if (
         not isinstance(lengths, list)
         or not lengths
-        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in lengths)
+        or not all(
+            isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= MAX_LENGTH for n in lengths
+        )
     ):
         raise InputError(
-            f"context_lengths must be a non-empty list of integers >= 2, got {lengths!r}"
+            f"context_lengths must be a non-empty list of integers in [2, {MAX_LENGTH:,}], got "
+            f"{_short(lengths)}"
         )
     detectors = raw.get("detectors", list(DETECTORS))
     if not isinstance(detectors, list) or not detectors:
         raise InputError(
             f"sweep key 'detectors' must be a non-empty list of {', '.join(DETECTORS)}, "
-            f"got {detectors!r}"
+            f"got {_short(detectors)}"
         )
     bad = [d for d in detectors if d not in DETECTORS]
     if bad:
@@ -192,7 +234,7 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
         )
     gpus = raw.get("gpus_per_worker", "auto")
     if gpus != "auto" and (not isinstance(gpus, int | float) or gpus < 0):
-        raise InputError(f"gpus_per_worker must be 'auto' or a number >= 0, got {gpus!r}")
+        raise InputError(f"gpus_per_worker must be 'auto' or a number >= 0, got {_short(gpus)}")
     out = raw.get("out")
     if out is not None:
         from interp.checks import out_folder
@@ -204,8 +246,8 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
             path = source.parent / path
         if source is not None and path.resolve() == source.parent.resolve():
             raise InputError(
-                f"sweep key 'out' ({out!r}) names the sweep file's own folder: results would be "
-                "mixed with your files; name a folder below it"
+                f"sweep key 'out' ({_short(out)}) names the sweep file's own folder: results "
+                "would be mixed with your files; name a folder below it"
             )
         out = out_folder(path, "sweep key 'out'")
     return SweepConfig(
