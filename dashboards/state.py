@@ -175,14 +175,28 @@ class AppState:
 
         paths = [] if model.strip().lower() in KNOWN_MODELS else [("model", model)]
         paths += [("run folder", run_dir)] if run_dir else []
+        roots = ", ".join(map(str, self.roots))
         for what, raw in paths:
             path = Path(raw).expanduser().resolve()
-            if not any(path.is_relative_to(root) for root in self.roots):
-                roots = ", ".join(map(str, self.roots))
+            if not self._inside(path):
                 raise InterpError(
                     f"{what} {raw} is outside the folders this server may read ({roots}); "
                     "start it with --root FOLDER to allow more"
                 )
+            if path.is_dir():  # every file it holds, resolved: a link may point outside
+                for i, entry in enumerate(path.rglob("*")):
+                    if i >= self.MAX_FILES:
+                        raise InterpError(f"{what} {raw} holds more than {self.MAX_FILES} files")
+                    if not self._inside(entry.resolve()):
+                        raise InterpError(
+                            f"{what} {raw} holds {entry.relative_to(path)}, a link to a file "
+                            f"outside the folders this server may read ({roots})"
+                        )
+
+    MAX_FILES = 10_000  # a model or run folder holds tens of files
+
+    def _inside(self, path: Path) -> bool:
+        return any(path.is_relative_to(root) for root in self.roots or [])
 
     def load_async(self, model: str, run_dir: str | None = None, client: str | None = None) -> bool:
         """Start ``load`` in a thread; False if this client's load is already running."""

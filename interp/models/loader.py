@@ -260,7 +260,8 @@ def content_key(source: Path | None) -> str:
     files = (
         [source]
         if source.is_file()
-        else sorted(f for f in source.rglob("*") if f.is_file() and f.suffix in _CONTENT_SUFFIXES)
+        # the folder's own files only (what transformers reads), never a walk of a big tree
+        else sorted(f for f in source.iterdir() if f.is_file() and f.suffix in _CONTENT_SUFFIXES)
     )
     h = hashlib.sha256()
     for f in files:

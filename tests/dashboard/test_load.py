@@ -101,6 +101,17 @@ def test_roots_limit_what_the_page_may_load(tmp_path):
     for model, run in (("/etc", None), ("tiny", "/tmp/../etc"), (str(tmp_path / ".." / "x"), None)):
         with pytest.raises(InterpError, match="outside the folders this server may read"):
             state.check_allowed(model, run)
+    # a folder inside the root whose file links outside it is refused too
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "run" / "detectors").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.parquet").write_text("x")
+    (root / "run" / "detectors" / "sink.parquet").symlink_to(outside / "secret.parquet")
+    inside = AppState(roots=[root])
+    with pytest.raises(InterpError, match=r"holds detectors/sink.parquet, a link to a file"):
+        inside.check_allowed("tiny", str(root / "run"))
+    (root / "run" / "detectors" / "sink.parquet").unlink()
+    inside.check_allowed("tiny", str(root / "run"))
     server, wide = make_server("tiny", host="0.0.0.0", port=0, load=False)
     server.close()
     assert wide.roots is not None  # beyond loopback: the working folder by default
