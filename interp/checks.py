@@ -30,9 +30,21 @@ def _writable_below(path: Path, what: str) -> None:
         raise InputError(f"{what} {path}: cannot write into {base} (permission denied)")
 
 
+def _path_problem(path: Path, what: str) -> None:
+    """A name the file system cannot hold (too long) or a chain of links that never ends."""
+    for part in path.parts:
+        if len(os.fsencode(part)) > 255:
+            raise InputError(f"{what}: a folder or file name longer than 255 bytes; shorten it")
+    try:
+        path.resolve(strict=False)
+    except (OSError, RuntimeError) as e:  # ELOOP: links that point at each other
+        raise InputError(f"{what} {str(path)[:200]}: {getattr(e, 'strerror', None) or e}") from None
+
+
 def out_folder(path: Path, what: str = "--out") -> Path:
     """A folder results will be written into (created later by the writer)."""
     path = Path(path)
+    _path_problem(path, what)
     if str(path).strip() in ("", "."):
         raise InputError(
             f"{what} must name a folder other than the current one (got {str(path)!r}): "
@@ -47,6 +59,7 @@ def out_folder(path: Path, what: str = "--out") -> Path:
 def out_file(path: Path, what: str = "--out") -> Path:
     """A file that will be written (its parent folders are created by the writer)."""
     path = Path(path)
+    _path_problem(path, what)
     if str(path).strip() in ("", "."):
         raise InputError(f"{what} must name a file (got {str(path)!r})")
     if path.is_dir():

@@ -79,6 +79,27 @@ def _model_config(**over) -> Callable[[Path], None]:
     return make
 
 
+def _tokenizer_config(data: dict) -> Callable[[Path], None]:
+    def make(d: Path) -> None:
+        _model_config()(d)
+        _file("m/tokenizer_config.json", json.dumps(data))(d)
+
+    return make
+
+
+def _safetensors(header: bytes) -> Callable[[Path], None]:
+    def make(d: Path) -> None:
+        _model_config()(d)
+        _file("m/model.safetensors", header)(d)
+
+    return make
+
+
+def _link_loop(d: Path) -> None:
+    (d / "a").symlink_to(d / "b")
+    (d / "b").symlink_to(d / "a")
+
+
 def _lock_links_outside(d: Path) -> None:
     _file("outside.txt", "precious")(d)
     (d / "run").mkdir()
@@ -177,6 +198,16 @@ CASES = [
      "num_hidden_layers"),
     ("config-heads-zero", ["scan", "m", "--out", "r"], _model_config(num_attention_heads=0),
      "num_attention_heads"),
+    ("auto-map-list-form", ["scan", "m", "--out", "r"],
+     _tokenizer_config({"auto_map": ["tok.MyTokenizer", None]}), "has an auto_map"),
+    ("safetensors-corrupt-header", ["scan", "m", "--out", "r"],
+     _safetensors(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all"),
+     "could not load the Hugging Face model in m: Error while deserializing header"),
+    ("safetensors-absurd-header", ["scan", "m", "--out", "r"],
+     _safetensors(b"\xff" * 8 + b"{}"), "header too large"),
+    ("out-link-loop", ["scan", "tiny", "--out", "a/run"], _link_loop, "--out a/run:"),
+    ("out-name-too-long", ["scan", "tiny", "--out", "x" * 300], _nothing,
+     "longer than 255 bytes"),
     ("lock-is-a-symlink", ["scan", "tiny", "--out", "run", "--detectors", "none"],
      _lock_links_outside, "is a symbolic link; remove it"),
     ("run-folder-corrupt-table", ["families", "tiny", "--run", "run", "--family", "sink",
@@ -186,7 +217,7 @@ CASES = [
 
 
 def _tree(d: Path) -> dict[str, int]:
-    return {str(p.relative_to(d)): p.stat().st_mtime_ns for p in d.rglob("*")}
+    return {str(p.relative_to(d)): p.lstat().st_mtime_ns for p in d.rglob("*")}
 
 
 @pytest.mark.parametrize(("argv", "setup", "message"), [c[1:] for c in CASES],

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.errors import ModelLoadError, ModelNotFoundError
@@ -52,10 +53,18 @@ def refuse_remote_code(folder: Path) -> None:
             continue
         try:
             data = json.loads(path.read_text())
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ModelLoadError(f"{path} is not valid JSON ({e})") from e
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise ModelLoadError(f"{path} is not valid JSON ({str(e)[:200]})") from None
         if isinstance(data, dict) and data.get("auto_map"):
-            targets = ", ".join(sorted({str(v) for v in data["auto_map"].values()})[:3])
+            amap = data["auto_map"]  # a mapping, or the legacy list form of tokenizer configs
+            values = (
+                amap.values()
+                if isinstance(amap, dict)
+                else amap
+                if isinstance(amap, list)
+                else [amap]
+            )
+            targets = ", ".join(sorted({str(v)[:60] for v in values})[:3])
             raise ModelLoadError(
                 f"{path} has an auto_map ({targets}): the folder ships its own model code, and "
                 "interp never runs code from a model folder. Use a folder of a standard "
@@ -165,8 +174,10 @@ def _hf_folder_model(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
             use_safetensors=True,
         )
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-    except (OSError, ValueError, KeyError) as e:
-        raise ModelLoadError(f"could not load the Hugging Face model in {folder}: {e}") from e
+    except (OSError, ValueError, KeyError, SafetensorError) as e:
+        raise ModelLoadError(
+            f"could not load the Hugging Face model in {folder}: {str(e).splitlines()[0][:300]}"
+        ) from None
     finally:
         if bar:
             hf_logging.enable_progress_bar()
