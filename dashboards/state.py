@@ -68,6 +68,8 @@ class AppState:
 
     DEFAULT = ""
     MAX_MODELS = 3
+    MAX_SESSIONS = 8  # pages with their own load; the least recently used goes first
+    SESSION_IDLE_S = 1800.0  # a page's session unused this long is dropped (it reloads)
 
     def __init__(
         self,
@@ -80,7 +82,8 @@ class AppState:
         self.lock = threading.RLock()  # serializes model computations
         self._status_lock = threading.Lock()
         self._statuses: dict[str, LoadStatus] = {}
-        self.sessions: dict[str, Session] = {}
+        self.sessions: OrderedDict[str, Session] = OrderedDict()
+        self._used: dict[str, float] = {}  # client -> last time its session was read
         self._models: OrderedDict[str, TransformerBridge] = OrderedDict()
         self._loader = loader
 
@@ -91,7 +94,39 @@ class AppState:
 
     def session_for(self, client: str | None) -> Session | None:
         """The session of ``client``: its own load, else the server's."""
-        return self.sessions.get(client or self.DEFAULT) or self.session
+        key = client or self.DEFAULT
+        with self.lock:
+            own = self.sessions.get(key)
+            if own is not None:
+                self.sessions.move_to_end(key)
+                self._used[key] = time.monotonic()
+        return own or self.session
+
+    def _add_session(self, client: str, session: Session) -> None:
+        """Keep ``session`` for ``client``; drop sessions idle for ``SESSION_IDLE_S`` and the
+        least recently used beyond ``MAX_SESSIONS`` (never the server's own), with their load
+        statuses, so memory stays bounded however many pages come and go."""
+        now = time.monotonic()
+        with self.lock:
+            self.sessions[client] = session
+            self.sessions.move_to_end(client)
+            self._used[client] = now
+            keep = (self.DEFAULT, client)
+            idle = [k for k, t in self._used.items()
+                    if k not in keep and now - t > self.SESSION_IDLE_S]  # fmt: skip
+            for k in idle:
+                self._drop(k)
+            while len(self.sessions) - (self.DEFAULT in self.sessions) > self.MAX_SESSIONS:
+                old = next(k for k in self.sessions if k != self.DEFAULT)
+                self._drop(old)
+
+    def _drop(self, client: str) -> None:
+        self.sessions.pop(client, None)
+        self._used.pop(client, None)
+        with self._status_lock:
+            status = self._statuses.get(client)
+            if status is not None and not status.busy:
+                del self._statuses[client]
 
     # ---- loading -------------------------------------------------------------------------
     def status(self, client: str | None = None) -> LoadStatus:
@@ -134,10 +169,9 @@ class AppState:
                 results = {}
                 with self.lock:
                     scores = compute_scores(bridge, step, keep=results)
-            with self.lock:
-                self.sessions[client] = Session(
-                    bridge, model, scores, run_dir, is_causal(bridge), results=results
-                )
+            self._add_session(
+                client, Session(bridge, model, scores, run_dir, is_causal(bridge), results=results)
+            )
             skipped = scores.attrs.get("skipped") or {}
             note = f" (skipped: {'; '.join(f'{k}: {v}' for k, v in skipped.items())})"
             self._set(client, stage=f"ready: {model}" + (note if skipped else ""), fraction=1.0)

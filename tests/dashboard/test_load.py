@@ -160,3 +160,32 @@ def test_two_users_see_their_own_models(bench, tmp_path):
         assert {s.name for s in state.sessions.values()} == {"tiny", str(folder)}
     finally:
         server.close()
+
+
+def test_sessions_stay_bounded_over_many_pages(tiny, monkeypatch):
+    """200 pages each loading a model: at most MAX_SESSIONS page sessions (plus the server's)
+    and as many load statuses are kept, the least recently used dropped first; a page idle
+    past SESSION_IDLE_S loses its session and sees the server's again."""
+    from dashboards.state import AppState
+
+    monkeypatch.setattr("dashboards.state.compute_scores", lambda bridge, step, keep: _scores())
+    state = AppState(loader=lambda name: tiny)
+    state.load("tiny")  # the server's own session
+    for i in range(200):
+        state.load("tiny", client=f"page-{i}")
+        if i == 150:
+            assert state.session_for("page-145") is not None  # read: now the most recent
+    kept = [k for k in state.sessions if k]
+    assert len(kept) == AppState.MAX_SESSIONS and "page-199" in kept
+    assert "page-145" not in kept  # 49 loads later it is gone again
+    assert len(state._statuses) <= AppState.MAX_SESSIONS + 1
+    assert state.session_for("page-0") is state.session  # dropped: falls back to the server's
+    state._used["page-199"] -= AppState.SESSION_IDLE_S + 1
+    state.load("tiny", client="page-200")
+    assert "page-199" not in state.sessions and "" in state.sessions
+
+
+def _scores():
+    import pandas as pd
+
+    return pd.DataFrame({"layer": [0], "head": [0]})
