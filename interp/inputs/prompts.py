@@ -20,13 +20,28 @@ def default_prompts_file() -> Path:
     return Path(str(files("interp") / "data" / "scan_prompts.txt"))
 
 
+MAX_PROMPT_CHARS = 200_000  # ~50k tokens: more than any supported context
+MAX_FILE_BYTES = 64 * 2**20
+
+
 def load_prompts(path: Path | None = None) -> list[str]:
     """One prompt per non-empty line; the two characters ``\\n`` stand for a newline."""
     from interp.checks import read_text
 
     path = Path(path) if path else default_prompts_file()
+    if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+        raise InputError(
+            f"prompt file {path} is {path.stat().st_size / 2**20:.0f} MiB; a prompt file holds "
+            f"at most {MAX_FILE_BYTES // 2**20} MiB of prompts (split it, or use a sweep)"
+        )
     text = read_text(path, "prompt file")
     prompts = [line.replace("\\n", "\n") for line in text.splitlines() if line.strip()]
+    long = next((i for i, p in enumerate(prompts) if len(p) > MAX_PROMPT_CHARS), None)
+    if long is not None:
+        raise InputError(
+            f"prompt {long + 1} of {path} has {len(prompts[long]):,} characters; a prompt holds "
+            f"at most {MAX_PROMPT_CHARS:,} (far beyond any context the models read)"
+        )
     if not prompts:
         raise InputError(f"prompt file {path} has no prompts (one prompt per line)")
     return prompts
