@@ -50,6 +50,7 @@ from dashboards.tables import score_columns
 from interp.ablation.heads import head_means
 from interp.errors import InterpError
 from interp.inputs.prompts import load_prompts
+from interp.known_models import DEFAULT_MODEL
 
 MAX_REQUEST_BYTES = 1 << 20
 
@@ -87,7 +88,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
 
 def create_app(
     state: AppState,
-    default_model: str = "smollm2-135m",
+    default_model: str = DEFAULT_MODEL,
     default_run: str | None = None,
     allowed_hosts: set[str] | None = None,
 ) -> Dash:

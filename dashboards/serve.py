@@ -11,13 +11,14 @@ from waitress.server import create_server
 
 from dashboards.app import MAX_REQUEST_BYTES, create_app
 from dashboards.state import AppState
+from interp.known_models import DEFAULT_MODEL
 
 THREADS = 24  # >= the simulated users of the load test: cheap views never queue
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def make_server(
-    model: str = "smollm2-135m",
+    model: str = DEFAULT_MODEL,
     run_dir: str | None = None,
     *,
     host: str = "127.0.0.1",

@@ -19,6 +19,7 @@ from interp.cli.common import (
     out,
 )
 from interp.errors import InterpError
+from interp.known_models import DEFAULT_MODEL
 
 
 @app.command()
@@ -29,7 +30,7 @@ def circuit(
             help="ioi, colored_objects, greater_than, docstring, induction (2+: overlap)."
         ),
     ],
-    model: Annotated[str, typer.Option(help="Model name or folder.")] = "smollm2-135m",
+    model: Annotated[str, typer.Option(help="Model name or folder.")] = DEFAULT_MODEL,
     n: Annotated[int, typer.Option(min=2, help="Clean/corrupted prompt pairs per task.")] = 20,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/circuit"),
     fraction: Annotated[
@@ -74,7 +75,7 @@ def circuit(
 
 @app.command()
 def families(
-    model: ModelArg = "smollm2-135m",
+    model: ModelArg = DEFAULT_MODEL,
     run: Annotated[
         Path, typer.Option(help="Run folder of `interp scan` holding the detectors' labels.")
     ] = Path("runs/scan"),

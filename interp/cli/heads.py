@@ -19,6 +19,7 @@ from interp.cli.common import (
     out,
 )
 from interp.errors import InputError, InterpError
+from interp.known_models import DEFAULT_MODEL
 
 
 @app.command()
@@ -34,7 +35,7 @@ def models() -> None:
 
 @app.command()
 def info(
-    model: ModelArg = "smollm2-135m",
+    model: ModelArg = DEFAULT_MODEL,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Print layers, heads, kv heads, d_head, context length and parameter count of MODEL."""
@@ -67,7 +68,7 @@ def info(
 
 @app.command()
 def scan(
-    model: ModelArg = "smollm2-135m",
+    model: ModelArg = DEFAULT_MODEL,
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write (resumable).")] = Path(
         "runs/scan"
     ),
@@ -173,7 +174,7 @@ def _detector_names(spec: str, default, registry) -> list[str]:
 
 @app.command()
 def validate(
-    model: ModelArg = "smollm2-135m",
+    model: ModelArg = DEFAULT_MODEL,
     detector: Annotated[
         str, typer.Option(help="retrieval, sink or induction (the heads to mask).")
     ] = "retrieval",

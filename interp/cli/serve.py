@@ -14,6 +14,7 @@ from interp.cli.common import (
     console,
 )
 from interp.errors import InputError, InterpError
+from interp.known_models import DEFAULT_MODEL
 
 
 @app.command()
@@ -51,7 +52,7 @@ def dashboard(
     if run is not None and not run.is_dir():
         _fail(InputError(f"run folder {run} does not exist; write one with `interp scan`"))
     try:
-        model = model or run_model(run) or "smollm2-135m"
+        model = model or run_model(run) or DEFAULT_MODEL
         checks.listen_address(host, port)
         server, state = make_server(
             model, str(run) if run else None, host=host, port=port, roots=root

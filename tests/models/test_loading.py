@@ -149,3 +149,11 @@ def test_model_folder_code_is_never_run(tmp_path: Path, where: str):
     assert result.exit_code == 2, result.output
     assert "auto_map" in result.output and len(result.output.strip().splitlines()) == 1
     assert not marker.exists()
+
+
+def test_the_catalogue_and_the_listed_names_are_one_set():
+    """``interp models`` lists KNOWN_MODELS without importing the loader; every name it lists
+    is one the loader can build, and no entry is missing from the list."""
+    from interp.models.loader import CATALOGUE
+
+    assert set(CATALOGUE) == set(interp.KNOWN_MODELS)
