@@ -98,16 +98,37 @@ def listen_address(host: str, port: int) -> None:
         raise InputError(f"--host {host!r} does not resolve to an address ({e})") from e
 
 
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+HTTP2_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # an empty SETTINGS frame
+
+
 def reachable(address: str, timeout: float = 5.0) -> None:
-    """A ``host:port`` that accepts a TCP connection within ``timeout`` seconds."""
+    """A ``host:port`` that accepts a TCP connection within ``timeout`` seconds and answers an
+    HTTP/2 preface with a SETTINGS frame, as the Ray head's gRPC server does (any other
+    listener is refused in seconds instead of Ray's minutes of retries)."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise InputError(f"address {address!r} must be HOST:PORT (e.g. 10.0.0.5:6379)")
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            pass
+        with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            conn.sendall(HTTP2_PREFACE + HTTP2_SETTINGS)
+            answer = b""
+            while len(answer) < 9:
+                chunk = conn.recv(9 - len(answer))
+                if not chunk:
+                    break
+                answer += chunk
+    except TimeoutError:
+        answer = b""
     except OSError as e:
         raise InputError(
             f"cannot reach {address} within {timeout:.0f} s ({e.strerror or e}); is the Ray head "
             "running there (`ray start --head`)?"
-        ) from e
+        ) from None
+    if len(answer) < 9 or answer[3] != 0x04:  # a gRPC (HTTP/2) server answers with SETTINGS
+        seen = repr(answer[:24]) if answer else "no answer"
+        raise InputError(
+            f"{address} accepts connections but does not speak gRPC, the Ray head's protocol "
+            f"({seen} within {timeout:.0f} s); give the Ray head's HOST:PORT (default port 6379)"
+        )

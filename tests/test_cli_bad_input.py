@@ -284,6 +284,54 @@ def test_unreachable_ray_cluster_fails_in_seconds(tmp_path, monkeypatch):
     assert time.perf_counter() - t0 < 60
 
 
+def _listener(answer: bytes):
+    """A local TCP server that answers every connection with ``answer``; (address, stop)."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    srv.settimeout(0.2)
+    done = threading.Event()
+
+    def serve():
+        while not done.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(64)
+                conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"127.0.0.1:{srv.getsockname()[1]}", lambda: (done.set(), srv.close())
+
+
+def test_a_listener_that_is_not_ray_is_refused_in_seconds():
+    """A TCP listener that does not answer the HTTP/2 preface with a SETTINGS frame is not a
+    Ray head: refused within the probe's timeout; a gRPC-like answer passes."""
+    import time
+
+    from interp.checks import reachable
+    from interp.errors import InputError
+
+    address, stop = _listener(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(InputError, match="does not speak gRPC"):
+            reachable(address, timeout=2.0)
+        assert time.perf_counter() - t0 < 5
+    finally:
+        stop()
+    address, stop = _listener(b"\x00\x00\x06\x04\x00\x00\x00\x00\x00")  # SETTINGS
+    try:
+        reachable(address, timeout=2.0)
+    finally:
+        stop()
+
+
 def test_a_corrupt_cached_table_is_recomputed_with_a_warning(tiny, tmp_path):
     from interp.runs.scan import scan
 

@@ -105,7 +105,13 @@ def run_ray(
             kwargs["address"] = address
         else:
             kwargs["num_cpus"] = workers
-        ray.init(**kwargs)
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as e:  # e.g. "auto" with no cluster
+            raise InputError(
+                f"could not connect to a Ray cluster at {address or 'a new local one'}: "
+                f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}"
+            ) from None
     cluster = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
     if gpus_per_worker == "auto":  # one GPU per actor, or an equal share when fewer GPUs
         gpus_per_worker = min(1.0, cluster.get("GPU", 0.0) / workers)
