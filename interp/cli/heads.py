@@ -185,7 +185,9 @@ def validate(
     k: Annotated[
         int | None, typer.Option(min=1, help="Heads to mask (default 5 % of all heads).")
     ] = None,
-    draws: Annotated[int, typer.Option(min=2, help="Random head sets per control.")] = 5,
+    draws: Annotated[
+        int, typer.Option(min=2, help="Random head sets per control (20: the least for p < 0.05).")
+    ] = 20,
     seed: Annotated[int, typer.Option(help="Seed of the random head draws.")] = 0,
 ) -> None:
     """Mask the top-K heads of a detector (uniform attention) vs K random heads; report drops."""

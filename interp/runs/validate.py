@@ -23,6 +23,8 @@ Validation metrics:
 - ``induction``: mean next-token loss on the repeated half of fresh repeated random sequences.
 
 ``drop`` is signed so that positive means worse (accuracy lost, or loss gained).
+Each control reports a Monte Carlo p-value of the top heads' drop (``control_p``); the default
+20 draws per control are the fewest that can give p < 0.05 (5 could not go below 1/6).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from interp.errors import InputError
 from interp.heads.base import DetectorResult
 from interp.heads.metrics import Hooks, ValidationMetric, mean_loss  # noqa: F401 (re-exported)
 from interp.runs.plots import validation_png
+
+VALIDATION_DRAWS = 20  # random head sets per control: min p = 1/21
 
 
 def declared_metric(detector: str) -> Callable[..., ValidationMetric]:
@@ -91,15 +95,25 @@ def same_layer_heads(
     return picked
 
 
+def control_p(top_drop: float, random_drops: np.ndarray) -> float:
+    """Monte Carlo p-value of the top heads' drop against the random sets' drops: (1 + the
+    number of random drops >= it) / (draws + 1), so n draws cannot give less than 1 / (n + 1)
+    (20 draws are the fewest that can reach p < 0.05)."""
+    random_drops = np.asarray(random_drops, dtype=float)
+    return float((1 + (random_drops >= top_drop).sum()) / (len(random_drops) + 1))
+
+
 def _spread(table: pd.DataFrame, condition: str) -> dict[str, float]:
     d = table[table.condition == condition]["drop"]
     if not len(d):
         return {}
+    top = float(table[table.condition == "top"]["drop"].iloc[0])
     return {
         f"{condition}_drop_mean": float(d.mean()),
         f"{condition}_drop_std": float(d.std(ddof=1)) if len(d) > 1 else 0.0,
         f"{condition}_drop_min": float(d.min()),
         f"{condition}_drop_max": float(d.max()),
+        f"{condition}_p": control_p(top, d.to_numpy()),
     }
 
 
@@ -116,7 +130,7 @@ def validate(
     result: DetectorResult,
     *,
     k: int | None = None,
-    n_draws: int = 5,
+    n_draws: int = VALIDATION_DRAWS,
     seed: int = 0,
     progress: bool = True,
 ) -> Validation:
@@ -180,7 +194,7 @@ def run_validation(
     out: Path,
     *,
     k: int | None = None,
-    n_draws: int = 5,
+    n_draws: int = VALIDATION_DRAWS,
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[Validation, list[Path]]:

@@ -80,6 +80,18 @@ def test_validate_sink_on_tiny(tiny):
     assert v.summary["random_drop_std"] >= 0 and v.summary["k"] == 2
     assert v.summary["random_sets_possible"] == 15  # C(6, 2): 8 heads, the top 2 excluded
     assert "control_warning" not in v.summary
+    # the control's p-value, recounted: (1 + random drops >= the top drop) / (draws + 1)
+    top, rnd = t["drop"].iloc[1], t[t.condition == "random"]["drop"]
+    assert v.summary["random_p"] == pytest.approx((1 + (rnd >= top).sum()) / 4)
+
+
+def test_control_p_value_on_hand_built_drops():
+    from interp.runs.validate import VALIDATION_DRAWS, control_p
+
+    assert control_p(1.0, np.array([0.1, 0.2, 0.3])) == pytest.approx(1 / 4)
+    assert control_p(0.2, np.array([0.1, 0.2, 0.3])) == pytest.approx(3 / 4)  # ties count
+    assert control_p(9.0, np.zeros(VALIDATION_DRAWS)) < 0.05  # the default can reach 0.05
+    assert control_p(9.0, np.zeros(5)) > 0.05  # 5 draws could not
 
 
 def test_a_random_control_that_cannot_vary_is_flagged(tiny):
