@@ -1,12 +1,16 @@
 """Causal role scores on a real model (SmolLM2-135M-Instruct, GGUF Q4_1, dequantized): the
 attribution estimate and the attention detectors against the exact per-head effect.
 
-    python benchmarks/causal_roles.py [--family sink retrieval anchor]   # ~30 min on 2 CPU cores
+    python benchmarks/causal_roles.py [--family sink retrieval anchor] [--top 40]
+
+Cost on 2 CPU cores: sink ~15 min, anchor ~13 min, retrieval ~45 min (12 needle answers per
+head).
 
 For each family the reference is the exact single-head effect (``interp.heads.causal``: the
-intervention itself, one run per head) on the 40 heads ranked highest by the causal estimate,
-the 40 ranked highest by the family's attention detector, and 40 others drawn at random
-(seed 0). A head *has* the role when its exact effect exceeds 0.01 nats. Reported per family:
+intervention itself, one run per head) on the 40 heads (``--top``) ranked highest by the causal
+estimate, the 40 ranked highest by the family's attention detector, and 40 others drawn at
+random (seed 0). A head *has* the role when its exact effect exceeds 0.01 nats. Reported per
+family:
 the estimate's rank agreement with the exact effect (Spearman, on the whole reference set and
 on the random heads alone), and every ranking of the reference heads by the role (the causal
 estimate, the attention score, the layer index both ways, the write norm, s_0) with its ROC
@@ -34,7 +38,7 @@ FAMILIES = {  # family -> (causal detector, attention detector, attention option
 TOP = 40
 
 
-def measure_family(model, family: str, progress: bool = True) -> dict:
+def measure_family(model, family: str, progress: bool = True, top: int = TOP) -> dict:
     from scipy.stats import spearmanr
     from tqdm.auto import tqdm
 
@@ -58,11 +62,11 @@ def measure_family(model, family: str, progress: bool = True) -> dict:
     attention = att.score.to_numpy(dtype=float)
     attention_label = att.label.to_numpy(dtype=bool)
     attention_seconds = time.perf_counter() - t0
-    top_est = np.argsort(-np.abs(estimate), kind="stable")[:TOP]
-    top_att = np.argsort(-np.nan_to_num(attention, nan=-np.inf), kind="stable")[:TOP]
+    top_est = np.argsort(-np.abs(estimate), kind="stable")[:top]
+    top_att = np.argsort(-np.nan_to_num(attention, nan=-np.inf), kind="stable")[:top]
     chosen = sorted(set(top_est.tolist()) | set(top_att.tolist()))
     rest = [i for i in range(n) if i not in chosen]
-    random = sorted(np.random.default_rng(0).choice(rest, size=TOP, replace=False).tolist())
+    random = sorted(np.random.default_rng(0).choice(rest, size=top, replace=False).tolist())
     heads = chosen + random
     t0 = time.perf_counter()
     base = measured.run(None)
@@ -84,13 +88,14 @@ def measure_family(model, family: str, progress: bool = True) -> dict:
                                (f"{attention_name} detector score", attention[idx])):  # fmt: skip
             rankings[method] = evidence_row(np.nan_to_num(scores), has, baselines)
     rho_all = spearmanr(estimate[idx], exact)[0]
-    rho_random = spearmanr(estimate[idx[-TOP:]], exact[-TOP:])[0]
+    rho_random = spearmanr(estimate[idx[-top:]], exact[-top:])[0]
     lab = attention_label[idx]
     return {
         "family": family,
         "causal_detector": causal_name,
         "attention_detector": attention_name,
         "inputs": measured.inputs,
+        "top": top,
         "heads_measured": len(heads),
         "heads_with_role": int(has.sum()),
         "spearman_estimate_exact": float(rho_all),
@@ -160,12 +165,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--family", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    parser.add_argument("--top", type=int, default=TOP, help="heads per ranking (and random)")
     args = parser.parse_args()
     model = load_model(args.model)
     out = RESULTS / "causal_roles.json"
     results = json.loads(out.read_text())["families"] if out.is_file() else {}
     for fam in args.family:
-        results[fam] = measure_family(model, fam)
+        results[fam] = measure_family(model, fam, top=args.top)
         write_json({"checkpoint": CHECKPOINT, "families": results}, out)  # resumable per family
         r = results[fam]
         print(f"{fam}: {r['heads_with_role']} of {r['heads_measured']} heads have the role; "
