@@ -63,6 +63,38 @@ def _midpoints(steps: int) -> list[float]:
     return [0.0] if steps == 1 else [(k + 0.5) / steps for k in range(steps)]
 
 
+def _integrate(
+    model: TransformerBridge,
+    tokens: Tensor,
+    mask: Tensor | None,
+    metric: Metric,
+    hooks: Hooks,
+    moved: dict[int, tuple[Tensor, Tensor]],
+    at: dict[str, float],
+    steps: int,
+    dims: tuple[int, ...],
+) -> Attribution:
+    """Run forward + backward at each point t of the path (``at["t"]``, read by ``hooks``,
+    which store each layer's (change, zero leaf) in ``moved``) and sum <gradient, change> over
+    ``dims`` (all but the head axis), averaged over the points."""
+    n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
+    estimate = torch.zeros(n_layers, n_heads)
+    value = float("nan")
+    for t in _midpoints(steps):
+        at["t"] = t
+        with torch.enable_grad():
+            out = metric(_forward(model, tokens, mask, hooks))
+            out.backward()
+        if steps == 1:
+            value = float(out.detach())
+        for la, (delta, d) in moved.items():
+            estimate[la] += (d.grad * delta).sum(dims).float() / steps
+    if steps > 1:
+        with torch.no_grad():
+            value = float(metric(_forward(model, tokens, mask, [])))
+    return Attribution(value, estimate)
+
+
 def pattern_attribution(
     model: TransformerBridge,
     tokens: Tensor,
@@ -78,7 +110,7 @@ def pattern_attribution(
     ``interp.ablation.uniform.score_hooks`` does for the exact run. ``steps`` > 1: integrated
     gradients (midpoint rule) along the path on which every head's pattern moves together
     from clean to edited, each pattern change recomputed from the scores at that point."""
-    n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
+    n_layers = int(model.cfg.n_layers)
     scores: dict[int, Tensor] = {}
     moved: dict[int, tuple[Tensor, Tensor]] = {}
     at = {"t": 0.0}
@@ -102,21 +134,7 @@ def pattern_attribution(
 
     hooks = [(act_name("attn_scores", la), keep_scores(la)) for la in range(n_layers)]
     hooks += [(act_name("pattern", la), move(la)) for la in range(n_layers)]
-    estimate = torch.zeros(n_layers, n_heads)
-    value = float("nan")
-    for t in _midpoints(steps):
-        at["t"] = t
-        with torch.enable_grad():
-            out = metric(_forward(model, tokens, attention_mask, hooks))
-            out.backward()
-        if steps == 1:
-            value = float(out.detach())
-        for la, (delta, d) in moved.items():
-            estimate[la] += (d.grad * delta).sum((0, 2, 3)).float() / steps
-    if steps > 1:
-        with torch.no_grad():
-            value = float(metric(_forward(model, tokens, attention_mask, [])))
-    return Attribution(value, estimate)
+    return _integrate(model, tokens, attention_mask, metric, hooks, moved, at, steps, (0, 2, 3))
 
 
 def z_attribution(
@@ -131,7 +149,7 @@ def z_attribution(
     ``clean`` one (both [batch, pos], same shape and padding). ``steps`` > 1: integrated
     gradients along the path on which every head's z moves together toward its corrupted
     value."""
-    n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
+    n_layers = int(model.cfg.n_layers)
     names = [act_name("z", la) for la in range(n_layers)]
     corrupt_z = z_cache(model, corrupted, attention_mask, range(n_layers))
     moved: dict[int, tuple[Tensor, Tensor]] = {}
@@ -147,21 +165,7 @@ def z_attribution(
         return hook
 
     hooks = [(names[la], move(la)) for la in range(n_layers)]
-    estimate = torch.zeros(n_layers, n_heads)
-    value = float("nan")
-    for t in _midpoints(steps):
-        at["t"] = t
-        with torch.enable_grad():
-            out = metric(_forward(model, clean, attention_mask, hooks))
-            out.backward()
-        if steps == 1:
-            value = float(out.detach())
-        for la, (delta, d) in moved.items():
-            estimate[la] += (d.grad * delta).sum((0, 1, 3)).float() / steps
-    if steps > 1:
-        with torch.no_grad():
-            value = float(metric(_forward(model, clean, attention_mask, [])))
-    return Attribution(value, estimate)
+    return _integrate(model, clean, attention_mask, metric, hooks, moved, at, steps, (0, 1, 3))
 
 
 def z_patch_hooks(

@@ -103,9 +103,14 @@ class Measured:
 
 
 class CausalDetector:
-    """``run`` = ``measure`` (the estimate) + the exact check of the top heads."""
+    """``run`` = ``measure`` (the estimate) + the exact check of the top heads. Causal models
+    only, too slow for the dashboard's load, not per prompt, interventional."""
 
     name: str
+    causal_only = True
+    dashboard = False
+    per_prompt = False
+    interventional = True
 
     def measure(self, model: TransformerBridge, c: Any) -> Measured:
         raise NotImplementedError
@@ -133,16 +138,23 @@ def _summary(what: str) -> Callable[[DetectorResult], str]:
 
 
 @dataclass(frozen=True)
-class SinkNeedConfig:
+class CausalOptions:
+    """Options every causal role score has: the label threshold (nats), how many heads the
+    exact intervention checks, and the attribution's integration steps (1: plain AtP)."""
+
+    threshold: float = field(default=CAUSAL_THRESHOLD, metadata=between(0, 1000))
+    exact_top: int = field(default=CAUSAL_EXACT_TOP, metadata=between(0, 100000))
+    steps: int = field(default=ATTRIBUTION_STEPS, metadata=between(1, 100))
+
+
+@dataclass(frozen=True)
+class SinkNeedConfig(CausalOptions):
     """``inputs``: "text" (Gu et al.'s text samples) or "model_prompts"; ``keys``: "sinks"
     (key 0 and the head's hidden sinks) or "first" (key 0 only)."""
 
     n_tokens: int = field(default=SINK_SAMPLE_TOKENS, metadata=between(4, 32768))
     inputs: str = "text"
     keys: str = "sinks"
-    threshold: float = field(default=CAUSAL_THRESHOLD, metadata=between(0, 1000))
-    exact_top: int = field(default=CAUSAL_EXACT_TOP, metadata=between(0, 100000))
-    steps: int = field(default=ATTRIBUTION_STEPS, metadata=between(1, 100))
 
     def __post_init__(self) -> None:
         check_inputs("sink_need", self.inputs)
@@ -153,10 +165,6 @@ class SinkNeedConfig:
 @register
 class SinkNeedDetector(CausalDetector):
     name = "sink_need"
-    causal_only = True
-    dashboard = False
-    per_prompt = False
-    interventional = True
     Config = SinkNeedConfig
     summary = _summary("Heads that need their sink keys")
 
@@ -187,16 +195,13 @@ class SinkNeedDetector(CausalDetector):
 
 
 @dataclass(frozen=True)
-class RetrievalEffectConfig:
+class RetrievalEffectConfig(CausalOptions):
     """Needle tests (as the retrieval detector's validation: held-out needles 3-5 by default,
     so the scores are not fitted to the needles the copy-paste score used)."""
 
     lengths: tuple[int, ...] = field(default=(256, 512), metadata=between(64, 1000000))
     depths: tuple[float, ...] = field(default=(25.0, 75.0), metadata=between(0, 100))
     needles: tuple[int, ...] = field(default=(3, 4, 5), metadata=between(0, 999))
-    threshold: float = field(default=CAUSAL_THRESHOLD, metadata=between(0, 1000))
-    exact_top: int = field(default=CAUSAL_EXACT_TOP, metadata=between(0, 100000))
-    steps: int = field(default=ATTRIBUTION_STEPS, metadata=between(1, 100))
 
 
 def answer_batch(tokenizer, test) -> tuple[Tensor, Tensor, Tensor]:
@@ -222,10 +227,6 @@ def answer_loss(logits: Tensor, tokens: Tensor, targets: Tensor) -> Tensor:
 @register
 class RetrievalEffectDetector(CausalDetector):
     name = "retrieval_effect"
-    causal_only = True
-    dashboard = False
-    per_prompt = False
-    interventional = True
     Config = RetrievalEffectConfig
     summary = _summary("Heads whose masking costs the needle answer")
 
@@ -268,7 +269,7 @@ class RetrievalEffectDetector(CausalDetector):
 
 
 @dataclass(frozen=True)
-class AnchorEffectConfig:
+class AnchorEffectConfig(CausalOptions):
     """``n_windows`` windows of ``n_tokens`` of the bundled haystack (or the model folder's
     prompts); the last ``near`` tokens of each window stay, and so do token 0 and the sink keys
     (keys j >= 1 with s_j > 0.1 in at least ``sink_heads`` of all heads)."""
@@ -278,9 +279,6 @@ class AnchorEffectConfig:
     near: int = field(default=ANCHOR_NEAR, metadata=between(1, 32768))
     sink_heads: float = field(default=0.1, metadata=between(0, 1))
     inputs: str = "text"
-    threshold: float = field(default=CAUSAL_THRESHOLD, metadata=between(0, 1000))
-    exact_top: int = field(default=CAUSAL_EXACT_TOP, metadata=between(0, 100000))
-    steps: int = field(default=ATTRIBUTION_STEPS, metadata=between(1, 100))
 
     def __post_init__(self) -> None:
         check_inputs("anchor_effect", self.inputs)
@@ -330,10 +328,6 @@ def far_replaced(tokens: Tensor, keep: Tensor, near: int) -> Tensor:
 @register
 class AnchorEffectDetector(CausalDetector):
     name = "anchor_effect"
-    causal_only = True
-    dashboard = False
-    per_prompt = False
-    interventional = True
     Config = AnchorEffectConfig
     summary = _summary("Heads that carry far context to the last token")
 
