@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -15,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from interp.errors import InterpError
 
 
 def _fsync(path: str | Path) -> None:
@@ -32,10 +35,11 @@ def atomic_write(path: Path, write) -> Path:
     """``write(tmp)`` into a temp file beside ``path``, fsync it, rename it over ``path`` and
     fsync the folder: after a crash ``path`` is the old file or the whole new one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
         write(tmp)
         umask = os.umask(0)
         os.umask(umask)
@@ -43,8 +47,15 @@ def atomic_write(path: Path, write) -> Path:
         _fsync(tmp)
         os.replace(tmp, path)
         _fsync(path.parent)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):  # one line, not a traceback
+            raise InterpError(
+                f"cannot write {path}: {e.strerror}; free some space (or give another --out) "
+                "and run the command again: finished results are kept and reused"
+            ) from None
+        raise
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
     return path
 

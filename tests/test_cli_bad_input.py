@@ -378,3 +378,24 @@ def test_sweep_out_is_relative_to_the_sweep_file(tmp_path):
     source.parent.mkdir()
     cfg = parse_config({**yaml.safe_load(yaml.safe_dump(SWEEP)), "out": "results"}, source)
     assert cfg.out == source.parent / "results"
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temp_files(tmp_path, monkeypatch):
+    """ENOSPC while a table is written: exit 2 with one line that says what to do, and no
+    half-written file or temp file left behind."""
+    import errno
+
+    import interp.report as report
+
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(report, "_fsync", full)
+    result = CliRunner().invoke(app, ["scan", "tiny", "--out", "r", "--detectors", "none"])
+    assert result.exit_code == 2, result.output
+    assert "No space left on device; free some space" in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    leftovers = [p.name for p in (tmp_path / "r").rglob("*") if p.name.startswith(".")]
+    assert leftovers in ([], [".lock"]), leftovers
+    assert not list((tmp_path / "r").rglob("*.parquet"))
