@@ -64,8 +64,36 @@ def run_sweep(
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     out = Path(out or cfg.out or Path("runs/sweeps") / cfg.name)
+    check_before_running(cfg)
     with folder_lock(out):
         return _run(cfg, out, engine, address, workers, threads, progress, throttle)
+
+
+def check_before_running(cfg) -> None:
+    """Every model and every task of the sweep exists, checked before any shard runs (a typo in
+    the last model must not surface after the first one's shards are done)."""
+    import sys
+
+    from interp.inputs.prompts import prompt_source
+    from interp.known_models import KNOWN_MODELS
+
+    for spec in cfg.models:
+        if spec.name.strip().lower() in KNOWN_MODELS:
+            continue
+        path = Path(spec.name).expanduser()
+        if not (path.is_dir() and (path / "config.json").is_file()) and not (
+            path.is_file() and path.suffix == ".gguf"
+        ):
+            raise InputError(
+                f"sweep model {spec.name[:200]!r} is neither a known name "
+                f"({', '.join(KNOWN_MODELS)}) nor a model folder with config.json or a .gguf file"
+            )
+    tasks = sorted({p.source for p in cfg.prompts if p.kind == "task"})
+    if tasks:
+        source = prompt_source("task")
+        check = getattr(sys.modules.get(source.__module__), "check_tasks", None)
+        if check is not None:  # the task source's own validator (circuits.tasks.check_tasks)
+            check(tasks)
 
 
 def _run(cfg, out, engine, address, workers, threads, progress, throttle) -> SweepResult:
