@@ -45,7 +45,7 @@ def main() -> None:
     from tqdm.auto import tqdm
 
     from interp.ablation import first_key_mask_hooks
-    from interp.calibration_search import paired_bootstrap
+    from interp.calibration_stats import paired_bootstrap
     from interp.defaults import SINK_HEAD_THRESHOLD
     from interp.evidence import baselines as b
     from interp.evidence.claims import evidence_row

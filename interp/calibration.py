@@ -37,16 +37,40 @@ def calibrate_pattern(
     lengths: list[int] | None = None,
     beta: float = CALIBRATION_BETA,
     threshold: float = SINK_THRESHOLD,
+    prompt_lengths: list[int] | None = None,
 ) -> Float[Tensor, "batch head query key"]:
-    """ACT's transform of post-softmax attention (causal), every head of ``a``."""
-    b, _, n, _ = a.shape
+    """ACT's transform of post-softmax attention (causal), every head of ``a``.
+
+    ``prompt_lengths``: the sink set of example i is computed on its first ``prompt_lengths[i]``
+    rows and keys only (the prompt) and applied to every row up to ``lengths[i]``, so every
+    choice appended to one prompt is scored under the same calibration (the prompt rows of a
+    causal model do not see the choice, so this equals computing the set on the prompt alone)."""
+    return _calibrate(a, lengths, beta, threshold, prompt_lengths)[0]
+
+
+def _calibrate(
+    a: Tensor,
+    lengths: list[int] | None,
+    beta: float,
+    threshold: float,
+    prompt_lengths: list[int] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """(calibrated pattern, [batch, head] bool: whether the head calibrated any key)."""
+    b, h, n, _ = a.shape
     lengths = lengths or [n] * b
+    prompt_lengths = prompt_lengths or lengths
     out = a.clone()
-    for i, length in enumerate(lengths):
+    touched = torch.zeros(b, h, dtype=torch.bool, device=a.device)
+    for i, (length, p) in enumerate(zip(lengths, prompt_lengths, strict=True)):
+        if not 0 < p <= length:
+            raise InputError(f"prompt length {p} must be in 1 .. {length} (the sequence length)")
         x = a[i, :, :length, :length]  # [h, N, N]
-        s = dense.sink_scores(x[None], [length])[0].to(a.dtype)  # s_j, [h, N]
-        out[i, :, :length, :length] = move_sink_mass(x, calibrated_sinks(s, threshold), beta)
-    return out
+        s = dense.sink_scores(x[None, :, :p, :p], [p])[0].to(a.dtype)  # s_j on the prompt, [h, P]
+        sink = torch.zeros(h, length, dtype=torch.bool, device=a.device)
+        sink[:, :p] = calibrated_sinks(s, threshold)
+        touched[i] = sink.any(-1)
+        out[i, :, :length, :length] = move_sink_mass(x, sink, beta)
+    return out, touched
 
 
 def calibrated_sinks(s: Float[Tensor, "head key"], threshold: float) -> Tensor:
@@ -119,19 +143,27 @@ def _padded_keys(pattern: Tensor) -> bool:
 
 
 def calibration_hooks(
-    model: TransformerBridge, config: CalibrationConfig, lengths: list[int] | None = None
+    model: TransformerBridge,
+    config: CalibrationConfig,
+    lengths: list[int] | None = None,
+    *,
+    prompt_lengths: list[int] | None = None,
+    on_calibrated: Callable[[int, list[int], Tensor], None] | None = None,
 ) -> list[tuple[str, Callable]]:
     """``hook_pattern`` hooks that calibrate exactly ``config.heads``.
 
     ``lengths``: the real length of every prompt of a right-padded batch (``TokenBatch.lengths``);
     None for unpadded inputs. Sink scores divide by the number of queries that see a key, so a
     padded batch needs its lengths: without them the hook raises instead of computing with the
-    padded length."""
+    padded length. ``prompt_lengths``: compute each sink set on the prompt's rows only (see
+    ``calibrate_pattern``). ``on_calibrated(layer, heads, touched)`` is called in each calibrated
+    layer with ``touched`` [batch, len(heads)] bool: whether that head calibrated any key of that
+    input (a head with no hidden sink on an input leaves it unchanged)."""
     by_layer: dict[int, list[int]] = defaultdict(list)
     for la, h in check_heads(model, config.heads):
         by_layer[la].append(h)
 
-    def make(heads: list[int]) -> Callable:
+    def make(layer: int, heads: list[int]) -> Callable:
         idx = sorted(set(heads))
 
         def hook(pattern: Tensor, hook) -> Tensor:
@@ -149,17 +181,22 @@ def calibration_hooks(
                     "real lengths, calibration_hooks(model, config, lengths=batch.lengths) or "
                     "calibrated(model, config, lengths=batch.lengths)"
                 )
-            if lengths is not None and len(lengths) != pattern.shape[0]:
-                raise InputError(
-                    f"{len(lengths)} lengths given for a batch of {pattern.shape[0]} prompts"
-                )
+            for what, given in (("lengths", lengths), ("prompt lengths", prompt_lengths)):
+                if given is not None and len(given) != pattern.shape[0]:
+                    raise InputError(
+                        f"{len(given)} {what} given for a batch of {pattern.shape[0]} prompts"
+                    )
             out = pattern.clone()
-            out[:, idx] = calibrate_pattern(pattern[:, idx], lengths, config.beta, config.threshold)
+            out[:, idx], touched = _calibrate(
+                pattern[:, idx], lengths, config.beta, config.threshold, prompt_lengths
+            )
+            if on_calibrated is not None:
+                on_calibrated(layer, idx, touched)
             return out
 
         return hook
 
-    return [(act_name("pattern", la), make(hs)) for la, hs in by_layer.items()]
+    return [(act_name("pattern", la), make(la, hs)) for la, hs in by_layer.items()]
 
 
 def cached_calibration_hooks(

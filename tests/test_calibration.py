@@ -17,17 +17,10 @@ from interp.calibration import (
     calibrated,
     calibration_hooks,
 )
-from interp.calibration_search import (
-    DATASET_GROUPS,
-    ChoiceScorer,
-    bundled_dataset,
-    evaluate,
-    load_dataset,
-    paired_bootstrap,
-    pooled_rows,
-    search_heads,
-    wilson,
-)
+from interp.calibration_data import DATASET_GROUPS, bundled_dataset, load_dataset, pooled_rows
+from interp.calibration_scoring import ChoiceScorer
+from interp.calibration_search import SearchOptions, evaluate, search_heads
+from interp.calibration_stats import paired_bootstrap, wilson
 from interp.errors import InputError
 
 A = torch.tensor(
@@ -185,27 +178,95 @@ def test_dataset_file_validation(tmp_path):
         load_dataset(bad)
 
 
-def test_choice_scores_match_full_logits(tiny, tmp_path):
+def test_sequence_scores_match_full_logits(tiny):
     rows = [
         {"prompt": "the cat", "choices": [" sat", " ran far"], "label": 0},
         {"prompt": "one two", "choices": [" three", " four", " x"], "label": 2},
     ]
-    scorer = ChoiceScorer(tiny, rows)
-    got = scorer.scores()
+    scorer = ChoiceScorer(tiny, rows, mode="sequence")
+    got = scorer.logprobs()
     tok = tiny.tokenizer
-    ref = []
+    ref = np.full((2, 3), -np.inf)
     with torch.no_grad():
-        for row in rows:
+        for e, row in enumerate(rows):
             p = tok(row["prompt"])["input_ids"]
-            for c in row["choices"]:
-                ids = tok(row["prompt"] + c)["input_ids"]
+            for c, choice in enumerate(row["choices"]):
+                ids = tok(row["prompt"] + choice)["input_ids"]
                 lp = tiny(torch.tensor([ids]))[0].log_softmax(-1)
-                ref.append(sum(lp[i - 1, ids[i]].item() for i in range(len(p), len(ids))))
+                ref[e, c] = sum(lp[i - 1, ids[i]].item() for i in range(len(p), len(ids)))
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
-    assert scorer.correct().tolist() == [
-        ref[0] > ref[1],
-        ref[4] > max(ref[2], ref[3]),
+    assert scorer.correct().tolist() == [ref[0, 0] > ref[0, 1], ref[1, 2] > ref[1, :2].max()]
+
+
+def test_label_scores_are_the_official_code(tiny):
+    """ACT's main.py: one forward of the prompt, log-softmax over the label tokens' logits at
+    the last position (written out here with the full logits)."""
+    rows = [
+        {"prompt": "the cat is ", "choices": ["a", "bc", "d"], "label": 1},
+        {"prompt": "x y ", "choices": ["q", "r"], "label": 0},
     ]
+    scorer = ChoiceScorer(tiny, rows)
+    assert scorer.mode == "label"
+    got = scorer.logprobs()
+    tok = tiny.tokenizer
+    with torch.no_grad():
+        for e, row in enumerate(rows):
+            logits = tiny(torch.tensor([tok(row["prompt"])["input_ids"]]))[0, -1]
+            first = [tok(c, add_special_tokens=False)["input_ids"][0] for c in row["choices"]]
+            ref = logits[first].log_softmax(-1).numpy()
+            np.testing.assert_allclose(got[e, : len(first)], ref, rtol=1e-4, atol=1e-5)
+    assert got[1, 2] == -np.inf  # fewer choices than the widest example
+    margins = scorer.margins(got)
+    assert margins[0] == pytest.approx(got[0, 1] - max(got[0, 0], got[0, 2]))
+    with pytest.raises(InputError, match="distinct tokens"):
+        ChoiceScorer(tiny, [{"prompt": "a", "choices": [" b", " c"], "label": 0}], mode="label")
+
+
+def test_one_sink_set_per_prompt_for_every_choice():
+    """With prompt_lengths the sink set comes from the prompt's rows and keys only and is
+    applied to every row: the prompt's rows equal calibrating the prompt alone, and a key
+    that is a sink only because of the appended rows is not calibrated."""
+    a = torch.tensor(
+        [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.5, 0.5, 0.0, 0.0],
+            [0.6, 0.3, 0.1, 0.0],
+            [0.0, 0.5, 0.5, 0.0],
+        ]
+    )[None, None]
+    # prompt (3 tokens): s = [2.1/3, 0.8/2, 0.1/1] -> sinks {0, 1}; key 1 calibrated
+    got = calibrate_pattern(a, beta=0.4, threshold=0.3, prompt_lengths=[3])[0, 0]
+    alone = calibrate_pattern(a[..., :3, :3], beta=0.4, threshold=0.3)[0, 0]
+    torch.testing.assert_close(got[:3, :3], alone)
+    # appended row: key 1 keeps 0.2, the freed 0.3 goes to key 2 (not a prompt sink)
+    torch.testing.assert_close(got[3], torch.tensor([0.0, 0.2, 0.8, 0.0]))
+    # on the whole sequence key 2 (s = 0.6 / 2) is a sink too and row 3 has nowhere to go
+    whole = calibrate_pattern(a, beta=0.4, threshold=0.29, prompt_lengths=None)[0, 0]
+    torch.testing.assert_close(whole[3], a[0, 0, 3])
+    with pytest.raises(InputError, match="prompt length"):
+        calibrate_pattern(a, prompt_lengths=[5])
+
+
+def test_restart_from_a_cached_layer_is_exact_and_skips_the_layers_below(tiny):
+    rows = [
+        {"prompt": f"item {i} is the ", "choices": ["a", "b"], "label": i % 2} for i in range(5)
+    ]
+    cfg = CalibrationConfig(str(tiny.cfg.model_name), [(1, 2)])
+    seen: list[int] = []
+    tiny.blocks[0].attn.hook_pattern.add_hook(lambda x, hook: seen.append(1), is_permanent=True)
+    try:
+        for mode in ("label", "sequence"):
+            scorer = ChoiceScorer(tiny, rows, mode=mode, batch_size=2)
+            full = scorer.logprobs(cfg)
+            assert seen  # a full pass runs layer 0
+            scorer.cache_layers([1])
+            seen.clear()
+            cached = scorer.logprobs(cfg)
+            assert not seen  # layer 0 did not run
+            np.testing.assert_allclose(cached, full, rtol=0, atol=1e-6)
+            assert not np.array_equal(full, scorer.logprobs(None))  # the head changes scores
+    finally:
+        tiny.reset_hooks(including_permanent=True)
 
 
 def test_search_runs_on_tiny():
@@ -213,44 +274,10 @@ def test_search_runs_on_tiny():
     from interp import load_model
 
     model = load_model("tiny")
-    r = search_heads(model, rows, first_layer=0, progress=False)
+    r = search_heads(model, rows, progress=False, options=SearchOptions(first_layer=0))
     # official candidates: layers first_layer .. L-2; the last layer (1 of tiny's 2) never
     assert [(p["layer"], p["head"]) for p in r.per_head] == [(0, h) for h in range(4)]
     assert r.config.provenance["n_calibration"] == 6
-
-
-def test_search_chooses_the_head_that_helps_and_not_those_that_hurt(monkeypatch):
-    """Hand-built effects (a scorer whose answers depend on the calibrated heads only): L0.H1
-    turns two wrong answers right, L0.H2 turns two right answers wrong, L0.H3 helps alone but
-    undoes three answers beside L0.H1, L0.H0 changes nothing. Only L0.H1 may be chosen."""
-    from interp import calibration_search as cs
-    from interp import load_model
-
-    class PlantedScorer:
-        def __init__(self, model, rows):
-            self.n = len(rows)
-
-        def correct(self, cfg=None):
-            right = np.array([True] * 6 + [False] * 6)
-            heads = set(map(tuple, cfg.heads)) if cfg is not None else set()
-            if (0, 1) in heads:
-                right[6:8] = True
-            if (0, 2) in heads:
-                right[0:2] = False
-            if (0, 3) in heads:
-                right[8] = True
-                if (0, 1) in heads:
-                    right[0:3] = False
-            return right
-
-    monkeypatch.setattr(cs, "ChoiceScorer", PlantedScorer)
-    rows = [{"prompt": "x", "choices": [" a", " b"], "label": 0}] * 12
-    r = cs.search_heads(load_model("tiny"), rows, first_layer=0, progress=False)
-    assert r.config.heads == [(0, 1)]
-    assert r.baseline == pytest.approx(6 / 12) and r.calibrated == pytest.approx(8 / 12)
-    assert {(p["layer"], p["head"]): p["accuracy"] for p in r.per_head} == pytest.approx(
-        {(0, 0): 6 / 12, (0, 1): 8 / 12, (0, 2): 4 / 12, (0, 3): 7 / 12}
-    )
 
 
 def test_calibration_refuses_kv_cached_decoding():

@@ -125,6 +125,9 @@ def test_calibrate_and_generate_on_tiny(tmp_path):
     assert r.exit_code == 0, r.output
     saved = json.loads(cfg.read_text())
     assert saved["model"] == "tiny" and "test_accuracy_before" in saved["provenance"]
+    # 6 examples cannot show a reliable gain: nothing is saved, and the command says so
+    assert saved["heads"] == [] and saved["provenance"]["verdict"] == "no reliable gain"
+    assert "no reliable gain" in r.stdout and "detectable (80 % power)" in r.stdout
     plain = runner.invoke(app, ["generate", "hello", "--model", "tiny", "--max-new-tokens", "3"])
     assert plain.exit_code == 0 and plain.stdout.startswith("hello")
     assert "randomly initialised" in plain.stderr  # tiny says its numbers mean nothing
@@ -143,6 +146,9 @@ def test_calibrate_and_generate_on_tiny(tmp_path):
     z = runner.invoke(app, ["generate", "hello", "--model", "tiny", "--calibration", str(empty),
                             "--max-new-tokens", "2"])  # fmt: skip
     assert z.exit_code == 0 and "selects no heads" in z.stderr
+    gated = runner.invoke(app, ["generate", "hello", "--model", "tiny", "--calibration", str(cfg),
+                                "--max-new-tokens", "2"])  # fmt: skip
+    assert gated.exit_code == 0 and "no reliable gain" in gated.stderr
     # --task: the option's former name, still accepted
     missing = runner.invoke(app, ["calibrate", "tiny", "--task", str(tmp_path / "cal.jsonl")])
     assert missing.exit_code == 2 and "--test" in missing.output

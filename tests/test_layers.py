@@ -22,6 +22,9 @@ ABOVE = {
         "interp.cli",
         "interp.calibration",
         "interp.calibration_search",
+        "interp.calibration_scoring",
+        "interp.calibration_stats",
+        "interp.calibration_data",
     ),
     "inputs": (
         "interp.heads",
@@ -30,6 +33,9 @@ ABOVE = {
         "interp.cli",
         "interp.calibration",
         "interp.calibration_search",
+        "interp.calibration_scoring",
+        "interp.calibration_stats",
+        "interp.calibration_data",
     ),
     "stats": (
         "interp.heads",
@@ -39,6 +45,9 @@ ABOVE = {
         "interp.cli",
         "interp.calibration",
         "interp.calibration_search",
+        "interp.calibration_scoring",
+        "interp.calibration_stats",
+        "interp.calibration_data",
     ),
     "runs": ("interp.sweep", "interp.cli"),
 }

@@ -41,16 +41,22 @@ def calibrate(
         Path, typer.Option("--out", help="Where to save the config (JSON).")
     ] = Path("runs/calibration.json"),
     first_layer: Annotated[int, typer.Option(min=0, help="Search heads from this layer on.")] = 2,
+    random_sets: Annotated[
+        int, typer.Option(min=0, max=200, help="Random head sets of the chosen size (control).")
+    ] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the folds, sign flips and random sets.")] = 0,
 ) -> None:
-    """Search heads whose sink calibration (ACT) raises accuracy; save the config; report
-    test accuracy before/after with 95 % intervals."""
+    """Search heads whose sink calibration (ACT) reliably raises the correct choice's margin
+    (permutation screen + Benjamini-Hochberg, 5-fold cross-validation, stability gate); save
+    the config (no heads when nothing is reliable); report test accuracy before/after with 95 %
+    intervals beside random head sets of the same size."""
     from interp.calibration_search import (
+        SearchOptions,
         evaluate,
         load_dataset,
         members,
         pooled_rows,
         search_heads,
-        wilson,
     )  # fmt: skip
 
     try:
@@ -69,8 +75,15 @@ def calibrate(
         if test is not None and bundled:
             tests = {test.stem: load_dataset(test)}
         m = _load(model)
-        result = search_heads(m, cal_rows, first_layer=first_layer, provenance=files)
-        results = [evaluate(m, result.config, name, rows) for name, rows in tests.items()]
+        options = SearchOptions(first_layer=first_layer, seed=seed)
+        result = search_heads(m, cal_rows, options=options, provenance=files)
+        results = [
+            evaluate(
+                m, result.config, name, rows, random_sets=random_sets, first_layer=first_layer,
+                seed=seed, progress=True,
+            )
+            for name, rows in tests.items()
+        ]  # fmt: skip
         prov = result.config.provenance
         if len(results) == 1:
             prov.update(results[0].summary())
@@ -85,27 +98,68 @@ def calibrate(
         write_table(pd.DataFrame(result.per_head), out_file.with_suffix(".heads.parquet"))
     except InterpError as e:
         _fail(e)
+    _print_calibration(dataset, result, results, len(cal_rows), out_file)
+
+
+def _print_calibration(dataset, result, results, n_cal: int, out_file: Path) -> None:
+    from interp.calibration_stats import wilson
+
+    cv = result.cv
+    verdict = "reliable gain" if result.significant else "no reliable gain"
     table = Table(
         "split", "before", "after", "after - before [95 % CI]",
-        title=f"{dataset}: {len(result.config.heads)} heads",
+        title=f"{dataset}: {verdict}, {len(result.config.heads)} heads saved",
     )  # fmt: skip
-    table.add_row(
-        f"calibration (n={len(cal_rows)})", f"{result.baseline:.3f}", f"{result.calibrated:.3f}", ""
-    )
+    if cv:
+        lo, hi = cv["held_out_accuracy_gain_ci95"]
+        table.add_row(
+            f"calibration, cross-validated (n={n_cal})",
+            f"{cv['held_out_accuracy_before']:.3f}",
+            f"{cv['held_out_accuracy_after']:.3f}",
+            f"{cv['held_out_accuracy_after'] - cv['held_out_accuracy_before']:+.3f} "
+            f"[{lo:+.3f}, {hi:+.3f}]",
+        )
     for r in results:
         n = len(r.before)
         b_lo, b_hi = wilson(int(r.before.sum()), n)
         a_lo, a_hi = wilson(int(r.after.sum()), n)
         lo, hi = r.interval
-        diff = r.after.mean() - r.before.mean()
         table.add_row(
             f"test {r.name} (n={n})",
             f"{r.before.mean():.3f} [{b_lo:.3f}, {b_hi:.3f}]",
             f"{r.after.mean():.3f} [{a_lo:.3f}, {a_hi:.3f}]",
-            f"{diff:+.3f} [{lo:+.3f}, {hi:+.3f}]",
+            f"{r.gain:+.3f} [{lo:+.3f}, {hi:+.3f}]",
         )
     out.print(table)
+    if not result.significant:
+        cand = result.stable_heads
+        out.print(
+            "no reliable gain: no head set passed the gate (screen: "
+            f"{cv.get('screen_kept_all_data', 0)} heads kept by Benjamini-Hochberg at 5 %; "
+            f"{len(cand)} chosen in >= 4 of 5 folds; cross-validated margin gain "
+            f"{cv.get('held_out_margin_gain', 0.0):+.3f}). The config saves no heads"
+            + (f" (candidates kept in its provenance: {_names(cand)})." if cand else ".")
+        )
+    for r in results:
+        s = r.summary()
+        if "random_sets" in s:
+            rs = s["random_sets"]
+            out.print(
+                f"{r.name}: gain {r.gain:+.3f} is at the {rs['percentile_of_chosen']:.0f}th "
+                f"percentile of {rs['n']} random sets of {len(result.config.heads)} heads "
+                f"(95th: {rs['p95']:+.3f}); calibrated anything on {s['share_calibrated']:.0%} "
+                "of the inputs"
+            )
+        pw = s["power"]
+        out.print(
+            f"{r.name}: with n={pw['n']} a {pw['effect']:.0%} gain is detectable (80 % power) "
+            f"if at most {pw['max_share_changed']:.1%} of the answers change"
+        )
     out.print(f"search {result.seconds:.0f} s; saved {out_file}")
+
+
+def _names(heads) -> str:
+    return ", ".join(f"L{la}.H{h}" for la, h in heads)
 
 
 @app.command()
@@ -151,7 +205,9 @@ def generate(
                 f"exceeds {model}'s context of {n_ctx} tokens: shorten it"
             )
         if config is not None and not config.heads:
-            console.print(f"{calibration} selects no heads: this is the plain model's text")
+            why = config.provenance.get("verdict", "")
+            why = f" ({why}: the search found no head set worth shipping)" if why else ""
+            console.print(f"{calibration} selects no heads{why}: this is the plain model's text")
             config = None
         if config is not None:
             heads = ", ".join(f"L{la}.H{h}" for la, h in sorted(config.heads))
