@@ -27,6 +27,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.calibration import CalibrationConfig, calibration_hooks
 from interp.errors import InputError
+from interp.hook_names import act_name
 from interp.tokens import from_token_ids
 
 MODES = ("auto", "label", "sequence")
@@ -95,6 +96,8 @@ class ChoiceScorer:
         self.owner = [self.owner[i] for i in order]
         self.prompt_len = [self.prompt_len[i] for i in order]
         self._cache: dict[int, list[Tensor]] = {}
+        self._second: dict[int, Tensor] = {}  # layer -> [sequence, head] 2nd-largest s_j
+        self._base: np.ndarray | None = None
         self._block_output_is_tuple: bool | None = None
 
     def batches(self) -> Iterator[tuple[int, int]]:
@@ -102,11 +105,16 @@ class ChoiceScorer:
             yield s, min(s + self.batch_size, len(self.seqs))
 
     def cache_layers(self, layers: list[int]) -> None:
-        """Keep the uncalibrated residual entering each of ``layers`` (exact restarts)."""
-        layers = sorted({int(la) for la in layers if int(la) > 0} - set(self._cache))
+        """Keep the uncalibrated residual entering each of ``layers`` (exact restarts), the
+        uncalibrated scores, and which heads of those layers have anything to calibrate on
+        each input (a one-layer calibration then runs only those inputs: on the others its
+        heads change nothing, so their scores are the uncalibrated ones, exactly)."""
+        layers = sorted({int(la) for la in layers} - set(self._cache))
         if not layers:
             return
         store: dict[int, list[Tensor]] = {la: [] for la in layers}
+        second: dict[int, list[Tensor]] = {la: [] for la in layers}
+        prompts: list[list[int]] = []
 
         def keep(layer: int) -> Callable:
             def hook(x: Tensor, hook) -> None:
@@ -114,9 +122,17 @@ class ChoiceScorer:
 
             return hook
 
+        def sinks(layer: int) -> Callable:
+            def hook(pattern: Tensor, hook) -> None:
+                second[layer].append(_second_sink_score(pattern, prompts[-1]))
+
+            return hook
+
         extra = [(f"blocks.{la}.hook_in", keep(la)) for la in layers]
-        self._run(None, extra_hooks=extra)
+        extra += [(act_name("pattern", la), sinks(la)) for la in layers]
+        self._base = self._run(None, extra_hooks=extra, prompts_log=prompts)
         self._cache.update(store)
+        self._second.update({la: torch.cat(v) for la, v in second.items()})
 
     def logprobs(
         self,
@@ -130,58 +146,82 @@ class ChoiceScorer:
         return self._run(config, on_touched=on_calibrated)
 
     @torch.no_grad()
-    def _run(self, config, extra_hooks=(), on_touched=None) -> np.ndarray:
-        out = np.full((len(self.rows), self.n_choices), -np.inf)
+    def _run(self, config, extra_hooks=(), on_touched=None, prompts_log=None) -> np.ndarray:
         heads = list(config.heads) if config is not None else []
-        start = min((la for la, _ in heads), default=0)
+        layers = {la for la, _ in heads}
+        start = min(layers, default=0)
         touched = np.zeros(len(self.rows), dtype=bool)
+        needed = None  # sequences a one-layer calibration can change (others: the base scores)
+        if len(layers) == 1 and start in self._second and self._base is not None:
+            # heads of one layer do not change each other's patterns: each has something to
+            # calibrate iff two prompt keys score above the threshold (ACT keeps the first)
+            second = self._second[start][:, sorted({h for _, h in heads})]
+            needed = (second > config.threshold).any(-1)
+            out = self._base.copy()
+        else:
+            out = np.full((len(self.rows), self.n_choices), -np.inf)
         for b, (s, t) in enumerate(self.batches()):
-            batch = from_token_ids(self.model, self.seqs[s:t])
+            idx = list(range(s, t))
+            keep = None
+            if needed is not None:
+                keep = needed[s:t]
+                idx = [i for i, k in zip(idx, keep.tolist(), strict=True) if k]
+                if not idx:
+                    continue
+            batch = from_token_ids(self.model, [self.seqs[i] for i in idx])
+            if prompts_log is not None:
+                prompts_log.append([self.prompt_len[i] for i in idx])
             hooks = list(extra_hooks)
             if heads:
 
-                def record(layer, idx, hit, s=s, t=t):
-                    for k, row_hit in enumerate(hit.any(-1).tolist()):
-                        touched[self.owner[s + k][0]] |= row_hit
+                def record(layer, head_idx, hit, idx=idx):
+                    for i, row_hit in zip(idx, hit.any(-1).tolist(), strict=True):
+                        touched[self.owner[i][0]] |= row_hit
 
                 hooks += calibration_hooks(
                     self.model,
                     config,
                     batch.lengths,
-                    prompt_lengths=self.prompt_len[s:t],
+                    prompt_lengths=[self.prompt_len[i] for i in idx],
                     on_calibrated=record,
                 )
-            resid = self._final_residual(batch, hooks, start if start in self._cache else 0, b)
-            self._read_out(resid, batch, s, t, out)
+            cached = None
+            if start > 0 and start in self._cache:
+                cached = self._cache[start][b]
+                if keep is not None:
+                    cached = cached[keep][:, : batch.tokens.shape[1]]
+            resid = self._final_residual(batch, hooks, start if cached is not None else 0, cached)
+            self._read_out(resid, batch, idx, out)
         if on_touched is not None:
             on_touched(touched)
         return out
 
-    def _read_out(self, resid: Tensor, batch, s: int, t: int, out: np.ndarray) -> None:
+    def _read_out(self, resid: Tensor, batch, idx: list[int], out: np.ndarray) -> None:
         """Unembed only the positions that predict choice tokens (not [batch, pos, vocab])."""
         model = self.model
         if self.mode == "label":
             last = torch.tensor([n - 1 for n in batch.lengths])
-            logits = model.unembed(model.ln_final(resid[torch.arange(t - s), last][:, None]))[:, 0]
-            for k in range(t - s):
-                e = self.owner[s + k][0]
+            rows = torch.arange(len(idx))
+            logits = model.unembed(model.ln_final(resid[rows, last][:, None]))[:, 0]
+            for k, i in enumerate(idx):
+                e = self.owner[i][0]
                 first = [ids[0] for ids in self.choice_ids[e]]
                 out[e, : len(first)] = logits[k, first].float().log_softmax(-1).numpy()
             return
-        spans = [range(self.prompt_len[s + k] - 1, batch.lengths[k] - 1) for k in range(t - s)]
+        ends = zip(idx, batch.lengths, strict=True)
+        spans = [range(self.prompt_len[i] - 1, n - 1) for i, n in ends]
         rows = [k for k, span in enumerate(spans) for _ in span]
         cols = [p for span in spans for p in span]  # position p predicts token p + 1
         logp = model.unembed(model.ln_final(resid[rows, cols])).float().log_softmax(-1)
         targets = batch.tokens[rows, [c + 1 for c in cols]]
         token_lp = logp.gather(-1, targets[:, None])[:, 0]
-        i = 0
-        for k in range(t - s):
-            n = batch.lengths[k] - self.prompt_len[s + k]
-            e, c = self.owner[s + k]
-            out[e, c] = float(token_lp[i : i + n].sum())
-            i += n
+        j = 0
+        for span, i in zip(spans, idx, strict=True):
+            e, c = self.owner[i]
+            out[e, c] = float(token_lp[j : j + len(span)].sum())
+            j += len(span)
 
-    def _final_residual(self, batch, hooks, start: int, b: int) -> Tensor:
+    def _final_residual(self, batch, hooks, start: int, cached: Tensor | None) -> Tensor:
         """Residual entering the final norm, [batch, pos, d_model]; the pass stops there and,
         for ``start > 0``, begins at layer ``start`` from the cached residual."""
         got: dict[str, Tensor] = {}
@@ -203,7 +243,7 @@ class ChoiceScorer:
             with model.hooks(fwd_hooks=[*hooks, ("ln_final.hook_in", grab)]):
                 if start > 0:
                     with skipped_blocks(model, start, bool(self._block_output_is_tuple)):
-                        model(self._cache[start][b], start_at_layer=start, **kwargs)
+                        model(cached, start_at_layer=start, **kwargs)
                 else:
                     model(batch.tokens, **kwargs)
         except _Stop:
@@ -225,6 +265,20 @@ class ChoiceScorer:
 
     def correct(self, config: CalibrationConfig | None = None) -> np.ndarray:
         return self.predictions(self.logprobs(config)) == self.labels
+
+
+def _second_sink_score(pattern: Tensor, prompt_lengths: list[int]) -> Tensor:
+    """[batch, head]: the second-largest sink score s_j on each prompt (keys of the prompt,
+    rows of the prompt). ACT calibrates {j : s_j > threshold} minus its first element, which
+    is non-empty exactly when this exceeds the threshold."""
+    from interp.stats import dense
+
+    out = torch.full(pattern.shape[:2], -1.0)
+    for i, p in enumerate(prompt_lengths):
+        if p >= 2:
+            s = dense.sink_scores(pattern[i : i + 1, :, :p, :p], [p])[0]
+            out[i] = s.float().topk(2, dim=-1).values[:, 1]
+    return out
 
 
 @contextmanager

@@ -331,3 +331,32 @@ def test_intervals():
     assert lo < 0.5 < hi and hi - lo == pytest.approx(0.19, abs=0.01)
     same = np.ones(30)
     assert paired_bootstrap(same, same) == (0.0, 0.0)
+
+
+def test_inputs_with_nothing_to_calibrate_are_skipped_exactly(tiny, monkeypatch):
+    """After ``cache_layers`` a one-layer calibration runs only the inputs on which its heads
+    have a hidden sink (two prompt keys above the threshold); the scores equal a scorer that
+    runs every input, at every threshold, and with nothing to calibrate no forward runs."""
+    rows = [
+        {"prompt": f"{w} is the ", "choices": ["a", "b"], "label": i % 2}
+        for i, w in enumerate(["the cat", "a dog ran", "one", "two red birds", "my old house"])
+    ]
+    name = str(tiny.cfg.model_name)
+    fast = ChoiceScorer(tiny, rows, batch_size=2)
+    fast.cache_layers([0, 1])
+    every = ChoiceScorer(tiny, rows, batch_size=2)
+    for threshold in (0.1, 0.3, 0.6):
+        for la in range(2):
+            for h in range(4):
+                cfg = CalibrationConfig(name, [(la, h)], threshold=threshold)
+                np.testing.assert_allclose(fast.logprobs(cfg), every.logprobs(cfg), atol=1e-5)
+    runs = []
+    real = ChoiceScorer._final_residual
+    monkeypatch.setattr(
+        ChoiceScorer, "_final_residual", lambda self, *a: runs.append(1) or real(self, *a)
+    )
+    cfg = CalibrationConfig(name, [(1, 0), (1, 3)], threshold=0.99)
+    assert np.array_equal(fast.logprobs(cfg), fast.logprobs(None)) and len(runs) == 3
+    runs.clear()
+    fast.logprobs(cfg)
+    assert not runs  # nothing to calibrate anywhere: no forward at all
