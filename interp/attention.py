@@ -67,6 +67,35 @@ class HeadActivations:
     def keys(self) -> list[str]:
         return list(self.acts)
 
+    def __repr__(self) -> str:
+        """One short paragraph (hooks, layers, shapes, lengths), never whole tensors."""
+        by_hook: dict[str, list[int]] = {}
+        shapes: dict[str, tuple[int, ...]] = {}
+        for name, value in self.acts.items():
+            parts = name.split(".")
+            layer = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else -1
+            short = parts[-1].removeprefix("hook_")
+            by_hook.setdefault(short, []).append(layer)
+            shapes.setdefault(short, tuple(value.shape))
+        hooks = ", ".join(
+            f"{h} {_layer_range(layers)} {list(shapes[h])}" for h, layers in by_hook.items()
+        )
+        logits = "none" if self.logits is None else str(list(self.logits.shape))
+        return (
+            f"HeadActivations({len(self.lengths)} prompt(s), lengths {self.lengths}; "
+            f"{hooks or 'no hooks'}; logits {logits})"
+        )
+
+
+def _layer_range(layers: list[int]) -> str:
+    """'layers 0-29' for a contiguous run, else 'layers [0, 3, 7]'."""
+    layers = sorted(set(layers))
+    if layers == [-1]:
+        return ""
+    if layers == list(range(layers[0], layers[-1] + 1)) and len(layers) > 1:
+        return f"layers {layers[0]}-{layers[-1]}"
+    return f"layer{'s' if len(layers) > 1 else ''} {', '.join(map(str, layers))}"
+
     def get(self, hook: str, layer: int) -> Tensor:
         """Activation of short hook name ``hook`` (see ``interp.hook_names``) at ``layer``."""
         return self[hook, layer]

@@ -27,6 +27,15 @@ class TokenBatch:
     lengths: list[int]
     str_tokens: list[list[str]]  # each token decoded on its own (readable: " cat", not "Ġcat")
 
+    def __repr__(self) -> str:
+        shown = ["".join(t)[:40] for t in self.str_tokens[:3]]
+        more = f" and {len(self.lengths) - 3} more" if len(self.lengths) > 3 else ""
+        return (
+            f"TokenBatch({len(self.lengths)} prompt(s), lengths {self.lengths[:8]}"
+            f"{'...' if len(self.lengths) > 8 else ''}, tokens {list(self.tokens.shape)}: "
+            f"{shown}{more})"
+        )
+
     def rows(self, start: int, stop: int) -> TokenBatch:
         """Prompts ``start:stop``, trimmed to their own longest length."""
         lengths = self.lengths[start:stop]
@@ -85,12 +94,23 @@ def tokenize(
     return batch
 
 
+CONTINUATION = "\u21aa"  # shown for a byte piece whose character an earlier piece showed
+
+
 def readable_tokens(pieces: list[str], text: str, offsets: Sequence[tuple[int, int]]) -> list[str]:
     """Token strings for display: a piece that decodes to U+FFFD on its own (one byte of a
-    multi-byte character in byte-level BPE) shows the characters its offsets cover instead."""
+    multi-byte character in byte-level BPE) shows the characters of its offsets that no earlier
+    piece showed; a piece with nothing new (the second byte of "ü") shows ``CONTINUATION``, so
+    "über" reads "ü", "↪", "ber" and not "ü", "ü", "ber"."""
     out = []
+    shown_to = 0
     for piece, (a, b) in zip(pieces, offsets, strict=True):
-        out.append(text[a:b] if "\ufffd" in piece and b > a else piece)
+        if "\ufffd" in piece and b > a:
+            new = text[max(a, shown_to) : b]
+            out.append(new or CONTINUATION)
+        else:
+            out.append(piece)
+        shown_to = max(shown_to, b)
     return out
 
 

@@ -98,12 +98,30 @@ def test_tokenize_has_no_bos_and_pads_right(tiny):
 
 def test_tokens_of_multibyte_characters_show_the_characters(tiny):
     """Byte-level pieces of one character decode to U+FFFD alone; the batch shows the
-    character its offsets cover (German and Japanese text in the dashboard's ticks)."""
-    from interp.tokens import tokenize
+    character once, on its first piece, and marks the other pieces as its continuation
+    (German and Japanese text in the dashboard's ticks: "ü", "↪", not "ü", "ü")."""
+    from interp.tokens import CONTINUATION, tokenize
 
     text = "Grüße 日本!"
     batch = tokenize(tiny, [text])
     shown = batch.str_tokens[0]
     assert not any("\ufffd" in t for t in shown)
-    assert shown.count("日") == 3 and shown.count("ü") == 2  # 3 and 2 UTF-8 bytes
+    assert shown.count("日") == 1 and shown.count("ü") == 1  # each character shown once
+    i, j = shown.index("ü"), shown.index("日")
+    assert shown[i + 1] == CONTINUATION  # 2 UTF-8 bytes
+    assert shown[j + 1 : j + 3] == [CONTINUATION] * 2  # 3 UTF-8 bytes
+    assert "".join(t for t in shown if t != CONTINUATION) == text
     assert tiny.tokenizer.decode(batch.tokens[0].tolist()) == text  # ids unchanged
+
+
+def test_print_of_a_run_is_short(tiny):
+    """``print(run)`` names hooks, layers, shapes and lengths; it never dumps tensors."""
+    run = interp.run_heads(tiny, ["hello world " * 20, "a b"], hooks=["pattern", "z"])
+    text = repr(run)
+    assert len(text) < 300 and "tensor" not in text
+    n = run.lengths[0]
+    assert f"pattern layers 0-1 [2, 4, {n}, {n}]" in text and f"lengths [{n}, 3]" in text
+    assert "logits none" in text
+    one = interp.run_heads(tiny, "hi there", hooks=["pattern"], layers=[1])
+    assert "pattern layer 1 " in repr(one)
+    assert len(repr(run.batch)) < 300 and "2 prompt(s)" in repr(run.batch)
