@@ -86,6 +86,14 @@ class HeadActivations:
             f"{hooks or 'no hooks'}; logits {logits})"
         )
 
+    def get(self, hook: str, layer: int) -> Tensor:
+        """Activation of short hook name ``hook`` (see ``interp.hook_names``) at ``layer``."""
+        return self[hook, layer]
+
+    def pattern(self, layer: int) -> Float[Tensor, "batch head query key"]:
+        """Post-softmax attention of every head of ``layer``; rows over real keys sum to 1."""
+        return self.get("pattern", layer)
+
 
 def _layer_range(layers: list[int]) -> str:
     """'layers 0-29' for a contiguous run, else 'layers [0, 3, 7]'."""
@@ -95,14 +103,6 @@ def _layer_range(layers: list[int]) -> str:
     if layers == list(range(layers[0], layers[-1] + 1)) and len(layers) > 1:
         return f"layers {layers[0]}-{layers[-1]}"
     return f"layer{'s' if len(layers) > 1 else ''} {', '.join(map(str, layers))}"
-
-    def get(self, hook: str, layer: int) -> Tensor:
-        """Activation of short hook name ``hook`` (see ``interp.hook_names``) at ``layer``."""
-        return self[hook, layer]
-
-    def pattern(self, layer: int) -> Float[Tensor, "batch head query key"]:
-        """Post-softmax attention of every head of ``layer``; rows over real keys sum to 1."""
-        return self.get("pattern", layer)
 
 
 def resolve_hooks(

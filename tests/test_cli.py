@@ -99,6 +99,8 @@ def test_validate_command_on_tiny(tmp_path):
     result = runner.invoke(app, [*args, "--draws", "2"])
     assert result.exit_code == 0, result.output
     assert "baseline text_loss" in result.output and "top-K" in result.output
+    # a loss that rises is an increase, not a "drop" (accuracies drop)
+    assert "increase" in result.output and "drop" not in result.output
     assert (tmp_path / "validation" / "sink.png").is_file()
     bad = runner.invoke(app, ["validate", "tiny", "--detector", "anchor", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "no validation metric" in bad.output

@@ -199,7 +199,10 @@ def validate(
     except InterpError as e:
         _fail(e)
     s = v.summary
-    table = Table("condition", "k", f"mean drop in {v.metric}", "std", "min", "max")
+    from interp.runs.validate import harm_label
+
+    harm = harm_label(v.metric, s["higher_is_better"])
+    table = Table("condition", "k", f"mean {harm}", "std", "min", "max")
     table.add_row("top-K", str(s["k"]), f"{s['top_drop']:.4f}", "", "", "")
     for c in ("random", "random_same_layers"):
         if f"{c}_drop_mean" in s:

@@ -57,8 +57,9 @@ def detector_heatmaps_html(results: dict[str, DetectorResult], path: Path, title
     return atomic_write(path, lambda tmp: Path(tmp).write_text(html))
 
 
-def validation_png(table: pd.DataFrame, metric: str, path: Path, title: str) -> Path:
-    """Bar chart: drop of ``metric`` for top-K vs each random control (mean +- std, dots)."""
+def validation_png(table: pd.DataFrame, harm: str, path: Path, title: str) -> Path:
+    """Bar chart: the harm (``harm``: "drop in accuracy", "increase in loss") for top-K vs each
+    random control (mean +- std, dots)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,6 +73,6 @@ def validation_png(table: pd.DataFrame, metric: str, path: Path, title: str) -> 
         ax.scatter(np.full(len(d), i), d, color="k", s=12, zorder=3)
     ax.set_xticks(range(len(conds)), [c.replace("_", "\n") for c in conds])
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_ylabel(f"drop in {metric}\n(positive = worse)", fontsize=8)
+    ax.set_ylabel(f"{harm}\n(positive = worse)", fontsize=8)
     ax.set_title(title, fontsize=9)
     return save_png(fig, path)

@@ -95,6 +95,11 @@ def same_layer_heads(
     return picked
 
 
+def harm_label(metric: str, higher_is_better: bool) -> str:
+    """How the signed ``drop`` reads for this metric: accuracy drops, a loss increases."""
+    return f"drop in {metric}" if higher_is_better else f"increase in {metric}"
+
+
 def control_p(top_drop: float, random_drops: np.ndarray) -> float:
     """Monte Carlo p-value of the top heads' drop against the random sets' drops: (1 + the
     number of random drops >= it) / (draws + 1), so n draws cannot give less than 1 / (n + 1)
@@ -217,7 +222,7 @@ def run_validation(
             *folder.write_validation(detector, v.table, v.summary, str(model.cfg.model_name)),
             validation_png(
                 v.table,
-                v.metric,
+                harm_label(v.metric, v.summary["higher_is_better"]),
                 folder.validation_dir / f"{detector}.png",
                 f"{model.cfg.model_name}: masking top-{v.summary['k']} {detector} heads",
             ),
