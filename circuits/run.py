@@ -13,7 +13,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from circuits.discovery import Discovery, discover, overlap
 from circuits.tasks import check_tasks, make_task
-from interp.defaults import SAE_EXAMPLES
+from interp.defaults import DIVERGING_COLORS, SAE_EXAMPLES
 from interp.report import save_png, versions, write_json, write_table
 from interp.sae import save_sae
 
@@ -34,7 +34,7 @@ def circuit_png(d: Discovery, path: Path, title: str) -> Path:
         grid = t[col].to_numpy().reshape(n_layers, n_heads)
         if col == "patch_effect":  # diverging map centred on 0
             lim = float(np.nanmax(np.abs(grid))) or 1.0
-            im = ax.imshow(grid, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim)
+            im = ax.imshow(grid, aspect="auto", cmap=DIVERGING_COLORS, vmin=-lim, vmax=lim)
         else:
             im = ax.imshow(grid, aspect="auto", cmap="viridis")
         ys, xs = np.nonzero(t[mark].to_numpy().reshape(n_layers, n_heads))

@@ -11,6 +11,7 @@ from dashboards.analysis import MAX_CHARS, LayerView
 from dashboards.figures import attention_figure, empty_figure
 from dashboards.state import AppState
 from dashboards.style import ERR, ROW, graph, message, section
+from interp.defaults import DIVERGING_COLORS
 
 
 def difference_figure(a: LayerView, b: LayerView, layer: int, head: int) -> go.Figure:
@@ -25,14 +26,14 @@ def difference_figure(a: LayerView, b: LayerView, layer: int, head: int) -> go.F
     labels = [f"{x} / {y}" if x != y else x for x, y in zip(a.tokens, b.tokens, strict=True)]
     fig = go.Figure(
         go.Heatmap(
-            z=diff.tolist(), x=list(range(n)), y=list(range(n)), colorscale="RdBu", zmid=0,
-            zmin=-bound, zmax=bound, colorbar=dict(title="A - B"),
+            z=diff.tolist(), x=list(range(n)), y=list(range(n)), colorscale=DIVERGING_COLORS,
+            zmid=0, zmin=-bound, zmax=bound, colorbar=dict(title="A - B"),
             hovertemplate="query %{y}<br>key %{x}<br>A - B %{z:.4f}<extra></extra>",
         )
     )  # fmt: skip
     ticks = dict(tickmode="array", tickvals=list(range(n)), ticktext=labels)
     fig.update_layout(
-        title=f"L{layer}.H{head}: attention on A minus attention on B (red: more on A)",
+        title=f"L{layer}.H{head}: attention on A minus on B (red: more on A, blue: more on B)",
         xaxis=dict(title="key", tickangle=-60, **ticks),
         yaxis=dict(title="query", autorange="reversed", **ticks),
         height=max(420, min(1300, 14 * n + 160)),

@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 
 from dashboards.analysis import LayerView
 from dashboards.prompt_analysis import PatchingView
+from interp.defaults import DIVERGING_COLORS
 
 _MARGIN = dict(l=60, r=20, t=60, b=50)
 #: above this many tokens each small multiple is max-pooled to this many cells per side
@@ -90,7 +91,7 @@ def ranked_figure(table: pd.DataFrame, column: str) -> go.Figure:
 def _grid(z: np.ndarray, title: str, colorbar: str, symmetric: bool) -> go.Heatmap:
     bound = float(np.nanmax(np.abs(z))) if symmetric and np.isfinite(z).any() else None
     return go.Heatmap(
-        z=z.tolist(), colorscale="RdBu" if symmetric else "Viridis",
+        z=z.tolist(), colorscale=DIVERGING_COLORS if symmetric else "Viridis",
         zmid=0 if symmetric else None,
         zmin=-bound if bound else None, zmax=bound if bound else None,
         colorbar=dict(title=colorbar), xgap=1, ygap=1,

@@ -39,3 +39,6 @@ CAUSAL_THRESHOLD = 0.01
 ATTRIBUTION_STEPS = 1  # 1: plain AtP at the clean run; > 1: integrated gradients (section 11)
 CAUSAL_EXACT_TOP = 40  # heads whose attribution estimate is checked by the exact intervention
 ANCHOR_NEAR = 16  # anchor effect: the last tokens of a window stay; the rest is "far" context
+# One colour convention for signed maps (patching effects, A - B differences), in every PNG
+# (matplotlib) and page (plotly), both of which read this name: red = positive, blue = negative
+DIVERGING_COLORS = "RdBu_r"

@@ -145,6 +145,27 @@ def test_token_shades_are_the_row_or_column_and_hovers_name_the_top_links():
     assert spans[2].style["border"].endswith("#c00")  # the selected token is outlined
 
 
+def _rgb(color: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in color.strip("rgb()").split(","))
+
+
+def test_signed_maps_share_one_colour_convention():
+    """interp circuit's PNG (matplotlib) and the page's patching map (plotly) read the same
+    name, and in both the positive end is red."""
+    import matplotlib
+
+    from dashboards.prompt_figures import _grid
+    from interp.defaults import DIVERGING_COLORS
+
+    png_top = matplotlib.colormaps[DIVERGING_COLORS](1.0)
+    assert png_top[0] > png_top[2]  # red at +max in the PNG
+    import plotly.graph_objects as go
+
+    page = go.Figure(_grid(np.array([[-1.0, 2.0]]), "effect", "effect", symmetric=True))
+    top = _rgb(page.data[0].colorscale[-1][1])
+    assert top[0] > top[2]  # red at +max on the page
+
+
 def test_difference_of_two_prompts_is_a_minus_b(tiny):
     from dashboards.analysis import layer_view
     from dashboards.compare_view import difference_figure
@@ -154,6 +175,11 @@ def test_difference_of_two_prompts_is_a_minus_b(tiny):
     fig = difference_figure(a, b, 1, 2)
     np.testing.assert_allclose(np.array(fig.data[0].z), (a.pattern[2] - b.pattern[2]).numpy())
     assert "c / d" in fig.layout.xaxis.ticktext  # differing tokens show both
+    # the title's colour words match the scale: the top (A - B > 0) end is red, the bottom blue
+    assert "red: more on A" in fig.layout.title.text
+    scale = fig.data[0].colorscale
+    top, bottom = _rgb(scale[-1][1]), _rgb(scale[0][1])
+    assert top[0] > top[2] and bottom[2] > bottom[0]
     other = layer_view(tiny, "the cat sat down", 1)
     assert "equal lengths" in str(difference_figure(a, other, 1, 2).layout.annotations[0].text)
 
