@@ -112,6 +112,35 @@ def test_anchors_command_on_tiny():
     )
     assert result.exit_code == 0, result.output
     assert "anchor tokens" in result.output and "preplan tokens" in result.output
+    assert "by waad jump" in result.output and "by fai" in result.output  # their selection
+
+
+def test_anchor_listing_ranks_by_the_selection_rule_and_sets_the_sink_apart(monkeypatch):
+    """Preplan tokens are chosen by the WAAD jump and listed by it; token 0 (the sink) is
+    never ranked as the top anchor even when its FAI is the largest."""
+    import pandas as pd
+
+    from interp.heads import anchor
+
+    table = pd.DataFrame(
+        {
+            "position": [0, 1, 2, 3],
+            "token": ["<s>", " a", " b", " c"],
+            "waad": [0.0, 5.0, 1.0, 1.5],
+            "waad_jump": [5.0, 4.0, 0.5, float("nan")],
+            "fai": [0.9, 0.2, 0.4, 0.1],
+            "preplan": [True, True, False, False],
+            "anchor": [True, False, True, False],
+        }
+    )
+    monkeypatch.setattr(anchor, "anchor_tokens", lambda model, text: table)
+    r = runner.invoke(app, ["anchors", "x " * 20, "--model", "tiny"])
+    assert r.exit_code == 0, r.output
+    anchors = r.stdout.split("preplan tokens")[0]
+    preplan = r.stdout.split("preplan tokens")[1]
+    assert "'<s>'" not in anchors.split("token 0")[0]  # not in the ranked anchor rows
+    assert "attention sink" in r.stdout and "' b'" in anchors
+    assert preplan.index("5.0000") < preplan.index("4.0000")  # by the jump, largest first
 
 
 def test_calibrate_and_generate_on_tiny(tmp_path):

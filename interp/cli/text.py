@@ -267,9 +267,21 @@ def anchors(
         df = anchor_tokens(_load(model), text)
     except InterpError as e:
         _fail(e)
-    for kind, col in (("anchor", "fai"), ("preplan", "waad")):
-        rows = df[df[kind]].sort_values(col, ascending=False).head(top)
-        table = Table("position", "token", col, title=f"{kind} tokens ({int(df[kind].sum())})")
+    # each kind ranked by what selects it: FAI for anchors, the WAAD jump for preplan tokens
+    for kind, col in (("anchor", "fai"), ("preplan", "waad_jump")):
+        chosen = df[df[kind]]
+        if kind == "anchor":  # token 0 takes attention as the sink, not as content
+            chosen = chosen[chosen.position > 0]
+        rows = chosen.sort_values(col, ascending=False).head(top)
+        table = Table(
+            "position", "token", col,
+            title=f"{kind} tokens ({int(df[kind].sum())}), by {col.replace('_', ' ')}",
+        )  # fmt: skip
         for r in rows.itertuples():
             table.add_row(str(r.position), repr(r.token), f"{getattr(r, col):.4f}")
         out.print(table)
+        if kind == "anchor" and bool(df[kind].iloc[0]):
+            out.print(
+                f"token 0 {df.token.iloc[0]!r} is an anchor by the paper's rule (FAI "
+                f"{df.fai.iloc[0]:.4f}) but it is the attention sink: listed apart, not ranked"
+            )

@@ -84,10 +84,14 @@ def top_fraction(values: Tensor, fraction: float = TOKEN_FRACTION) -> Tensor:
     return mask
 
 
+def waad_jump(w: Float[Tensor, " n"]) -> Float[Tensor, " n"]:
+    """|WAAD_t - WAAD_{t+1}| for t = 0..N-2; NaN at t = N-1 (no next token)."""
+    return torch.cat([(w[:-1] - w[1:]).abs(), torch.tensor([float("nan")], device=w.device)])
+
+
 def preplan_mask(w: Float[Tensor, " n"], fraction: float = TOKEN_FRACTION) -> Tensor:
     """Preplan tokens: top ``fraction`` of |WAAD_t - WAAD_{t+1}| (t = 0..N-2; t = N-1 never)."""
-    jump = torch.cat([(w[:-1] - w[1:]).abs(), torch.tensor([float("nan")], device=w.device)])
-    return top_fraction(jump, fraction)
+    return top_fraction(waad_jump(w), fraction)
 
 
 def middle_third(n_layers: int) -> list[int]:
@@ -153,6 +157,7 @@ def token_table(
             "position": range(len(str_tokens)),
             "token": str_tokens,
             "waad": w.tolist(),
+            "waad_jump": waad_jump(w).tolist(),  # what selects preplan tokens
             "fai": f.tolist(),
             "preplan": preplan_mask(w).tolist(),
             "anchor": top_fraction(f).tolist(),
