@@ -214,3 +214,23 @@ def test_path_patching_equals_a_plain_pytorch_reference_on_two_layers():
     with torch.no_grad():  # L1.H0 reads from L0.H2 but writes nothing
         layers[1].self_attn.o_proj.weight[:, :d_head] = 0
     assert path_patching(model, clean, corrupted, metric, (0, 2), [(1, 0)]) == 0.0
+
+
+def test_metrics_on_logits_that_require_grad_give_no_warning():
+    """A user's logits often come from a forward with gradients on (attribution); the float
+    metrics detach first instead of warning about converting a grad tensor."""
+    import warnings
+
+    from interp.ablation.metrics import answer_prob
+
+    logits = torch.randn(2, 3, 5, requires_grad=True)
+    lengths, answer, wrong = [3, 2], torch.tensor([1, 2]), torch.tensor([0, 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = logit_diff(logits, lengths, answer, wrong)
+        a = accuracy(logits, lengths, answer, wrong)
+        p = answer_prob(logits, lengths, answer)
+        k = kl_to_clean(logits, logits * 2, lengths)
+    last = torch.stack([logits[0, 2], logits[1, 1]]).detach()
+    assert d == pytest.approx(float((last[[0, 1], [1, 2]] - last[[0, 1], [0, 3]]).mean()))
+    assert 0 <= a <= 1 and 0 <= p <= 1 and k >= 0

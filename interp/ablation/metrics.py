@@ -1,4 +1,5 @@
-"""Metrics for ablation and patching, all read at each prompt's last real token."""
+"""Metrics for ablation and patching, all read at each prompt's last real token. They return
+Python floats, so they detach first: logits that require grad give no warning."""
 
 from __future__ import annotations
 
@@ -22,27 +23,27 @@ def logit_diff(
     """Mean over prompts of logit(answer) - logit(wrong) at the last real token."""
     last = last_logits(logits, lengths)
     rows = torch.arange(last.shape[0])
-    return float((last[rows, answer] - last[rows, wrong]).mean())
+    return float((last[rows, answer] - last[rows, wrong]).mean().detach())
 
 
 def answer_prob(logits, lengths: list[int], answer: Tensor) -> float:
     """Mean probability of the answer token at the last real token."""
     p = last_logits(logits, lengths).softmax(-1)
-    return float(p[torch.arange(p.shape[0]), answer].mean())
+    return float(p[torch.arange(p.shape[0]), answer].mean().detach())
 
 
 def accuracy(logits, lengths: list[int], answer: Tensor, wrong: Tensor) -> float:
     """Fraction of prompts whose answer logit beats the wrong one."""
     last = last_logits(logits, lengths)
     rows = torch.arange(last.shape[0])
-    return float((last[rows, answer] > last[rows, wrong]).float().mean())
+    return float((last[rows, answer] > last[rows, wrong]).float().mean().detach())
 
 
 def kl_to_clean(logits, clean_logits, lengths: list[int]) -> float:
     """Mean KL(clean || run) of the next-token distributions at the last real token."""
     p = last_logits(clean_logits, lengths).log_softmax(-1)
     q = last_logits(logits, lengths).log_softmax(-1)
-    return float((p.exp() * (p - q)).sum(-1).mean())
+    return float((p.exp() * (p - q)).sum(-1).mean().detach())
 
 
 def faithfulness(circuit_metric: float, full_metric: float) -> float:
