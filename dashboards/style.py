@@ -22,8 +22,25 @@ GRAPH_CONFIG = {
 }
 
 
+#: what a figure shows before anything is computed: a sentence, not empty axes
+BEFORE_LOAD = "Nothing here yet: load a model (section 1) and a prompt; this view fills in."
+
+
+def placeholder(text: str = BEFORE_LOAD) -> dict:
+    """A figure (plotly's JSON form) holding one sentence and no axes."""
+    return {
+        "data": [],
+        "layout": {
+            "annotations": [{"text": text, "showarrow": False, "x": 0.5, "y": 0.5,
+                             "xref": "paper", "yref": "paper"}],
+            "xaxis": {"visible": False}, "yaxis": {"visible": False}, "height": 160,
+            "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+        },
+    }  # fmt: skip
+
+
 def graph(id: str) -> dcc.Graph:
-    return dcc.Graph(id=id, config=GRAPH_CONFIG)
+    return dcc.Graph(id=id, config=GRAPH_CONFIG, figure=placeholder())
 
 
 def section(title: str, *children, id: str) -> html.Section:

@@ -241,3 +241,26 @@ def test_a_toy_model_is_scored_on_its_own_prompts():
     assert not {"sink", "anchor", "previous_token"} & set(scores.attrs["skipped"])
     expected = get_detector("sink").run(model, inputs="model_prompts").table
     np.testing.assert_allclose(scores["sink"].to_numpy(), expected.score.to_numpy())
+
+
+def test_every_figure_starts_as_a_sentence_not_empty_axes():
+    """Before a model is loaded each graph of the page holds one sentence and no axes."""
+    from dash import dcc
+
+    from dashboards.app import _layout
+    from dashboards.style import BEFORE_LOAD
+
+    def graphs(node):
+        if isinstance(node, dcc.Graph):
+            yield node
+        children = getattr(node, "children", None)
+        for child in children if isinstance(children, list | tuple) else [children]:
+            if child is not None and hasattr(child, "to_plotly_json"):
+                yield from graphs(child)
+
+    found = list(graphs(_layout(None, None)))
+    assert len(found) >= 8
+    for g in found:
+        layout = g.figure["layout"]
+        assert layout["annotations"][0]["text"] == BEFORE_LOAD, g.id
+        assert layout["xaxis"]["visible"] is False and not g.figure["data"]
