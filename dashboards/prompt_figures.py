@@ -67,8 +67,22 @@ def layer_figure(view: LayerView, layer: int, selected: int | None) -> go.Figure
     return fig
 
 
+def label_threshold(column: str) -> float | None:
+    """The score above which the detector named ``column`` labels a head (its default
+    config's ``threshold``); None for head statistics without a label."""
+    from interp.errors import InterpError
+    from interp.heads import get_detector
+    from interp.heads.base import configure
+
+    try:
+        return float(configure(get_detector(column)).threshold)
+    except (InterpError, AttributeError):  # not a detector, or one without a threshold
+        return None
+
+
 def ranked_figure(table: pd.DataFrame, column: str) -> go.Figure:
-    """The ``TOP_RANKED`` heads with the largest ``column`` on the prompt (NaN last)."""
+    """The ``TOP_RANKED`` heads with the largest ``column`` on the prompt (NaN last), with the
+    detector's label threshold drawn where it has one."""
     top = table.dropna(subset=[column]).nlargest(TOP_RANKED, column)
     labels = [f"L{r.layer}.H{r.head}" for r in top.itertuples()]
     fig = go.Figure(
@@ -78,6 +92,13 @@ def ranked_figure(table: pd.DataFrame, column: str) -> go.Figure:
             hovertemplate="%{y}: %{x:.3f}<extra></extra>",
         )
     )  # fmt: skip
+    threshold = label_threshold(column)
+    if threshold is not None:
+        fig.add_vline(x=threshold, line_dash="dash", line_color="#b00020")
+        fig.add_annotation(
+            x=threshold, y=1.0, yref="paper", showarrow=False, yanchor="bottom",
+            text=f"label threshold {threshold:g}", font=dict(color="#b00020", size=10),
+        )  # fmt: skip
     fig.update_layout(
         title=f"Top {len(top)} heads by {column} on this prompt",
         yaxis=dict(autorange="reversed"),

@@ -244,3 +244,17 @@ def test_head_card_shows_causal_scores_beside_attention_scores(tmp_path):
         else:
             assert np.isnan(rows.loc["sink_need", "exact"])
         assert set(rows.drop(index="sink_need").kind) == {"attention"}
+
+
+def test_ranking_draws_the_detectors_label_threshold():
+    import pandas as pd
+
+    from dashboards.prompt_figures import ranked_figure
+    from interp.defaults import SINK_HEAD_THRESHOLD
+
+    table = pd.DataFrame({"layer": [0, 0, 1], "head": [0, 1, 0], "sink": [0.9, 0.1, 0.5],
+                          "entropy": [1.0, 2.0, 0.5]})  # fmt: skip
+    fig = ranked_figure(table, "sink")
+    assert [s.x0 for s in fig.layout.shapes] == [SINK_HEAD_THRESHOLD]
+    assert any("label threshold 0.3" in a.text for a in fig.layout.annotations)
+    assert not ranked_figure(table, "entropy").layout.shapes  # a statistic has no label
