@@ -15,6 +15,7 @@ from dash import Dash, Input, Output, State, html
 from dashboards.analysis import display_token
 from dashboards.state import AppState, Session
 from dashboards.style import ERR, message, section
+from interp.defaults import HIDDEN_SINK_MIN_QUERIES
 from interp.heads import REGISTRY
 
 N_EXAMPLES = 8
@@ -84,8 +85,19 @@ def sink_examples(session: Session, layer: int, head: int) -> tuple[pd.DataFrame
     hidden = (
         hidden[(hidden.layer == layer) & (hidden["head"] == head)] if hidden is not None else None
     )
+    if hidden is not None:  # end-of-window keys seen by a few queries are not sinks
+        hidden = hidden[hidden.n_queries >= HIDDEN_SINK_MIN_QUERIES]
     hidden = with_context(hidden) if hidden is not None and len(hidden) else pd.DataFrame()
-    top = with_context(mine[mine.position > 0]) if mine is not None else pd.DataFrame()
+    top = pd.DataFrame()
+    if mine is not None:
+        rest = mine[mine.position > 0]
+        if "n_queries" in rest:
+            rest = rest[rest.n_queries >= HIDDEN_SINK_MIN_QUERIES]
+        if len(hidden):  # each key is listed once: not again among the most-attended keys
+            listed = set(zip(hidden.window, hidden.position, strict=True))
+            keep = [(w, p) not in listed for w, p in zip(rest.window, rest.position, strict=True)]
+            rest = rest[keep]
+        top = with_context(rest)
     return hidden, top
 
 
@@ -115,14 +127,25 @@ def card(session: Session, layer: int, head: int) -> list:
     cols = ["token", "sink_score", "window", "position", "context"]
     if len(hidden):
         out += [
-            html.H5("hidden sinks (s_j > 0.1, j >= 1; n_queries = queries that see the key)"),
+            html.H5(
+                f"hidden sinks (s_j > 0.1, j >= 1, seen by >= {HIDDEN_SINK_MIN_QUERIES} "
+                "queries: the last keys of a window reach 0.1 by chance)"
+            ),
             _table(hidden, [*cols, "n_queries"], "card-sinks"),
         ]
     else:
-        out.append(html.P("no hidden sinks (s_j > 0.1 at j >= 1) on the sink samples"))
+        out.append(
+            html.P(
+                f"no hidden sinks (s_j > 0.1 at j >= 1, seen by >= {HIDDEN_SINK_MIN_QUERIES} "
+                "queries) on the sink samples"
+            )
+        )
     if len(top):
         out += [
-            html.H5("keys it attends to most on the sink detector's samples (s_j, j >= 1)"),
+            html.H5(
+                "other keys it attends to most on the sink detector's samples (s_j, j >= 1, "
+                f"seen by >= {HIDDEN_SINK_MIN_QUERIES} queries)"
+            ),
             _table(top, cols, "card-examples"),
         ]
     return out

@@ -42,3 +42,6 @@ ANCHOR_NEAR = 16  # anchor effect: the last tokens of a window stay; the rest is
 # One colour convention for signed maps (patching effects, A - B differences), in every PNG
 # (matplotlib) and page (plotly), both of which read this name: red = positive, blue = negative
 DIVERGING_COLORS = "RdBu_r"
+# The head card lists a key as a hidden sink only when at least this many queries see it: s_j
+# divides by N - j, so the last keys of a window (seen by 1-7 queries) reach 0.1 by chance
+HIDDEN_SINK_MIN_QUERIES = 8

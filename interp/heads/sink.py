@@ -87,6 +87,8 @@ def _key_table(
                     "position": np.tile(np.arange(n), n_layers * n_heads),
                     "token": np.tile(np.array(str_tokens[b][:n], dtype=object), n_layers * n_heads),
                     "sink_score": s.reshape(-1).numpy().astype(np.float32),
+                    # queries that see the key (causal: N - j); few ones make s_j noisy
+                    "n_queries": np.tile(n - np.arange(n), n_layers * n_heads).astype(np.int32),
                 }
             )
         )

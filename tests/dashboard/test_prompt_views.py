@@ -258,3 +258,33 @@ def test_ranking_draws_the_detectors_label_threshold():
     assert [s.x0 for s in fig.layout.shapes] == [SINK_HEAD_THRESHOLD]
     assert any("label threshold 0.3" in a.text for a in fig.layout.annotations)
     assert not ranked_figure(table, "entropy").layout.shapes  # a statistic has no label
+
+
+def test_head_card_lists_hidden_sinks_seen_by_enough_queries_once():
+    """A key near the end of a window is seen by few queries, so s_j > 0.1 there is chance:
+    the card lists only keys seen by >= HIDDEN_SINK_MIN_QUERIES queries, says the rule, and
+    does not repeat a hidden sink among the most-attended keys."""
+    import pandas as pd
+
+    from dashboards.head_card import sink_examples
+    from interp.defaults import HIDDEN_SINK_MIN_QUERIES as MIN_Q
+
+    n = 64
+    keys = pd.DataFrame({"layer": 0, "head": 0, "window": 0, "position": range(n),
+                         "token": [f"t{j}" for j in range(n)], "sink_score": 0.01,
+                         "n_queries": [n - j for j in range(n)]})  # fmt: skip
+    keys.loc[[5, 62], "sink_score"] = [0.3, 0.6]  # a real hidden sink and an end-of-window one
+    keys.loc[[7, 63], "sink_score"] = [0.05, 0.9]
+    hidden = keys[keys.sink_score > 0.1].copy()
+
+    class Result:
+        extra = {"key_scores": keys, "hidden_sinks": hidden}
+
+    class FakeSession:
+        results = {"sink": Result()}
+
+    shown, top = sink_examples(FakeSession(), 0, 0)
+    assert shown.position.tolist() == [5]  # 62 (2 queries) is not a sink
+    assert (top.n_queries >= MIN_Q).all() and 5 not in top.position.tolist()
+    assert top.position.iloc[0] == 7  # 63 and 62 left out (few queries), 5 listed above
+    assert MIN_Q < n - 5
