@@ -75,8 +75,10 @@ def scan(
     prompts: Annotated[
         Path | None,
         typer.Option(
-            help="Prompt file, one prompt per line ('\\n' = newline). Default: the model "
-            "folder's prompts.txt if it has one (toy models), else the bundled prompts."
+            help="Prompt file, one prompt per line ('\\n' = newline), for the per-head attention "
+            "statistics table (entropy, distances, sink mass); the detectors keep their own "
+            "inputs (text windows, needle tests, repeated tokens). Default: the model folder's "
+            "prompts.txt if it has one (toy models), else the bundled prompts."
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Prompts per forward pass.")] = 4,
