@@ -62,6 +62,22 @@ def check_prompt(model: TransformerBridge, prompt: str | None) -> list[int]:
     return batch.tokens[0, :n].tolist()
 
 
+def unknown_warning(tokenizer, ids: list[int]) -> str:
+    """A sentence when most of a prompt's tokens are the tokenizer's unknown or padding token
+    (a toy model's word list does not cover English: its map would be blank), else ""."""
+    special = {t for t in (tokenizer.unk_token_id, tokenizer.pad_token_id) if t is not None}
+    special -= {tokenizer.eos_token_id, tokenizer.bos_token_id} - {tokenizer.unk_token_id}
+    bad = sum(i in special for i in ids)
+    if not ids or bad * 2 <= len(ids):
+        return ""
+    names = "/".join(str(t) for t in (tokenizer.unk_token, tokenizer.pad_token) if t is not None)
+    return (
+        f"note: {bad} of this prompt's {len(ids)} tokens are {names}: this model's vocabulary "
+        "does not cover the text, so the maps show little (a toy model reads its own task "
+        "tokens: use a prompt from its prompts.txt)"
+    )
+
+
 def check_twin(
     model: TransformerBridge, prompt_ids: list[int], corrupted: str | None, use: str
 ) -> None:

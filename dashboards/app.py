@@ -27,6 +27,7 @@ from dashboards.analysis import (
     ablation_view,
     first_token,
     parse_heads,
+    unknown_warning,
 )
 from dashboards.figures import (
     ablation_figure,
@@ -287,7 +288,7 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
             fig = attention_figure(
                 view, layer, head, session.causal, scale=scale or "linear", hide_first=bool(hide)
             )
-            return fig, ""
+            return fig, unknown_warning(session.model.tokenizer, view.ids)
         except Exception as e:
             return empty_figure("no attention map"), message(e)
 

@@ -264,3 +264,17 @@ def test_every_figure_starts_as_a_sentence_not_empty_axes():
         layout = g.figure["layout"]
         assert layout["annotations"][0]["text"] == BEFORE_LOAD, g.id
         assert layout["xaxis"]["visible"] is False and not g.figure["data"]
+
+
+def test_a_prompt_of_mostly_unknown_tokens_gets_a_note():
+    from types import SimpleNamespace
+
+    from dashboards.analysis import unknown_warning
+
+    tok = SimpleNamespace(unk_token_id=0, pad_token_id=1, eos_token_id=2, bos_token_id=None,
+                          unk_token="[UNK]", pad_token="[PAD]")  # fmt: skip
+    note = unknown_warning(tok, [0, 0, 1, 5])
+    assert "3 of this prompt's 4 tokens are [UNK]/[PAD]" in note and "prompts.txt" in note
+    assert unknown_warning(tok, [0, 5, 6, 7]) == ""  # a few unknown words: no note
+    same = SimpleNamespace(**{**vars(tok), "pad_token_id": 2})  # pad = eos: a real token here
+    assert unknown_warning(same, [2, 2, 2, 5]) == ""
