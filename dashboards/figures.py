@@ -151,6 +151,8 @@ def attention_figure(
     n = pattern.shape[0]
     toks = np.array(view.tokens, dtype=object)
     sinks = sink_keys(pattern, causal)
+    if hide_first:  # the hidden column is not drawn: no outline, not named as a sink
+        sinks = [j for j in sinks if j != 0]
     sink_text = ", ".join(f"{view.tokens[j]}@{j}" for j in sinks[:8]) or "none"
     hover = "query %{customdata[0]} (pos %{y})<br>key %{customdata[1]} (pos %{x})<br>"
     visible = np.tril(np.ones((n, n), dtype=bool)) if causal else np.ones((n, n), dtype=bool)

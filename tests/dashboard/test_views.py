@@ -278,3 +278,18 @@ def test_a_prompt_of_mostly_unknown_tokens_gets_a_note():
     assert unknown_warning(tok, [0, 5, 6, 7]) == ""  # a few unknown words: no note
     same = SimpleNamespace(**{**vars(tok), "pad_token_id": 2})  # pad = eos: a real token here
     assert unknown_warning(same, [2, 2, 2, 5]) == ""
+
+
+def test_hiding_the_first_token_drops_its_sink_outline_and_name():
+    from dashboards.analysis import LayerView
+
+    n = 12
+    first = torch.tril(torch.full((n, n), 0.2 / n))
+    first[:, 0] += 0.8
+    first /= first.sum(-1, keepdim=True)
+    view = LayerView([f"t{i}" for i in range(n)], list(range(n)), first[None], None, None)
+    shown = attention_figure(view, 0, 0)
+    assert shown.layout.meta["sinks"] == [0] and "t0@0" in shown.layout.title.text
+    hidden = attention_figure(view, 0, 0, hide_first=True)
+    assert hidden.layout.meta["sinks"] == [] and "t0@0" not in hidden.layout.title.text
+    assert not hidden.layout.shapes  # no red outline around the hidden column
