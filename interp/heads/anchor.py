@@ -232,10 +232,17 @@ class AnchorDetector:
         t = r.table
         glob = t[t.group == "global"].sort_values("score", ascending=False).head(5)
         heads = ", ".join(f"L{x.layer}.H{x.head} (span {x.score:.1f})" for x in glob.itertuples())
+        widest = float(glob.score.max()) if len(glob) else 0.0
+        relative = (
+            f" Note: 'global' is relative (the top {GROUP_FRACTION:.0%} by span); no head reaches "
+            f"far here (widest span {widest:.1f} tokens, under the WAAD window of {W})."
+            if widest < W
+            else ""
+        )
         return (
             f"Anchor analysis on layers {', '.join(map(str, r.inputs['layers']))}: global heads "
             f"(top {GROUP_FRACTION:.0%} span) e.g. {heads}; preplan/anchor tokens per window are "
-            "in detectors/anchor.tokens.parquet."
+            f"in detectors/anchor.tokens.parquet.{relative}"
         )
 
     def run(

@@ -165,3 +165,20 @@ def test_anchor_span_option_groups_by_the_chosen_span(tiny):
     assert f.sort_values("score").group.iloc[-1] == "global"
     with pytest.raises(InputError, match="span must be"):
         get_detector("anchor").run(tiny, span="far")
+
+
+def test_summary_says_global_is_relative_when_no_head_reaches_far():
+    import pandas as pd
+
+    from interp.heads.anchor import AnchorDetector, W
+    from interp.heads.base import DetectorResult
+
+    def result(spans):
+        table = pd.DataFrame({"layer": [0, 0, 1], "head": [0, 1, 0], "score": spans,
+                              "group": ["local", "middle", "global"]})  # fmt: skip
+        return DetectorResult("anchor", table, {"layers": [0, 1]})
+
+    near = AnchorDetector.summary(result([1.0, 2.0, W - 3.0]))
+    assert "relative" in near and f"widest span {W - 3.0:.1f} tokens" in near
+    far = AnchorDetector.summary(result([1.0, 2.0, W + 20.0]))
+    assert "relative" not in far
