@@ -29,7 +29,6 @@ from interp.ablation.uniform import check_heads
 from interp.defaults import CALIBRATION_BETA, SINK_THRESHOLD
 from interp.errors import InputError
 from interp.hook_names import act_name
-from interp.stats import dense
 
 
 def calibrate_pattern(
@@ -55,22 +54,28 @@ def _calibrate(
     threshold: float,
     prompt_lengths: list[int] | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """(calibrated pattern, [batch, head] bool: whether the head calibrated any key)."""
+    """(calibrated pattern, [batch, head] bool: whether the head calibrated any key), the whole
+    batch at once: per example i, s_j over its first ``prompt_lengths[i]`` rows and keys, the
+    transform on its first ``lengths[i]`` rows and keys; padding untouched."""
     b, h, n, _ = a.shape
     lengths = lengths or [n] * b
     prompt_lengths = prompt_lengths or lengths
-    out = a.clone()
-    touched = torch.zeros(b, h, dtype=torch.bool, device=a.device)
-    for i, (length, p) in enumerate(zip(lengths, prompt_lengths, strict=True)):
-        if not 0 < p <= length:
+    for length, p in zip(lengths, prompt_lengths, strict=True):
+        if not 0 < p <= length <= n:
             raise InputError(f"prompt length {p} must be in 1 .. {length} (the sequence length)")
-        x = a[i, :, :length, :length]  # [h, N, N]
-        s = dense.sink_scores(x[None, :, :p, :p], [p])[0].to(a.dtype)  # s_j on the prompt, [h, P]
-        sink = torch.zeros(h, length, dtype=torch.bool, device=a.device)
-        sink[:, :p] = calibrated_sinks(s, threshold)
-        touched[i] = sink.any(-1)
-        out[i, :, :length, :length] = move_sink_mass(x, sink, beta)
-    return out, touched
+    dev = a.device
+    idx = torch.arange(n, device=dev)
+    total = torch.tensor(lengths, device=dev)[:, None]  # [b, 1]
+    prompt = torch.tensor(prompt_lengths, device=dev)[:, None]
+    in_prompt = idx[None, :] < prompt  # [b, n]: rows and keys of the prompt
+    col = (a.float() * in_prompt[:, None, :, None]).sum(-2)  # [b, h, n]
+    s = (col / (prompt - idx[None, :]).clamp_min(1)[:, None, :]).to(a.dtype)
+    sink = (s > threshold) & in_prompt[:, None, :]
+    first = torch.where(sink.any(-1), sink.float().argmax(-1), -1)  # ACT's indices[1:]
+    sink &= idx[None, None, :] != first[..., None]
+    real = idx[None, :] < total  # [b, n]
+    region = real[:, None, :, None] & real[:, None, None, :]
+    return torch.where(region, move_sink_mass(a, sink, beta), a), sink.any(-1)
 
 
 def calibrated_sinks(s: Float[Tensor, "head key"], threshold: float) -> Tensor:
@@ -83,12 +88,12 @@ def calibrated_sinks(s: Float[Tensor, "head key"], threshold: float) -> Tensor:
 
 
 def move_sink_mass(
-    x: Float[Tensor, "head query key"], sink: Tensor, beta: float
-) -> Float[Tensor, "head query key"]:
-    """Each row keeps ``beta`` of its attention on the ``sink`` keys ([head, key]) and gives the
-    rest to the other keys in proportion to their attention; a row with nowhere to put it (all
-    on calibrated sinks) stays as it was."""
-    sink_rows = sink[:, None, :].expand_as(x)
+    x: Float[Tensor, "*batch head query key"], sink: Tensor, beta: float
+) -> Float[Tensor, "*batch head query key"]:
+    """Each row keeps ``beta`` of its attention on the ``sink`` keys ([*batch, head, key]) and
+    gives the rest to the other keys in proportion to their attention; a row with nowhere to
+    put it (all on calibrated sinks) stays as it was."""
+    sink_rows = sink.unsqueeze(-2).expand_as(x)
     on_sinks = torch.where(sink_rows, x, torch.zeros_like(x))
     others = x - on_sinks
     free = (1 - beta) * on_sinks.sum(-1, keepdim=True)

@@ -360,3 +360,33 @@ def test_inputs_with_nothing_to_calibrate_are_skipped_exactly(tiny, monkeypatch)
     runs.clear()
     fast.logprobs(cfg)
     assert not runs  # nothing to calibrate anywhere: no forward at all
+
+
+def test_batched_transform_equals_each_example_alone():
+    """The batch-at-once transform equals ACT's transform applied to each example alone (its
+    own length, its sink set from its prompt rows), padding untouched; written out per example
+    with dense.sink_scores as the reference."""
+    from interp.calibration import calibrated_sinks, move_sink_mass
+    from interp.stats import dense
+
+    g = torch.Generator().manual_seed(1)
+    n, lengths, prompts = 11, [11, 8, 5], [7, 8, 3]
+    raw = torch.rand(3, 4, n, n, generator=g) ** 3
+    raw[..., 0] += 2.0 * torch.rand(3, 4, n, generator=g)
+    raw[..., 2] += 1.0 * torch.rand(3, 4, n, generator=g)
+    a = torch.tril(raw)
+    for i, length in enumerate(lengths):
+        a[i, :, length:], a[i, :, :, length:] = 0, 0
+    a = a / a.sum(-1, keepdim=True).clamp_min(1e-30)
+    got = calibrate_pattern(a, lengths, 0.4, 0.1, prompt_lengths=prompts)
+    changed = 0
+    for i, (length, p) in enumerate(zip(lengths, prompts, strict=True)):
+        x = a[i, :, :length, :length]
+        s = dense.sink_scores(x[None, :, :p, :p], [p])[0]
+        sink = torch.zeros(4, length, dtype=torch.bool)
+        sink[:, :p] = calibrated_sinks(s, 0.1)
+        ref = move_sink_mass(x, sink, 0.4)
+        torch.testing.assert_close(got[i, :, :length, :length], ref, rtol=0, atol=1e-6)
+        assert (got[i, :, length:] == a[i, :, length:]).all()
+        changed += int(not torch.equal(ref, x))
+    assert changed == 3  # every example calibrates something
