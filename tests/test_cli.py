@@ -267,3 +267,21 @@ def test_calibration_effect_says_where_the_texts_part(tiny):
     ids = tok("abcd", add_special_tokens=False)["input_ids"]
     parted = _calibration_effect(tok, ids[:2] + [ids[0]], ids)
     assert "new token 3" in parted and "'cd'" in parted  # the uncalibrated text from there
+
+
+def test_circuit_tables_fit_an_80_column_terminal():
+    from rich.console import Console
+
+    from interp.cli.discovery import circuit_tables
+
+    s = {"clean_logit_diff": 3.14159, "clean_accuracy": 0.987, "roc_auc_sae_vs_patching": 0.6123,
+         "roc_auc_sae_held_out": 0.5871, "precision_at_k": 0.4, "recall_at_k": 0.5,
+         "faithfulness_patching_circuit": 0.91, "faithfulness_sae_circuit": 0.33,
+         "sae_seconds": 12.0, "patching_seconds": 340.0}  # fmt: skip
+    console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    for table in circuit_tables({"colored_objects": s}):
+        console.print(table)
+    text = console.export_text()
+    assert "…" not in text
+    for number in ("3.14", "0.99", "0.612", "0.587", "0.91", "0.33", "340"):
+        assert number in text
