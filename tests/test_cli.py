@@ -285,3 +285,22 @@ def test_circuit_tables_fit_an_80_column_terminal():
     assert "…" not in text
     for number in ("3.14", "0.99", "0.612", "0.587", "0.91", "0.33", "340"):
         assert number in text
+
+
+def test_unknown_model_is_refused_before_torch_is_imported():
+    """A mistyped model name is refused by the argument check, before the seconds it takes to
+    import torch and transformer-lens (issue: 6-8 s to learn of a typo)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from interp.cli import app\n"
+        "for argv in (['scan', 'no-such-model'], ['generate', 'hi', '--model', 'nope']):\n"
+        "    r = CliRunner().invoke(app, argv)\n"
+        "    assert r.exit_code == 2 and 'unknown model' in r.output, r.output\n"
+        "print('torch' in sys.modules, 'transformer_lens' in sys.modules)\n"
+    )
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert got.stdout.split() == ["False", "False"], got.stdout + got.stderr

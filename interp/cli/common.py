@@ -18,10 +18,32 @@ app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
+
+def check_model_arg(value: str | None) -> str | None:
+    """Refuse a model that is neither a known name nor an existing path before anything heavy
+    is imported (torch and transformer-lens take seconds): the same message as the loader's."""
+    from pathlib import Path
+
+    from interp.known_models import KNOWN_MODELS
+
+    if value is None or value.strip().lower() in KNOWN_MODELS or Path(value).expanduser().exists():
+        return value
+    _fail(
+        InputError(
+            f"unknown model {value!r}: it is neither a known name ({', '.join(KNOWN_MODELS)}) "
+            "nor an existing local path (a Hugging Face model folder or a .gguf file). Nothing "
+            "is downloaded: models load offline only."
+        )
+    )
+    return None
+
+
 ModelArg = Annotated[
     str,
     typer.Argument(
-        help="Known name (smollm2-135m, minilm-l6, tiny), a local HF model folder, or a .gguf file."
+        help="Known name (smollm2-135m, minilm-l6, tiny), a local HF model folder, or a .gguf "
+        "file.",
+        callback=check_model_arg,
     ),
 ]
 

@@ -16,6 +16,7 @@ from interp.cli.common import (
     _fail,
     _load,
     app,
+    check_model_arg,
     out,
 )
 from interp.errors import InterpError
@@ -30,7 +31,9 @@ def circuit(
             help="ioi, colored_objects, greater_than, docstring, induction (2+: overlap)."
         ),
     ],
-    model: Annotated[str, typer.Option(help="Model name or folder.")] = DEFAULT_MODEL,
+    model: Annotated[
+        str, typer.Option(help="Model name or folder.", callback=check_model_arg)
+    ] = DEFAULT_MODEL,
     n: Annotated[int, typer.Option(min=2, help="Clean/corrupted prompt pairs per task.")] = 20,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/circuit"),
     fraction: Annotated[

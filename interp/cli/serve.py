@@ -11,6 +11,7 @@ from interp import checks
 from interp.cli.common import (
     _fail,
     app,
+    check_model_arg,
     console,
 )
 from interp.errors import InputError, InterpError
@@ -28,6 +29,7 @@ def dashboard(
         typer.Option(
             "--model",
             help="Model name or path (default: the model of --run's manifest, else smollm2-135m).",
+            callback=check_model_arg,
         ),
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (

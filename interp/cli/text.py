@@ -14,6 +14,7 @@ from interp.cli.common import (
     _fail,
     _load,
     app,
+    check_model_arg,
     console,
     out,
 )
@@ -165,7 +166,9 @@ def _names(heads) -> str:
 @app.command()
 def generate(
     prompt: Annotated[str, typer.Argument(help="Prompt text.")],
-    model: Annotated[str, typer.Option(help="Model name or folder.")] = DEFAULT_MODEL,
+    model: Annotated[
+        str, typer.Option(help="Model name or folder.", callback=check_model_arg)
+    ] = DEFAULT_MODEL,
     calibration: Annotated[
         Path | None, typer.Option(help="Calibration config JSON from `interp calibrate`.")
     ] = None,
@@ -257,7 +260,9 @@ def _calibration_effect(tokenizer, calibrated: list[int], plain: list[int]) -> s
 @app.command()
 def anchors(
     text: Annotated[str, typer.Argument(help="Text to analyse (quote it).")],
-    model: Annotated[str, typer.Option(help="Model name or folder.")] = DEFAULT_MODEL,
+    model: Annotated[
+        str, typer.Option(help="Model name or folder.", callback=check_model_arg)
+    ] = DEFAULT_MODEL,
     top: Annotated[int, typer.Option(min=1, help="How many tokens of each kind to print.")] = 10,
 ) -> None:
     """Preplan (WAAD jumps) and anchor (high FAI) tokens of TEXT (Preplan-and-Anchor)."""
