@@ -288,8 +288,8 @@ def test_circuit_tables_fit_an_80_column_terminal():
 
 
 def test_unknown_model_is_refused_before_torch_is_imported():
-    """A mistyped model name is refused by the argument check, before the seconds it takes to
-    import torch and transformer-lens (issue: 6-8 s to learn of a typo)."""
+    """A mistyped model or detector name is refused before the seconds it takes to import
+    torch and transformer-lens (issue: 6-8 s to learn of a typo)."""
     import subprocess
     import sys
 
@@ -297,10 +297,19 @@ def test_unknown_model_is_refused_before_torch_is_imported():
         "import sys\n"
         "from typer.testing import CliRunner\n"
         "from interp.cli import app\n"
-        "for argv in (['scan', 'no-such-model'], ['generate', 'hi', '--model', 'nope']):\n"
+        "for argv, says in ((['scan', 'no-such-model'], 'unknown model'),\n"
+        "                   (['generate', 'hi', '--model', 'nope'], 'unknown model'),\n"
+        "                   (['scan', 'tiny', '--detectors', 'sink,bogus'], 'unknown detector')):\n"
         "    r = CliRunner().invoke(app, argv)\n"
-        "    assert r.exit_code == 2 and 'unknown model' in r.output, r.output\n"
+        "    assert r.exit_code == 2 and says in r.output, r.output\n"
         "print('torch' in sys.modules, 'transformer_lens' in sys.modules)\n"
     )
     got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert got.stdout.split() == ["False", "False"], got.stdout + got.stderr
+
+
+def test_the_light_detector_list_is_the_registry():
+    from interp.heads import REGISTRY
+    from interp.known_models import BUILTIN_DETECTORS
+
+    assert sorted(BUILTIN_DETECTORS) == sorted(REGISTRY)

@@ -105,6 +105,13 @@ def scan(
     ] = None,
 ) -> None:
     """Attention statistics and all head detectors of MODEL, written as a resumable run folder."""
+    from interp.known_models import BUILTIN_DETECTORS
+
+    try:  # a mistyped detector is refused before the seconds of importing torch
+        if detectors not in ("default", "all", "none"):
+            _detector_names(detectors, (), BUILTIN_DETECTORS)
+    except InterpError as e:
+        _fail(e)
     from interp.heads import REGISTRY
     from interp.inputs.prompts import load_prompts
     from interp.runs.scan import DEFAULT_DETECTORS
