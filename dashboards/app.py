@@ -320,6 +320,7 @@ def _register_ablation(app: Dash, state: AppState) -> None:
         Input("ablate-btn", "n_clicks"),
         Input("analyse-btn", "n_clicks"),
         Input("session-key", "data"),
+        Input("url-prompt", "data"),
         State("prompt", "value"),
         State("ablate-heads", "value"),
         State("ablate-kind", "value"),
@@ -328,7 +329,7 @@ def _register_ablation(app: Dash, state: AppState) -> None:
         State("foil", "value"),
         State("client-id", "data"),
     )
-    def ablation(_a, _b, _key, prompt, heads, kind, corrupted, target, foil, client):
+    def ablation(_a, _b, _key, _url, prompt, heads, kind, corrupted, target, foil, client):
         try:
             session = state.require(client)
             if not session.causal:

@@ -102,10 +102,11 @@ def register(app: Dash, state: AppState) -> None:
         Input("analyse-btn", "n_clicks"),
         Input("session-key", "data"),
         Input("rank-score", "value"),
+        Input("url-prompt", "data"),
         State("prompt", "value"),
         State("client-id", "data"),
     )
-    def rank(_, _key, column, prompt, client):
+    def rank(_, _key, column, _url, prompt, client):
         try:
             table = state.cached(("rank", prompt), lambda s: rank_table(s.model, prompt), client)
             columns = [c for c in table.columns if c not in ("layer", "head")]

@@ -16,7 +16,11 @@ from dashboards.analysis import MAX_CHARS
 
 
 def components() -> list:
-    return [dcc.Location(id="url", refresh=False), dcc.Store(id="url-head")]
+    # url-prompt: the prompt a link (or a refresh) put into the prompt box; the views that are
+    # not tied to the selected head (ablation, ranking) listen to it, so they never keep a
+    # result computed on the page's default prompt before the link's prompt arrived
+    return [dcc.Location(id="url", refresh=False), dcc.Store(id="url-head"),
+            dcc.Store(id="url-prompt")]  # fmt: skip
 
 
 def parse(search: str | None) -> dict[str, str]:
@@ -46,6 +50,7 @@ def register(app: Dash) -> None:
         Output("model-name", "value"),
         Output("run-dir", "value"),
         Output("url-head", "data"),
+        Output("url-prompt", "data"),
         Input("url", "search"),
         State("prompt", "value"),
         State("model-name", "value"),
@@ -62,7 +67,8 @@ def register(app: Dash) -> None:
         fields = [no_update if w == c else w for w, c in zip(wanted, current, strict=True)]
         pick = head_of(args)
         shown = None if layer is None or head is None else {"layer": layer, "head": head}
-        return (*fields, no_update if pick is None or pick == shown else pick)
+        applied = fields[0]  # the link's prompt when it differs from the box, else no_update
+        return (*fields, no_update if pick is None or pick == shown else pick, applied)
 
     @app.callback(
         Output("url", "search"),

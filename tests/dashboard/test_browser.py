@@ -281,6 +281,28 @@ def test_a_link_restores_prompt_and_head_and_the_url_follows_the_view(driver, ap
             f"{b.text_of(d, 'load-status')!r} url {d.current_url}"
         ) from None
     assert d.find_element("id", "prompt").get_attribute("value") == "The dog ran"
+    # the views not tied to the head (ablation, ranking) are computed on the link's prompt,
+    # never left on the page's default prompt (issue: a shared link showed the default there)
+    model = app_url[1].session.model
+    ids = model.tokenizer("The dog ran", add_special_tokens=False, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(ids["input_ids"])[0, -1]
+    t, f = logits.topk(2).indices.tolist()
+    clean = f"clean {float(logits[t] - logits[f]):+.3f}"
+    b.wait_for(lambda: clean in b.text_of(d, "ablate-info"), what="ablation on the link's prompt")
+    from interp.heads.classic import induction_pattern, pattern_scores
+    from interp.inputs.text import all_patterns
+    from interp.tokens import tokenize
+
+    batch = tokenize(model, ["The dog ran"])
+    ind = pattern_scores(all_patterns(model, batch), batch.tokens, batch.lengths,
+                         induction_pattern).reshape(-1)  # fmt: skip
+    best = f"L{int(ind.argmax()) // model.cfg.n_heads}.H{int(ind.argmax()) % model.cfg.n_heads}"
+    b.wait_for(
+        lambda: (f := b.figure(d, "rank-bars")) and f["data"] and f["data"][0]["y"][0] == best
+        and abs(f["data"][0]["x"][0] - float(ind.max())) < 1e-5,
+        what="ranking on the link's prompt",
+    )  # fmt: skip
     b.wait_for(lambda: b.figure(d, "atlas"), what="atlas drawn")
     b.click_cell(d, "atlas", 2, 0)
     b.wait_for(lambda: b.text_of(d, "head-label") == "L0.H2", what="head L0.H2 selected")
