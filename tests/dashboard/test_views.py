@@ -293,3 +293,10 @@ def test_hiding_the_first_token_drops_its_sink_outline_and_name():
     hidden = attention_figure(view, 0, 0, hide_first=True)
     assert hidden.layout.meta["sinks"] == [] and "t0@0" not in hidden.layout.title.text
     assert not hidden.layout.shapes  # no red outline around the hidden column
+
+
+def test_the_mode_bar_stands_along_the_right_edge_not_over_titles():
+    from dashboards.figures import empty_figure
+
+    fig = empty_figure("x")  # any figure of the page
+    assert fig.layout.template.layout.modebar.orientation == "v"
