@@ -184,13 +184,18 @@ def report() -> dict:
         if t is None:
             continue
         cv = t["cross_validation"]
+        from interp.calibration_search import verdict
+
+        said = verdict(
+            bool(t["heads"]), cv["held_out_accuracy_after"] - cv["held_out_accuracy_before"]
+        )
         for name, s in t["tests"].items():
             lo, hi = s["test_difference_ci95"]
             rs = s.get("random_sets", {})
             pct = f"{rs['percentile_of_chosen']:.0f}" if rs else "n/a (no heads)"
             rows.append(
                 f"| `{task}` | {t['n_calibration']} | {cv['screen_kept_all_data']} | "
-                f"{len(t['candidate_heads'])} | {t['verdict']} ({len(t['heads'])}) | "
+                f"{len(t['candidate_heads'])} | {said} ({len(t['heads'])}) | "
                 f"{cv['held_out_accuracy_after'] - cv['held_out_accuracy_before']:+.3f} "
                 f"[{cv['held_out_accuracy_gain_ci95'][0]:+.3f}, "
                 f"{cv['held_out_accuracy_gain_ci95'][1]:+.3f}] | "

@@ -84,6 +84,14 @@ class SearchResult:
     cv: dict[str, Any] = field(default_factory=dict)
 
 
+def verdict(significant: bool, accuracy_gain: float) -> str:
+    """What the gate found, in words: a reliable gain of the margin that also raised the
+    cross-validated accuracy, one that left accuracy unchanged, or nothing reliable."""
+    if not significant:
+        return "no reliable gain"
+    return "reliable gain" if accuracy_gain > 0 else "reliable margin gain, accuracy unchanged"
+
+
 def candidate_heads(model: TransformerBridge, first_layer: int) -> list[Head]:
     """Layers ``first_layer`` .. L-2 (official: the last layer is never calibrated)."""
     return [
@@ -222,7 +230,7 @@ def search_heads(
         {
             **(provenance or {}),
             "significant": significant,
-            "verdict": "reliable gain" if significant else "no reliable gain",
+            "verdict": verdict(significant, acc_gain),
             "candidate_heads": [list(h) for h in stable],
             "scoring": scorer.mode,
             "first_layer": o.first_layer,

@@ -106,7 +106,7 @@ def _print_calibration(dataset, result, results, n_cal: int, out_file: Path) -> 
     from interp.calibration_stats import wilson
 
     cv = result.cv
-    verdict = "reliable gain" if result.significant else "no reliable gain"
+    verdict = result.config.provenance.get("verdict", "")
     table = Table(
         "split", "before", "after", "after - before [95 % CI]",
         title=f"{dataset}: {verdict}, {len(result.config.heads)} heads saved",
