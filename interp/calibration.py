@@ -68,14 +68,25 @@ def _calibrate(
     total = torch.tensor(lengths, device=dev)[:, None]  # [b, 1]
     prompt = torch.tensor(prompt_lengths, device=dev)[:, None]
     in_prompt = idx[None, :] < prompt  # [b, n]: rows and keys of the prompt
-    col = (a.float() * in_prompt[:, None, :, None]).sum(-2)  # [b, h, n]
-    s = (col / (prompt - idx[None, :]).clamp_min(1)[:, None, :]).to(a.dtype)
+    s = prompt_sink_scores(a, prompt_lengths).to(a.dtype)
     sink = (s > threshold) & in_prompt[:, None, :]
     first = torch.where(sink.any(-1), sink.float().argmax(-1), -1)  # ACT's indices[1:]
     sink &= idx[None, None, :] != first[..., None]
     real = idx[None, :] < total  # [b, n]
     region = real[:, None, :, None] & real[:, None, None, :]
     return torch.where(region, move_sink_mass(a, sink, beta), a), sink.any(-1)
+
+
+def prompt_sink_scores(a: Tensor, prompt_lengths: list[int]) -> Tensor:
+    """[batch, head, key] s_j of each example over its prompt's rows and keys (0 past the
+    prompt), the whole batch at once."""
+    n = a.shape[-1]
+    idx = torch.arange(n, device=a.device)
+    prompt = torch.tensor(prompt_lengths, device=a.device)[:, None]
+    in_prompt = idx[None, :] < prompt
+    col = (a.float() * in_prompt[:, None, :, None]).sum(-2)
+    s = col / (prompt - idx[None, :]).clamp_min(1)[:, None, :]
+    return torch.where(in_prompt[:, None, :], s, torch.zeros_like(s))
 
 
 def calibrated_sinks(s: Float[Tensor, "head key"], threshold: float) -> Tensor:

@@ -271,14 +271,12 @@ def _second_sink_score(pattern: Tensor, prompt_lengths: list[int]) -> Tensor:
     """[batch, head]: the second-largest sink score s_j on each prompt (keys of the prompt,
     rows of the prompt). ACT calibrates {j : s_j > threshold} minus its first element, which
     is non-empty exactly when this exceeds the threshold."""
-    from interp.stats import dense
+    from interp.calibration import prompt_sink_scores
 
-    out = torch.full(pattern.shape[:2], -1.0)
-    for i, p in enumerate(prompt_lengths):
-        if p >= 2:
-            s = dense.sink_scores(pattern[i : i + 1, :, :p, :p], [p])[0]
-            out[i] = s.float().topk(2, dim=-1).values[:, 1]
-    return out
+    s = prompt_sink_scores(pattern, prompt_lengths)  # 0 past the prompt: never above it
+    if s.shape[-1] < 2:
+        return torch.full(pattern.shape[:2], -1.0)
+    return s.topk(2, dim=-1).values[..., 1]
 
 
 @contextmanager
