@@ -9,39 +9,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from interp import defaults
 from interp.ablation.heads import KINDS, ablation_hooks
 from interp.attention import run_heads
 from interp.errors import InputError
 from interp.hook_names import act_name
 from interp.models.expressive import ea_weights
-from interp.stats.dense import sink_scores as dense_sink_scores
-from interp.tokens import tokenize
+from interp.tokens import display_token, tokenize  # noqa: F401  (display_token: re-export)
 
 MAX_CHARS = 6000
 MAX_TOKENS = 512
 MAX_ABLATED = 64
-#: above this many tokens the attention map is a sparse top-k-per-row view
-DENSE_MAX_TOKENS = 128
-TOP_K = 5
-#: a key is highlighted as a sink when its sink score s_j = sum_i A[i,j]/(N-j) exceeds this
-#: (docs/methods.md section 2: ACT's hidden-sink threshold 0.1; for j = 0 Gu et al.'s 0.3 is the
-#: head-level label, the per-token view uses one threshold for every position)
-SINK_THRESHOLD = defaults.SINK_THRESHOLD
-#: ... and at least this many queries each give it more than SINK_THRESHOLD: on a short prompt
-#: s_j of a late key is a mean over few queries, so one query looking at it (a previous-token
-#: head) would pass the score alone; a sink is looked at by many queries
-SINK_MIN_QUERIES = 4
-
-
-def display_token(tok: str) -> str:
-    """A token made visible: newline -> ``\\n``, tab -> ``\\t``, leading space -> ``␣``."""
-    tok = tok.replace("\n", "\\n").replace("\t", "\\t")
-    return "␣" + tok[1:] if tok.startswith(" ") else tok
 
 
 def check_prompt(model: TransformerBridge, prompt: str | None) -> list[int]:
@@ -131,29 +111,6 @@ def layer_view(model: TransformerBridge, prompt: str, layer: int) -> LayerView:
     q = run[qk[0], layer][0, :n].transpose(0, 1)
     k = run[qk[1], layer][0, :n].transpose(0, 1)
     return LayerView(tokens, ids, run.pattern(layer)[0, :, :n, :n], q, k)
-
-
-def sink_scores(pattern: torch.Tensor, causal: bool = True) -> torch.Tensor:
-    """s_j = sum_i A[i, j] / (N - j) for one head's [query, key] pattern (docs/methods.md s.2)."""
-    n = pattern.shape[-1]
-    return dense_sink_scores(pattern[None, None], [n], causal=causal)[0, 0]
-
-
-def sink_keys(pattern: torch.Tensor, causal: bool = True) -> list[int]:
-    """Keys outlined as sinks in the attention view of one head's [query, key] pattern:
-    s_j > ``SINK_THRESHOLD`` and at least ``SINK_MIN_QUERIES`` queries give it more than
-    ``SINK_THRESHOLD``."""
-    many = (pattern > SINK_THRESHOLD).sum(0) >= SINK_MIN_QUERIES
-    return torch.nonzero((sink_scores(pattern, causal) > SINK_THRESHOLD) & many).flatten().tolist()
-
-
-def top_k_rows(pattern: torch.Tensor, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(query, key, weight) of the ``k`` largest weights of each row of [query, key]."""
-    k = min(k, pattern.shape[-1])
-    w, idx = pattern.topk(k, dim=-1)
-    q = torch.arange(pattern.shape[0])[:, None].expand_as(idx)
-    keep = w > 0  # rows with fewer than k visible keys
-    return q[keep].numpy(), idx[keep].numpy(), w[keep].numpy()
 
 
 def ea_pattern(q: torch.Tensor, k: torch.Tensor, causal: bool = True) -> torch.Tensor:

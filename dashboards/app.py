@@ -18,6 +18,7 @@ from dashboards import (
     compare_view,
     export,
     head_card,
+    long_document_view,
     page_help,
     prompt_views,
     token_view,
@@ -82,6 +83,7 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
             *prompt_views.sections(),
             *compare_view.sections(),
             *head_card.sections(),
+            *long_document_view.sections(),
         ],
         style={"fontFamily": "sans-serif", "margin": "0 16px"},
     )
@@ -119,6 +121,7 @@ def create_app(
         prompt_views.register,
         compare_view.register,
         head_card.register,
+        long_document_view.register,
         export.register,
         lambda app, state: url_state.register(app),
         _register_api,

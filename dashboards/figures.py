@@ -8,19 +8,9 @@ import plotly.graph_objects as go
 import torch
 from sklearn.decomposition import PCA
 
-from dashboards.analysis import (
-    DENSE_MAX_TOKENS,
-    SINK_MIN_QUERIES,
-    SINK_THRESHOLD,
-    TOP_K,
-    AblationView,
-    LayerView,
-    ea_pattern,
-    sink_keys,
-    softmax_pattern,
-    top_k_rows,
-)
+from dashboards.analysis import AblationView, LayerView, ea_pattern, softmax_pattern
 from interp.geometry import qk_cosines
+from interp.show.maps import SCALES, attention_map  # noqa: F401  (SCALES: the page's radio)
 
 _MARGIN = dict(l=60, r=20, t=50, b=50)
 MAX_POINTS = 4000  # scatter points drawn per view (a uniform sample above that)
@@ -101,36 +91,6 @@ def scatter_figure(
     return fig
 
 
-SCALES = ("linear", "log", "percentile")
-
-
-def display_weights(
-    pattern: torch.Tensor, visible: np.ndarray, scale: str, hide_first: bool
-) -> tuple[np.ndarray, str, float, float]:
-    """The values drawn for a [query, key] pattern: (z, colorbar title, zmin, zmax).
-
-    ``hide_first``: key 0 removed and every row renormalised over the remaining keys (a row
-    with nothing left is 0), so a head's attention beside its first-token sink is readable.
-    ``scale``: ``linear`` weights, ``log`` log10 of the weight (floor 1e-4), ``percentile`` the
-    weight's rank among the visible weights (0-100)."""
-    if scale not in SCALES:
-        raise ValueError(f"unknown color scale {scale!r}")
-    a = pattern.clone()
-    if hide_first:
-        a[:, 0] = 0
-        a = a / a.sum(-1, keepdim=True).clamp_min(1e-30)
-    z = a.numpy().astype(np.float64)
-    if scale == "log":
-        return np.log10(np.clip(z, 1e-4, None)), "log10 weight", -4.0, 0.0
-    if scale == "percentile":
-        ranks = np.zeros_like(z)
-        values = z[visible]
-        order = values.argsort(kind="stable").argsort(kind="stable")
-        ranks[visible] = 100.0 * order / max(len(values) - 1, 1)
-        return ranks, "percentile", 0.0, 100.0
-    return z, "weight", 0.0, 1.0
-
-
 def attention_figure(
     view: LayerView,
     layer: int,
@@ -140,89 +100,12 @@ def attention_figure(
     scale: str = "linear",
     hide_first: bool = False,
 ) -> go.Figure:
-    """The head's attention on the prompt: dense token-labelled heatmap (up to
-    ``DENSE_MAX_TOKENS``), or sparse top-k rows beyond. ``scale`` and ``hide_first`` as in
-    ``display_weights``; hovers always show the model's own weight.
-
-    Sink keys (``sink_keys``: s_j > 0.1 and at least 4 queries giving > 0.1) are outlined in
-    red and named in the title, which says what the outline means.
-    """
-    pattern = view.pattern[head].float()
-    n = pattern.shape[0]
-    toks = np.array(view.tokens, dtype=object)
-    sinks = sink_keys(pattern, causal)
-    if hide_first:  # the hidden column is not drawn: no outline, not named as a sink
-        sinks = [j for j in sinks if j != 0]
-    sink_text = ", ".join(f"{view.tokens[j]}@{j}" for j in sinks[:8]) or "none"
-    hover = "query %{customdata[0]} (pos %{y})<br>key %{customdata[1]} (pos %{x})<br>"
-    visible = np.tril(np.ones((n, n), dtype=bool)) if causal else np.ones((n, n), dtype=bool)
-    if hide_first:
-        visible[:, 0] = False
-    z, bar, zmin, zmax = display_weights(pattern, visible, scale, hide_first)
-    shown = "" if not hide_first else "; first token hidden, rows renormalised"
-    if scale != "linear":
-        shown += f"; color: {scale}"
-    if n <= DENSE_MAX_TOKENS:
-        zz = z.astype(object)
-        zz[~visible] = None
-        raw = pattern.numpy()
-        custom = np.stack(
-            np.broadcast_arrays(toks[:, None], toks[None, :], raw.round(5).astype(object)),
-            axis=-1,
-        )
-        trace = go.Heatmap(
-            z=zz.tolist(),
-            x=list(range(n)),
-            y=list(range(n)),
-            customdata=custom,
-            colorscale="Blues",
-            zmin=zmin,
-            zmax=zmax,
-            hovertemplate=hover + "weight %{customdata[2]}<extra></extra>",
-            colorbar=dict(title=bar),
-        )
-        mode = "dense"
-        font = dict(size=10 if n <= 64 else 7)
-        ticks = dict(tickmode="array", tickvals=list(range(n)), ticktext=view.tokens, tickfont=font)
-    else:
-        qi, ki, w = top_k_rows(pattern)
-        keep = visible[qi, ki]
-        qi, ki, w = qi[keep], ki[keep], w[keep]
-        trace = go.Scatter(
-            x=ki,
-            y=qi,
-            mode="markers",
-            customdata=np.stack([toks[qi], toks[ki], w.round(5)], axis=-1),
-            marker=dict(
-                color=z[qi, ki],
-                colorscale="Blues",
-                cmin=zmin,
-                cmax=zmax,
-                size=4 + 10 * w,
-                colorbar=dict(title=bar),
-            ),  # fmt: skip
-            hovertemplate=hover + "weight %{customdata[2]}<extra></extra>",
-        )
-        mode = f"sparse: top-{TOP_K} keys per query"
-        ticks = {}
-    fig = go.Figure(trace)
-    for j in sinks:
-        fig.add_shape(
-            type="rect", x0=j - 0.5, x1=j + 0.5, y0=-0.5, y1=n - 0.5, line=dict(color="red")
-        )
-    side = max(420, min(1300, (14 if n <= 64 else 9) * n + 160))
-    fig.update_layout(
-        title=(
-            f"L{layer}.H{head} attention, {n} tokens ({mode}{shown}); sinks (outlined: s_j > "
-            f"{SINK_THRESHOLD}, >= {SINK_MIN_QUERIES} queries give > {SINK_THRESHOLD}): {sink_text}"
-        ),
-        xaxis=dict(title="key", tickangle=-60, **ticks),
-        yaxis=dict(title="query", autorange="reversed", **ticks),
-        height=side,
-        margin=dict(l=90, r=20, t=50, b=90),
-        meta=dict(mode=mode, sinks=sinks, scale=scale, hide_first=hide_first),
-    )
-    return fig
+    """The head's attention on the prompt: ``interp.show.maps.attention_map`` (dense and
+    token-labelled up to the page's 512 tokens, sink keys outlined)."""
+    return attention_map(
+        view.pattern[head], view.tokens, name=f"L{layer}.H{head}", causal=causal, scale=scale,
+        hide_first=hide_first,
+    )  # fmt: skip
 
 
 def _titled(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:

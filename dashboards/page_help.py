@@ -25,7 +25,8 @@ formulas on your prompt's own tokens.
 {defaults.SINK_THRESHOLD} with at least 4 queries giving more than {defaults.SINK_THRESHOLD} (on a
 short prompt one query looking at a late key would pass the score alone). Hide the first token to
 see the rest of a head that mostly attends to it (rows renormalised); log or percentile colors
-spread small weights. Above 128 tokens the map shows each query's top-5 keys.
+spread small weights. Every weight is drawn up to the page's 512 tokens; above 128 tokens the
+axes name as many tokens as fit (zoom in for the rest; hover names both tokens).
 
 **Ablation (6).** zero: the head's output (hook_z) is 0; mean: its mean over the bundled prompts;
 resample: taken from the corrupted prompt (same token length); uniform: the head attends

@@ -4,67 +4,22 @@ numpy arrays would reach the page (and its tests) as typed-array dicts."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import torch
-from plotly.subplots import make_subplots
 
 from dashboards.analysis import LayerView
 from dashboards.prompt_analysis import PatchingView
 from interp.defaults import DIVERGING_COLORS
+from interp.show.maps import layer_grid
 
 _MARGIN = dict(l=60, r=20, t=60, b=50)
-#: above this many tokens each small multiple is max-pooled to this many cells per side
-SMALL_MAX = 96
 TOP_RANKED = 15
 
 
-def _pooled(pattern: torch.Tensor, side: int) -> tuple[np.ndarray, int]:
-    """[query, key] -> at most ``side`` x ``side`` cells (max over each block) and the block."""
-    n = pattern.shape[-1]
-    if n <= side:
-        return pattern.numpy(), 1
-    block = math.ceil(n / side)
-    pooled = torch.nn.functional.max_pool2d(pattern[None, None], block, ceil_mode=True)
-    return pooled[0, 0].numpy(), block
-
-
 def layer_figure(view: LayerView, layer: int, selected: int | None) -> go.Figure:
-    """Small multiples: every head of ``layer`` on the prompt, one shared color scale (0 to 1);
-    above ``SMALL_MAX`` tokens each cell is the largest weight of its block."""
-    n_heads, n = view.pattern.shape[0], view.pattern.shape[-1]
-    cols = min(n_heads, 4 if n_heads > 4 else n_heads)
-    rows = math.ceil(n_heads / cols)
-    titles = [f"<b>H{h}</b>" if h == selected else f"H{h}" for h in range(n_heads)]
-    fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03,
-        vertical_spacing=0.06,
-    )  # fmt: skip
-    block = 1
-    for h in range(n_heads):
-        z, block = _pooled(view.pattern[h].float(), SMALL_MAX)
-        fig.add_trace(
-            go.Heatmap(
-                z=z.tolist(), zmin=0, zmax=1, colorscale="Blues", showscale=h == 0,
-                colorbar=dict(title="weight", len=0.6),
-                hovertemplate=f"H{h}<br>query %{{y}}<br>key %{{x}}<br>weight %{{z:.3f}}"
-                "<extra></extra>",
-            ),
-            row=h // cols + 1, col=h % cols + 1,
-        )  # fmt: skip
-    fig.update_yaxes(autorange="reversed", showticklabels=False)
-    fig.update_xaxes(showticklabels=False)
-    pooled = f"; cells = max over {block} x {block} token blocks" if block > 1 else ""
-    fig.update_layout(
-        title=f"Layer {layer}: every head on the prompt ({n} tokens{pooled})",
-        height=max(320, 230 * rows + 80),
-        margin=_MARGIN,
-        meta=dict(block=block, n_heads=n_heads),
-    )
-    return fig
+    """Small multiples: every head of ``layer`` on the prompt (``interp.show.maps.layer_grid``)."""
+    return layer_grid(view.pattern, layer, selected)
 
 
 def label_threshold(column: str) -> float | None:

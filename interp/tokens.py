@@ -94,6 +94,12 @@ def tokenize(
     return batch
 
 
+def display_token(tok: str) -> str:
+    """A token made visible: newline -> ``\\n``, tab -> ``\\t``, leading space -> ``␣``."""
+    tok = tok.replace("\n", "\\n").replace("\t", "\\t")
+    return "␣" + tok[1:] if tok.startswith(" ") else tok
+
+
 CONTINUATION = "\u21aa"  # shown for a byte piece whose character an earlier piece showed
 
 

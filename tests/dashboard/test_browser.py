@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from dashboards import browser as b
-from dashboards.analysis import MAX_CHARS, SINK_THRESHOLD, display_token
+from dashboards.analysis import MAX_CHARS, display_token
 from dashboards.serve import serve_in_thread
+from interp.defaults import SINK_THRESHOLD
 
 pytestmark = pytest.mark.skipif(
     b.browser_paths() is None,

@@ -83,7 +83,8 @@ def test_small_multiples_pool_long_prompts_by_block_maximum():
     """Above SMALL_MAX tokens each cell is the largest weight of its block of tokens (checked by
     explicit loops); below it the cells are the weights themselves, one trace per head."""
     from dashboards.analysis import LayerView
-    from dashboards.prompt_figures import SMALL_MAX, layer_figure
+    from dashboards.prompt_figures import layer_figure
+    from interp.show.maps import SMALL_MAX
 
     gen = torch.Generator().manual_seed(0)
     n = SMALL_MAX * 2 + 5

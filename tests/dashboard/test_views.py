@@ -15,8 +15,10 @@ from dashboards.figures import attention_figure, geometry_figures
 from dashboards.state import AppState
 from dashboards.tables import merge_scores, read_run, score_columns
 from interp.ablation.heads import ablate, head_means
+from interp.defaults import SINK_THRESHOLD
 from interp.errors import InputError
 from interp.runs.scan import scan
+from interp.show import maps
 
 PROMPT = "The cat sat on the mat. The cat"
 
@@ -51,16 +53,10 @@ def test_ea_pattern_antiparallel_equals_parallel():
     assert torch.allclose(a[:, 0], a[:, 1])  # (q.k)^2: the sign of the dot product is lost
 
 
-def test_sink_scores_and_top_k_match_dense():
+def test_sink_scores_match_the_definition():
     pattern = torch.tensor([[1.0, 0, 0], [0.6, 0.4, 0], [0.5, 0.2, 0.3]])
-    s = an.sink_scores(pattern)
+    s = maps.sink_scores(pattern)
     np.testing.assert_allclose(s.numpy(), [(1 + 0.6 + 0.5) / 3, (0.4 + 0.2) / 2, 0.3 / 1])
-    qi, ki, w = an.top_k_rows(pattern, k=2)
-    for i in range(3):
-        row = pattern[i].numpy()
-        want = sorted(np.argsort(-row)[:2][row[np.argsort(-row)[:2]] > 0].tolist())
-        assert sorted(ki[qi == i].tolist()) == want
-        np.testing.assert_allclose(sorted(w[qi == i]), sorted(row[want]))
 
 
 def test_prompt_limits(tiny):
@@ -90,8 +86,8 @@ def test_dense_attention_figure_matches_transformer_lens(tiny):
     assert np.isnan(z[np.triu_indices(n, 1)]).all()
     want = [an.display_token(tiny.tokenizer.decode([i])) for i in ids]
     assert list(fig.layout.xaxis.ticktext) == want
-    sinks = (ref.sum(0) / torch.arange(n, 0, -1)) > an.SINK_THRESHOLD
-    sinks &= (ref > an.SINK_THRESHOLD).sum(0) >= an.SINK_MIN_QUERIES
+    sinks = (ref.sum(0) / torch.arange(n, 0, -1)) > SINK_THRESHOLD
+    sinks &= (ref > SINK_THRESHOLD).sum(0) >= maps.SINK_MIN_QUERIES
     assert fig.layout.meta["sinks"] == torch.nonzero(sinks).flatten().tolist()
 
 
@@ -103,26 +99,39 @@ def test_sink_outlines_hold_on_short_prompts():
     prev = torch.zeros(n, n)
     prev[0, 0] = 1.0
     prev[torch.arange(1, n), torch.arange(0, n - 1)] = 1.0
-    assert (an.sink_scores(prev)[n // 2 :] > an.SINK_THRESHOLD).sum() >= 6  # the old rule
-    assert an.sink_keys(prev) == []
+    assert (maps.sink_scores(prev)[n // 2 :] > SINK_THRESHOLD).sum() >= 6  # the old rule
+    assert maps.sink_keys(prev) == []
     first = torch.tril(torch.full((n, n), 0.2 / n))
     first[:, 0] += 0.8
     first /= first.sum(-1, keepdim=True)
-    assert an.sink_keys(first) == [0]
+    assert maps.sink_keys(first) == [0]
     late = torch.eye(n)
-    assert an.sink_keys(late) == []
+    assert maps.sink_keys(late) == []
 
 
-def test_long_prompt_switches_to_sparse_top_k(tiny):
-    text = "abcdefghij" * 15  # 150 tokens > DENSE_MAX_TOKENS
+def test_long_prompt_keeps_a_dense_map_labelled_on_the_axes(tiny):
+    """150 tokens (> LABELLED_MAX_TOKENS): still every weight of the map, equal to
+    transformer-lens' own pattern; the axes are categories "token @pos" in token order."""
+    text = "abcdefghij" * 15
     view = an.layer_view(tiny, text, 0)
     fig = attention_figure(view, 0, 1)
-    assert fig.layout.meta["mode"].startswith("sparse") and fig.data[0].type == "scatter"
-    ref, _ = _reference_pattern(tiny, text, 0, 1)
-    xs, ys = np.asarray(fig.data[0].x), np.asarray(fig.data[0].y)
-    for i in (5, 50, 149):
-        want = set(torch.topk(ref[i], min(an.TOP_K, i + 1)).indices.tolist())
-        assert set(xs[ys == i].tolist()) == want
+    ref, ids = _reference_pattern(tiny, text, 0, 1)
+    n = len(ids)
+    assert n > maps.LABELLED_MAX_TOKENS and fig.layout.meta["mode"].startswith("dense")
+    z = np.array(fig.data[0].z, dtype=float)
+    lower = np.tril_indices(n)
+    np.testing.assert_allclose(z[lower], ref.numpy()[lower], atol=6e-5)  # 4 decimals
+    assert np.isnan(z[np.triu_indices(n, 1)]).all()
+    assert list(fig.data[0].x) == [f"{t} @{i}" for i, t in enumerate(view.tokens)]
+    assert fig.layout.xaxis.type == "category" and "%{x}" in fig.data[0].hovertemplate
+
+
+def test_maps_refuse_more_than_the_dense_limit_and_mismatched_tokens():
+    n = maps.DENSE_MAX_TOKENS + 1
+    with pytest.raises(ValueError, match="long-document view"):
+        maps.attention_map(torch.eye(n), ["t"] * n)
+    with pytest.raises(ValueError, match="do not match"):
+        maps.attention_map(torch.eye(4), ["t"] * 3)
 
 
 def test_geometry_matches_direct_computation(tiny):
@@ -210,7 +219,7 @@ def test_softmax_recomputation_equals_the_models_pattern(tiny):
 def test_display_options_hide_the_first_token_and_rescale():
     """Hiding the first token renormalises each row over the other keys (by hand); the log
     scale is log10 of the weight; percentiles rank the visible weights 0-100 in order."""
-    from dashboards.figures import display_weights
+    display_weights = maps.display_weights
 
     a = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.3, 0.2], [0.6, 0.1, 0.3]])
     visible = np.tril(np.ones((3, 3), dtype=bool))
