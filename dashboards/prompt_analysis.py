@@ -4,6 +4,7 @@ here, so they are tested directly)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,15 +13,16 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from dashboards.analysis import check_prompt, check_twin
+from interp.ablation.attribution import z_attribution, z_cache, z_patch_hooks
 from interp.ablation.heads import head_writes
-from interp.ablation.patching import activation_patching
+from interp.ablation.patching import normalised
 from interp.errors import InputError
 from interp.heads import detector_names
 from interp.heads.on_prompt import prompt_measures
 from interp.models.info import is_causal
-from interp.tokens import tokenize
+from interp.tokens import TokenBatch, tokenize
 
-#: patching runs one forward pass per head: longer prompts are refused with this limit
+#: exact patching runs one forward pass per head: longer prompts are refused with this limit
 MAX_PATCH_TOKENS = 128
 
 
@@ -78,21 +80,37 @@ def direct_logit_attribution(
 
 @dataclass
 class PatchingView:
-    effect: np.ndarray  # [layer, head] normalised effect of patching each head's z (noising)
+    """Patching of every head's ``hook_z`` from the corrupted prompt (noising), measured by
+    m = logit(target) - logit(foil) at the last position; effects normalised as
+    (m - m_clean) / (m_corrupted - m_clean).
+
+    ``estimate``: attribution patching (AtP: one forward and one backward pass, every head at
+    once); ``exact``: the real intervention, one forward pass per head, NaN for the heads not
+    run yet (``exact_patching`` fills it, largest estimates first)."""
+
+    estimate: np.ndarray  # [layer, head]
+    exact: np.ndarray  # [layer, head], NaN where not run
     dla: np.ndarray  # [layer, head] direct logit attribution on the clean prompt
     clean_diff: float
     corrupted_diff: float
     target: int
     foil: int
+    prompt: str = ""
+    corrupted: str = ""
+
+    @property
+    def effect(self) -> np.ndarray:
+        """The exact effect where it was run, else the estimate."""
+        return np.where(np.isnan(self.exact), self.estimate, self.exact)
+
+    def order(self) -> list[tuple[int, int]]:
+        """Heads by |estimate|, largest first."""
+        flat = np.argsort(-np.abs(self.estimate), axis=None, kind="stable")
+        n_heads = self.estimate.shape[1]
+        return [(int(i) // n_heads, int(i) % n_heads) for i in flat]
 
 
-@torch.no_grad()
-def patching_view(
-    model: TransformerBridge, prompt: str, corrupted: str, target: int | None, foil: int | None
-) -> PatchingView:
-    """Patch each head's ``hook_z`` from ``corrupted`` into ``prompt`` (noising) and measure
-    logit(target) - logit(foil) at the last position; target / foil default to the clean
-    prompt's top two next tokens."""
+def _pair(model: TransformerBridge, prompt: str, corrupted: str) -> tuple[TokenBatch, TokenBatch]:
     if not is_causal(model):
         raise InputError("patching by logit difference needs a causal language model")
     ids = check_prompt(model, prompt)
@@ -102,23 +120,64 @@ def patching_view(
             f"the prompt has {len(ids)} tokens; patching in the page takes at most "
             f"{MAX_PATCH_TOKENS} (one forward pass per head): use interp.ablation.patching"
         )
-    clean, dirty = tokenize(model, [prompt]), tokenize(model, [corrupted])
-    logits = model(clean.tokens)[0, -1]
-    top2 = logits.topk(2).indices.tolist()
-    target = top2[0] if target is None else target
-    foil = top2[1] if foil is None else foil
-    if target == foil:
-        raise InputError("target and foil are the same token; choose two different ones")
+    return tokenize(model, [prompt]), tokenize(model, [corrupted])
 
-    def diff(out: torch.Tensor) -> float:
-        return float(out[0, -1, target] - out[0, -1, foil])
 
-    effect = activation_patching(model, clean, dirty, diff, hook="z", progress=False).numpy()
+def patching_view(
+    model: TransformerBridge, prompt: str, corrupted: str, target: int | None, foil: int | None
+) -> PatchingView:
+    """Attribution patching of every head (``PatchingView.estimate``; seconds), the direct
+    logit attribution and both runs' logit differences; target / foil default to the clean
+    prompt's top two next tokens. Exact patching comes after, on demand (``exact_patching``)."""
+    clean, dirty = _pair(model, prompt, corrupted)
+    with torch.no_grad():
+        logits = model(clean.tokens)[0, -1]
+        top2 = logits.topk(2).indices.tolist()
+        target = top2[0] if target is None else target
+        foil = top2[1] if foil is None else foil
+        if target == foil:
+            raise InputError("target and foil are the same token; choose two different ones")
+        m_clean = float(logits[target] - logits[foil])
+        dirty_logits = model(dirty.tokens)[0, -1]
+        m_dirty = float(dirty_logits[target] - dirty_logits[foil])
+
+    def metric(out: torch.Tensor) -> torch.Tensor:
+        return out[0, -1, target] - out[0, -1, foil]
+
+    att = z_attribution(model, clean.tokens, dirty.tokens, None, metric)
+    scale = m_dirty - m_clean
+    estimate = (att.estimate / scale).numpy() if scale != 0 else att.estimate.numpy() * np.nan
     return PatchingView(
-        effect=effect,
+        estimate=estimate.astype(np.float64),
+        exact=np.full(estimate.shape, np.nan),
         dla=direct_logit_attribution(model, prompt, target, foil),
-        clean_diff=diff(model(clean.tokens)),
-        corrupted_diff=diff(model(dirty.tokens)),
+        clean_diff=m_clean,
+        corrupted_diff=m_dirty,
         target=target,
         foil=foil,
+        prompt=prompt,
+        corrupted=corrupted,
     )
+
+
+@torch.no_grad()
+def exact_patching(
+    model: TransformerBridge,
+    view: PatchingView,
+    n_heads: int,
+    on_step: Callable[[int, int], None] | None = None,
+) -> PatchingView:
+    """Run the real intervention on the ``n_heads`` heads with the largest estimates that
+    have no exact value yet (one forward pass each; ``on_step(done, total)`` after each) and
+    store their normalised effects in ``view.exact``. Equal to ``activation_patching``."""
+    clean, dirty = _pair(model, view.prompt, view.corrupted)
+    todo = [h for h in view.order() if np.isnan(view.exact[h])][: max(0, int(n_heads))]
+    z = z_cache(model, dirty.tokens, None, sorted({la for la, _ in todo}))
+    for done, head in enumerate(todo, 1):
+        with model.hooks(fwd_hooks=z_patch_hooks(model, [head], cache=z)):
+            out = model(clean.tokens)[0, -1]
+        m = float(out[view.target] - out[view.foil])
+        view.exact[head] = normalised(m, view.clean_diff, view.corrupted_diff)
+        if on_step is not None:
+            on_step(done, len(todo))
+    return view

@@ -76,20 +76,37 @@ def _grid(z: np.ndarray, title: str, colorbar: str, symmetric: bool) -> go.Heatm
 
 
 def patching_figures(view: PatchingView, decode) -> tuple[go.Figure, go.Figure]:
-    """Per-head heatmaps: the normalised patching effect and the direct logit attribution."""
+    """Per-head heatmaps: the normalised patching effect (exact where run, outlined; the
+    attribution estimate elsewhere) and the direct logit attribution."""
     pair = f"logit({decode(view.target)!r}) - logit({decode(view.foil)!r})"
-    figs = []
-    for z, title, bar in (
-        (view.effect, "patching effect", "effect"),
-        (view.dla, "direct logit attribution", "logit diff"),
-    ):
-        fig = go.Figure(_grid(z, title, bar, symmetric=True))
+    checked = np.argwhere(~np.isnan(view.exact))
+    n_exact = len(checked)
+    where = "attribution estimate (AtP) on every head" + (
+        f"; exact on {n_exact} (outlined)" if n_exact else "; exact on none yet"
+    )
+    effect = go.Figure(_grid(view.effect, "effect", "effect", symmetric=True))
+    effect.data[0].customdata = np.stack(
+        [view.estimate.round(4).astype(object), view.exact.round(4).astype(object)], axis=-1
+    ).tolist()
+    effect.data[
+        0
+    ].hovertemplate = (
+        "L%{y}.H%{x}<br>estimate %{customdata[0]}<br>exact %{customdata[1]}<extra></extra>"
+    )
+    for la, h in checked:
+        effect.add_shape(
+            type="rect", x0=h - 0.5, x1=h + 0.5, y0=la - 0.5, y1=la + 0.5,
+            line=dict(color="black", width=2),
+        )  # fmt: skip
+    dla = go.Figure(_grid(view.dla, "direct logit attribution", "logit diff", symmetric=True))
+    for fig, title in ((effect, f"patching effect: {pair}<br><sub>{where}</sub>"),
+                       (dla, f"direct logit attribution: {pair}")):  # fmt: skip
         fig.update_layout(
-            title=f"{title}: {pair}",
+            title=title,
             xaxis=dict(title="head", dtick=1),
             yaxis=dict(title="layer", autorange="reversed"),
-            height=max(360, 18 * z.shape[0] + 120),
+            height=max(360, 18 * view.dla.shape[0] + 120),
             margin=_MARGIN,
+            meta=dict(exact=n_exact),
         )
-        figs.append(fig)
-    return figs[0], figs[1]
+    return effect, dla

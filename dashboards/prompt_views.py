@@ -6,16 +6,23 @@ heads ranked by each detector's score on the prompt, and patching with direct lo
 
 from __future__ import annotations
 
-from dash import Dash, Input, Output, State, dcc, html
+import numpy as np
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from dashboards.analysis import first_token
 from dashboards.figures import atlas_figure, empty_figure
-from dashboards.prompt_analysis import MAX_PATCH_TOKENS, patching_view, rank_table
+from dashboards.prompt_analysis import (
+    MAX_PATCH_TOKENS,
+    exact_patching,
+    patching_view,
+    rank_table,
+)
 from dashboards.prompt_figures import layer_figure, patching_figures, ranked_figure
 from dashboards.state import AppState
 from dashboards.style import ERR, HEAD_VIEW_INPUTS, ROW, graph, message, section
 
 RANK_DEFAULT = "induction"
+EXACT_DEFAULT = 10  # heads patched exactly per click of "Exact on the top"
 
 
 def sections() -> list:
@@ -48,9 +55,12 @@ def sections() -> list:
             "9. Patching and direct logit attribution",
             html.P(
                 "Patching: each head's output (hook_z) taken from the corrupted prompt into the "
-                "prompt's run, one head at a time; effect = (m - m_clean) / (m_corrupted - "
-                "m_clean) of m = logit(target) - logit(foil) at the last position (1: this head "
-                "alone carries the whole difference). Direct logit attribution: each head's "
+                "prompt's run; effect = (m - m_clean) / (m_corrupted - m_clean) of m = "
+                "logit(target) - logit(foil) at the last position (1: this head alone carries "
+                "the whole difference). 'Run patching' first estimates every head at once by "
+                "attribution patching (one forward and one backward pass: seconds); 'Exact' "
+                "then runs the real intervention on the heads with the largest estimates, one "
+                "forward pass each, with progress below. Direct logit attribution: each head's "
                 "write at the last position projected on the same logit difference through the "
                 f"final norm (its scale frozen). At most {MAX_PATCH_TOKENS} tokens."
             ),
@@ -64,9 +74,25 @@ def sections() -> list:
                     dcc.Input(id="patch-target", placeholder="target (default top-1)"),
                     dcc.Input(id="patch-foil", placeholder="foil (default top-2)"),
                     html.Button("Run patching", id="patch-btn"),
+                    html.Button("Exact on the top", id="patch-exact-btn"),
+                    dcc.Input(
+                        id="patch-exact-n",
+                        type="number",
+                        value=EXACT_DEFAULT,
+                        min=1,
+                        style={"width": "60px"},
+                    ),
+                    html.Span("heads"),
                 ],
                 style=ROW,
             ),
+            html.Div(
+                [
+                    html.Progress(id="patch-progress", value="0", max="1"),
+                    html.Span(id="patch-progress-text"),
+                ],
+                style=ROW,
+            ),  # fmt: skip
             html.Div(id="patch-error", style=ERR),
             html.Div(id="patch-info", style={"margin": "6px 0", "fontFamily": "monospace"}),
             dcc.Loading(
@@ -125,14 +151,16 @@ def register(app: Dash, state: AppState) -> None:
         Output("patch-info", "children"),
         Output("patch-error", "children"),
         Input("patch-btn", "n_clicks"),
+        Input("patch-exact-btn", "n_clicks"),
         State("prompt", "value"),
         State("patch-corrupted", "value"),
         State("patch-target", "value"),
         State("patch-foil", "value"),
+        State("patch-exact-n", "value"),
         State("client-id", "data"),
         prevent_initial_call=True,
     )
-    def patching(_, prompt, corrupted, target, foil, client):
+    def patching(_, _exact, prompt, corrupted, target, foil, n_exact, client):
         try:
             model = state.require(client).model
             t_id, f_id = first_token(model, target), first_token(model, foil)
@@ -141,6 +169,17 @@ def register(app: Dash, state: AppState) -> None:
                 lambda s: patching_view(s.model, prompt, corrupted, t_id, f_id),
                 client,
             )
+            if ctx.triggered_id == "patch-exact-btn":
+                key = client or ""
+
+                def step(done: int, total: int) -> None:
+                    state.progress[key] = (done, total, "exact patching")
+
+                try:
+                    with state.lock:
+                        exact_patching(model, view, int(n_exact or EXACT_DEFAULT), step)
+                finally:
+                    state.progress.pop(key, None)
 
             def decode(i: int) -> str:
                 return model.tokenizer.decode([i])
@@ -149,9 +188,34 @@ def register(app: Dash, state: AppState) -> None:
             info = (
                 f"logit({decode(view.target)!r}) - logit({decode(view.foil)!r}): clean "
                 f"{view.clean_diff:+.3f}, corrupted {view.corrupted_diff:+.3f}; direct logit "
-                f"attribution of all heads {view.dla.sum():+.3f}"
+                f"attribution of all heads {view.dla.sum():+.3f}" + _exact_summary(view)
             )
             return effect, dla, info, ""
         except Exception as e:
             blank = empty_figure("no patching result")
             return blank, blank, "", message(e)
+
+    @app.callback(
+        Output("patch-progress", "value"),
+        Output("patch-progress", "max"),
+        Output("patch-progress-text", "children"),
+        Input("poll", "n_intervals"),
+        State("client-id", "data"),
+    )
+    def progress(_, client):
+        running = state.progress.get(client or "")
+        if running is None:
+            return no_update, no_update, ""
+        done, total, what = running
+        return str(done), str(max(total, 1)), f"{what}: {done} of {total} heads"
+
+
+def _exact_summary(view) -> str:
+    """'; exact vs estimate on the N checked heads: ...' (the five largest exact effects)."""
+    checked = [(la, h) for la, h in view.order() if not np.isnan(view.exact[la, h])]
+    if not checked:
+        return "; exact: none yet (press 'Exact on the top')"
+    top = sorted(checked, key=lambda x: -abs(view.exact[x]))[:5]
+    parts = ", ".join(f"L{la}.H{h} {view.exact[la, h]:+.2f} (est {view.estimate[la, h]:+.2f})"
+                      for la, h in top)  # fmt: skip
+    return f"; exact on {len(checked)} heads, largest: {parts}"

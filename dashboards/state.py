@@ -86,6 +86,8 @@ class AppState:
         self._used: dict[str, float] = {}  # client -> last time its session was read
         self._models: OrderedDict[str, TransformerBridge] = OrderedDict()
         self._loader = loader
+        #: client -> (done, total, what) of its running long computation (exact patching)
+        self.progress: dict[str, tuple[int, int, str]] = {}
 
     @property
     def session(self) -> Session | None:

@@ -6,6 +6,8 @@ no apt), these tests are skipped with that reason; every other dashboard test st
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -202,6 +204,42 @@ def test_layer_ranking_and_patching_views(driver, app_url):
     assert f"clean {float(logits[t] - logits[f]):+.3f}" in info
     effect = b.figure(d, "patch-effect")
     assert np.array(effect["data"][0]["z"]).shape == (model.cfg.n_layers, model.cfg.n_heads)
+    assert "exact: none yet" in info  # the first answer is the attribution estimate
+
+    b.set_text(d, "patch-exact-n", "3")
+    d.find_element("id", "patch-exact-btn").click()
+    info = b.wait_for(lambda: "exact on 3 heads" in (t := b.text_of(d, "patch-info")) and t,
+                      what="exact patching of 3 heads")  # fmt: skip
+    from interp.ablation.patching import activation_patching
+
+    clean = tokenize(model, [PROMPT])
+    dirty = tokenize(model, [PROMPT.replace("mat", "hat")])
+    with torch.no_grad():
+        ref = activation_patching(
+            model, clean, dirty, lambda o: float(o[0, -1, t] - o[0, -1, f]), progress=False
+        )
+
+    # while a long patching run works, the poll shows its progress (any client's run here)
+    class Running(dict):
+        def get(self, key, default=None):
+            return (2, 5, "exact patching")
+
+    saved, state.progress = state.progress, Running()
+    try:
+        b.wait_for(
+            lambda: b.text_of(d, "patch-progress-text") == "exact patching: 2 of 5 heads",
+            what="progress shown",
+        )
+        bar = d.find_element("id", "patch-progress")
+        assert (bar.get_attribute("value"), bar.get_attribute("max")) == ("2", "5")
+    finally:
+        state.progress = saved
+    b.wait_for(lambda: b.text_of(d, "patch-progress-text") == "", what="progress cleared")
+    shown = re.findall(r"(L\d+\.H\d+) ([+-]\d+\.\d+) \(est", info)
+    assert len(shown) == 3
+    for label, value in shown:
+        la, h = map(int, label[1:].split(".H"))
+        assert float(value) == pytest.approx(float(ref[la, h]), abs=0.006)  # 2 decimals shown
 
 
 def test_token_text_view_and_prompt_comparison(driver, app_url):

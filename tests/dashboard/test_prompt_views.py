@@ -289,3 +289,41 @@ def test_head_card_lists_hidden_sinks_seen_by_enough_queries_once():
     assert (top.n_queries >= MIN_Q).all() and 5 not in top.position.tolist()
     assert top.position.iloc[0] == 7  # 63 and 62 left out (few queries), 5 listed above
     assert MIN_Q < n - 5
+
+
+def test_exact_patching_equals_activation_patching_on_the_largest_estimates(tiny):
+    """The page's first answer is attribution patching (every head from one backward pass);
+    'Exact' then runs the real intervention on the heads with the largest estimates, and those
+    values equal interp.ablation.patching.activation_patching (run independently here)."""
+    from dashboards.prompt_analysis import exact_patching
+    from interp.ablation.attribution import z_attribution
+    from interp.ablation.patching import activation_patching
+
+    corrupted = PROMPT.replace("mat", "hat")
+    view = patching_view(tiny, PROMPT, corrupted, 5, 9)
+    assert np.isnan(view.exact).all() and np.isfinite(view.estimate).all()
+    clean, dirty = tokenize(tiny, [PROMPT]), tokenize(tiny, [corrupted])
+
+    def metric(out):
+        return out[0, -1, 5] - out[0, -1, 9]
+
+    att = z_attribution(tiny, clean.tokens, dirty.tokens, None, metric)
+    scale = view.corrupted_diff - view.clean_diff
+    np.testing.assert_allclose(view.estimate, att.estimate.numpy() / scale, rtol=1e-5, atol=1e-6)
+
+    steps = []
+    exact_patching(tiny, view, 3, lambda done, total: steps.append((done, total)))
+    assert steps == [(1, 3), (2, 3), (3, 3)]
+    with torch.no_grad():
+        ref = activation_patching(tiny, clean, dirty, lambda o: float(metric(o)), progress=False)
+    checked = np.argwhere(~np.isnan(view.exact))
+    want = {tuple(h) for h in np.argwhere(np.abs(view.estimate) >= np.sort(np.abs(
+        view.estimate), axis=None)[-3])}  # fmt: skip
+    assert {tuple(h) for h in checked} == want
+    for la, h in checked:
+        assert view.exact[la, h] == pytest.approx(float(ref[la, h]), abs=1e-5)
+    exact_patching(tiny, view, 2)  # the next two, not the same three again
+    assert (~np.isnan(view.exact)).sum() == 5
+    np.testing.assert_allclose(
+        view.effect[~np.isnan(view.exact)], view.exact[~np.isnan(view.exact)]
+    )
