@@ -313,3 +313,24 @@ def test_the_light_detector_list_is_the_registry():
     from interp.known_models import BUILTIN_DETECTORS
 
     assert sorted(BUILTIN_DETECTORS) == sorted(REGISTRY)
+
+
+def test_help_paragraphs_reflow_to_the_terminal_width():
+    """Each command's description is rewrapped to an 80-column terminal: no paragraph line
+    but its last stops short (the source's own line breaks used to leave one-word lines)."""
+    import typer.main
+
+    names = [c.name for c in typer.main.get_command(app).commands.values()]
+    assert len(names) >= 10
+    for name in names:
+        result = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "80"}, color=False)
+        assert result.exit_code == 0, name
+        intro = result.output.split("Usage:", 1)[1].split("╭", 1)[0].splitlines()[1:]
+        paragraph: list[str] = []
+        for line in [*intro, ""]:
+            if line.strip():
+                paragraph.append(line.rstrip())
+                continue
+            for short in paragraph[:-1]:
+                assert len(short) > 50, f"`interp {name} --help` breaks early: {short!r}"
+            paragraph = []

@@ -14,6 +14,10 @@ app = typer.Typer(
     help="Mechanistic interpretability of attention heads (offline models, head scans).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # docstrings are wrapped at 100 columns in the source: markdown joins each paragraph's
+    # lines and rewraps them to the terminal (in "rich" mode every source line break stayed,
+    # leaving one-word lines at 80 columns); `code` renders as code
+    rich_markup_mode="markdown",
 )
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
