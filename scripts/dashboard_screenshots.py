@@ -4,7 +4,8 @@
 
 Loads SmolLM2-135M with the run folder's tables, types a prompt, clicks a head in the atlas,
 ablates heads in the playground, clicks a token of the text view, patches from a corrupted
-prompt, compares the two prompts and saves ``docs/dashboard_<view>.png`` plus the whole page.
+prompt (then exactly on the top 10 heads), compares the two prompts, reads a 4,096-token
+document in the long-document view and saves ``docs/dashboard_<view>.png`` plus the whole page.
 """
 
 from __future__ import annotations
@@ -30,7 +31,18 @@ VIEWS = {
     "patching": "view-patching",
     "compare": "view-compare",
     "card": "view-card",
+    "long_document": "view-long-document",
 }
+
+
+def document(model: str, n_tokens: int) -> str:
+    """The bundled haystack text cut to about ``n_tokens`` tokens of ``model``."""
+    from interp.models import load_model
+
+    text = (ROOT / "interp" / "data" / "haystack.txt").read_text()
+    tok = load_model(model).tokenizer
+    ids = tok(text, add_special_tokens=False)["input_ids"][:n_tokens]
+    return tok.decode(ids)
 
 
 def main(
@@ -46,6 +58,7 @@ def main(
     token: int = 5,
     out: Path = ROOT / "docs",
     prefix: str = "dashboard",
+    doc_tokens: int = 4096,
 ) -> None:
     server, state, url = serve_in_thread(model, run)
     d = b.make_driver(1500, 1100)
@@ -80,10 +93,18 @@ def main(
         b.set_text(d, "patch-foil", foil)
         d.find_element("id", "patch-btn").click()
         b.wait_for(lambda: "clean" in b.text_of(d, "patch-info"), 600, what="patching")
+        d.find_element("id", "patch-exact-btn").click()  # the top 10 heads, exactly
+        b.wait_for(lambda: "exact on 10" in b.text_of(d, "patch-info"), 600, what="exact")
         b.set_text(d, "compare-prompt", corrupted)
         d.find_element("id", "compare-btn").click()
         b.wait_for(lambda: (b.figure(d, "compare-diff") or {}).get("data"), 120, what="compare")
         b.wait_for(lambda: label in b.text_of(d, "head-card"), 60, what="head card")
+        b.paste_text(d, "doc-text", document(model, doc_tokens))
+        d.find_element("id", "doc-btn").click()
+        b.wait_for(lambda: "tokens through" in b.text_of(d, "doc-status"), 600, what="document")
+        b.wait_for(lambda: (b.figure(d, "doc-overview") or {}).get("data"), 120, what="overview")
+        b.click_cell(d, "doc-overview", doc_tokens // 2, head)
+        b.wait_for(lambda: (b.figure(d, "doc-window") or {}).get("data"), 120, what="window")
         time.sleep(1.5)  # let plotly finish drawing
         out.mkdir(parents=True, exist_ok=True)
         for name, section in VIEWS.items():

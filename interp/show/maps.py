@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 import torch
 
 from interp.defaults import SINK_THRESHOLD
+from interp.errors import InputError
 from interp.stats.dense import sink_scores as dense_sink_scores
 
 #: every token is an axis label and each cell's hover names its two tokens up to this length
@@ -56,7 +57,7 @@ def display_weights(
     ``scale``: ``linear`` weights, ``log`` log10 of the weight (floor 1e-4), ``percentile`` the
     weight's rank among the visible weights (0-100)."""
     if scale not in SCALES:
-        raise ValueError(f"unknown color scale {scale!r}; use one of {', '.join(SCALES)}")
+        raise InputError(f"unknown color scale {scale!r}; use one of {', '.join(SCALES)}")
     a = pattern.clone()
     if hide_first:
         a[:, 0] = 0
@@ -129,12 +130,12 @@ def attention_map(
     pattern = pattern.detach().float().cpu()
     n = pattern.shape[0]
     if pattern.shape != (n, n) or len(tokens) != n:
-        raise ValueError(
+        raise InputError(
             f"pattern {tuple(pattern.shape)} and {len(tokens)} tokens do not match: give one "
             "head's [query, key] pattern and one token per position"
         )
     if n > DENSE_MAX_TOKENS:
-        raise ValueError(
+        raise InputError(
             f"{n} tokens: one map shows at most {DENSE_MAX_TOKENS}; use the long-document view "
             "(interp.show.long_document) for longer inputs"
         )
