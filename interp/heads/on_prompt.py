@@ -18,7 +18,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from interp.heads import get_detector
 from interp.heads.classic import previous_token_pairs
 from interp.models.info import is_causal
-from interp.stats.capture import for_each_layer
+from interp.stats.capture import for_each_layer, layer_sliding_window
 from interp.stats.streaming import attention_stats, pair_weights
 
 STATS = ("entropy", "first_token_mass", "prev_token_mass", "mean_distance", "sink_score_0")
@@ -41,9 +41,12 @@ def prompt_measures(
     per_layer: dict[int, dict[str, torch.Tensor]] = {}
 
     def record(layer: int, q: torch.Tensor, k: torch.Tensor, scaling) -> None:
-        st = attention_stats(q, k, causal=causal, scale=scaling, sink_tokens=1)
+        sliding = layer_sliding_window()
+        st = attention_stats(
+            q, k, causal=causal, scale=scaling, sink_tokens=1, sliding_window=sliding
+        )
         mass = {
-            d: pair_weights(q, k, st.lse, t, j, scale=scaling)[0].sum(-1)
+            d: pair_weights(q, k, st.lse, t, j, scale=scaling, sliding_window=sliding)[0].sum(-1)
             for d, (t, j) in pairs.items()
         }
         out: dict[str, torch.Tensor] = {}

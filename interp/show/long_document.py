@@ -53,6 +53,7 @@ class LongDocument:
     stats: AttentionStats
     q: Float[Tensor, "head n d"]
     k: Float[Tensor, "head n d"]
+    sliding_window: int | None = None  # the layer's own (Mistral, Gemma's local layers)
 
     @property
     def n_heads(self) -> int:
@@ -127,6 +128,8 @@ class LongDocument:
         )[0, 0].reshape(t.shape).numpy()  # fmt: skip
         if self.causal:
             w[j > t] = np.nan
+        if self.sliding_window is not None:
+            w[(t - j) >= self.sliding_window] = np.nan
         return w
 
     def window(self, head: int, start: int, size: int = WINDOW):
@@ -179,7 +182,7 @@ def long_document(model, text: str | list[int], layer: int) -> LongDocument:
     """Run ``text`` (or its token ids) through ``model`` up to ``layer`` and keep that layer's
     statistics and q, k (``LongDocument``). No attention pattern is built."""
     from interp.models.info import is_causal
-    from interp.stats.capture import for_each_layer
+    from interp.stats.capture import for_each_layer, layer_sliding_window
 
     n_layers = int(model.cfg.n_layers)
     if not 0 <= int(layer) < n_layers:
@@ -204,10 +207,14 @@ def long_document(model, text: str | list[int], layer: int) -> LongDocument:
         found["q"] = q[0].float().clone()
         found["k"] = k[0].float().repeat_interleave(rep, dim=0).clone()
         found["scale"] = float(scaling) if scaling is not None else q.shape[-1] ** -0.5
-        found["stats"] = attention_stats(q, k, causal=causal, scale=scaling)
+        found["sliding"] = layer_sliding_window()
+        found["stats"] = attention_stats(
+            q, k, causal=causal, scale=scaling, sliding_window=found["sliding"]
+        )
 
     for_each_layer(model, ids, record, [int(layer)])
     tokens = [display_token(t) for t in shown]
     return LongDocument(
-        tokens, int(layer), causal, found["scale"], found["stats"], found["q"], found["k"]
-    )
+        tokens, int(layer), causal, found["scale"], found["stats"], found["q"], found["k"],
+        found["sliding"],
+    )  # fmt: skip

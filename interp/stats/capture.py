@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from interp.errors import InputError
 from interp.models.info import is_causal
@@ -32,17 +33,31 @@ ATTN_NAME = "interp_stats"
 _RECORDER: contextvars.ContextVar[Callable | None] = contextvars.ContextVar(
     "interp_attention_recorder", default=None
 )
+_SLIDING: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "interp_sliding_window", default=None
+)
 
 
 def _stats_attention(module, query, key, value, attention_mask, *args, **kwargs):
-    """SDPA attention that first reports (layer, post-rotary q, post-rotary k, scaling)."""
+    """SDPA attention that first reports (layer, post-rotary q, post-rotary k, scaling) and
+    the layer's sliding window (the attention layers of Mistral, Qwen2 and Gemma pass their
+    ``sliding_window`` to the attention function; None for full attention)."""
     record = _RECORDER.get()
     if record is not None:
+        _SLIDING.set(kwargs.get("sliding_window"))
         record(module.layer_idx, query, key, kwargs.get("scaling"))
     return sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
 
 
+def layer_sliding_window() -> int | None:
+    """The sliding window of the layer being recorded (inside a ``for_each_layer`` callback)."""
+    return _SLIDING.get()
+
+
 AttentionInterface.register(ATTN_NAME, _stats_attention)
+# the mask SDPA needs: without a registered mask function transformers hands a custom attention
+# no mask, and SDPA then runs plain causal attention, dropping a sliding window (Mistral)
+AttentionMaskInterface.register(ATTN_NAME, sdpa_mask)
 
 
 def plain_model(bridge: TransformerBridge) -> Any:
@@ -57,14 +72,19 @@ def plain_model(bridge: TransformerBridge) -> Any:
             "(dot-product) attention. Use the dense path (interp.run_heads) on it instead."
         )
     hf = bridge.original_model
+    softcap = getattr(hf.config, "attn_logit_softcapping", None)
+    if softcap:
+        raise InputError(
+            f"{bridge.cfg.model_name} soft-caps its attention scores ({softcap} * tanh(s / "
+            f"{softcap}), Gemma-2); the streaming statistics assume plain softmax scores. Use "
+            "the dense path on it (interp.run_heads), which runs the model's own attention"
+        )
     config = type(hf.config).from_dict(hf.config.to_dict())
     config._attn_implementation = ATTN_NAME
     with torch.device("meta"):
         plain = type(hf)(config)
-    tensors = {
-        name.replace("._original_component", ""): t
-        for name, t in [*hf.named_parameters(), *hf.named_buffers()]
-    }
+    tensors = _bridged_tensors(hf, [n for n, _ in [*plain.named_parameters(),
+                                                   *plain.named_buffers()]])  # fmt: skip
     plain.load_state_dict(tensors, strict=False, assign=True)
     for name, buf in plain.named_buffers():  # non-persistent buffers (rotary inv_freq)
         if buf.is_meta and name in tensors:
@@ -81,6 +101,33 @@ def plain_model(bridge: TransformerBridge) -> Any:
     plain.eval()
     bridge._interp_plain_model = plain
     return plain
+
+
+def _unwrap(module: Any) -> Any:
+    while hasattr(module, "_original_component"):
+        module = module._original_component
+    return module
+
+
+def _bridged_tensors(hf: Any, names: list[str]) -> dict[str, torch.Tensor]:
+    """Each of a plain model's parameter / buffer ``names`` found in the bridged model ``hf``.
+
+    The bridge wraps Hugging Face modules in components (the original under
+    ``_original_component``) and may rename them (GPT-2's ``attn.c_attn`` sits under
+    ``attn.qkv``, GPT-NeoX's ``attention.dense`` under ``attention.o``), so a name is resolved
+    by walking the original attribute path and unwrapping every component on the way."""
+    found = {}
+    for name in names:
+        obj = hf
+        try:
+            for part in name.split("."):
+                obj = _unwrap(obj)
+                obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
+        except (AttributeError, IndexError, TypeError):
+            continue
+        if isinstance(obj, torch.Tensor):
+            found[name] = obj
+    return found
 
 
 def _base(model: Any) -> Any:
@@ -153,8 +200,9 @@ def model_attention_stats(
 
         def record(layer: int, q: torch.Tensor, k: torch.Tensor, scaling, found=found) -> None:
             found[layer] = attention_stats(
-                q, k, causal=causal, scale=scaling, backend=backend, **stats_options
-            ).to(device)
+                q, k, causal=causal, scale=scaling, backend=backend,
+                sliding_window=layer_sliding_window(), **stats_options,
+            ).to(device)  # fmt: skip
 
         for_each_layer(model, batch.tokens[i, : batch.lengths[i]], record, layers)
         results.append(found)

@@ -87,32 +87,41 @@ def _check(q: Tensor, k: Tensor, key_mask: Tensor | None) -> Tensor:
 
 
 def query_counts(
-    key_mask: Bool[Tensor, "batch n"], causal: bool, fai_window: tuple[int, int]
+    key_mask: Bool[Tensor, "batch n"],
+    causal: bool,
+    fai_window: tuple[int, int],
+    sliding_window: int | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """(queries that see key j, real queries with t - j in the FAI window), both [batch, n]."""
+    """(queries that see key j, real queries with t - j in the FAI window that see j), both
+    [batch, n]; ``sliding_window`` W: query t sees key j only when t - j < W."""
     real = key_mask.float()
     n = real.shape[1]
-    if causal:
+    c = torch.cat([torch.zeros_like(real[:, :1]), real.cumsum(1)], 1)  # c[i] = real t < i
+    j = torch.arange(n, device=real.device)
+    if causal and sliding_window is not None:
+        col = c[:, (j + sliding_window).clamp(max=n)] - c[:, j]  # real t in [j, j + W)
+    elif causal:
         col = real.flip(1).cumsum(1).flip(1)  # real t >= j
     else:
         col = real.sum(1, keepdim=True).expand(-1, n)
     col = col * real  # a padded key is seen by no one
     lo, hi = fai_window
-    c = torch.cat([torch.zeros_like(real[:, :1]), real.cumsum(1)], 1)  # c[i] = real t < i
-    j = torch.arange(n, device=real.device)
+    if sliding_window is not None:
+        hi = min(hi, sliding_window - 1)
     a, z = (j + lo).clamp(max=n), (j + hi + 1).clamp(max=n)
-    fai = (c[:, z] - c[:, a]) * real
+    fai = (c[:, z] - c[:, a]).clamp(min=0) * real
     return col, fai
 
 
-def _dense(q, k, causal, key_mask, scale, window, sink_tokens, fai_window):
+def _dense(q, k, causal, key_mask, scale, window, sink_tokens, fai_window, sliding):
     """The plain reference: full softmax pattern, every statistic read off it."""
     b, hq, n, _ = q.shape
     kx = k.repeat_interleave(hq // k.shape[1], dim=1)
     s = (q.float() @ kx.float().transpose(-1, -2)) * scale
     t = torch.arange(n, device=q.device)[:, None]
     j = torch.arange(n, device=q.device)[None, :]
-    visible = key_mask[:, None, None, :] & ((j <= t) if causal else torch.ones_like(t == j))
+    near = (t - j) < sliding if sliding is not None else torch.ones_like(t == j)
+    visible = key_mask[:, None, None, :] & ((j <= t) if causal else torch.ones_like(t == j)) & near
     row = key_mask[:, None, :, None]
     s = s.masked_fill(~visible, float("-inf"))
     p = torch.softmax(s, -1).nan_to_num() * row
@@ -130,7 +139,7 @@ def _dense(q, k, causal, key_mask, scale, window, sink_tokens, fai_window):
     )
 
 
-def _torch(q, k, causal, key_mask, scale, window, sink_tokens, fai_window, chunk):
+def _torch(q, k, causal, key_mask, scale, window, sink_tokens, fai_window, sliding, chunk):
     """Exact, chunked over queries: never more than [batch, head, chunk, n] scores at once.
 
     Uses the streaming formulation of the kernels: p = exp(s - lse), entropy = lse - sum p s.
@@ -154,6 +163,8 @@ def _torch(q, k, causal, key_mask, scale, window, sink_tokens, fai_window, chunk
         t = torch.arange(c0, c1, device=q.device)[:, None]
         j = torch.arange(m, device=q.device)[None, :]
         vis = key_mask[:, None, None, :m] & ((j <= t) if causal else (j >= 0))
+        if sliding is not None:
+            vis = vis & ((t - j) < sliding)
         real_row = key_mask[:, None, c0:c1]
         s = s.masked_fill(~vis, float("-inf"))
         lse = torch.logsumexp(s, -1)
@@ -185,13 +196,15 @@ def pair_weights(
     *,
     scale: float | None = None,
     chunk: int = 1 << 15,
+    sliding_window: int | None = None,
 ) -> Float[Tensor, "batch q_heads pairs"]:
     """Attention weights A[b, h, t, j] = exp(scale * q_t . k_j - lse_t) at given (t, j) pairs.
 
     ``lse`` is ``attention_stats(...).lse`` of the same q, k: with it any sparse set of pattern
     entries (previous token, duplicate tokens, ...) is exact in O(pairs x d), without the n x n
     pattern. Pairs must be entries the pattern has (j visible from t); padded rows have lse 0
-    and are the caller's to skip.
+    and are the caller's to skip. With ``sliding_window`` W a pair with t - j >= W (a key the
+    query cannot see) weighs 0.
     """
     rep = q.shape[1] // k.shape[1]
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
@@ -202,6 +215,8 @@ def pair_weights(
         t, j = t_idx[c0 : c0 + chunk], j_idx[c0 : c0 + chunk]
         dots = (qf[:, :, t] * kf[:, :, j]).sum(-1) * scale
         out[:, :, c0 : c0 + chunk] = torch.exp(dots - lse[:, :, t].float())
+    if sliding_window is not None:
+        out[:, :, (t_idx - j_idx) >= sliding_window] = 0.0
     return out
 
 
@@ -223,12 +238,16 @@ def attention_stats(
     fai_window: tuple[int, int] = FAI_WINDOW,
     backend: str = "auto",
     chunk: int | None = None,
+    sliding_window: int | None = None,
 ) -> AttentionStats:
     """Statistics of softmax(scale * q k^T) per query head, without the n x n matrix.
 
     ``q``: post-rotary queries, ``k``: post-rotary keys (grouped-query attention: query head h
     reads key head h // (q_heads / kv_heads)). ``scale`` defaults to 1/sqrt(d).
     ``backend``: ``auto`` = triton on a CUDA tensor when Triton is installed, else torch.
+    ``sliding_window`` W (Mistral, Gemma-2's local layers; causal only): query t sees key j
+    only when t - j < W, as the model's own mask; the triton kernels do not take it (``auto``
+    uses torch then).
     """
     mask = _check(q, k, key_mask)
     if backend not in BACKENDS:
@@ -239,16 +258,25 @@ def attention_stats(
             f"window={window}, sink_tokens={sink_tokens}, fai_window={fai_window}"
         )
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    sliding = None if sliding_window is None or sliding_window >= q.shape[2] else sliding_window
+    if sliding is not None and (sliding < 1 or not causal):
+        raise InputError(
+            f"sliding_window must be >= 1 and the attention causal; got {sliding_window}, "
+            f"causal={causal}"
+        )
     if backend == "auto":
         from interp.kernels import triton_available
 
-        backend = "triton" if q.is_cuda and triton_available() else "torch"
+        use = q.is_cuda and triton_available() and sliding is None
+        backend = "triton" if use else "torch"
+    if backend == "triton" and sliding is not None:
+        raise InputError("the triton kernels take no sliding window; use backend='torch'")
     args = (q, k, causal, mask, scale, window, sink_tokens, fai_window)
     if backend == "dense":
-        out = _dense(*args)
+        out = _dense(*args, sliding)
     elif backend == "torch":
         b, h, n, _ = q.shape
-        out = _torch(*args, chunk or default_chunk(b, h, n))
+        out = _torch(*args, sliding, chunk or default_chunk(b, h, n))
     else:
         try:
             from interp.kernels.attention_stats import triton_attention_stats
@@ -256,5 +284,5 @@ def attention_stats(
             raise InputError(f"the triton backend is unavailable: {e}") from e
         # no mask given: no padding, and no host-device sync to find that out
         out = triton_attention_stats(*args, padded=False if key_mask is None else None)
-    col_count, fai_count = query_counts(mask, causal, fai_window)
+    col_count, fai_count = query_counts(mask, causal, fai_window, sliding)
     return AttentionStats(**out, col_count=col_count, fai_count=fai_count)

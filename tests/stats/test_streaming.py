@@ -238,3 +238,31 @@ def test_triton_scales_that_are_not_positive_match_dense(scale):
     _assert_close(
         attention_stats(q, k, backend="triton", **kw), attention_stats(q, k, backend="dense", **kw)
     )
+
+
+@pytest.mark.parametrize("w", [1, 4, 9])
+def test_sliding_window_matches_a_hand_masked_softmax(w):
+    """Mistral's rule: query t sees key j only when 0 <= t - j < W. Dense and torch backends
+    equal a softmax masked by hand; the query counts are the visible queries per key."""
+    q, k, mask = _inputs(2, 6, 2, 23, 16, seed=w)
+    n = q.shape[2]
+    kw = dict(key_mask=mask, sliding_window=w, fai_window=(1, 6))
+    ref = attention_stats(q, k, backend="dense", **kw)
+    got = attention_stats(q, k, backend="torch", chunk=5, **kw)
+    _assert_close(got, ref)
+    t, j = torch.arange(n)[:, None], torch.arange(n)[None]
+    visible = (j <= t) & (t - j < w) & mask[:, None, None, :]
+    s = (q @ k.repeat_interleave(3, 1).transpose(-1, -2)) / 4.0
+    a = s.masked_fill(~visible, float("-inf")).softmax(-1).nan_to_num() * mask[:, None, :, None]
+    torch.testing.assert_close(got.col_sum, a.sum(-2), atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(got.entropy, torch.special.entr(a).sum(-1), atol=2e-5, rtol=1e-4)
+    seen = (visible[:, 0] & mask[:, :, None]).sum(1).float()  # real queries that see j
+    torch.testing.assert_close(got.col_count, seen)
+    in_fai = ((t - j) >= 1) & ((t - j) <= 6)
+    torch.testing.assert_close(
+        got.fai_count, (visible[:, 0] & in_fai & mask[:, :, None]).sum(1).float()
+    )
+    with pytest.raises(InputError, match="triton"):
+        attention_stats(q, k, backend="triton", sliding_window=w)
+    with pytest.raises(InputError, match="causal"):
+        attention_stats(q, k, causal=False, sliding_window=w)
