@@ -29,6 +29,7 @@ import requests
 import typer
 
 ROOT = Path(__file__).resolve().parents[1]
+POLL_S = 0.25  # as the page (dashboards.jobs.INTERVAL_MS)
 PROMPTS = [
     "When Mary and John went to the store, John gave a drink to",
     "The war lasted from the year 1732 to the year 17",
@@ -76,7 +77,33 @@ class Client:
             "state": fill(d["state"]),
             "changedPropIds": [changed],
         }
-        return self.http.post(f"{self.url}/_dash-update-component", json=body, timeout=timeout)
+        url = f"{self.url}/_dash-update-component"
+        resp = self.http.post(url, json=body, timeout=timeout)
+        # a background callback (the model views, dashboards/jobs.py) answers at once with a
+        # job handle; the client polls with it until the result is there, as Dash's renderer
+        handle = _job_handle(resp)
+        end = time.monotonic() + timeout
+        while handle is not None and time.monotonic() < end:
+            time.sleep(POLL_S)
+            resp = self.http.post(url, json=body, params=handle, timeout=timeout)
+            if resp.status_code != 200 or "response" in _json(resp):
+                break
+        return resp
+
+
+def _json(resp: requests.Response) -> dict:
+    try:
+        data = resp.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _job_handle(resp: requests.Response) -> dict | None:
+    data = _json(resp) if resp.status_code == 200 else {}
+    if "cacheKey" in data and "job" in data and "response" not in data:
+        return {"cacheKey": data["cacheKey"], "job": data["job"]}
+    return None
 
 
 def _error_text(resp: requests.Response, error_id: str) -> str:

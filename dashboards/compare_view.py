@@ -9,6 +9,7 @@ from dash import Dash, Input, Output, State, dcc, html
 
 from dashboards.analysis import MAX_CHARS, LayerView
 from dashboards.figures import attention_figure, empty_figure
+from dashboards.jobs import HEAVY
 from dashboards.state import AppState
 from dashboards.style import ERR, ROW, graph, message, section
 from interp.defaults import DIVERGING_COLORS
@@ -85,6 +86,7 @@ def register(app: Dash, state: AppState) -> None:
         State("compare-prompt", "value"),
         State("client-id", "data"),
         prevent_initial_call=True,
+        **HEAVY,
     )
     def compare(_, layer, head, prompt, other, client):
         blank = empty_figure("type a second prompt and press Compare")

@@ -10,6 +10,7 @@ import time
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
+from dashboards.jobs import HEAVY
 from dashboards.state import AppState
 from dashboards.style import ERR, ROW, graph, message, section
 from interp.errors import InputError
@@ -126,6 +127,7 @@ def register(app: Dash, state: AppState) -> None:
         State("doc-text", "value"),
         State("client-id", "data"),
         prevent_initial_call=True,
+        **HEAVY,
     )
     def overview(_, statistic, layer, head, text, client):
         try:
@@ -165,6 +167,7 @@ def register(app: Dash, state: AppState) -> None:
         State("doc-text", "value"),
         State("client-id", "data"),
         prevent_initial_call=True,
+        **HEAVY,
     )
     def window(_, head, start, size, layer, text, client):
         try:

@@ -11,6 +11,7 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from dashboards.analysis import first_token
 from dashboards.figures import atlas_figure, empty_figure
+from dashboards.jobs import HEAVY
 from dashboards.prompt_analysis import (
     MAX_PATCH_TOKENS,
     exact_patching,
@@ -111,6 +112,7 @@ def register(app: Dash, state: AppState) -> None:
         Output("layer-fig", "figure"),
         Output("layer-error", "children"),
         *HEAD_VIEW_INPUTS,
+        **HEAVY,
     )
     def layer(_, layer, head, _key, prompt, client):
         try:
@@ -131,6 +133,7 @@ def register(app: Dash, state: AppState) -> None:
         Input("url-prompt", "data"),
         State("prompt", "value"),
         State("client-id", "data"),
+        **HEAVY,
     )
     def rank(_, _key, column, _url, prompt, client):
         try:
@@ -159,6 +162,7 @@ def register(app: Dash, state: AppState) -> None:
         State("patch-exact-n", "value"),
         State("client-id", "data"),
         prevent_initial_call=True,
+        **HEAVY,
     )
     def patching(_, _exact, prompt, corrupted, target, foil, n_exact, client):
         try:

@@ -80,6 +80,9 @@ class AppState:
         any path; a server reachable beyond loopback gets the working folder by default)."""
         self.roots = None if roots is None else [Path(r).resolve() for r in roots]
         self.lock = threading.RLock()  # serializes model computations
+        # the session and model tables: cheap views read them while a model computation holds
+        # ``lock`` (one lock for both made the head atlas wait for patching to finish)
+        self._books = threading.RLock()
         self._status_lock = threading.Lock()
         self._statuses: dict[str, LoadStatus] = {}
         self.sessions: OrderedDict[str, Session] = OrderedDict()
@@ -97,7 +100,7 @@ class AppState:
     def session_for(self, client: str | None) -> Session | None:
         """The session of ``client``: its own load, else the server's."""
         key = client or self.DEFAULT
-        with self.lock:
+        with self._books:
             own = self.sessions.get(key)
             if own is not None:
                 self.sessions.move_to_end(key)
@@ -109,7 +112,7 @@ class AppState:
         least recently used beyond ``MAX_SESSIONS`` (never the server's own), with their load
         statuses, so memory stays bounded however many pages come and go."""
         now = time.monotonic()
-        with self.lock:
+        with self._books:
             self.sessions[client] = session
             self.sessions.move_to_end(client)
             self._used[client] = now
@@ -187,12 +190,12 @@ class AppState:
 
     def _model(self, name: str) -> TransformerBridge:
         """A loaded model, shared by every session that uses it (LRU of ``MAX_MODELS``)."""
-        with self.lock:
+        with self._books:
             if name in self._models:
                 self._models.move_to_end(name)
                 return self._models[name]
         bridge = self._load_model(name)
-        with self.lock:
+        with self._books:
             self._models[name] = bridge
             in_use = {id(s.model) for s in self.sessions.values()}
             while len(self._models) > self.MAX_MODELS:

@@ -261,7 +261,13 @@ def test_token_text_view_and_prompt_comparison(driver, app_url):
         spans = d.find_elements("css selector", "#tok-text span")
         return [float(s.get_attribute("data-weight")) for s in spans]
 
-    b.wait_for(lambda: len(weights()) == ids.shape[1], what="token text drawn")
+    # drawn for this head (the last token selected) before a click: a click on the text of the
+    # previous head would land on spans that are about to be replaced
+    last = ids.shape[1] - 1
+    b.wait_for(
+        lambda: len(weights()) == ids.shape[1] and np.allclose(weights(), ref[last], atol=1e-5),
+        what="token text drawn",
+    )
     d.find_elements("css selector", "#tok-text span")[7].click()
     b.wait_for(lambda: np.allclose(weights(), ref[7], atol=1e-5), what="row 7 shading")
     d.find_element("css selector", "#tok-mode input[value='attended by']").click()

@@ -189,3 +189,38 @@ def _scores():
     import pandas as pd
 
     return pd.DataFrame({"layer": [0], "head": [0]})
+
+
+def test_cheap_views_answer_while_heavy_views_wait_for_the_model(bench):
+    """30 attention-map requests from 30 pages wait for the model (its lock held by the test):
+    they are background jobs, so they hold no server thread (24), and the head atlas still
+    answers at once. Released, every one of them finishes without an error."""
+    import concurrent.futures as cf
+    import time
+
+    server, state, url = serve_in_thread("tiny")
+    try:
+        bench.wait_ready(url, None, 120)
+        client = bench.Client(url)
+        values = {"layer-dd.value": 1, "head-dd.value": 2, "prompt.value": "the cat sat"}
+        with cf.ThreadPoolExecutor(30) as pool:
+            with state.lock:  # the model is busy for as long as the test holds this
+                heavy = [
+                    pool.submit(bench.Client(url).call, "attn-map.figure",
+                                {**values, "head-dd.value": i % 4, "client-id.data": f"p{i}"},
+                                "analyse-btn.n_clicks")
+                    for i in range(30)
+                ]  # fmt: skip
+                time.sleep(1.0)  # every heavy request has arrived and waits for the model
+                assert not any(f.done() for f in heavy)
+                t0 = time.perf_counter()
+                atlas = client.call("atlas.figure", {"atlas-score.value": "sink"},
+                                    "atlas-score.value")  # fmt: skip
+                cheap_s = time.perf_counter() - t0
+            results = [f.result(timeout=120) for f in heavy]
+        assert atlas.status_code == 200 and cheap_s < 2.0, cheap_s
+        for r in results:
+            assert r.status_code == 200 and not bench._error_text(r, "attn-error")
+            assert r.json()["response"]["attn-map"]["figure"]["data"]
+    finally:
+        server.close()
