@@ -179,6 +179,33 @@ def check_limits(client: Client) -> dict[str, Any]:
     }
 
 
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def page_load_memory(url: str, pid: int, pages: int = 200, seed: int = 0) -> dict[str, Any]:
+    """``pages`` page loads, each a new page (its own client id) that fetches the layout and
+    draws an attention map for one of the prompts; the server's RSS every 50 pages."""
+    rng = random.Random(seed)
+    client = Client(url)
+    rss = [_rss_mib(pid)]
+    for i in range(pages):
+        client.http.get(f"{url}/_dash-layout", timeout=30)
+        values = {
+            "layer-dd.value": rng.randrange(2),
+            "head-dd.value": rng.randrange(2),
+            "prompt.value": rng.choice(PROMPTS),
+            "client-id.data": f"page-{seed}-{i}",
+        }
+        client.call("attn-map.figure", values, "analyse-btn.n_clicks")
+        if (i + 1) % 50 == 0:
+            rss.append(_rss_mib(pid))
+    return {"pages": pages, "rss_mib_every_50": rss, "growth_mib_last_150": rss[-1] - rss[1]}
+
+
 def start_server(model: str, run: str | None, port: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "interp.cli", "dashboard", "--model", model, "--port", str(port)]
     if run:
@@ -271,10 +298,14 @@ def main() -> None:
             baseline = run_load(url, 1, baseline_seconds, seed=1000)  # one user, same server
             result = run_load(url, users, seconds)
             result["baseline_1_user"] = baseline
+            result["memory"] = page_load_memory(url, proc.pid)
         finally:
             proc.terminate()
             proc.wait(30)
-        result["server"] = "interp dashboard (waitress, 8 threads), separate process, 127.0.0.1"
+        result["server"] = (
+            "interp dashboard (waitress, 24 threads; model views as background jobs on a "
+            "2-thread pool), separate process, 127.0.0.1"
+        )
         result["machine"] = f"{os.cpu_count()} CPU cores"
         print(f"\n{users} users x {seconds:.0f} s against {model} ({result['machine']})")
         print(f"{'view':<10} {'n':>6} {'p50 ms':>9} {'p95 ms':>9} {'1-user p50':>11}")
@@ -291,6 +322,9 @@ def main() -> None:
             f"{baseline['requests_per_s']:.1f} req/s, {baseline['errors']} errors"
         )
         print("limits:", json.dumps(result["limits"]))
+        mem = result["memory"]
+        print(f"server RSS over {mem['pages']} page loads (MiB, every 50): "
+              f"{[round(x) for x in mem['rss_mib_every_50']]}")  # fmt: skip
         path = out or ROOT / "benchmarks" / "results" / f"dashboard_load_{model}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2))
