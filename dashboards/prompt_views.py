@@ -209,7 +209,7 @@ def register(app: Dash, state: AppState) -> None:
     def progress(_, client):
         running = state.progress.get(client or "")
         if running is None:
-            return no_update, no_update, ""
+            return "0", "1", ""  # an empty bar when nothing runs
         done, total, what = running
         return str(done), str(max(total, 1)), f"{what}: {done} of {total} heads"
 
