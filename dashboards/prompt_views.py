@@ -7,7 +7,7 @@ heads ranked by each detector's score on the prompt, and patching with direct lo
 from __future__ import annotations
 
 import numpy as np
-from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash import Dash, Input, Output, State, ctx, dcc, html
 
 from dashboards.analysis import first_token
 from dashboards.figures import atlas_figure, empty_figure
