@@ -127,7 +127,8 @@ def user_loop(
         action = rng.choice(["atlas", "scatter", "attention", "geometry", "ablation"])
         layer, head = rng.randrange(n_layers), rng.randrange(n_heads)
         prompt = rng.choice(PROMPTS)
-        common = {"layer-dd.value": layer, "head-dd.value": head, "prompt.value": prompt}
+        common = {"layer-dd.value": layer, "head-dd.value": head, "prompt.value": prompt,
+                  "client-id.data": f"user-{seed}"}  # fmt: skip
         if action == "atlas":
             values = {**common, "atlas-score.value": rng.choice(columns)}
             args, err = ("atlas.figure", values, "atlas-score.value"), None

@@ -19,6 +19,7 @@ import itertools
 import threading
 import time
 import traceback
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import copy_context
 from typing import Any
@@ -70,6 +71,13 @@ class ThreadJobManager(BaseBackgroundCallbackManager):
             return sum(not f.done() for f in self._jobs.values())
 
     # -- Dash's manager interface --------------------------------------------------------------
+    def build_cache_key(self, fn, args, cache_args_to_ignore, triggered) -> str:
+        """Dash's key (a hash of the callback and its arguments) made unique per job: two
+        pages asking the same thing at once would otherwise share one result slot, and the
+        second reader would get nothing (no result caching is wanted here)."""
+        key = super().build_cache_key(fn, args, cache_args_to_ignore, triggered)
+        return f"{key}-{uuid.uuid4().hex}"
+
     def call_job_fn(self, key, job_fn, args, context):
         self._expire()
         job = next(self._ids)

@@ -224,3 +224,32 @@ def test_cheap_views_answer_while_heavy_views_wait_for_the_model(bench):
             assert r.json()["response"]["attn-map"]["figure"]["data"]
     finally:
         server.close()
+
+
+def test_identical_requests_from_two_pages_each_get_their_answer():
+    """Two background jobs with the same arguments at the same time (two pages asking for the
+    same view) each get their own result slot; neither comes back empty."""
+    import threading
+    import time
+
+    from dashboards.jobs import ThreadJobManager
+
+    manager = ThreadJobManager(workers=2)
+    gate = threading.Event()
+
+    def view(x):
+        gate.wait(10)
+        return x * 2
+
+    manager.register("view", view, progress=False)
+    keys = [manager.build_cache_key(view, [3], [], None) for _ in range(2)]
+    assert keys[0] != keys[1]
+    jobs = [manager.call_job_fn(k, manager.func_registry["view"], [3], {}) for k in keys]
+    assert all(manager.job_running(j) for j in jobs) and not manager.result_ready(keys[0])
+    gate.set()
+    for k, j in zip(keys, jobs, strict=True):
+        deadline = time.monotonic() + 10
+        while not manager.result_ready(k) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert manager.get_result(k, j) == 6
+        assert not manager.job_running(j)
