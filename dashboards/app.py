@@ -38,7 +38,6 @@ from dashboards.figures import (
     geometry_figures,
     scatter_figure,
 )
-from dashboards.jobs import HEAVY
 from dashboards.layout import (
     ablation_section,
     atlas_and_scatter,
@@ -285,7 +284,6 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
         Input("attn-scale", "value"),
         Input("attn-hide-first", "value"),
         *HEAD_VIEW_INPUTS[4:],
-        **HEAVY,
     )
     def attention(_, layer, head, _key, scale, hide, prompt, client):
         try:
@@ -303,7 +301,6 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
         Output("geom-pca", "figure"),
         Output("geom-error", "children"),
         *HEAD_VIEW_INPUTS,
-        **HEAVY,
     )
     def geometry(_, layer, head, _key, prompt, client):
         try:
@@ -334,7 +331,6 @@ def _register_ablation(app: Dash, state: AppState) -> None:
         State("target", "value"),
         State("foil", "value"),
         State("client-id", "data"),
-        **HEAVY,
     )
     def ablation(_a, _b, _key, _url, prompt, heads, kind, corrupted, target, foil, client):
         try:

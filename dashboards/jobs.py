@@ -1,11 +1,10 @@
-"""Heavy dashboard views run as Dash background callbacks on a small thread pool of their own.
+"""Long button-started dashboard views run as Dash background callbacks on a small thread pool.
 
-A normal Dash callback holds one of the server's threads until it returns; with 50 users the
-model-running views (patching, ablation, attention maps, ...) held all of them while they
-waited for the one model lock, and the cheap views (the head atlas) queued behind: p50 15.7 s.
-As background callbacks (Dash's own protocol: the page gets a job handle at once and polls
-for the result, with progress) they hold a server thread only for the few milliseconds of each
-request, and their work runs on ``ThreadJobManager``'s bounded pool.
+Patching, the comparison of two prompts and the long document are background callbacks (Dash's
+own protocol: the page gets a job handle at once and polls for the result), so they hold a
+server thread only for the few milliseconds of each request while their work runs on
+``ThreadJobManager``'s bounded pool. The views of the picked head stay ordinary callbacks
+(docs/design.md, "Many users at once").
 
 Dash ships two managers: diskcache (a process per job: each would need its own copy of the
 model) and Celery (a broker). The model lives in this process, so this manager keeps jobs in
@@ -42,7 +41,7 @@ class ThreadJobManager(BaseBackgroundCallbackManager):
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="interp-job")
         self._lock = threading.Lock()
         self._store: dict[str, tuple[float, Any]] = {}
-        self._jobs: dict[int, Future] = {}
+        self._jobs: dict[int, tuple[Future, str]] = {}  # job -> (its future, its result key)
         self._ids = itertools.count(1)
         self._secret: bytes | None = None
         super().__init__(cache_by=None)
@@ -62,13 +61,13 @@ class ThreadJobManager(BaseBackgroundCallbackManager):
         with self._lock:
             for key in [k for k, (t, _) in self._store.items() if t < cutoff]:
                 del self._store[key]
-            for job in [j for j, f in self._jobs.items() if f.done()]:
+            for job in [j for j, (f, k) in self._jobs.items() if f.done() and k not in self._store]:
                 del self._jobs[job]
 
     def pending(self) -> int:
         """Jobs submitted and not finished (queued or running)."""
         with self._lock:
-            return sum(not f.done() for f in self._jobs.values())
+            return sum(not f.done() for f, _ in self._jobs.values())
 
     # -- Dash's manager interface --------------------------------------------------------------
     def build_cache_key(self, fn, args, cache_args_to_ignore, triggered) -> str:
@@ -83,13 +82,16 @@ class ThreadJobManager(BaseBackgroundCallbackManager):
         job = next(self._ids)
         future = self._pool.submit(job_fn, key, self._make_progress_key(key), args, context)
         with self._lock:
-            self._jobs[job] = future
+            self._jobs[job] = (future, key)
         return job
 
     def job_running(self, job) -> bool:
+        """Queued or running, or finished with a result not yet read: Dash asks this right
+        after an empty ``get_result``, and a job that finished in between must not be taken
+        for a cancelled one (its result would never reach the page)."""
         with self._lock:
-            future = self._jobs.get(int(job)) if job is not None else None
-        return future is not None and not future.done()
+            entry = self._jobs.get(int(job)) if job is not None else None
+            return entry is not None and (not entry[0].done() or entry[1] in self._store)
 
     def terminate_job(self, job) -> None:
         """A queued job is cancelled; a running one finishes, and its result expires unread
@@ -97,9 +99,9 @@ class ThreadJobManager(BaseBackgroundCallbackManager):
         if job is None:
             return
         with self._lock:
-            future = self._jobs.pop(int(job), None)
-        if future is not None:
-            future.cancel()
+            entry = self._jobs.pop(int(job), None)
+        if entry is not None:
+            entry[0].cancel()
 
     def terminate_unhealthy_job(self, job) -> bool:
         return False

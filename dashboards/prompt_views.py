@@ -7,7 +7,7 @@ heads ranked by each detector's score on the prompt, and patching with direct lo
 from __future__ import annotations
 
 import numpy as np
-from dash import Dash, Input, Output, State, ctx, dcc, html
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from dashboards.analysis import first_token
 from dashboards.figures import atlas_figure, empty_figure
@@ -112,7 +112,6 @@ def register(app: Dash, state: AppState) -> None:
         Output("layer-fig", "figure"),
         Output("layer-error", "children"),
         *HEAD_VIEW_INPUTS,
-        **HEAVY,
     )
     def layer(_, layer, head, _key, prompt, client):
         try:
@@ -133,7 +132,6 @@ def register(app: Dash, state: AppState) -> None:
         Input("url-prompt", "data"),
         State("prompt", "value"),
         State("client-id", "data"),
-        **HEAVY,
     )
     def rank(_, _key, column, _url, prompt, client):
         try:
@@ -205,11 +203,12 @@ def register(app: Dash, state: AppState) -> None:
         Output("patch-progress-text", "children"),
         Input("poll", "n_intervals"),
         State("client-id", "data"),
+        State("patch-progress-text", "children"),
     )
-    def progress(_, client):
+    def progress(_, client, shown):
         running = state.progress.get(client or "")
-        if running is None:
-            return "0", "1", ""  # an empty bar when nothing runs
+        if running is None:  # an empty bar when nothing runs; nothing sent once it is empty
+            return ("0", "1", "") if shown else (no_update, no_update, no_update)
         done, total, what = running
         return str(done), str(max(total, 1)), f"{what}: {done} of {total} heads"
 

@@ -12,7 +12,6 @@ import dash
 import torch
 from dash import ALL, Dash, Input, Output, dcc, html
 
-from dashboards.jobs import HEAVY
 from dashboards.state import AppState
 from dashboards.style import ERR, HEAD_VIEW_INPUTS, ROW, message, section
 
@@ -106,7 +105,6 @@ def register(app: Dash, state: AppState) -> None:
         Input("tok-selected", "data"),
         Input("tok-mode", "value"),
         *HEAD_VIEW_INPUTS[4:],
-        **HEAVY,
     )
     def text(_, layer, head, _key, selected, mode, prompt, client):
         try:

@@ -33,6 +33,7 @@ from tqdm.auto import trange
 
 from interp.errors import InputError
 from interp.report import write_json
+from interp.threads import threads_for
 
 DECODER_NORMS = ("official", "latent")
 
@@ -99,14 +100,15 @@ def train_sae(
     sae = DiscreteCodeSAE(x.shape[1], d_sae, decoder_norm)
     opt = torch.optim.Adam(sae.parameters(), lr=lr)
     losses = []
-    for _ in trange(epochs, desc="SAE", disable=not progress):
-        f, x_hat = sae(x)
-        loss = sae_loss(x, f, x_hat, l1)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sae.normalise()
-        losses.append(float(loss.detach()))
+    with threads_for(x.shape[0] * x.shape[1] * d_sae):  # small ops: one thread is faster
+        for _ in trange(epochs, desc="SAE", disable=not progress):
+            f, x_hat = sae(x)
+            loss = sae_loss(x, f, x_hat, l1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sae.normalise()
+            losses.append(float(loss.detach()))
     return sae, losses
 
 

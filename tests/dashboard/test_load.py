@@ -193,8 +193,8 @@ def _scores():
 
 def test_cheap_views_answer_while_heavy_views_wait_for_the_model(bench):
     """30 attention-map requests from 30 pages wait for the model (its lock held by the test):
-    they are background jobs, so they hold no server thread (24), and the head atlas still
-    answers at once. Released, every one of them finishes without an error."""
+    the server has threads to spare for them (64) and the session tables have their own lock,
+    so the head atlas still answers at once. Released, every one finishes without an error."""
     import concurrent.futures as cf
     import time
 
@@ -253,3 +253,23 @@ def test_identical_requests_from_two_pages_each_get_their_answer():
             time.sleep(0.01)
         assert manager.get_result(k, j) == 6
         assert not manager.job_running(j)
+
+
+def test_a_job_that_finishes_between_two_checks_still_delivers_its_result():
+    """Dash asks get_result, then job_running; a job finishing in between must count as
+    running (its result unread), or Dash takes it for cancelled and the page never sees it."""
+    import time
+
+    from dashboards.jobs import ThreadJobManager
+
+    manager = ThreadJobManager(workers=1)
+    manager.register("quick", lambda: 7, progress=False)
+    key = manager.build_cache_key(lambda: 7, [], [], None)
+    job = manager.call_job_fn(key, manager.func_registry["quick"], [], {})
+    deadline = time.monotonic() + 10
+    while not manager.result_ready(key) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # the future is done now, the result not yet read
+    assert manager.job_running(job)
+    assert manager.get_result(key, job) == 7
+    assert not manager.job_running(job)
