@@ -3,7 +3,7 @@
     python benchmarks/dashboard_load.py                      # 20 users x 60 s, SmolLM2-135M
     python benchmarks/dashboard_load.py --model tiny --users 4 --seconds 5
 
-The server runs as a separate process (``interp dashboard``, waitress, 8 threads) on 127.0.0.1;
+The server runs as a separate process (``interp dashboard``, waitress, 64 threads) on 127.0.0.1;
 each user is a thread that loops, bounded in time, over the callbacks a person triggers: the head
 atlas, the head scatter, the attention map and geometry of a random head for one of a few prompts,
 and an ablation of random heads. Latency is measured per request; an error is any non-200
@@ -304,7 +304,7 @@ def main() -> None:
             proc.terminate()
             proc.wait(30)
         result["server"] = (
-            "interp dashboard (waitress, 24 threads; model views as background jobs on a "
+            "interp dashboard (waitress, 64 threads; long views as background jobs on a "
             "2-thread pool), separate process, 127.0.0.1"
         )
         result["machine"] = f"{os.cpu_count()} CPU cores"
