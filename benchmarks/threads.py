@@ -1,6 +1,6 @@
 """Benchmark: torch thread count for loops of small ops (interp.threads.threads_for).
 
-The discrete-code SAE's full-batch training loop (``interp.sae.train_sae``, 200 epochs) on
+The discrete-code SAE's full-batch training loop (``interp.sae.train_sae``, 100 epochs) on
 random data of the sizes the circuit and family analyses use (small) and one well above
 ``SMALL_OP_MACS`` (large), each at 1 thread and at the machine's thread count, with the
 machine idle and with a busy neighbour (a second process multiplying matrices on every core).
@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).parent / "results"
-CASES = {"small (40 x 64 -> 200)": (40, 64, 200), "large (4096 x 576 -> 2304)": (4096, 576, 2304)}
-EPOCHS = 200
+CASES = {"small (40 x 64 -> 200)": (40, 64, 200), "large (1024 x 256 -> 1024)": (1024, 256, 1024)}
+EPOCHS = 100
 
 
 def _busy(stop) -> None:
@@ -56,8 +56,9 @@ def main() -> None:
     cores = os.cpu_count() or 2
     rows = []
     for load in ("idle", "busy neighbour"):
-        stop = mp.Event()
-        proc = mp.Process(target=_busy, args=(stop,)) if load != "idle" else None
+        ctx = mp.get_context("spawn")  # a forked child of a process that ran torch may hang
+        stop = ctx.Event()
+        proc = ctx.Process(target=_busy, args=(stop,)) if load != "idle" else None
         if proc:
             proc.start()
             time.sleep(1.0)
