@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from interp.report import write_json
+
 RESULTS = Path(__file__).parent / "results"
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 CORRUPTED = "When Mary and John went to the store, Mary gave a drink to"
@@ -145,10 +147,7 @@ def main() -> None:
               f"{b['seconds'] / a['seconds']:7.2f}x")  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "page_views.json"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"threads": args.threads, "patching": patching, "long": longs},
-                              indent=2))  # fmt: skip
-    tmp.replace(out)
+    write_json({"threads": args.threads, "patching": patching, "long": longs}, out)
     print(f"\nwrote {out}")
 
 

@@ -11,13 +11,14 @@ Usage: .venv/bin/python benchmarks/threads.py
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import time
 from pathlib import Path
 
 import torch
+
+from interp.report import write_json
 
 RESULTS = Path(__file__).parent / "results"
 CASES = {"small (40 x 64 -> 200)": (40, 64, 200), "large (1024 x 256 -> 1024)": (1024, 256, 1024)}
@@ -80,9 +81,7 @@ def main() -> None:
               f"threads_for picks {r['threads_for_picks']}")  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "threads.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"epochs": EPOCHS, "cores": cores, "rows": rows}, indent=2))
-    tmp.replace(path)
+    write_json({"epochs": EPOCHS, "cores": cores, "rows": rows}, path)
     print(f"wrote {path}")
 
 

@@ -36,43 +36,9 @@ def sections() -> list:
                     dcc.RadioItems(
                         id="doc-stat", options=list(STATISTICS), value="sink mass", inline=True
                     ),
-                    html.Label(
-                        [
-                            "head ",
-                            dcc.Input(
-                                id="doc-head",
-                                type="number",
-                                value=0,
-                                min=0,
-                                style={"width": "60px"},
-                            ),
-                        ]
-                    ),
-                    html.Label(
-                        [
-                            "window start ",
-                            dcc.Input(
-                                id="doc-start",
-                                type="number",
-                                value=0,
-                                min=0,
-                                style={"width": "80px"},
-                            ),
-                        ]
-                    ),
-                    html.Label(
-                        [
-                            "size ",
-                            dcc.Input(
-                                id="doc-size",
-                                type="number",
-                                value=WINDOW,
-                                min=1,
-                                max=MAX_WINDOW,
-                                style={"width": "70px"},
-                            ),
-                        ]
-                    ),
+                    _number("head ", "doc-head", 0, 60),
+                    _number("window start ", "doc-start", 0, 80),
+                    _number("size ", "doc-size", WINDOW, 70, max=MAX_WINDOW, min=1),
                 ],
                 style=ROW,
             ),  # fmt: skip
@@ -83,6 +49,13 @@ def sections() -> list:
             id="view-long-document",
         )
     ]
+
+
+def _number(label: str, id: str, value: int, width: int, **limits) -> html.Label:
+    """A labelled number input (``limits``: min / max; min 0 unless given)."""
+    limits = {"min": 0, **limits}
+    return html.Label([label, dcc.Input(id=id, type="number", value=value, **limits,
+                                        style={"width": f"{width}px"})])  # fmt: skip
 
 
 def _check(text: str | None) -> str:
