@@ -8,7 +8,8 @@ also 32 query / 8 kv heads, d 128): ``dense`` (plain softmax statistics, the ora
 ``torch`` (chunked, exact), ``triton`` (GPU only) and ``sdpa`` (one
 ``scaled_dot_product_attention`` forward: the speed anchor). Whole-model cases (SmolLM2-135M,
 all 30 layers, real text; only where transformer-lens is installed): ``tl_cache``
-(transformer-lens ``run_with_cache`` of every ``hook_pattern``, what peers do) and
+(transformer-lens ``run_with_cache`` of every ``hook_pattern``), ``tl_stats`` (the same
+cache and then the statistics read off each pattern: what a peer needs for the same answer) and
 ``model_stats`` (``interp.stats.capture.model_attention_stats``).
 
 Usage: .venv/bin/python benchmarks/attention_stats.py [--ns 512 2048 8192] [--quick]
@@ -56,16 +57,40 @@ def _estimate_gb(case: str, n: int, heads: int) -> float:
     """Rough peak of the full-pattern cases, to skip what cannot fit."""
     if case == "dense":
         return 8 * 4 * heads * n * n / GB  # scores, p and ~6 same-size temporaries
-    if case == "tl_cache":
+    if case in ("tl_cache", "tl_stats"):
         return 30 * 9 * n * n * 4 / GB + 1.5  # every layer's pattern kept
     return 0.0
 
 
+def _use_torch_backend_of(rev: str) -> None:
+    """Swap the torch backend (``interp.stats.streaming._torch``) for the one at git revision
+    ``rev``: the "before" of a speed-up, measured in the same run as the "after"."""
+    import importlib.util
+    import tempfile
+
+    import interp.stats.streaming as streaming
+
+    cmd = ["git", "show", f"{rev}:interp/stats/streaming.py"]
+    root = Path(__file__).parents[1]
+    src = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=root).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(src)
+    spec = importlib.util.spec_from_file_location("streaming_before", f.name)
+    old = importlib.util.module_from_spec(spec)
+    sys.modules["streaming_before"] = old
+    spec.loader.exec_module(old)
+    streaming._torch = old._torch
+
+
 def run_case(case: str, n: int, shape: str, device: str) -> dict:
-    """Runs inside the subprocess."""
+    """Runs inside the subprocess. ``case@REV``: the case with the torch backend of ``REV``."""
     import torch
 
     import interp  # noqa: F401  (sets up Triton's interpreter flag before triton loads)
+
+    case, _, rev = case.partition("@")
+    if rev:
+        _use_torch_backend_of(rev)
 
     torch.manual_seed(0)
     before = _rss_gb()
@@ -103,11 +128,14 @@ def run_case(case: str, n: int, shape: str, device: str) -> dict:
         batch = from_token_ids(model, [ids])
 
         def once():
-            if case == "tl_cache":
+            if case in ("tl_cache", "tl_stats"):
                 with torch.no_grad():
-                    model.run_with_cache(
+                    _, cache = model.run_with_cache(
                         batch.tokens, names_filter=lambda name: name.endswith("hook_pattern")
                     )
+                    if case == "tl_stats":
+                        for layer in range(model.cfg.n_layers):
+                            pattern_stats(cache[f"blocks.{layer}.attn.hook_pattern"])
             else:
                 model_attention_stats(model, batch)
 
@@ -124,6 +152,28 @@ def run_case(case: str, n: int, shape: str, device: str) -> dict:
         times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return {"seconds": min(times), "peak_gb": peak, "above_start_gb": peak - before}
+
+
+def pattern_stats(pattern) -> dict:
+    """What a transformer-lens user computes from a cached pattern [1, head, n, n]: the same
+    statistics ``attention_stats`` returns (interp.stats.dense, the oracle's formulas)."""
+    import torch
+
+    from interp.defaults import FAI_WINDOW, WAAD_WINDOW
+    from interp.stats import dense
+
+    p = pattern.float()
+    j = torch.arange(p.shape[-1], dtype=p.dtype)
+    return dict(
+        entropy=torch.special.entr(p).sum(-1),
+        expected_position=(p * j).sum(-1),
+        mean_distance=dense.windowed_distance(p),
+        waad=dense.windowed_distance(p, WAAD_WINDOW),
+        sink_mass=p[..., :1].sum(-1),
+        argmax=p.argmax(-1),
+        col_sum=p.sum(-2),
+        fai_sum=dense.fai_window_sums(p, *FAI_WINDOW)[0],
+    )
 
 
 def _cuda_timing(once, case: str, target_s: float = 0.4) -> dict:
@@ -202,6 +252,7 @@ def main() -> None:
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     ap.add_argument("--quick", action="store_true", help="n = 512 and 2048 only")
     ap.add_argument("--plot", type=Path, help="draw a results JSON (GPU) as a PNG beside it")
+    ap.add_argument("--before", metavar="REV", help="also time REV's torch backend (the before)")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--shape", default="smollm2", help=argparse.SUPPRESS)
@@ -232,10 +283,15 @@ def main() -> None:
         else os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB * 0.6
     )
     cases = [(c, n, s) for s in shapes for n in ns for c in per_layer]
+    if args.before:  # the torch backend of an earlier revision, beside today's
+        cases += [(f"torch@{args.before}", n, "smollm2") for n in ns]
     import importlib.util
 
     if importlib.util.find_spec("transformer_lens"):  # whole-model cases need the full install
-        cases += [(c, n, "smollm2") for n in ns for c in ("tl_cache", "model_stats") if n <= 8192]
+        whole = ("tl_cache", "tl_stats", "model_stats")
+        if args.before:
+            whole += (f"model_stats@{args.before}",)
+        cases += [(c, n, "smollm2") for n in ns for c in whole if n <= 8192]
     rows = []
     for case, n, shape in cases:
         heads = SHAPES[shape][0]
@@ -268,7 +324,13 @@ def main() -> None:
 
 
 def _derive(rows: list[dict], per_layer: list[str]) -> None:
-    """Ratios to SDPA and to dense at the same (n, shape), and TFLOP/s-equivalent."""
+    """Ratios to SDPA and to dense at the same (n, shape), TFLOP/s-equivalent, and for the
+    whole-model cases how many times faster than ``tl_stats`` (the peer's same answer)."""
+    peer = {r["n"]: r["seconds"] for r in rows if r["case"] == "tl_stats"}
+    for r in rows:
+        p = peer.get(r["n"]) if r["case"].startswith(("model_stats", "tl_")) else None
+        r["tl_stats_x_faster"] = p / r["seconds"] if p and r["seconds"] else None
+    per_layer = [*per_layer, *(r["case"] for r in rows if r["case"].startswith("torch@"))]
     base = {(r["n"], r["shape"]): r["seconds"] for r in rows if r["case"] == "sdpa"}
     dense = {(r["n"], r["shape"]): r["seconds"] for r in rows if r["case"] == "dense"}
     for r in rows:  # per-layer cases only: the whole-model ones run 30 layers and an MLP
@@ -348,7 +410,7 @@ def _passes(r: dict) -> str:
 def _print_table(rows: list[dict]) -> None:
     """A plain-text table (no rich: the GPU image has only torch, triton and numpy)."""
     head = ("case", "shape", "n", "seconds", "x SDPA", "dense/this", "TFLOP/s eq", "peak GB",
-            "pass 1 / 2 (x SDPA)")  # fmt: skip
+            "pass 1 / 2 (x SDPA)", "tl_stats/this")  # fmt: skip
     lines = [head]
     for r in rows:
         lines.append((
@@ -359,6 +421,7 @@ def _print_table(rows: list[dict]) -> None:
             f"{r['tflops_equiv']:.2f}" if r.get("tflops_equiv") else "",
             f"{r['peak_gb']:.2f}" if r["peak_gb"] else "",
             _passes(r),
+            f"{r['tl_stats_x_faster']:.2f}" if r.get("tl_stats_x_faster") else "",
         ))  # fmt: skip
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     for line in lines:

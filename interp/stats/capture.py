@@ -26,7 +26,7 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from interp.errors import InputError
 from interp.models.info import is_causal
-from interp.stats.streaming import AttentionStats, attention_stats
+from interp.stats.streaming import AttentionStats, attention_stats, reuse_workspace
 from interp.tokens import TokenBatch, as_batch
 
 ATTN_NAME = "interp_stats"
@@ -166,10 +166,11 @@ def for_each_layer(
     token = _RECORDER.set(record)
     try:
         last = max(wanted)
-        if last + 1 < n_layers:  # stop early: run only the blocks we need
-            _run_until(base, ids, last + 1)
-        else:
-            base(input_ids=ids, use_cache=False)
+        with reuse_workspace():  # the statistics' score buffers serve every layer
+            if last + 1 < n_layers:  # stop early: run only the blocks we need
+                _run_until(base, ids, last + 1)
+            else:
+                base(input_ids=ids, use_cache=False)
     finally:
         _RECORDER.reset(token)
 

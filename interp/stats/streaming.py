@@ -21,7 +21,10 @@ and padded query rows get 0 everywhere (``argmax`` -1) and add nothing to the co
 
 from __future__ import annotations
 
+import contextvars
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import no_type_check
 
@@ -139,50 +142,136 @@ def _dense(q, k, causal, key_mask, scale, window, sink_tokens, fai_window, slidi
     )
 
 
+_NEG = -1e30  # a masked score: 2 ** (_NEG - max) is exactly 0 and 0 * _NEG is 0 (no NaN)
+_LOG2E, _LN2 = 1.0 / math.log(2.0), math.log(2.0)
+
+
+_WORKSPACE: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "interp_stats_workspace", default=None
+)
+
+
+@contextmanager
+def reuse_workspace() -> Iterator[None]:
+    """Keep the torch backend's two score buffers between calls (a whole-model pass calls
+    ``attention_stats`` once per layer): large fresh allocations are returned to the OS and
+    page-faulted in again on every call. Freed on exit."""
+    token = _WORKSPACE.set({})
+    try:
+        yield
+    finally:
+        _WORKSPACE.reset(token)
+
+
+def _workspace(size: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Two flat fp32 buffers of at least ``size`` elements (kept inside ``reuse_workspace``)."""
+    cache = _WORKSPACE.get()
+    if cache is None:
+        return torch.empty(size, device=device), torch.empty(size, device=device)
+    got = cache.get(device)
+    if got is None or got[0].numel() < size:
+        got = cache[device] = (torch.empty(size, device=device), torch.empty(size, device=device))
+    return got
+
+
+def _band(e: Tensor, c0: int, offsets: range) -> tuple[Tensor, Tensor]:
+    """e[..., r, t - o] for query t = c0 + r and each offset o (key t - o), gathered into
+    [..., chunk, len(offsets)], and the [chunk, len(offsets)] keys (clamped; -1 < key < m
+    marks the ones that exist)."""
+    c, m = e.shape[-2], e.shape[-1]
+    t = torch.arange(c0, c0 + c, device=e.device)[:, None]
+    key = t - torch.tensor(list(offsets), device=e.device)[None, :]
+    ok = (key >= 0) & (key < m)
+    idx = key.clamp(0, m - 1)
+    got = e.gather(-1, idx.expand(*e.shape[:-2], c, len(offsets)))
+    return got * ok, idx
+
+
 def _torch(q, k, causal, key_mask, scale, window, sink_tokens, fai_window, sliding, chunk):
     """Exact, chunked over queries: never more than [batch, head, chunk, n] scores at once.
 
-    Uses the streaming formulation of the kernels: p = exp(s - lse), entropy = lse - sum p s.
+    Few passes over each [batch, head, chunk, keys] block (docs/methods.md section 7): one
+    matmul writes the scores (in bits: scale * log2(e) is folded into q), the mask is set in
+    place (only a causal chunk's last keys when nothing is padded), one reduction gives the
+    row max and argmax, and e = 2^(s - max) is one pass (``exp2``: torch's CPU ``exp`` leaves
+    its vector path below -87 and runs ~40x slower on the far-below-max scores of a peaked
+    head or a mask). Every other statistic is a product read of e: row sums, expected
+    position, distance to the chunk end and sink mass from one [keys, 4] product; column
+    sums from one [1, chunk] product; the entropy from one row dot
+    (entropy = ln 2 (log2 Z - sum e (s - max) / Z)); WAAD and FAI from a gather of a narrow
+    band of keys (WAAD: the W - 1 keys nearest each query, min(d, W) = W - max(W - d, 0);
+    FAI: the keys t - hi .. t - lo, scattered into their columns). The two score buffers
+    are kept between calls inside ``reuse_workspace``.
     """
     b, hq, n, _ = q.shape
     rep = hq // k.shape[1]
-    kf = k.float()
+    kt = k.float().transpose(-1, -2)
     lo, hi = fai_window
+    dev = q.device
     out = {
-        name: torch.zeros(b, hq, n, device=q.device)
+        name: torch.zeros(b, hq, n, device=dev)
         for name in ("lse", "entropy", "expected_position", "mean_distance", "waad", "sink_mass")
     }
-    out["argmax"] = torch.full((b, hq, n), -1, dtype=torch.long, device=q.device)
-    col = torch.zeros(b, hq, n, device=q.device)
-    fai = torch.zeros(b, hq, n, device=q.device)
+    out["argmax"] = torch.full((b, hq, n), -1, dtype=torch.long, device=dev)
+    col = torch.zeros(b, hq, n, device=dev)
+    fai = torch.zeros(b, hq, n, device=dev)
+    size = b * hq * min(chunk, n) * n
+    s_buf, e_buf = _workspace(size, dev)  # reused: fresh large blocks cost page faults
+    waad_offsets = range(0 if causal else 1 - window, window)
+    full = sliding is None and bool(key_mask.all())
+    fai_offsets = range(lo, hi + 1)
     for c0 in range(0, n, chunk):
         c1 = min(n, c0 + chunk)
-        m = c1 if causal else n  # keys a causal chunk can see
-        qs = q[:, :, c0:c1].float().reshape(b, hq // rep, rep * (c1 - c0), -1)
-        s = (qs @ kf[:, :, :m].transpose(-1, -2)).reshape(b, hq, c1 - c0, m) * scale
-        t = torch.arange(c0, c1, device=q.device)[:, None]
-        j = torch.arange(m, device=q.device)[None, :]
-        vis = key_mask[:, None, None, :m] & ((j <= t) if causal else (j >= 0))
-        if sliding is not None:
-            vis = vis & ((t - j) < sliding)
-        real_row = key_mask[:, None, c0:c1]
-        s = s.masked_fill(~vis, float("-inf"))
-        lse = torch.logsumexp(s, -1)
-        lse = torch.where(real_row, lse, torch.zeros_like(lse))
-        p = torch.exp(s - lse[..., None]) * real_row[..., None]
-        ps = torch.where(p > 0, p * s, torch.zeros_like(p))
-        d = (t - j).abs().float()
+        c, m = c1 - c0, (c1 if causal else n)  # keys a causal chunk can see
+        qs = (q[:, :, c0:c1].float() * (scale * _LOG2E)).reshape(b, hq // rep, rep * c, -1)
+        s = torch.matmul(qs, kt[..., :m], out=s_buf[: b * hq * c * m].view(b, -1, rep * c, m))
+        s = s.view(b, hq, c, m)
+        t = torch.arange(c0, c1, device=dev)[:, None]
+        j = torch.arange(m, device=dev)[None, :]
+        if full:  # no padding, no window: only a causal chunk's last c keys are masked
+            if causal:
+                s[..., c0:].masked_fill_(j[:, c0:] > t, _NEG)
+        else:
+            vis = key_mask[:, None, None, :m] & ((j <= t) if causal else (j >= 0))
+            if sliding is not None:
+                vis = vis & ((t - j) < sliding)
+            s.masked_fill_(~vis, _NEG)
+        real = key_mask[:, None, c0:c1].float()  # [b, 1, c]
+        mx, arg = s.max(-1)
+        s.sub_(mx[..., None])  # s - max (<= 0), in bits
+        e = torch.exp2(s, out=e_buf[: b * hq * c * m].view(b, hq, c, m))
+        cols = [torch.ones(m, device=dev), j[0].float(), (c1 - 1 - j[0]).float(),
+                (j[0] < sink_tokens).float()]  # fmt: skip
+        rows = e @ torch.stack(cols, 1)  # [b, hq, c, 4]
+        z = rows[..., 0]
+        inv = real / z  # 1 / Z on real rows, 0 on padded ones
         sl = slice(c0, c1)
-        out["lse"][:, :, sl] = lse
-        out["entropy"][:, :, sl] = (lse - ps.sum(-1)) * real_row
-        out["expected_position"][:, :, sl] = (p * j).sum(-1)
-        out["mean_distance"][:, :, sl] = (p * d).sum(-1)
-        out["waad"][:, :, sl] = (p * d.clamp(max=window)).sum(-1)
-        out["sink_mass"][:, :, sl] = p[..., :sink_tokens].sum(-1)
-        out["argmax"][:, :, sl] = torch.where(real_row, s.argmax(-1), -1)
-        col[..., :m] += p.sum(-2)
-        in_fai = (((t - j) >= lo) & ((t - j) <= hi)).float()
-        fai[..., :m] += (p * in_fai).sum(-2)
+        out["lse"][:, :, sl] = (mx + torch.log2(z)) * (_LN2 * real)
+        dot = torch.einsum("bhij,bhij->bhi", e, s)  # sum_j e (s - max)
+        out["entropy"][:, :, sl] = (torch.log2(z) - dot / z) * (_LN2 * real)
+        out["expected_position"][:, :, sl] = rows[..., 1] * inv
+        if causal:  # t - j = (c1 - 1 - j) - (c1 - 1 - t): small numbers, no cancellation
+            dist = rows[..., 2] * inv - (c1 - 1 - t[:, 0]) * real
+        else:
+            dist = (e * (t - j).abs().float()).sum(-1) * inv
+        out["mean_distance"][:, :, sl] = dist
+        if len(waad_offsets) < m:
+            near, _ = _band(e, c0, waad_offsets)
+            w = torch.tensor([window - abs(o) for o in waad_offsets], device=dev).float()
+            out["waad"][:, :, sl] = (window - (near @ w) / z) * real
+        else:
+            d = (t - j).abs().float().clamp(max=window)
+            out["waad"][:, :, sl] = (e * d).sum(-1) * inv
+        out["sink_mass"][:, :, sl] = rows[..., 3] * inv
+        out["argmax"][:, :, sl] = torch.where(real > 0, arg, -1)
+        col[..., :m] += (inv.unsqueeze(-2) @ e).squeeze(-2)
+        if len(fai_offsets) < m:
+            band, idx = _band(e, c0, fai_offsets)
+            src = (band * inv[..., None]).flatten(-2)
+            fai[..., :m].scatter_add_(-1, idx.flatten().expand_as(src), src)
+        else:
+            in_fai = (((t - j) >= lo) & ((t - j) <= hi)).float()
+            fai[..., :m] += (inv.unsqueeze(-2) @ (e * in_fai)).squeeze(-2)
     out["col_sum"], out["fai_sum"] = col, fai
     return out
 

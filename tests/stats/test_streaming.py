@@ -266,3 +266,26 @@ def test_sliding_window_matches_a_hand_masked_softmax(w):
         attention_stats(q, k, backend="triton", sliding_window=w)
     with pytest.raises(InputError, match="causal"):
         attention_stats(q, k, causal=False, sliding_window=w)
+
+
+def test_torch_backend_on_peaked_scores_and_reused_buffers_matches_dense():
+    """Scores hundreds of units below the row max (a peaked head: the range where exp leaves
+    its fast path, and where the torch backend's exp2 must still give exact zeros for masked
+    keys), long enough for the FAI and WAAD key bands, with the score buffers kept between
+    calls of different shapes (``reuse_workspace``, as a whole-model pass does)."""
+    from interp.stats.streaming import reuse_workspace
+
+    q, k, mask = _inputs(2, 6, 2, 150, 16, seed=11)
+    q = 40 * q
+    kw = dict(key_mask=mask, sink_tokens=2)
+    with reuse_workspace():
+        for n, causal in [(150, True), (60, False), (150, False), (37, True)]:
+            args = (q[:, :, :n], k[:, :, :n])
+            ref = attention_stats(
+                *args, backend="dense", causal=causal, **{**kw, "key_mask": mask[:, :n]}
+            )
+            got = attention_stats(
+                *args, backend="torch", causal=causal, chunk=32, **{**kw, "key_mask": mask[:, :n]}
+            )
+            _assert_close(got, ref, atol=5e-5)
+    assert (ref.entropy[0] < 0.5).float().mean() > 0.5  # the case is the intended peaked one
