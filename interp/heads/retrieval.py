@@ -39,6 +39,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from interp.defaults import MAX_NEW_TOKENS, RECALL_THRESHOLD, RETRIEVAL_THRESHOLD
 from interp.errors import InputError
 from interp.generate import greedy_decode, newline_or_eos
+from interp.generate_batched import Decoded, batched_decode_supported, batched_greedy_decode
 from interp.heads.base import DetectorResult, between, configure, head_frame, register
 from interp.heads.metrics import ValidationMetric
 from interp.hook_names import act_name
@@ -123,6 +124,58 @@ def run_test(
     response = model.tokenizer.decode(out, skip_special_tokens=True).strip()
     recall = rouge1_recall(test.needle.answer, response)
     return TestOutcome(scores.numpy(), response, recall, len(out), time.perf_counter() - t0)
+
+
+def run_tests(
+    model: TransformerBridge,
+    tests: Sequence[NeedleTest],
+    *,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    score_heads: bool = True,
+    on_done: Callable[[int, TestOutcome], None] | None = None,
+) -> list[TestOutcome]:
+    """``run_test`` for every test, batched where the model allows it
+    (``interp.generate_batched``: one prefill per distinct prefix, batched greedy steps; same
+    answers and scores as one at a time), else one at a time. ``on_done(i, outcome)`` fires
+    as each test finishes."""
+    if not tests:
+        return []
+    if not batched_decode_supported(model):
+        found = []
+        for i, test in enumerate(tests):
+            found.append(run_test(model, test, max_new_tokens=max_new_tokens,
+                                  score_heads=score_heads))  # fmt: skip
+            if on_done is not None:
+                on_done(i, found[-1])
+        return found
+    n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
+    outcomes: list[TestOutcome | None] = [None] * len(tests)
+    t0 = [time.perf_counter()]
+
+    def finish(i: int, d: Decoded) -> None:
+        test, scores = tests[i], torch.zeros(n_layers, n_heads)
+        prompt = torch.tensor(test.ids)
+        for token, keys in zip(d.tokens, d.top_keys, strict=False):
+            scores += copy_paste_hits(keys, prompt, test.start, test.end, token) / (
+                test.end - test.start
+            )
+        response = model.tokenizer.decode(d.tokens, skip_special_tokens=True).strip()
+        seconds, t0[0] = time.perf_counter() - t0[0], time.perf_counter()
+        o = TestOutcome(scores.numpy(), response, rouge1_recall(test.needle.answer, response),
+                        len(d.tokens), seconds)  # fmt: skip
+        outcomes[i] = o
+        if on_done is not None:
+            on_done(i, o)
+
+    batched_greedy_decode(
+        model,
+        [t.ids for t in tests],
+        max_new_tokens=max_new_tokens,
+        stop=newline_or_eos(model),
+        record_top_keys=score_heads,
+        on_done=finish,
+    )
+    return [o for o in outcomes if o is not None]
 
 
 def make_tests(
@@ -241,18 +294,22 @@ class RetrievalDetector:
         tests = make_tests(
             model, grid_name=grid_name, lengths=c.lengths, depths=c.depths, needles=needles
         )
-        outcomes: list[TestOutcome] = []
-        reused = 0
-        for test in tqdm(tests, desc="retrieval: needle tests", disable=not progress):
-            path = _checkpoint_path(Path(workdir), test) if workdir else None
-            o = _load(path) if path and path.is_file() else None
-            if o is None:
-                o = run_test(model, test)
-                if path:
-                    _save(path, o)
-            else:
-                reused += 1
-            outcomes.append(o)
+        paths = [_checkpoint_path(Path(workdir), t) if workdir else None for t in tests]
+        found = [_load(p) if p and p.is_file() else None for p in paths]
+        reused = sum(o is not None for o in found)
+        todo = [i for i, o in enumerate(found) if o is None]
+        bar = tqdm(total=len(tests), initial=reused, desc="retrieval: needle tests",
+                   disable=not progress)  # fmt: skip
+
+        def done(i: int, o: TestOutcome) -> None:  # checkpoint each test as it finishes
+            found[todo[i]] = o
+            if paths[todo[i]]:
+                _save(paths[todo[i]], o)
+            bar.update(1)
+
+        with bar:
+            run_tests(model, [tests[i] for i in todo], on_done=done)
+        outcomes = [o for o in found if o is not None]
         passed = [o for o in outcomes if o.passed]
         n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
         mean = (
@@ -303,10 +360,13 @@ def needle_accuracy(
     """Fraction of tests answered (ROUGE-1 recall of the answer > 0.5) and mean recall, with
     ``decode_hooks`` on the decoding steps (the prompt is prefilled without them, as the
     official masking experiment does)."""
-    recalls = [
-        run_test(model, t, decode_hooks=decode_hooks, score_heads=False).recall
-        for t in tqdm(tests, desc="needle tests", disable=not progress, leave=False)
-    ]
+    if decode_hooks:
+        recalls = [
+            run_test(model, t, decode_hooks=decode_hooks, score_heads=False).recall
+            for t in tqdm(tests, desc="needle tests", disable=not progress, leave=False)
+        ]
+    else:  # no ablation: the batched decoder gives the same answers
+        recalls = [o.recall for o in run_tests(model, tests, score_heads=False)]
     return {
         "accuracy": float(np.mean([r > RECALL_THRESHOLD for r in recalls])),
         "mean_recall": float(np.mean(recalls)),

@@ -36,6 +36,11 @@ _RECORDER: contextvars.ContextVar[Callable | None] = contextvars.ContextVar(
 _SLIDING: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "interp_sliding_window", default=None
 )
+#: replaces the attention computation: fn(layer, q, k, v, scaling) -> output [b, n, head, d]
+#: (batched decoding computes each one-query row itself and reads its top key on the way)
+REPLACE_ATTENTION: contextvars.ContextVar[Callable | None] = contextvars.ContextVar(
+    "interp_replace_attention", default=None
+)
 
 
 def _stats_attention(module, query, key, value, attention_mask, *args, **kwargs):
@@ -46,6 +51,9 @@ def _stats_attention(module, query, key, value, attention_mask, *args, **kwargs)
     if record is not None:
         _SLIDING.set(kwargs.get("sliding_window"))
         record(module.layer_idx, query, key, kwargs.get("scaling"))
+    replace = REPLACE_ATTENTION.get()
+    if replace is not None:
+        return replace(module.layer_idx, query, key, value, kwargs.get("scaling")), None
     return sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
 
 
