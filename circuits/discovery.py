@@ -130,8 +130,14 @@ def discover(
     t0 = time.perf_counter()
     effects = (
         activation_patching(
-            model, task.clean, task.corrupted, task.logit_diff, hook="z", progress=progress
-        )
+            model,
+            task.clean,
+            task.corrupted,
+            task.logit_diff,
+            hook="z",
+            progress=progress,
+            metric_reads_last_token=True,  # logit_diff reads each prompt's last token
+        )  # fmt: skip
         .reshape(-1)
         .numpy()
     )

@@ -234,3 +234,70 @@ def test_metrics_on_logits_that_require_grad_give_no_warning():
     last = torch.stack([logits[0, 2], logits[1, 1]]).detach()
     assert d == pytest.approx(float((last[[0, 1], [1, 2]] - last[[0, 1], [0, 3]]).mean()))
     assert 0 <= a <= 1 and 0 <= p <= 1 and k >= 0
+
+
+@pytest.mark.parametrize("direction", ["noising", "denoising"])
+@pytest.mark.parametrize("last", [False, True])
+def test_resumed_patching_equals_the_bridge_path(tiny, direction, last):
+    """The fast path (resume at the patched layer, a layer's heads in one batched forward,
+    optionally logits at the last token only) gives the bridge's per-head results."""
+    from interp.ablation.patching import _run
+    from interp.ablation.resume import resume_runner
+
+    batch = tokenize(tiny, PROMPTS)
+    other = tokenize(tiny, ["the dog sat on the rug", "a cat ran far awry"])
+    metric = _metric(batch)
+    runner = resume_runner(tiny, batch, _run(tiny, batch), metric)
+    assert runner is not None  # the fast path is taken on this model
+    runner.close()
+    kw = dict(hook="z", direction=direction, progress=False)
+    slow = activation_patching(tiny, batch, other, metric, fast=False, **kw)
+    fast = activation_patching(tiny, batch, other, metric, metric_reads_last_token=last, **kw)
+    torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-4)
+    assert slow.abs().max() > 0.05  # some head matters: the comparison is not of zeros
+
+
+@pytest.mark.parametrize(
+    "family,resumes", [("gpt2", False), ("gpt_neox", True), ("gemma", True), ("qwen3", True)]
+)
+def test_patching_on_other_families_equals_the_bridge_path(family, resumes, tmp_path):
+    """Whether a family resumes or not, the numbers are the bridge's. GPT-2 adds position
+    embeddings inside the model, so a resumed run would be wrong: the self-check sees it and
+    the bridge path runs (Gemma scales its embeddings in the embedding module: it resumes)."""
+    import interp
+    from interp.ablation.patching import _run
+    from interp.ablation.resume import resume_runner
+    from interp.models.zoo import build_folder
+
+    model = interp.load_model(str(build_folder(family, tmp_path / family)))
+    batch = tokenize(model, PROMPTS)
+    other = tokenize(model, ["the dog sat on the rug", "a cat ran far awry"])
+    metric = _metric(batch)
+    runner = resume_runner(model, batch, _run(model, batch), metric)
+    assert (runner is not None) == resumes
+    if runner is not None:
+        runner.close()
+    kw = dict(hook="z", progress=False, metric_reads_last_token=True)
+    torch.testing.assert_close(
+        activation_patching(model, batch, other, metric, **kw),
+        activation_patching(model, batch, other, metric, fast=False, **kw),
+        atol=1e-4,
+        rtol=1e-4,
+    )
+
+
+@pytest.mark.real_model
+def test_resumed_patching_equals_the_bridge_path_on_smollm2(smol):
+    batch = tokenize(smol, ["When Mary and John went to the store, John gave a drink to"])
+    other = tokenize(smol, ["When Mary and John went to the store, Mary gave a drink to"])
+    ids = smol.tokenizer([" Mary", " John"], add_special_tokens=False)["input_ids"]
+    answer, wrong = torch.tensor([ids[0][0]]), torch.tensor([ids[1][0]])
+
+    def metric(lg):
+        return logit_diff(lg, batch.lengths, answer, wrong)
+
+    kw = dict(hook="z", layers=[0, 14, 29], progress=False)
+    slow = activation_patching(smol, batch, other, metric, fast=False, **kw)
+    fast = activation_patching(smol, batch, other, metric, metric_reads_last_token=True, **kw)
+    torch.testing.assert_close(fast, slow, atol=2e-4, rtol=1e-3, equal_nan=True)
+    assert torch.nan_to_num(slow).abs().max() > 0.05
