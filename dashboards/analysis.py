@@ -113,6 +113,26 @@ def layer_view(model: TransformerBridge, prompt: str, layer: int) -> LayerView:
     return LayerView(tokens, ids, run.pattern(layer)[0, :, :n, :n], q, k)
 
 
+#: prompts up to this many tokens run once for every layer (all maps from one forward)
+ALL_LAYERS_MAX_TOKENS = 128
+
+
+def all_layer_views(model: TransformerBridge, prompt: str) -> list[LayerView]:
+    """``layer_view`` of every layer from one forward (what switching layers reads)."""
+    ids = check_prompt(model, prompt)
+    n_layers = int(model.cfg.n_layers)
+    rotary = act_name("rot_q", 0) in model.hook_dict
+    qk = ["rot_q", "rot_k"] if rotary else ["q", "k"]
+    run = run_heads(model, [prompt], hooks=["pattern", *qk])
+    n = run.lengths[0]
+    tokens = [display_token(t) for t in run.batch.str_tokens[0][:n]]
+    return [
+        LayerView(tokens, ids, run.pattern(la)[0, :, :n, :n],
+                  run[qk[0], la][0, :n].transpose(0, 1), run[qk[1], la][0, :n].transpose(0, 1))
+        for la in range(n_layers)
+    ]  # fmt: skip
+
+
 def ea_pattern(q: torch.Tensor, k: torch.Tensor, causal: bool = True) -> torch.Tensor:
     """Expressive-attention weights from the same q, k (docs/methods.md section 5).
 

@@ -63,20 +63,42 @@ def wait_for(fn, timeout: float = 60.0, interval: float = 0.2, what: str = "cond
     raise TimeoutError(f"timed out after {timeout} s waiting for {what} (last error: {last_exc})")
 
 
+def _plain(value):
+    """A typed-array spec (``{"dtype", "bdata", "shape"}``: how plotly sends float32 arrays)
+    as nested lists, NaN as None (a blank cell); anything else unchanged."""
+    if isinstance(value, dict) and "bdata" in value and "dtype" in value:
+        import base64
+
+        import numpy as np
+
+        a = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        if isinstance(shape, str):
+            shape = [int(x) for x in shape.split(",")]
+        a = a.reshape(shape) if shape else a
+        return np.where(np.isnan(a), None, a.astype(object)).tolist()
+    return value
+
+
 def figure(driver, graph_id: str) -> dict:
-    """The plotly figure a ``dcc.Graph`` shows right now: ``{"data": [...], "layout": {...}}``."""
-    return driver.execute_script(
+    """The plotly figure a ``dcc.Graph`` shows right now: ``{"data": [...], "layout": {...}}``
+    (typed arrays decoded to nested lists)."""
+    fig = driver.execute_script(
         """
         const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
         if (!gd || !gd.data) return null;
         return {data: gd.data.map(t => ({type: t.type, z: t.z, x: t.x, y: t.y, name: t.name,
-                 customdata: t.customdata})),
+                 customdata: t.customdata, hovertemplate: t.hovertemplate})),
                 layout: {title: gd.layout.title && (gd.layout.title.text || gd.layout.title),
                          xaxis: {ticktext: gd.layout.xaxis && gd.layout.xaxis.ticktext},
                          meta: gd.layout.meta}};
         """,
         graph_id,
     )
+    for trace in (fig or {}).get("data", []):
+        for key in ("z", "x", "y", "customdata"):
+            trace[key] = _plain(trace.get(key))
+    return fig
 
 
 def click_cell(driver, graph_id: str, x: float, y: float) -> None:

@@ -18,12 +18,21 @@ from typing import Any
 import pandas as pd
 from transformer_lens.model_bridge import TransformerBridge
 
-from dashboards.analysis import LayerView, check_head, layer_view
+from dashboards.analysis import (
+    ALL_LAYERS_MAX_TOKENS,
+    LayerView,
+    all_layer_views,
+    check_head,
+    check_prompt,
+    layer_view,
+)
 from dashboards.tables import compute_scores, read_results, read_run
 from interp.errors import InterpError
 from interp.models.info import is_causal
 
 CACHE_SIZE = 64
+#: prompts whose every layer is kept (``layer_view``), per session
+ALL_LAYERS_KEPT = 4
 
 
 @dataclass
@@ -286,8 +295,20 @@ class AppState:
         return (session, *check_head(session.model, layer, head))
 
     def layer_view(self, client: str | None, prompt: str, layer: int) -> LayerView:
-        """``prompt`` through ``layer`` of ``client``'s model (``analysis.layer_view``), cached:
-        the attention map, text, layer, comparison and export views share it."""
+        """``prompt`` through ``layer`` of ``client``'s model, cached: the attention map, text,
+        layer, comparison and export views share it. A prompt of at most
+        ``ALL_LAYERS_MAX_TOKENS`` runs once for every layer (``analysis.all_layer_views``: a
+        switch of layer or head then runs nothing); a longer one runs up to ``layer``."""
+        session = self.require(client)
+        if len(check_prompt(session.model, prompt)) <= ALL_LAYERS_MAX_TOKENS:
+            views = self.cached(
+                ("all layers", prompt), lambda s: all_layer_views(s.model, prompt), client
+            )
+            with self.lock:  # every layer of a prompt is ~27 MB at 128 tokens: keep a few
+                kept = [k for k in session.cache if k[0] == "all layers"]
+                for key in kept[:-ALL_LAYERS_KEPT]:
+                    del session.cache[key]
+            return views[check_head(session.model, layer, 0)[0]]
         return self.cached(
             ("layer", prompt, layer), lambda s: layer_view(s.model, prompt, layer), client
         )

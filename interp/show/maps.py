@@ -1,12 +1,12 @@
 """Attention maps as plotly figures (pure functions of a pattern and its tokens), shared by the
 dashboard and the notebook renderers (``interp.show``).
 
-One head's map is a dense, token-labelled heatmap up to ``DENSE_MAX_TOKENS`` (the dashboard's
-prompt limit). Up to ``LABELLED_MAX_TOKENS`` every token is an axis label and the hover names
-both tokens; beyond that the map stays dense but lean: the axes are categories named
-``token @position`` (plotly shows as many labels as fit and more as you zoom), the hover reads
-them from the axes, and the weights travel as 4-decimal numbers (a 512-token map is ~2 MB of
-JSON instead of ~15 MB with per-cell hover labels).
+One head's map is a dense heatmap up to ``DENSE_MAX_TOKENS`` (the dashboard's prompt limit),
+lean at every size: the axes are categories named ``token @position`` that the hover reads,
+and the weights travel as one float32 typed array (a 128-token map is ~115 KB of JSON, where
+per-cell hover labels took ~720 KB and most of the server time). Up to
+``LABELLED_MAX_TOKENS`` every token is a tick label; beyond that plotly shows as many labels as
+fit and more as you zoom.
 """
 
 from __future__ import annotations
@@ -74,43 +74,37 @@ def display_weights(
     return z, "weight", 0.0, 1.0
 
 
-def _masked(z: np.ndarray, visible: np.ndarray, decimals: int | None = None) -> list:
-    """``z`` as nested lists with invisible cells None (drawn blank)."""
-    zz = (z if decimals is None else z.round(decimals)).astype(object)
-    zz[~visible] = None
-    return zz.tolist()
+def _masked(z: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """``z`` as float32 with invisible cells NaN (drawn blank); plotly sends it as one typed
+    array (base64), not as nested lists of numbers."""
+    out = z.astype(np.float32)
+    out[~visible] = np.nan
+    return out
 
 
-def _labelled_trace(pattern, tokens, z, visible, zmin, zmax, bar) -> tuple[go.Heatmap, dict]:
-    """Every token an axis label; hover: both tokens and the model's own weight."""
+def _trace(pattern, tokens, z, visible, zmin, zmax, bar, scale, raw) -> tuple[go.Heatmap, dict]:
+    """Category axes ``token @pos`` (the hover reads them); up to ``LABELLED_MAX_TOKENS`` every
+    token is a tick label, beyond that labels thin out to fit and more appear on zoom. The
+    weights travel as float32; with ``raw`` (a display other than the weights) the model's own
+    weights ride along as ``customdata`` for the hover."""
     n = len(tokens)
-    toks = np.array(tokens, dtype=object)
-    raw = pattern.numpy()
-    custom = np.stack(
-        np.broadcast_arrays(toks[:, None], toks[None, :], raw.round(5).astype(object)), axis=-1
-    )
-    trace = go.Heatmap(
-        z=_masked(z, visible), x=list(range(n)), y=list(range(n)), customdata=custom,
-        colorscale="Blues", zmin=zmin, zmax=zmax, colorbar=dict(title=bar),
-        hovertemplate="query %{customdata[0]} (pos %{y})<br>key %{customdata[1]} (pos %{x})<br>"
-        "weight %{customdata[2]}<extra></extra>",
-    )  # fmt: skip
-    font = dict(size=10 if n <= 64 else 7)
-    ticks = dict(tickmode="array", tickvals=list(range(n)), ticktext=list(tokens), tickfont=font)
-    return trace, ticks
-
-
-def _lean_trace(tokens, z, visible, zmin, zmax, bar, scale) -> tuple[go.Heatmap, dict]:
-    """Category axes ``token @pos`` (labels thin out to fit, more appear on zoom); hover reads
-    the axes; weights rounded to 4 decimals."""
     labels = [f"{t} @{i}" for i, t in enumerate(tokens)]
     value = "weight %{z:.4f}" if scale == "linear" else f"{scale} %{{z:.2f}}"
+    custom = None
+    if raw:
+        custom = _masked(pattern.numpy(), visible)
+        value += "<br>weight %{customdata:.4f}"
     trace = go.Heatmap(
-        z=_masked(z, visible, 4), x=labels, y=labels, colorscale="Blues", zmin=zmin, zmax=zmax,
-        colorbar=dict(title=bar),
+        z=_masked(z, visible), x=labels, y=labels, customdata=custom, colorscale="Blues",
+        zmin=zmin, zmax=zmax, colorbar=dict(title=bar),
         hovertemplate="query %{y}<br>key %{x}<br>" + value + "<extra></extra>",
     )  # fmt: skip
-    return trace, dict(type="category", tickfont=dict(size=7))
+    if n > LABELLED_MAX_TOKENS:
+        return trace, dict(type="category", tickfont=dict(size=7))
+    font = dict(size=10 if n <= 64 else 7)
+    ticks = dict(type="category", tickmode="array", tickvals=labels, ticktext=list(tokens),
+                 tickfont=font)  # fmt: skip
+    return trace, ticks
 
 
 def attention_map(
@@ -150,12 +144,9 @@ def attention_map(
     shown = "" if not hide_first else "; first token hidden, rows renormalised"
     if scale != "linear":
         shown += f"; color: {scale}"
-    if n <= LABELLED_MAX_TOKENS:
-        trace, ticks = _labelled_trace(pattern, tokens, z, visible, zmin, zmax, bar)
-        mode = "dense"
-    else:
-        trace, ticks = _lean_trace(tokens, z, visible, zmin, zmax, bar, scale)
-        mode = "dense, labels on zoom"
+    raw = hide_first or scale != "linear"
+    trace, ticks = _trace(pattern, tokens, z, visible, zmin, zmax, bar, scale, raw)
+    mode = "dense" if n <= LABELLED_MAX_TOKENS else "dense, labels on zoom"
     fig = go.Figure(trace)
     for j in sinks:
         fig.add_shape(
@@ -206,7 +197,8 @@ def layer_grid(pattern: torch.Tensor, layer: int, selected: int | None = None) -
         z, block = pooled(pattern[h], SMALL_MAX)
         fig.add_trace(
             go.Heatmap(
-                z=z.tolist(), zmin=0, zmax=1, colorscale="Blues", showscale=h == 0,
+                z=np.asarray(z, dtype=np.float32), zmin=0, zmax=1, colorscale="Blues",
+                showscale=h == 0,
                 colorbar=dict(title="weight", len=0.6),
                 hovertemplate=f"H{h}<br>query %{{y}}<br>key %{{x}}<br>weight %{{z:.3f}}"
                 "<extra></extra>",

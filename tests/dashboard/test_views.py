@@ -309,3 +309,27 @@ def test_the_mode_bar_stands_along_the_right_edge_not_over_titles():
 
     fig = empty_figure("x")  # any figure of the page
     assert fig.layout.template.layout.modebar.orientation == "v"
+
+
+def test_one_forward_serves_every_layer_of_a_short_prompt(tiny):
+    """A prompt of at most ALL_LAYERS_MAX_TOKENS runs once for all layers; each layer's view
+    equals the single-layer run (same patterns, q and k), and switching layers runs nothing."""
+    from dashboards.state import AppState
+
+    views = an.all_layer_views(tiny, PROMPT)
+    for la in range(int(tiny.cfg.n_layers)):
+        one = an.layer_view(tiny, PROMPT, la)
+        assert views[la].tokens == one.tokens and views[la].ids == one.ids
+        for f in ("pattern", "q", "k"):
+            torch.testing.assert_close(getattr(views[la], f), getattr(one, f))
+    state = AppState(loader=lambda name: tiny)
+    state.load("tiny")
+    runs = []
+    handle = tiny.blocks[0].attn.hook_pattern.register_forward_hook(lambda *a: runs.append(1))
+    try:
+        for la in [0, 1, 0, 1]:
+            torch.testing.assert_close(state.layer_view(None, PROMPT, la).pattern,
+                                       views[la].pattern)  # fmt: skip
+    finally:
+        handle.remove()
+    assert len(runs) == 1
