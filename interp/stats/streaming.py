@@ -22,6 +22,7 @@ and padded query rows get 0 everywhere (``argmax`` -1) and add nothing to the co
 from __future__ import annotations
 
 import contextvars
+import functools
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,6 +53,7 @@ class AttentionStats:
     argmax: Int[Tensor, "batch head n"]
     col_sum: Float[Tensor, "batch head n"]
     fai_sum: Float[Tensor, "batch head n"]
+    # (without a key mask both counts are views of a cached closed form: do not edit in place)
     col_count: Float[Tensor, "batch n"]  # real queries that can see key j
     fai_count: Float[Tensor, "batch n"]  # real queries t with t - j in the FAI window
 
@@ -114,6 +116,27 @@ def query_counts(
     a, z = (j + lo).clamp(max=n), (j + hi + 1).clamp(max=n)
     fai = (c[:, z] - c[:, a]).clamp(min=0) * real
     return col, fai
+
+
+@functools.lru_cache(maxsize=64)
+def _unpadded_counts(
+    n: int, causal: bool, fai_window: tuple[int, int], sliding: int | None, device: str
+) -> tuple[Tensor, Tensor]:
+    """``query_counts`` without padding in closed form ([1, n] each), cached per shape: a
+    short GPU call then launches no cumsum / gather kernels for them. Query t sees key j when
+    j <= t (causal) and t - j < W (window); FAI counts t - j in [lo, min(hi, W - 1)]."""
+    j = torch.arange(n, device=device, dtype=torch.float32)
+    if causal and sliding is not None:
+        col = torch.clamp(n - j, max=sliding)
+    elif causal:
+        col = n - j
+    else:
+        col = torch.full_like(j, float(n))
+    lo, hi = fai_window
+    if sliding is not None:
+        hi = min(hi, sliding - 1)
+    fai = (torch.clamp(n - 1 - j, max=hi) - lo + 1).clamp(min=0)
+    return col[None], fai[None]
 
 
 def _dense(q, k, causal, key_mask, scale, window, sink_tokens, fai_window, sliding):
@@ -373,5 +396,9 @@ def attention_stats(
             raise InputError(f"the triton backend is unavailable: {e}") from e
         # no mask given: no padding, and no host-device sync to find that out
         out = triton_attention_stats(*args, padded=False if key_mask is None else None)
-    col_count, fai_count = query_counts(mask, causal, fai_window, sliding)
+    if key_mask is None:  # no padding: closed form, cached
+        col, fai = _unpadded_counts(q.shape[2], causal, tuple(fai_window), sliding, str(q.device))
+        col_count, fai_count = col.expand(q.shape[0], -1), fai.expand(q.shape[0], -1)
+    else:
+        col_count, fai_count = query_counts(mask, causal, fai_window, sliding)
     return AttentionStats(**out, col_count=col_count, fai_count=fai_count)

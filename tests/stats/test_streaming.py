@@ -289,3 +289,20 @@ def test_torch_backend_on_peaked_scores_and_reused_buffers_matches_dense():
             )
             _assert_close(got, ref, atol=5e-5)
     assert (ref.entropy[0] < 0.5).float().mean() > 0.5  # the case is the intended peaked one
+
+
+@pytest.mark.parametrize("causal,sliding", [(True, None), (False, None), (True, 5)])
+@pytest.mark.parametrize("fai_window", [(0, 3), (2, 7), (10, 100)])
+def test_unpadded_query_counts_in_closed_form_equal_the_counted_ones(causal, sliding, fai_window):
+    """Without a key mask the counts come in closed form (cached); they equal the counts of
+    an all-real mask, for windows shorter and longer than the text."""
+    from interp.stats.streaming import query_counts
+
+    for n in (1, 6, 23):
+        window = sliding if sliding is not None and n > sliding else None  # as attention_stats
+        mask = torch.ones(2, n, dtype=torch.bool)
+        col, fai = query_counts(mask, causal, fai_window, window)
+        q, k = torch.randn(2, 2, n, 8), torch.randn(2, 2, n, 8)
+        st = attention_stats(q, k, causal=causal, fai_window=fai_window, sliding_window=sliding)
+        torch.testing.assert_close(st.col_count, col)
+        torch.testing.assert_close(st.fai_count, fai)
