@@ -9,6 +9,14 @@ from transformer_lens.model_bridge import TransformerBridge
 from circuits.tasks import complexity as tasks
 from interp.tokens import TokenBatch, from_token_ids
 
+EVAL_SEED = 30_000_000  # held-out data: a seed range training never uses
+N_EVAL = 512
+
+
+def eval_batch(cfg, n: int = N_EVAL) -> tasks.Batch:
+    """The held-out sequences of a planted model's task (``cfg``: its ``ToyConfig``)."""
+    return tasks.sample(cfg.task, cfg.complexity, n, cfg.seed + EVAL_SEED)
+
 
 def as_token_batch(batch: tasks.Batch) -> TokenBatch:
     lengths = batch.attention_mask.sum(1).tolist()

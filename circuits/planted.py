@@ -50,7 +50,20 @@ import numpy as np
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from circuits.measures import as_token_batch, pairs_batch, task_accuracy
+from circuits import planted_mixture
+from circuits.measures import (
+    EVAL_SEED,
+    as_token_batch,
+    eval_batch,
+    pairs_batch,
+    task_accuracy,
+)
+from circuits.planted_sinks import (
+    SINK_TASKS,
+    describe_sink_truth,
+    establish_sink_truth,
+    is_sink_task,
+)
 from circuits.tasks import TaskBatch
 from circuits.tasks import complexity as tasks
 from circuits.toy import ToyConfig, train_toy
@@ -62,8 +75,6 @@ from interp.tokens import from_token_ids
 DESTROYED = 0.9  # ablating a whole layer (a stage of the mechanism) removes >= 90 % of the task
 NECESSARY = 0.5  # a head that alone restores >= half the task in its ablated layer is a member
 SPARE = 0.1  # every other head ablated together may cost at most this share of the task
-EVAL_SEED = 30_000_000  # held-out data: a seed range training never uses
-N_EVAL = 512
 
 _BASE = ToyConfig(
     attention="dpa", n_layers=2, n_heads=4, d_head=16, attn_only=True, warmup=50, seed=0
@@ -139,10 +150,6 @@ def load_ground_truth(folder: Path) -> dict[str, Any]:
     return json.loads((Path(folder) / "ground_truth.json").read_text())
 
 
-def eval_batch(cfg: ToyConfig, n: int = N_EVAL) -> tasks.Batch:
-    return tasks.sample(cfg.task, cfg.complexity, n, cfg.seed + EVAL_SEED)
-
-
 @torch.no_grad()
 def establish_ground_truth(
     model: TransformerBridge, cfg: ToyConfig, roles: dict[int, str]
@@ -207,9 +214,6 @@ def establish_ground_truth(
 def establish(model: TransformerBridge, name: str) -> dict[str, Any]:
     """The ground truth of planted model ``name``: a circuit by ablation, or sinks by hiding
     the first token (``circuits.planted_sinks``)."""
-    from circuits import planted_mixture
-    from circuits.planted_sinks import establish_sink_truth, is_sink_task
-
     cfg = PLANTED[check_name(name)]
     if cfg.task == "mixture":
         return planted_mixture.establish(model, cfg)
@@ -220,9 +224,6 @@ def establish(model: TransformerBridge, name: str) -> dict[str, Any]:
 
 def describe(truth: dict[str, Any]) -> str:
     """One line on a stored ground truth (for the CLI)."""
-    from circuits import planted_mixture
-    from circuits.planted_sinks import SINK_TASKS, describe_sink_truth
-
     if truth.get("version") == 2:
         return planted_mixture.describe(truth)
     if truth["task"] in SINK_TASKS:

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
-from circuits.measures import as_token_batch, pairs_batch, task_accuracy
+from circuits.measures import EVAL_SEED, N_EVAL, as_token_batch, pairs_batch, task_accuracy
 from circuits.tasks import complexity as tasks
 from circuits.toy import ToyConfig
 from interp.ablation import first_key_mask_hooks
@@ -67,8 +67,6 @@ SOLVED = 0.8  # a sub-task must be solved to >= 80 % of the way from its baselin
 MAX_ROLE_SHARE = 0.25
 MAX_LAYER_SKEW = 0.2  # |AUC(layer index) - 0.5|
 MAX_WRITE_NORM_AUC = 0.7
-N_EVAL = 512
-EVAL_SEED = 30_000_000
 N_INDUCTION_TOKENS = len(tasks.VOCAB) - len(tasks.SPECIALS) - len(tasks.TASK_TOKENS)
 BASELINE = {"induction": 1 / N_INDUCTION_TOKENS, "recall": 1 / 6, "delay_sum": 1 / tasks.N_DIGITS}
 # sub-task -> (output role, upstream role)

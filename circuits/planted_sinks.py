@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
+from circuits.measures import eval_batch
 from circuits.tasks import complexity as tasks
 from circuits.toy import ToyConfig
 from interp.ablation import first_key_mask_hooks
@@ -82,7 +83,6 @@ def backcopy_measures(
 @torch.no_grad()
 def establish_sink_truth(model: TransformerBridge, cfg: ToyConfig) -> dict[str, Any]:
     """The causal ground truth of a trained sink model (module docstring)."""
-    from circuits.planted import eval_batch
 
     if not is_sink_task(cfg):
         raise InputError(f"the {cfg.task!r} task plants no sinks; use one of {list(SINK_TASKS)}")

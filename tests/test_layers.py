@@ -93,3 +93,51 @@ def test_the_layer_rule_sees_a_back_up_import(tmp_path):
     assert [n for _, n in _imports(bad) if n.startswith(ABOVE["heads"][0])] == [
         "interp.runs.folder"
     ]
+
+
+def _module_imports(folder: Path, package: str) -> dict[str, set[str]]:
+    """Each module of ``package`` (a folder) -> the modules of ``package`` it imports, at the top
+    or inside a function (a lazy import is still an edge of the circle)."""
+    found: dict[str, set[str]] = {}
+    for path in folder.rglob("*.py"):
+        parts = path.relative_to(folder.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(package):
+                deps |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.startswith(package)}
+        found[name] = deps
+    return {m: {d for d in deps if d in found and d != m} for m, deps in found.items()}
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    circles, done = [], set()
+
+    def walk(node: str, path: list[str]) -> None:
+        for nxt in sorted(graph[node]):
+            if nxt in path:
+                circles.append(path[path.index(nxt) :] + [nxt])
+            elif nxt not in done:
+                walk(nxt, [*path, nxt])
+        done.add(node)
+
+    for start in sorted(graph):
+        walk(start, [start])
+    return circles
+
+
+def test_circuits_has_no_import_circle():
+    """``circuits/`` modules import each other one way (issue 26: planted <-> planted_sinks and
+    tasks/base <-> tasks/generators were circles, hidden in function-level imports)."""
+    assert _circles(_module_imports(ROOT / "circuits", "circuits")) == []
+
+
+def test_the_circle_check_sees_a_circle(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from pkg.b import x\n")
+    (pkg / "b.py").write_text("def f():\n    from pkg import a\n")
+    assert _circles(_module_imports(pkg, "pkg")) == [["pkg.a", "pkg.b", "pkg.a"]]

@@ -1,6 +1,7 @@
 """Prompt generators: each returns a ``TaskBatch`` of clean and corrupted prompts (same token
 lengths pairwise) with the answer and a wrong-answer token per prompt."""
 
+from circuits.tasks import generators  # noqa: F401  (registers ioi, colored_objects, ...)
 from circuits.tasks.base import TASKS, TaskBatch, check_tasks, make_task
 
 

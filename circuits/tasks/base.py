@@ -91,9 +91,8 @@ def register(name: str):
 
 
 def check_tasks(names: Sequence[str]) -> None:
-    """Every name is a registered task (checked before any work, so nothing is half written)."""
-    import circuits.tasks.generators  # noqa: F401  (registers the tasks)
-
+    """Every name is a registered task (checked before any work, so nothing is half written);
+    ``circuits.tasks`` registers the bundled ones when it is imported."""
     unknown = [name for name in names if name not in TASKS]
     if unknown:
         names = ", ".join(map(repr, unknown))
