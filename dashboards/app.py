@@ -47,7 +47,7 @@ from dashboards.layout import (
     prompt_bar,
 )
 from dashboards.state import AppState, Session
-from dashboards.style import ERR, HEAD_VIEW_INPUTS, message
+from dashboards.style import ERR, ERROR, HEAD_VIEW_INPUTS, on_error
 from dashboards.tables import score_columns
 from interp.ablation.heads import head_means
 from interp.errors import InterpError
@@ -244,15 +244,13 @@ def _register_atlas_and_scatter(app: Dash, state: AppState) -> None:
         Input("session-key", "data"),
         State("client-id", "data"),
     )
+    @on_error(empty_figure)
     def atlas(column, layer, head, _key, client):
-        try:
-            session = state.require(client)
-            if column not in session.scores:
-                return empty_figure("pick a score")
-            selected = _selected(layer, head)
-            return atlas_figure(session.scores, column, selected)
-        except Exception as e:
-            return empty_figure(message(e))
+        session = state.require(client)
+        if column not in session.scores:
+            return empty_figure("pick a score")
+        selected = _selected(layer, head)
+        return atlas_figure(session.scores, column, selected)
 
     @app.callback(
         Output("scatter", "figure"),
@@ -263,15 +261,13 @@ def _register_atlas_and_scatter(app: Dash, state: AppState) -> None:
         Input("session-key", "data"),
         State("client-id", "data"),
     )
+    @on_error(empty_figure)
     def scatter(x, y, layer, head, _key, client):
-        try:
-            session = state.require(client)
-            if x not in session.scores or y not in session.scores:
-                return empty_figure("pick two scores")
-            selected = _selected(layer, head)
-            return scatter_figure(session.scores, x, y, selected)
-        except Exception as e:
-            return empty_figure(message(e))
+        session = state.require(client)
+        if x not in session.scores or y not in session.scores:
+            return empty_figure("pick two scores")
+        selected = _selected(layer, head)
+        return scatter_figure(session.scores, x, y, selected)
 
 
 def _register_attention_views(app: Dash, state: AppState) -> None:
@@ -285,15 +281,13 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
         Input("attn-hide-first", "value"),
         *HEAD_VIEW_INPUTS[4:],
     )
+    @on_error(empty_figure("no attention map"), ERROR)
     def attention(_, layer, head, _key, scale, hide, prompt, client):
-        try:
-            session, view, layer, head = state.head_view(client, prompt, layer, head)
-            fig = attention_figure(
-                view, layer, head, session.causal, scale=scale or "linear", hide_first=bool(hide)
-            )
-            return fig, unknown_warning(session.model.tokenizer, view.ids)
-        except Exception as e:
-            return empty_figure("no attention map"), message(e)
+        session, view, layer, head = state.head_view(client, prompt, layer, head)
+        fig = attention_figure(
+            view, layer, head, session.causal, scale=scale or "linear", hide_first=bool(hide)
+        )
+        return fig, unknown_warning(session.model.tokenizer, view.ids)
 
     @app.callback(
         Output("geom-hist", "figure"),
@@ -302,15 +296,14 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
         Output("geom-error", "children"),
         *HEAD_VIEW_INPUTS,
     )
+    @on_error(
+        empty_figure("no geometry"), empty_figure("no geometry"), empty_figure("no geometry"), ERROR
+    )
     def geometry(_, layer, head, _key, prompt, client):
-        try:
-            session, view, layer, head = state.head_view(client, prompt, layer, head)
-            scoring = getattr(session.model.cfg, "interp_attention", "dpa")
-            figs = geometry_figures(view, layer, head, session.causal, scoring=scoring)
-            return (*figs, "")
-        except Exception as e:
-            blank = empty_figure("no geometry")
-            return blank, blank, blank, message(e)
+        session, view, layer, head = state.head_view(client, prompt, layer, head)
+        scoring = getattr(session.model.cfg, "interp_attention", "dpa")
+        figs = geometry_figures(view, layer, head, session.causal, scoring=scoring)
+        return (*figs, "")
 
 
 def _register_ablation(app: Dash, state: AppState) -> None:
@@ -332,49 +325,47 @@ def _register_ablation(app: Dash, state: AppState) -> None:
         State("foil", "value"),
         State("client-id", "data"),
     )
+    @on_error(empty_figure("no ablation result"), "", ERROR)
     def ablation(_a, _b, _key, _url, prompt, heads, kind, corrupted, target, foil, client):
-        try:
-            session = state.require(client)
-            if not session.causal:
-                raise InterpError("the ablation playground needs a causal language model")
-            model = session.model
-            chosen = parse_heads(model, heads)
-            means = None
-            if kind == "mean" and chosen:
-                means = state.cached(("means",), _all_means, client)
-            key = ("ablate", prompt, tuple(chosen), kind, corrupted if kind == "resample" else None)
-            view = state.cached(
-                key,
-                lambda s: ablation_view(
-                    s.model, prompt, chosen, kind, means=means, corrupted=corrupted
-                ),
-                client,
-            )
-            t_id = first_token(model, target)
-            f_id = first_token(model, foil)
-            top2 = view.logits_clean.topk(2).indices.tolist()
-            t_id = top2[0] if t_id is None else t_id
-            f_id = top2[1] if f_id is None else f_id
+        session = state.require(client)
+        if not session.causal:
+            raise InterpError("the ablation playground needs a causal language model")
+        model = session.model
+        chosen = parse_heads(model, heads)
+        means = None
+        if kind == "mean" and chosen:
+            means = state.cached(("means",), _all_means, client)
+        key = ("ablate", prompt, tuple(chosen), kind, corrupted if kind == "resample" else None)
+        view = state.cached(
+            key,
+            lambda s: ablation_view(
+                s.model, prompt, chosen, kind, means=means, corrupted=corrupted
+            ),
+            client,
+        )
+        t_id = first_token(model, target)
+        f_id = first_token(model, foil)
+        top2 = view.logits_clean.topk(2).indices.tolist()
+        t_id = top2[0] if t_id is None else t_id
+        f_id = top2[1] if f_id is None else f_id
 
-            def decode(i: int) -> str:
-                return model.tokenizer.decode([i])
+        def decode(i: int) -> str:
+            return model.tokenizer.decode([i])
 
-            diff_c = float(view.logits_clean[t_id] - view.logits_clean[f_id])
-            diff_a = float(view.logits_ablated[t_id] - view.logits_ablated[f_id])
-            p_c = view.tokens_clean.exp()
-            kl = float((p_c * (view.tokens_clean - view.tokens_ablated)).sum())
-            names = ", ".join(heads or []) or "none"
-            info = (
-                f"logit({decode(t_id)!r}) - logit({decode(f_id)!r}): clean {diff_c:+.3f}, "
-                f"ablated {diff_a:+.3f} (change {diff_a - diff_c:+.3f}); "
-                f"KL(clean || ablated) = {kl:.4f} nats; ablated ({kind}): {names}"
-            )
-            fig = ablation_figure(
-                view, decode, title=f"next token after the prompt ({len(chosen)} heads {kind})"
-            )
-            return fig, info, ""
-        except Exception as e:
-            return empty_figure("no ablation result"), "", message(e)
+        diff_c = float(view.logits_clean[t_id] - view.logits_clean[f_id])
+        diff_a = float(view.logits_ablated[t_id] - view.logits_ablated[f_id])
+        p_c = view.tokens_clean.exp()
+        kl = float((p_c * (view.tokens_clean - view.tokens_ablated)).sum())
+        names = ", ".join(heads or []) or "none"
+        info = (
+            f"logit({decode(t_id)!r}) - logit({decode(f_id)!r}): clean {diff_c:+.3f}, "
+            f"ablated {diff_a:+.3f} (change {diff_a - diff_c:+.3f}); "
+            f"KL(clean || ablated) = {kl:.4f} nats; ablated ({kind}): {names}"
+        )
+        fig = ablation_figure(
+            view, decode, title=f"next token after the prompt ({len(chosen)} heads {kind})"
+        )
+        return fig, info, ""
 
     def _all_means(s: Session) -> dict:
         heads = [(la, h) for la in range(s.n_layers) for h in range(s.n_heads)]

@@ -11,7 +11,7 @@ from dashboards.analysis import MAX_CHARS, LayerView
 from dashboards.figures import attention_figure, empty_figure
 from dashboards.jobs import HEAVY
 from dashboards.state import AppState
-from dashboards.style import ERR, ROW, graph, message, section
+from dashboards.style import ERR, ERROR, ROW, graph, on_error, section
 from interp.defaults import DIVERGING_COLORS
 
 
@@ -88,19 +88,17 @@ def register(app: Dash, state: AppState) -> None:
         prevent_initial_call=True,
         **HEAVY,
     )
+    @on_error(*[empty_figure("type a second prompt and press Compare")] * 3, ERROR)
     def compare(_, layer, head, prompt, other, client):
-        blank = empty_figure("type a second prompt and press Compare")
         if not other:
+            blank = empty_figure("type a second prompt and press Compare")
             return blank, blank, blank, ""
-        try:
-            session, layer, head = state.selected_head(client, layer, head)
-            views = [state.layer_view(client, p, layer) for p in (prompt, other)]
-            figs = [
-                attention_figure(v, layer, head, session.causal).update_layout(
-                    title=f"{name}: L{layer}.H{head}, {len(v.tokens)} tokens"
-                )
-                for name, v in zip("AB", views, strict=True)
-            ]
-            return figs[0], figs[1], difference_figure(views[0], views[1], layer, head), ""
-        except Exception as e:
-            return blank, blank, blank, message(e)
+        session, layer, head = state.selected_head(client, layer, head)
+        views = [state.layer_view(client, p, layer) for p in (prompt, other)]
+        figs = [
+            attention_figure(v, layer, head, session.causal).update_layout(
+                title=f"{name}: L{layer}.H{head}, {len(v.tokens)} tokens"
+            )
+            for name, v in zip("AB", views, strict=True)
+        ]
+        return figs[0], figs[1], difference_figure(views[0], views[1], layer, head), ""

@@ -12,7 +12,7 @@ from dash import Dash, Input, Output, State, dcc, html
 from dashboards.analysis import check_head
 from dashboards.prompt_analysis import rank_table
 from dashboards.state import AppState
-from dashboards.style import ERR, ROW, message
+from dashboards.style import ERR, ERROR, ROW, on_error
 
 
 def components() -> list:
@@ -45,11 +45,9 @@ def register(app: Dash, state: AppState) -> None:
         State("client-id", "data"),
         prevent_initial_call=True,
     )
+    @on_error(dash.no_update, ERROR)
     def export(_a, _b, _c, prompt, layer, head, client):
-        try:
-            return payload(state, client, dash.ctx.triggered_id, prompt, layer, head), ""
-        except Exception as e:
-            return dash.no_update, message(e)
+        return payload(state, client, dash.ctx.triggered_id, prompt, layer, head), ""
 
 
 def payload(state: AppState, client: str | None, which: str, prompt, layer, head) -> dict:

@@ -14,7 +14,7 @@ from dash import Dash, Input, Output, State, html
 
 from dashboards.analysis import display_token
 from dashboards.state import AppState, Session
-from dashboards.style import ERR, message, section
+from dashboards.style import ERR, ERROR, on_error, section
 from interp.defaults import HIDDEN_SINK_MIN_QUERIES
 from interp.heads import REGISTRY
 
@@ -171,9 +171,7 @@ def register(app: Dash, state: AppState) -> None:
         Input("session-key", "data"),
         State("client-id", "data"),
     )
+    @on_error([], ERROR)
     def head_card(layer, head, _key, client):
-        try:
-            session, layer, head = state.selected_head(client, layer, head)
-            return card(session, layer, head), ""
-        except Exception as e:
-            return [], message(e)
+        session, layer, head = state.selected_head(client, layer, head)
+        return card(session, layer, head), ""

@@ -12,7 +12,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from dashboards.jobs import HEAVY
 from dashboards.state import AppState
-from dashboards.style import ERR, ROW, graph, message, section
+from dashboards.style import ERR, ERROR, ROW, graph, on_error, section
 from interp.errors import InputError
 from interp.show.long_document import MAX_WINDOW, STATISTICS, WINDOW, long_document
 
@@ -102,17 +102,15 @@ def register(app: Dash, state: AppState) -> None:
         prevent_initial_call=True,
         **HEAVY,
     )
+    @on_error(no_update, "", ERROR)
     def overview(_, statistic, layer, head, text, client):
-        try:
-            doc, seconds = document(state, client, text, layer)
-            fig = doc.figure(statistic or "sink mass", head=_head(doc, head))
-            status = (
-                f"{len(doc.tokens):,} tokens through layer {doc.layer} in {seconds:.1f} s "
-                "(streaming statistics: no n x n matrix)"
-            )
-            return fig, status, ""
-        except Exception as e:
-            return no_update, "", message(e)
+        doc, seconds = document(state, client, text, layer)
+        fig = doc.figure(statistic or "sink mass", head=_head(doc, head))
+        status = (
+            f"{len(doc.tokens):,} tokens through layer {doc.layer} in {seconds:.1f} s "
+            "(streaming statistics: no n x n matrix)"
+        )
+        return fig, status, ""
 
     @app.callback(
         Output("doc-head", "value"),
@@ -142,13 +140,11 @@ def register(app: Dash, state: AppState) -> None:
         prevent_initial_call=True,
         **HEAVY,
     )
+    @on_error(no_update, ERROR)
     def window(_, head, start, size, layer, text, client):
-        try:
-            doc, _ = document(state, client, text, layer)
-            start = min(int(start or 0), len(doc.tokens) - 1)
-            return doc.window_figure(_head(doc, head), start, int(size or WINDOW)), ""
-        except Exception as e:
-            return no_update, message(e)
+        doc, _ = document(state, client, text, layer)
+        start = min(int(start or 0), len(doc.tokens) - 1)
+        return doc.window_figure(_head(doc, head), start, int(size or WINDOW)), ""
 
 
 def _head(doc, head) -> int:

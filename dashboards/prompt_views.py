@@ -20,7 +20,7 @@ from dashboards.prompt_analysis import (
 )
 from dashboards.prompt_figures import layer_figure, patching_figures, ranked_figure
 from dashboards.state import AppState
-from dashboards.style import ERR, HEAD_VIEW_INPUTS, ROW, graph, message, section
+from dashboards.style import ERR, ERROR, HEAD_VIEW_INPUTS, ROW, graph, on_error, section
 
 RANK_DEFAULT = "induction"
 EXACT_DEFAULT = 10  # heads patched exactly per click of "Exact on the top"
@@ -113,12 +113,10 @@ def register(app: Dash, state: AppState) -> None:
         Output("layer-error", "children"),
         *HEAD_VIEW_INPUTS,
     )
+    @on_error(empty_figure("no layer view"), ERROR)
     def layer(_, layer, head, _key, prompt, client):
-        try:
-            _, view, layer, head = state.head_view(client, prompt, layer, head)
-            return layer_figure(view, layer, head), ""
-        except Exception as e:
-            return empty_figure("no layer view"), message(e)
+        _, view, layer, head = state.head_view(client, prompt, layer, head)
+        return layer_figure(view, layer, head), ""
 
     @app.callback(
         Output("rank-score", "options"),
@@ -133,18 +131,15 @@ def register(app: Dash, state: AppState) -> None:
         State("prompt", "value"),
         State("client-id", "data"),
     )
+    @on_error([], None, empty_figure("no ranking"), empty_figure("no ranking"), ERROR)
     def rank(_, _key, column, _url, prompt, client):
-        try:
-            table = state.cached(("rank", prompt), lambda s: rank_table(s.model, prompt), client)
-            columns = [c for c in table.columns if c not in ("layer", "head")]
-            if column not in columns:
-                column = RANK_DEFAULT if RANK_DEFAULT in columns else columns[0]
-            atlas = atlas_figure(table, column, None)
-            atlas.update_layout(title=f"{column} on this prompt")
-            return columns, column, atlas, ranked_figure(table, column), ""
-        except Exception as e:
-            blank = empty_figure("no ranking")
-            return [], None, blank, blank, message(e)
+        table = state.cached(("rank", prompt), lambda s: rank_table(s.model, prompt), client)
+        columns = [c for c in table.columns if c not in ("layer", "head")]
+        if column not in columns:
+            column = RANK_DEFAULT if RANK_DEFAULT in columns else columns[0]
+        atlas = atlas_figure(table, column, None)
+        atlas.update_layout(title=f"{column} on this prompt")
+        return columns, column, atlas, ranked_figure(table, column), ""
 
     @app.callback(
         Output("patch-effect", "figure"),
@@ -162,40 +157,37 @@ def register(app: Dash, state: AppState) -> None:
         prevent_initial_call=True,
         **HEAVY,
     )
+    @on_error(empty_figure("no patching result"), empty_figure("no patching result"), "", ERROR)
     def patching(_, _exact, prompt, corrupted, target, foil, n_exact, client):
-        try:
-            model = state.require(client).model
-            t_id, f_id = first_token(model, target), first_token(model, foil)
-            view = state.cached(
-                ("patch", prompt, corrupted, t_id, f_id),
-                lambda s: patching_view(s.model, prompt, corrupted, t_id, f_id),
-                client,
-            )
-            if ctx.triggered_id == "patch-exact-btn":
-                key = client or ""
+        model = state.require(client).model
+        t_id, f_id = first_token(model, target), first_token(model, foil)
+        view = state.cached(
+            ("patch", prompt, corrupted, t_id, f_id),
+            lambda s: patching_view(s.model, prompt, corrupted, t_id, f_id),
+            client,
+        )
+        if ctx.triggered_id == "patch-exact-btn":
+            key = client or ""
 
-                def step(done: int, total: int) -> None:
-                    state.progress[key] = (done, total, "exact patching")
+            def step(done: int, total: int) -> None:
+                state.progress[key] = (done, total, "exact patching")
 
-                try:
-                    with state.lock:
-                        exact_patching(model, view, int(n_exact or EXACT_DEFAULT), step)
-                finally:
-                    state.progress.pop(key, None)
+            try:
+                with state.lock:
+                    exact_patching(model, view, int(n_exact or EXACT_DEFAULT), step)
+            finally:
+                state.progress.pop(key, None)
 
-            def decode(i: int) -> str:
-                return model.tokenizer.decode([i])
+        def decode(i: int) -> str:
+            return model.tokenizer.decode([i])
 
-            effect, dla = patching_figures(view, decode)
-            info = (
-                f"logit({decode(view.target)!r}) - logit({decode(view.foil)!r}): clean "
-                f"{view.clean_diff:+.3f}, corrupted {view.corrupted_diff:+.3f}; direct logit "
-                f"attribution of all heads {view.dla.sum():+.3f}" + _exact_summary(view)
-            )
-            return effect, dla, info, ""
-        except Exception as e:
-            blank = empty_figure("no patching result")
-            return blank, blank, "", message(e)
+        effect, dla = patching_figures(view, decode)
+        info = (
+            f"logit({decode(view.target)!r}) - logit({decode(view.foil)!r}): clean "
+            f"{view.clean_diff:+.3f}, corrupted {view.corrupted_diff:+.3f}; direct logit "
+            f"attribution of all heads {view.dla.sum():+.3f}" + _exact_summary(view)
+        )
+        return effect, dla, info, ""
 
     @app.callback(
         Output("patch-progress", "value"),

@@ -3,7 +3,10 @@ one-line message a callback shows instead of a traceback."""
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from dash import Input, State, dcc, html
 
@@ -45,6 +48,32 @@ def graph(id: str) -> dcc.Graph:
 
 def section(title: str, *children, id: str) -> html.Section:
     return html.Section([html.H3(title), *children], id=id, style=BOX)
+
+
+#: where the error message goes among an ``on_error`` fallback's outputs
+ERROR = object()
+
+
+def on_error(*fallback: Any) -> Callable[[Callable], Callable]:
+    """Decorator of a Dash callback: an exception becomes the ``fallback`` outputs, with the
+    page's text for it (``message``) where ``ERROR`` stands and passed to any callable one
+    (``on_error(empty_figure)``: a figure that says what went wrong). One output: one value."""
+
+    def fill(text: str) -> Any:
+        values = [text if v is ERROR else v(text) if callable(v) else v for v in fallback]
+        return values[0] if len(values) == 1 else tuple(values)
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - shown in the page (message logs internals)
+                return fill(message(e))
+
+        return guarded
+
+    return decorate
 
 
 def message(e: Exception) -> str:

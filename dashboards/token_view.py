@@ -13,7 +13,7 @@ import torch
 from dash import ALL, Dash, Input, Output, dcc, html
 
 from dashboards.state import AppState
-from dashboards.style import ERR, HEAD_VIEW_INPUTS, ROW, message, section
+from dashboards.style import ERR, ERROR, HEAD_VIEW_INPUTS, ROW, on_error, section
 
 MODES = ("attends to", "attended by")
 TOP_HOVER = 3
@@ -106,11 +106,9 @@ def register(app: Dash, state: AppState) -> None:
         Input("tok-mode", "value"),
         *HEAD_VIEW_INPUTS[4:],
     )
+    @on_error([], ERROR)
     def text(_, layer, head, _key, selected, mode, prompt, client):
-        try:
-            _, view, layer, head = state.head_view(client, prompt, layer, head)
-            n = len(view.tokens)
-            chosen = n - 1 if selected is None or not 0 <= int(selected) < n else int(selected)
-            return token_spans(view.pattern[head], view.tokens, chosen, mode or MODES[0]), ""
-        except Exception as e:
-            return [], message(e)
+        _, view, layer, head = state.head_view(client, prompt, layer, head)
+        n = len(view.tokens)
+        chosen = n - 1 if selected is None or not 0 <= int(selected) < n else int(selected)
+        return token_spans(view.pattern[head], view.tokens, chosen, mode or MODES[0]), ""

@@ -333,3 +333,29 @@ def test_one_forward_serves_every_layer_of_a_short_prompt(tiny):
     finally:
         handle.remove()
     assert len(runs) == 1
+
+
+def test_on_error_turns_an_exception_into_the_callbacks_fallback_outputs():
+    """One wrapper for every callback: a user error shows its text where ERROR stands, a
+    callable fallback gets the text, an internal error names its type; no exception escapes."""
+    from dashboards.style import ERROR, on_error
+    from interp.errors import InputError
+
+    @on_error([], ERROR)
+    def two(fail):
+        if fail == "user":
+            raise InputError("type a prompt first")
+        if fail == "bug":
+            raise KeyError("x")
+        return ["ok"], ""
+
+    assert two(None) == (["ok"], "")
+    assert two("user") == ([], "type a prompt first")
+    assert two("bug") == ([], "internal error (KeyError): 'x'")
+
+    @on_error(lambda text: f"figure saying {text}")
+    def one():
+        raise InputError("no model loaded yet")
+
+    assert one() == "figure saying no model loaded yet"
+    assert two.__name__ == "two"  # Dash sees the callback's own name and signature
