@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,8 +126,7 @@ def screen(deltas: np.ndarray, alpha: float, seed: int) -> tuple[np.ndarray, np.
 
 
 def _joint(
-    scorer: ChoiceScorer,
-    config: CalibrationConfig,
+    margins_of: Callable[[list[Head]], np.ndarray],
     heads: list[Head],
     deltas: np.ndarray,
     p: np.ndarray,
@@ -144,7 +144,7 @@ def _joint(
         if not chosen:  # a head alone is already measured
             m = base + deltas[i]
         else:
-            m = scorer.margins(scorer.logprobs(_with(config, [*chosen, heads[i]])))
+            m = margins_of([*chosen, heads[i]])
         if m[rows].mean() > best_margin and (m[rows] > 0).mean() >= best_acc:
             chosen.append(heads[i])
             best_margin, best_acc = m[rows].mean(), (m[rows] > 0).mean()
@@ -173,19 +173,29 @@ def search_heads(
     deltas, acc_alone = head_effects(scorer, heads, blank, progress)
     p_all, kept_all = screen(deltas, o.alpha, o.seed)
 
+    runs: dict[tuple[Head, ...], np.ndarray] = {}
+
+    def margins_of(chosen: list[Head]) -> np.ndarray:
+        """Every example's margin under a head set, each set run once: the folds' greedy
+        steps often try the same sets (a set's calibration does not depend on its order)."""
+        key = tuple(sorted(chosen))
+        if key not in runs:
+            runs[key] = scorer.margins(scorer.logprobs(_with(blank, list(key))))
+        return runs[key]
+
     folds = kfold(n, o.folds, o.seed) if n >= 2 * o.folds else []
     fold_sets: list[list[Head]] = []
     held = base.copy()  # every example's margin under the set chosen without it
     for k, test in enumerate(tqdm(folds, desc="cross-validate", disable=not progress)):
         train = np.setdiff1d(np.arange(n), test)
         p, kept = screen(deltas[:, train], o.alpha, o.seed + 1 + k)
-        chosen = _joint(scorer, blank, heads, deltas, p, kept, train, base, o.max_joint)
+        chosen = _joint(margins_of, heads, deltas, p, kept, train, base, o.max_joint)
         fold_sets.append(chosen)
         if chosen:
-            held[test] = scorer.margins(scorer.logprobs(_with(blank, chosen)))[test]
+            held[test] = margins_of(chosen)[test]
     counts = Counter(h for chosen in fold_sets for h in chosen)
     stable = [h for h in heads if counts[h] >= o.min_folds]
-    after = scorer.margins(scorer.logprobs(_with(blank, stable))) if stable else base
+    after = margins_of(stable) if stable else base
 
     ok_before, ok_held = base > 0, held > 0
     margin_ci = paired_bootstrap(base, held, seed=o.seed)

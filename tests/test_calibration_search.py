@@ -185,3 +185,19 @@ def test_power_statement_by_hand():
     assert s["share_changed"] == pytest.approx(0.02)
     assert s["mde_observed"] == pytest.approx(z * np.std(after - 0.0, ddof=1) / np.sqrt(1200))
     assert minimum_detectable(1.0, 100) == pytest.approx(z / 10, rel=1e-5)
+
+
+def test_a_head_sets_calibration_does_not_depend_on_the_heads_order(tiny):
+    """The search runs each head set once whatever order its heads were chosen in (the folds'
+    greedy steps share sets); that rests on this property of the calibration."""
+    rows = [
+        {"prompt": f"item {i} is the ", "choices": ["a", "b", "c"], "label": i % 3}
+        for i in range(12)
+    ]
+    scorer = ChoiceScorer(tiny, rows)
+    name = str(tiny.cfg.model_name)
+    heads = [(1, 2), (0, 1), (1, 0)]
+    a = scorer.logprobs(CalibrationConfig(name, heads, threshold=0.0))
+    b = scorer.logprobs(CalibrationConfig(name, heads[::-1], threshold=0.0))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, scorer.logprobs(None))  # the calibration changes something
