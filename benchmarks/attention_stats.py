@@ -65,21 +65,11 @@ def _estimate_gb(case: str, n: int, heads: int) -> float:
 def _use_torch_backend_of(rev: str) -> None:
     """Swap the torch backend (``interp.stats.streaming._torch``) for the one at git revision
     ``rev``: the "before" of a speed-up, measured in the same run as the "after"."""
-    import importlib.util
-    import tempfile
+    from revision import module_at  # benchmarks/ (this script's folder)
 
     import interp.stats.streaming as streaming
 
-    cmd = ["git", "show", f"{rev}:interp/stats/streaming.py"]
-    root = Path(__file__).parents[1]
-    src = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=root).stdout
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(src)
-    spec = importlib.util.spec_from_file_location("streaming_before", f.name)
-    old = importlib.util.module_from_spec(spec)
-    sys.modules["streaming_before"] = old
-    spec.loader.exec_module(old)
-    streaming._torch = old._torch
+    streaming._torch = module_at(rev, "interp/stats/streaming.py", "streaming_before")._torch
 
 
 def run_case(case: str, n: int, shape: str, device: str) -> dict:

@@ -15,16 +15,13 @@ Usage: .venv/bin/python benchmarks/dashboard_switch.py [--before REV] [--tokens 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from revision import module_at  # benchmarks/ (this script's folder)
 
 import interp
 from dashboards import analysis
@@ -34,18 +31,6 @@ from interp.show import maps
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).parents[1]
 LAYERS = [0, 7, 15, 22, 29, 3, 11, 26]  # the order a user clicks through
-
-
-def _maps_at(rev: str):
-    src = subprocess.run(["git", "show", f"{rev}:interp/show/maps.py"], check=True,
-                         capture_output=True, text=True, cwd=ROOT).stdout  # fmt: skip
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(src)
-    spec = importlib.util.spec_from_file_location("maps_before", f.name)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["maps_before"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _prompt(model, n: int) -> str:
@@ -89,7 +74,7 @@ def main() -> None:
     args = ap.parse_args()
     model = interp.load_model("smollm2-135m")
     prompt = _prompt(model, args.tokens)
-    old = _maps_at(args.before)
+    old = module_at(args.before, "interp/show/maps.py", "maps_before")
     n = len(analysis.check_prompt(model, prompt))
     analysis.layer_view(model, prompt, 0)  # warm-up
     rows = {
