@@ -70,13 +70,17 @@ def _cache_kw(module: torch.nn.Module) -> str:
 
 
 def _batches(order: list[int], lengths: list[int], budget: int) -> Iterator[list[int]]:
+    """Consecutive prompts of ``order``, at most ``MAX_BATCH`` and ``budget`` padded tokens."""
     batch: list[int] = []
+    longest = 0
     for i in order:
-        if batch and (len(batch) == MAX_BATCH or (len(batch) + 1) * max(
-            lengths[i], *(lengths[j] for j in batch)) > budget):  # fmt: skip
+        if batch and (
+            len(batch) == MAX_BATCH or (len(batch) + 1) * max(longest, lengths[i]) > budget
+        ):
             yield batch
-            batch = []
+            batch, longest = [], 0
         batch.append(i)
+        longest = max(longest, lengths[i])
     if batch:
         yield batch
 
@@ -93,7 +97,8 @@ class _Prefiller:
         self.ids: list[int] = []
         self.tokens_prefilled = 0
 
-    def __call__(self, ids: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def __call__(self, ids: list[int]) -> list[_BufferLayer]:
+        """The cache layers holding exactly ``ids`` (valid until the next call)."""
         keep = common_prefix(self.ids, ids)  # a duplicate or a prefix of the last: all kept
         if self.cache.get_seq_length() > keep:
             self.cache.crop(keep - self.cache.get_seq_length())  # (tokens to remove, < 0)
@@ -104,25 +109,18 @@ class _Prefiller:
             self.base(input_ids=rest, position_ids=pos, use_cache=True, **kw)
         self.tokens_prefilled += len(ids) - keep
         self.ids = list(ids)
-        return [(layer.keys.clone(), layer.values.clone()) for layer in self.cache.layers]
+        return self.cache.layers
 
 
-def _stack(
-    kvs: list[list[tuple[torch.Tensor, torch.Tensor]]], room: int
-) -> tuple[Cache, list[int]]:
-    """Caches of different lengths stacked with left padding into one buffer cache with
-    ``room`` free tokens; returns the cache and the pad of each row."""
-    longest = max(kv[0][0].shape[2] for kv in kvs)
-    pads = [longest - kv[0][0].shape[2] for kv in kvs]
-    cache = _buffer_cache(len(kvs[0]), longest + room)
-    for layer, buf in enumerate(cache.layers):
-        k0 = kvs[0][layer][0]
-        keys = k0.new_zeros(len(kvs), k0.shape[1], longest, k0.shape[3])
-        values = torch.zeros_like(keys)
-        for row, (kv, pad) in enumerate(zip(kvs, pads, strict=True)):
-            keys[row, :, pad:] = kv[layer][0][0]
-            values[row, :, pad:] = kv[layer][1][0]
-        buf.update(keys, values)
+def _stacked(prefill: _Prefiller, prompts: list[list[int]], room: int) -> tuple[Cache, list[int]]:
+    """Each prompt prefilled and copied into its row of one buffer cache, left-padded to the
+    longest, with ``room`` free tokens; returns the cache and the pad of each row."""
+    longest = max(len(p) for p in prompts)
+    pads = [longest - len(p) for p in prompts]
+    cache = _buffer_cache(len(prefill.cache.layers), longest + room)
+    for row, (ids, pad) in enumerate(zip(prompts, pads, strict=True)):
+        for buf, layer in zip(cache.layers, prefill(ids), strict=True):
+            buf.put_row(row, len(prompts), pad, layer.keys, layer.values)
     return cache, pads
 
 
@@ -170,6 +168,19 @@ class _BufferLayer(DynamicLayer):
         self.length = end
         self.keys, self.values = self._k[..., :end, :], self._v[..., :end, :]
         return self.keys, self.values
+
+    def put_row(
+        self, row: int, rows: int, start: int, keys: torch.Tensor, values: torch.Tensor
+    ) -> None:
+        """One prompt's [1, h, n, d] keys and values into batch row ``row`` of ``rows`` at
+        positions ``start`` .. ``start + n`` (left padding before ``start`` stays 0)."""
+        if not self.is_initialized:
+            self.lazy_initialization(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1))
+        end = start + keys.shape[-2]
+        self._k[row, :, start:end] = keys[0]
+        self._v[row, :, start:end] = values[0]
+        self.length = max(self.length, end)
+        self.keys, self.values = self._k[..., : self.length, :], self._v[..., : self.length, :]
 
     def get_seq_length(self) -> int:
         return self.length
@@ -276,7 +287,7 @@ def batched_greedy_decode(
     batches = 0
     for batch in _batches(order, [len(p) for p in ids], token_budget):
         batches += 1
-        cache, pads = _stack([prefill(ids[i][:-1]) for i in batch], max_new_tokens)
+        cache, pads = _stacked(prefill, [ids[i][:-1] for i in batch], max_new_tokens)
         rows = _decode_batch(
             plain, cache, torch.tensor(pads, device=device),
             first=[ids[i][-1] for i in batch], positions=[len(ids[i]) - 1 for i in batch],
