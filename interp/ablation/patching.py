@@ -157,7 +157,7 @@ def _resumed_z_patching(
     batched forward per layer (a copy of the base batch per head), from the layer's input."""
     n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
     d_head = int(model.cfg.d_head)
-    inputs, _, _ = runner.record(base)
+    inputs = runner.base_inputs  # recorded by the runner's self-check
     _, donor_z, _ = runner.record(donor)
     out = torch.full((n_layers, n_heads), float("nan"))
     for la in tqdm(layers, desc="patching z (one forward per layer)", disable=not progress):

@@ -40,6 +40,7 @@ class ResumeRunner:
 
     def __init__(self, plain: Any, base_model: Any, o_proj: list[nn.Module]) -> None:
         self.plain, self.base_model, self.o_proj = plain, base_model, o_proj
+        self.base_inputs: dict[int, torch.Tensor] = {}  # the checked batch's layer inputs
         self.layers = base_model.layers
         self.device = next(plain.parameters()).device
         self._handles = [m.register_forward_pre_hook(self._o_hook(i)) for i, m in enumerate(o_proj)]
@@ -164,9 +165,10 @@ def resume_runner(
     reference_logits: torch.Tensor,
     metric: Callable[[torch.Tensor], float],
 ) -> ResumeRunner | None:
-    """A runner for ``base``, or None where resuming is not exact for this model (see the
-    module docstring). ``reference_logits``: the bridge's logits of ``base``; the runner's own
-    full run and a resumed run from the middle layer must give the same metric."""
+    """A runner for ``base`` (its layer inputs in ``base_inputs``), or None where resuming is
+    not exact for this model (see the module docstring). ``reference_logits``: the bridge's
+    logits of ``base``; the runner's own full run and a resumed run from the middle layer must
+    give the same metric."""
     from interp.stats.capture import _base, plain_model
 
     try:
@@ -191,6 +193,7 @@ def resume_runner(
         if abs(metric(logits) - ref) > tol or abs(metric(again) - ref) > tol:
             runner.close()
             return None
+        runner.base_inputs = inputs  # what the patched runs resume from
     except Exception:  # noqa: BLE001 - any failure means: use the bridge path
         runner.close()
         return None
