@@ -366,7 +366,9 @@ def needle_accuracy(
             for t in tqdm(tests, desc="needle tests", disable=not progress, leave=False)
         ]
     else:  # no ablation: the batched decoder gives the same answers
-        recalls = [o.recall for o in run_tests(model, tests, score_heads=False)]
+        with tqdm(total=len(tests), desc="needle tests", disable=not progress, leave=False) as bar:
+            found = run_tests(model, tests, score_heads=False, on_done=lambda i, o: bar.update(1))
+        recalls = [o.recall for o in found]
     return {
         "accuracy": float(np.mean([r > RECALL_THRESHOLD for r in recalls])),
         "mean_recall": float(np.mean(recalls)),
