@@ -5,9 +5,12 @@ CUDA) is its own. Prints a table and writes JSON to benchmarks/results/.
 
 Per-layer cases (random q/k at SmolLM2's shape: 9 query heads, 3 kv heads, d 64; on a GPU
 also 32 query / 8 kv heads, d 128): ``dense`` (plain softmax statistics, the oracle),
-``torch`` (chunked, exact), ``triton`` (GPU only) and ``sdpa`` (one
-``scaled_dot_product_attention`` forward: the speed anchor). Whole-model cases (SmolLM2-135M,
-all 30 layers, real text; only where transformer-lens is installed): ``tl_cache``
+``torch`` (chunked, exact), ``triton`` (GPU only), ``sdpa`` (one
+``scaled_dot_product_attention`` forward: the speed anchor) and, GPU only, ``sdpa_lse`` (the
+model's attention through the op that returns each row's LSE, as ``interp.stats.capture``
+runs it for the statistics), ``fused`` / ``fused_det`` (that attention plus the one-pass
+statistics; ``added_x_sdpa`` = what the statistics add, in SDPA forwards). Whole-model cases
+(SmolLM2-135M, all 30 layers, real text; only where transformer-lens is installed): ``tl_cache``
 (transformer-lens ``run_with_cache`` of every ``hook_pattern``), ``tl_stats`` (the same
 cache and then the statistics read off each pattern: what a peer needs for the same answer) and
 ``model_stats`` (``interp.stats.capture.model_attention_stats``).
@@ -31,6 +34,10 @@ RESULTS = Path(__file__).parent / "results"
 SHAPES = {"smollm2": (9, 3, 64), "h32kv8d128": (32, 8, 128)}
 GB = 2**30
 TORCH_MAX_N_CUDA = 32768  # the chunked torch reference is O(n^2) work: minutes beyond this
+#: GPU: the model's own attention through the op that returns its row LSE (``sdpa_lse``), and
+#: that attention plus the one-pass statistics with atomic / deterministic column sums; the
+#: statistics' added cost is (fused - sdpa_lse) / sdpa
+FUSED_CASES = ("sdpa_lse", "fused", "fused_det")
 
 
 def _gpu_slug() -> str:
@@ -93,17 +100,26 @@ def run_case(case: str, n: int, shape: str, device: str) -> dict:
         if cuda:
             torch.cuda.synchronize()
 
-    if case in ("dense", "torch", "triton", "sdpa"):
+    if case in ("dense", "torch", "triton", "sdpa", *FUSED_CASES):
         q = torch.randn(1, hq, n, d, device=dev, dtype=dtype)
         k = torch.randn(1, hkv, n, d, device=dev, dtype=dtype)
         v = torch.randn(1, hkv, n, d, device=dev, dtype=dtype)
+        from interp.stats.capture import attention_with_lse
         from interp.stats.streaming import attention_stats
+
+        class _Causal:  # what attention_with_lse reads off a model's attention module
+            is_causal = True
 
         def once():
             if case == "sdpa":
                 torch.nn.functional.scaled_dot_product_attention(
                     q, k, v, is_causal=True, enable_gqa=True
                 )
+            elif case in FUSED_CASES:  # the model's attention with its LSE (+ one-pass stats)
+                _, lse = attention_with_lse(_Causal(), q, k, v, None)
+                if case != "sdpa_lse":
+                    attention_stats(q, k, backend="triton", lse=lse, check_lse=False,
+                                    deterministic=case == "fused_det")  # fmt: skip
             else:
                 attention_stats(q, k, backend=case)
 
@@ -196,7 +212,7 @@ def _cuda_timing(once, case: str, target_s: float = 0.4) -> dict:
         "peak_gb": peak / GB,
         "above_inputs_gb": (peak - base) / GB,
     }
-    if case in ("triton", "sdpa"):
+    if case in ("triton", "sdpa", *FUSED_CASES):
         row.update(_kernel_times(once, case))
     return row
 
@@ -217,7 +233,8 @@ def _kernel_times(once, case: str) -> dict:
             if us:
                 kernels[ev.key[:80]] = us / 1e6
         out["kernels_s"] = kernels
-        for name, key in (("_row_stats", "pass1_s"), ("_col_stats", "pass2_s")):
+        for name, key in (("_row_stats", "pass1_s"), ("_col_stats", "pass2_s"),
+                          ("_fused_stats", "fused_s")):  # fmt: skip
             out[key] = sum(t for k, t in kernels.items() if name in k) or None
     except Exception as e:  # noqa: BLE001 - the split is extra information, not the result
         out["profiler_error"] = f"{type(e).__name__}: {e}"[:120]
@@ -227,6 +244,11 @@ def _kernel_times(once, case: str) -> dict:
         for kernel, key in ((tk._row_stats, "pass1_config"), (tk._col_stats, "pass2_config")):
             best = getattr(kernel, "best_config", None)
             out[key] = str(best) if best is not None else None
+    if case.startswith("fused"):
+        from interp.kernels import fused_stats
+
+        best = getattr(fused_stats._fused_stats, "best_config", None)
+        out["fused_config"] = str(best) if best is not None else None
     return out
 
 
@@ -265,7 +287,7 @@ def main() -> None:
         if cuda
         else [512, 2048, 8192]
     )
-    per_layer = ["dense", "torch", "sdpa"] + (["triton"] if cuda else [])
+    per_layer = ["dense", "torch", "sdpa"] + (["triton", *FUSED_CASES] if cuda else [])
     shapes = ["smollm2", "h32kv8d128"] if cuda else ["smollm2"]
     mem_limit = (
         torch.cuda.get_device_properties(0).total_memory / GB * 0.9
@@ -329,6 +351,9 @@ def _derive(rows: list[dict], per_layer: list[str]) -> None:
         r["x_sdpa"] = r["seconds"] / b if r["seconds"] and b else None
         dn = dense.get(key) if r["case"] in per_layer else None
         r["dense_x_faster"] = dn / r["seconds"] if r["seconds"] and dn else None
+        lse_only = {(x["n"], x["shape"]): x["seconds"] for x in rows if x["case"] == "sdpa_lse"}
+        if r["case"] in ("fused", "fused_det") and r["seconds"] and b and lse_only.get(key):
+            r["added_x_sdpa"] = (r["seconds"] - lse_only[key]) / b  # target <= 1.0
         hq, _, d = SHAPES[r["shape"]]
         # TFLOP/s-equivalent: the FLOPs of one causal SDPA forward (QK^T and PV, half the
         # matrix) at this shape, divided by this case's time; comparable across cases
@@ -400,7 +425,7 @@ def _passes(r: dict) -> str:
 def _print_table(rows: list[dict]) -> None:
     """A plain-text table (no rich: the GPU image has only torch, triton and numpy)."""
     head = ("case", "shape", "n", "seconds", "x SDPA", "dense/this", "TFLOP/s eq", "peak GB",
-            "pass 1 / 2 (x SDPA)", "tl_stats/this")  # fmt: skip
+            "pass 1 / 2 (x SDPA)", "added x SDPA", "tl_stats/this")  # fmt: skip
     lines = [head]
     for r in rows:
         lines.append((
@@ -411,6 +436,7 @@ def _print_table(rows: list[dict]) -> None:
             f"{r['tflops_equiv']:.2f}" if r.get("tflops_equiv") else "",
             f"{r['peak_gb']:.2f}" if r["peak_gb"] else "",
             _passes(r),
+            f"{r['added_x_sdpa']:.2f}" if r.get("added_x_sdpa") is not None else "",
             f"{r['tl_stats_x_faster']:.2f}" if r.get("tl_stats_x_faster") else "",
         ))  # fmt: skip
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]

@@ -3,15 +3,16 @@ benchmark).
 
     python benchmarks/triton_exactness.py [--jobs 12]     # exits 1 on any mismatch
 
-Needs only torch + triton + numpy (the light core). Cases: SmolLM2's shape (9 query / 3 kv heads,
-d 64) and 32 / 8 heads at d 128, plus d 24 (padded) and bidirectional; causal and not; with and
+Needs only torch + triton + numpy (the light core). Cases: SmolLM2's shape (9 query / 3 kv heads, d
+64) and 32 / 8 heads at d 128, plus d 24 (padded) and bidirectional; causal and not; with and
 without padding (left and right); fp32, bf16 and fp16 inputs (the reference sees the same rounded
 inputs in fp32). Each (case, dtype) runs once per autotune config of each pass (the autotuner is
-pinned to that config), so a config the autotuner might pick on some GPU is checked too; worker
-processes compile in parallel. Tolerances: fp32 1e-4 relative to each statistic's scale;
-bf16/fp16 2e-2 (the MMA rounds q.k products differently from an fp32 matmul); argmax must agree
-on every row in fp32 and on 99 % of rows in bf16/fp16 (near-ties). Writes
-benchmarks/results/triton_exactness_<gpu>.json.
+pinned to that config), for the two-pass kernels and for the one-pass kernel given the row LSE
+(``attention_stats(..., lse=)``, atomic and deterministic column sums), so a config the autotuner
+might pick on some GPU is checked too; worker processes compile in parallel. Tolerances: fp32 1e-4
+relative to each statistic's scale; bf16/fp16 2e-2 (the MMA rounds q.k products differently from an
+fp32 matmul); argmax must agree on every row in fp32 and on 99 % of rows in bf16/fp16 (near-ties).
+Writes benchmarks/results/triton_exactness_<gpu>.json.
 """
 
 from __future__ import annotations
@@ -48,18 +49,26 @@ def _jobs() -> list[tuple]:
         for dtype in DTYPES:
             size = getattr(torch, dtype).itemsize
             rows, cols = gpu_configs("row", d, size), gpu_configs("col", d, size)
-            for i in range(max(len(rows), len(cols))):
-                jobs.append((case, dtype, rows[i % len(rows)], cols[i % len(cols)]))
+            for i in range(max(len(rows), len(cols))):  # TRIM alternates (argmax strategy)
+                row = (*rows[i % len(rows)], bool(i % 2))
+                jobs.append((case, dtype, row, cols[i % len(cols)]))
     return jobs
 
 
-def _pin(autotuner, cfg: tuple[int, int, int, int]) -> None:
-    """Leave ``autotuner`` exactly one config, (BLOCK_M, BLOCK_N, warps, stages)."""
+def _pin(autotuner, cfg: tuple) -> None:
+    """Leave ``autotuner`` exactly one config, (BLOCK_M, BLOCK_N, warps, stages[, TRIM])."""
     if not hasattr(autotuner, "all_configs"):
         autotuner.all_configs = list(autotuner.configs)
-    key = lambda c: (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages)  # noqa: E731
+
+    def key(c):
+        k = (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages)
+        return k if len(cfg) == 4 else (*k, c.kwargs.get("TRIM"))
+
     autotuner.configs = [c for c in autotuner.all_configs if key(c) == tuple(cfg)]
     autotuner.cache = {}
+    from interp.kernels.attention_stats import _CHOSEN
+
+    _CHOSEN.clear()  # the launcher's remembered choices: the pinned config must run
     assert len(autotuner.configs) == 1, cfg
 
 
@@ -67,11 +76,13 @@ def _check(job: tuple) -> dict:
     import torch
 
     from interp.kernels import attention_stats as kernels
+    from interp.kernels import fused_stats
     from interp.stats.streaming import attention_stats
 
     (b, hq, hkv, n, d, causal, padded), dtype, row_cfg, col_cfg = job
     _pin(kernels._row_stats, row_cfg)
     _pin(kernels._col_stats, col_cfg)
+    _pin(fused_stats._fused_stats, row_cfg)  # the one-pass kernel tunes over pass 1's configs
     dev = torch.device(DEVICE)
     g = torch.Generator(device=dev).manual_seed(n + hq + d)
     q = (torch.randn(b, hq, n, d, device=dev, generator=g) * 2).to(getattr(torch, dtype))
@@ -90,18 +101,30 @@ def _check(job: tuple) -> dict:
     except Exception as e:  # noqa: BLE001 - a kernel that fails to compile or run is a result
         return {"job": job, "ok": False, "error": f"{type(e).__name__}: {e}"[:300]}
     seconds = time.perf_counter() - t0
-    worst = {}
-    for f in FIELDS:
-        a, r = getattr(got, f), getattr(ref, f)
-        if not torch.isfinite(a).all():
-            worst[f] = float("inf")
-            continue
-        worst[f] = float(((a - r).abs() / r.abs().amax().clamp_min(1.0)).max())
-    agree = float((got.argmax == ref.argmax).float().mean())
     fp32 = dtype == "float32"
-    ok = max(worst.values()) <= (1e-4 if fp32 else 2e-2) and agree >= (1.0 if fp32 else 0.99)
-    return {"job": job, "ok": ok, "max_rel_err": worst, "argmax_agreement": agree,
-            "first_call_s": seconds}  # fmt: skip
+    result = {"job": job, "first_call_s": seconds}
+    variants = {"": got}
+    try:
+        for det in (False, True):
+            variants["fused_det_" if det else "fused_"] = attention_stats(
+                q, k, backend="triton", lse=ref.lse, deterministic=det, check_lse=False, **kw
+            )
+    except Exception as e:  # noqa: BLE001
+        return {"job": job, "ok": False, "error": f"fused: {type(e).__name__}: {e}"[:300]}
+    ok = True
+    for prefix, st in variants.items():
+        worst = {}
+        for f in FIELDS:
+            a, r = getattr(st, f), getattr(ref, f)
+            if not torch.isfinite(a).all():
+                worst[f] = float("inf")
+                continue
+            worst[f] = float(((a - r).abs() / r.abs().amax().clamp_min(1.0)).max())
+        agree = float((st.argmax == ref.argmax).float().mean())
+        ok &= max(worst.values()) <= (1e-4 if fp32 else 2e-2) and agree >= (1.0 if fp32 else 0.99)
+        result[f"{prefix}max_rel_err"], result[f"{prefix}argmax_agreement"] = worst, agree
+    result["ok"] = ok
+    return result
 
 
 def main() -> None:

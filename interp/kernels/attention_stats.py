@@ -4,7 +4,8 @@
 Pass 1 (``_row_stats_kernel``), one program per (query block, batch x query head): stream over
 key blocks with an online softmax in base 2 (log2(e) folded into the scale, ``exp2``), keeping
 per row the running max, the normaliser l_sum and rescaled sums of p * s, p * j, p * |t - j|,
-p * min(|t - j|, W) and p * [j < sink_tokens], and a running argmax (first index on ties).
+p * min(|t - j|, W) and p * [j < sink_tokens], and a running argmax (first index on ties; the
+index search runs only on tiles where some row's max grows, a scalar branch per tile).
 
 Pass 2 (``_col_stats_kernel``), one program per (key block, batch x query head), no atomics:
 stream over query blocks, recompute p = exp2(s - lse) from pass 1's row LSE and sum columns:
@@ -62,7 +63,7 @@ def _row_tile(
     q, K, MASK, k_base, m_base, start, rows, n, skn, scale2, window, sink_tokens,
     m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i,
     MODE: tl.constexpr, CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, D: tl.constexpr,
-    BLOCK_N: tl.constexpr, PRECISION: tl.constexpr,
+    BLOCK_N: tl.constexpr, PRECISION: tl.constexpr, TRIM: tl.constexpr,
 ):  # fmt: skip
     """One key tile. MODE 0: every pair has t - j >= W; 1: the band; 2: every j - t >= W."""
     jl = tl.arange(0, BLOCK_N)
@@ -85,8 +86,15 @@ def _row_tile(
         vis = vis & (cols[None, :] <= rows[:, None])
     if HAS_MASK or MODE != 0:
         s = tl.where(vis, s, _NEG)
-    t_max, t_arg = tl.max(s, axis=1, return_indices=True, return_indices_tie_break_left=True)
-    t_max2 = t_max * scale2  # log2 units
+    if TRIM:  # the index search only on tiles where some row's max grows (a scalar branch)
+        t_max2 = tl.max(s, axis=1) * scale2  # log2 units
+        if tl.max(t_max2 - m2, axis=0) > 0:
+            _, t_arg = tl.max(s, axis=1, return_indices=True, return_indices_tie_break_left=True)
+            best_i = tl.where(t_max2 > m2, start + t_arg, best_i)
+    else:  # max and first index in one reduction on every tile
+        t_max, t_arg = tl.max(s, axis=1, return_indices=True, return_indices_tie_break_left=True)
+        t_max2 = t_max * scale2
+        best_i = tl.where(t_max2 > m2, start + t_arg, best_i)
     m_new = tl.maximum(m2, t_max2)
     alpha = tl.exp2(m2 - m_new)
     p = tl.exp2(s * scale2 - m_new[:, None])
@@ -111,7 +119,6 @@ def _row_tile(
     a_sink = a_sink * alpha
     if start < sink_tokens:
         a_sink += tl.sum(tl.where(cols[None, :] < sink_tokens, p, 0.0), axis=1)
-    best_i = tl.where(t_max2 > m2, start + t_arg, best_i)
     return m_new, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i
 
 
@@ -122,7 +129,7 @@ def _row_stats_kernel(
     sqb, sqh, sqn, skb, skh, skn, smb, sob, soh,
     n, n_bucket, scale2, rep, n_heads, window, sink_tokens,
     CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, PRECISION: tl.constexpr, GROUP: tl.constexpr,
+    BLOCK_N: tl.constexpr, PRECISION: tl.constexpr, GROUP: tl.constexpr, TRIM: tl.constexpr,
 ):  # fmt: skip
     # GROUP query heads of one kv head share a program: tile row r is head h0 + r // BLOCK_M at
     # position m0 + r % BLOCK_M, so each key tile is loaded once for the whole group
@@ -164,19 +171,19 @@ def _row_stats_kernel(
         m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i = _row_tile(
             q, K, MASK, k_base, m_base, start, rows, n, skn, scale2, window, sink_tokens,
             m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i,
-            0, CAUSAL, HAS_MASK, D, BLOCK_N, PRECISION,
+            0, CAUSAL, HAS_MASK, D, BLOCK_N, PRECISION, TRIM,
         )  # fmt: skip
     for start in range(lo, hi, BLOCK_N):
         m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i = _row_tile(
             q, K, MASK, k_base, m_base, start, rows, n, skn, scale2, window, sink_tokens,
             m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i,
-            1, CAUSAL, HAS_MASK, D, BLOCK_N, PRECISION,
+            1, CAUSAL, HAS_MASK, D, BLOCK_N, PRECISION, TRIM,
         )  # fmt: skip
     for start in range(hi, end, BLOCK_N):
         m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i = _row_tile(
             q, K, MASK, k_base, m_base, start, rows, n, skn, scale2, window, sink_tokens,
             m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i,
-            2, CAUSAL, HAS_MASK, D, BLOCK_N, PRECISION,
+            2, CAUSAL, HAS_MASK, D, BLOCK_N, PRECISION, TRIM,
         )  # fmt: skip
     if HAS_MASK:
         keep = row_in & (tl.load(MASK + m_base + rows, mask=row_in, other=0) != 0)
@@ -318,7 +325,10 @@ def gpu_configs(kind: str, d: int, itemsize: int) -> list[tuple[int, int, int, i
     return [c for c in table if _fits(c, d, itemsize)] or [_SMALLEST_CONFIG]
 
 
-def _autotune(kind: str):
+def autotune(kind: str, extra_key: tuple[str, ...] = (), reset_to_zero: list[str] | None = None):
+    """triton.autotune over the ``kind`` ("row": pass 1 and the fused pass, "col": pass 2)
+    configs, pruned per launch to those that fit the head dim and dtype; keyed by context
+    bucket, head dim and flags (+ ``extra_key``)."""
     if INTERPRET:
         table = [_INTERPRETER_CONFIG]
     else:  # every config any head dim / dtype may keep; ``prune`` picks per launch
@@ -326,20 +336,36 @@ def _autotune(kind: str):
             c for d in HEAD_DIMS for size in (2, 4) for c in gpu_configs(kind, d, size)
         ))  # fmt: skip
 
-    def prune(configs, named_args, **_):
+    def prune(tried, named_args, **_):
         q = named_args["Q"]
         keep = set(gpu_configs(kind, q.shape[-1], q.element_size()))
         key = lambda c: (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages)  # noqa: E731
-        return [c for c in configs if key(c) in keep] or configs[:1]
+        return [c for c in tried if key(c) in keep] or tried[:1]
 
     return triton.autotune(
-        configs=[
-            triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s)
-            for bm, bn, w, s in table
-        ],
-        key=["n_bucket", "D", "CAUSAL", "HAS_MASK"],
+        configs=configs(kind, table),
+        key=["n_bucket", "D", "CAUSAL", "HAS_MASK", *extra_key],
         prune_configs_by=None if INTERPRET else {"early_config_prune": prune},
+        reset_to_zero=reset_to_zero,
     )
+
+
+def configs(kind: str, table: list[tuple[int, int, int, int]]) -> list[triton.Config]:
+    """triton.Configs of ``table``; the row-statistic kernels (pass 1 and the fused pass) also
+    try both argmax strategies (``TRIM``: search the index only on tiles where some row's max
+    grows, a scalar branch and a cross-warp reduction per tile, or search it on every tile in
+    the max's own reduction): which is faster depends on the GPU and the tile shape, so the
+    autotuner measures it. In the interpreter only the trimmed one (the branchier code)."""
+    trims = (None,) if kind == "col" else (True,) if INTERPRET else (False, True)
+    return [
+        triton.Config(
+            {"BLOCK_M": bm, "BLOCK_N": bn, **({} if trim is None else {"TRIM": trim})},
+            num_warps=w,
+            num_stages=s,
+        )  # fmt: skip
+        for bm, bn, w, s in table
+        for trim in trims
+    ]
 
 
 def group_size(rep: int, block_m: int, max_rows: int = 128) -> int:
@@ -348,10 +374,28 @@ def group_size(rep: int, block_m: int, max_rows: int = 128) -> int:
     return max(1, min(rep & -rep, max_rows // block_m))
 
 
-_row_stats = _autotune("row")(
+#: the config each autotuned kernel chose per launch key (see ``launch``)
+_CHOSEN: dict[tuple, triton.Config] = {}
+
+
+def launch(tuned, key: tuple, grid, *args, **kwargs) -> None:
+    """Launch the autotuned kernel ``tuned``. The first launch of a ``key`` (the autotuner's
+    own key: context bucket, head dim, flags, dtype) goes through the autotuner; later ones go
+    straight to the kernel with the config it chose, skipping the autotuner's per-call
+    bookkeeping (argument dicts, key tuples, pruning)."""
+    config = _CHOSEN.get((id(tuned), *key))
+    if config is None:
+        tuned[grid](*args, **kwargs)
+        if tuned.best_config is not None:
+            _CHOSEN[(id(tuned), *key)] = tuned.best_config
+        return
+    tuned.fn[grid](*args, **kwargs, **config.all_kwargs())
+
+
+_row_stats = autotune("row")(
     triton.heuristics({"GROUP": lambda a: group_size(a["rep"], a["BLOCK_M"])})(_row_stats_kernel)
 )
-_col_stats = _autotune("col")(_col_stats_kernel)
+_col_stats = autotune("col")(_col_stats_kernel)
 
 if INTERPRET:
     from triton.runtime.interpreter import InterpretedFunction
@@ -405,24 +449,26 @@ def triton_attention_stats(
     mask = key_mask.to(torch.int8).contiguous()
     rep = hq // k.shape[1]
     f32 = dict(device=q.device, dtype=torch.float32)
-    names = ("entropy", "expected_position", "mean_distance", "waad", "sink_mass")
-    out = {name: torch.empty(b, hq, n, **f32) for name in names}
-    lse2 = torch.empty(b, hq, n, **f32)
+    names = ("entropy", "expected_position", "mean_distance", "waad", "sink_mass", "lse2",
+             "col_sum", "fai_sum")  # fmt: skip
+    out = dict(zip(names, torch.empty(len(names), b, hq, n, **f32), strict=True))  # one buffer
+    lse2 = out.pop("lse2")
     out["argmax"] = torch.empty(b, hq, n, device=q.device, dtype=torch.int32)
-    out["col_sum"] = torch.empty(b, hq, n, **f32)
-    out["fai_sum"] = torch.empty(b, hq, n, **f32)
     strides = (q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2))
     so = (mask.stride(0), lse2.stride(0), lse2.stride(1))
     # autotune once per power-of-two context bucket up to 32k (longer contexts keep its choice)
     n_bucket = min(1 << max(n - 1, 0).bit_length(), AUTOTUNE_MAX_BUCKET)
     scale2 = scale * LOG2E
     common = dict(CAUSAL=causal, HAS_MASK=has_mask, D=d_pad, PRECISION=precision)
-    _row_stats[lambda meta: (triton.cdiv(n, meta["BLOCK_M"]), b * hq // meta["GROUP"])](
+    key = (n_bucket, d_pad, causal, has_mask, q.dtype)
+    launch(
+        _row_stats, key, lambda meta: (triton.cdiv(n, meta["BLOCK_M"]), b * hq // meta["GROUP"]),
         q, k, mask, lse2, out["entropy"], out["expected_position"], out["mean_distance"],
         out["waad"], out["sink_mass"], out["argmax"], *strides, *so,
         n, n_bucket, scale2, rep, hq, int(window), sink_tokens, **common,
     )  # fmt: skip
-    _col_stats[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), b * hq)](
+    launch(
+        _col_stats, key, lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), b * hq),
         q, k, mask, lse2, out["col_sum"], out["fai_sum"], *strides, *so,
         n, n_bucket, scale2, rep, hq, int(fai_window[0]), int(fai_window[1]), **common,
     )  # fmt: skip
@@ -482,6 +528,7 @@ def compile_variants() -> Iterator[
             )  # fmt: skip
             if group is not None:
                 const["GROUP"] = group
+                const["TRIM"] = causal != has_mask  # both argmax strategies, over the flags
             label = (
                 f"{kind}-{t}-d{d}-{'causal' if causal else 'bidir'}-"
                 f"{'mask' if has_mask else 'nomask'}-{align}-"

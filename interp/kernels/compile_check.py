@@ -26,9 +26,9 @@ FLAGS = ((True, False), (True, True), (False, False), (False, True))  # (causal,
 
 
 def _variants(full: bool) -> list[tuple[str, object, dict, dict, dict, dict]]:
-    from interp.kernels.attention_stats import compile_variants
+    from interp.kernels import attention_stats, fused_stats
 
-    everything = list(compile_variants())
+    everything = [*attention_stats.compile_variants(), *fused_stats.compile_variants()]
     if full:
         return everything
     groups: dict[str, list] = {}  # (kernel, dtype, head dim) -> its variants

@@ -43,15 +43,89 @@ REPLACE_ATTENTION: contextvars.ContextVar[Callable | None] = contextvars.Context
 )
 
 
+#: ask the attention for each row's log-sum-exp (the recorder then gets ``lse=``)
+_WANT_LSE: contextvars.ContextVar[bool] = contextvars.ContextVar("interp_want_lse", default=False)
+#: keyword arguments of an attention call that do not change what it computes
+_PLAIN_KWARGS = {
+    "scaling", "dropout", "sliding_window", "position_ids", "cache_position", "use_cache",
+    "output_attentions",
+}  # fmt: skip
+
+
+def attention_with_lse(
+    module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One unmasked (causal or full) attention call as SDPA runs it, through the torch op
+    that also returns each row's log-sum-exp: (output [b, n, heads, d] as the Hugging Face
+    attention functions return it, lse [b, q_heads, n] fp32, natural log of the scaled
+    scores). CUDA: the flash op for fp16/bf16 (head dim <= 256), else the memory-efficient op;
+    CPU: the flash kernel SDPA itself uses on CPU. Grouped-query keys are repeated as
+    transformers' SDPA path does."""
+    n, d = query.shape[2], query.shape[-1]
+    scale = d**-0.5 if scaling is None else float(scaling)
+    causal = bool(getattr(module, "is_causal", True)) and n > 1
+    rep = query.shape[1] // key.shape[1]
+    if rep > 1:
+        key, value = key.repeat_interleave(rep, 1), value.repeat_interleave(rep, 1)
+    aten = torch.ops.aten
+    if not query.is_cuda:
+        out, lse = aten._scaled_dot_product_flash_attention_for_cpu(
+            query, key, value, 0.0, causal, scale=scale
+        )
+    else:
+        got = None
+        if query.dtype in (torch.float16, torch.bfloat16) and d <= 256 and d % 8 == 0:
+            try:  # flash needs sm_80+; older cards take the memory-efficient op below
+                got = aten._scaled_dot_product_flash_attention(
+                    query, key, value, 0.0, causal, False, scale=scale
+                )[:2]
+            except RuntimeError:
+                got = None
+        if got is None:
+            got = aten._scaled_dot_product_efficient_attention(
+                query, key, value, None, True, 0.0, causal, scale=scale
+            )[:2]
+            got = (got[0], got[1][..., :n])  # its LSE is padded to a multiple of 32 rows
+        out, lse = got
+    return out.transpose(1, 2).contiguous(), lse
+
+
+def _takes_lse_path(query, key, attention_mask, kwargs) -> bool:
+    """Whether this call is one plain attention the LSE ops compute exactly as SDPA would:
+    no mask tensor (one unpadded sequence), no sliding window, no dropout, no extra inputs
+    (attention sinks, position bias, soft-capping), as many keys as queries."""
+    return (
+        attention_mask is None
+        and not kwargs.get("sliding_window")
+        and not kwargs.get("dropout")
+        and not any(
+            v is not None and v is not False for k, v in kwargs.items() if k not in _PLAIN_KWARGS
+        )
+        and not kwargs.get("output_attentions")
+        and query.shape[2] == key.shape[2]
+    )
+
+
 def _stats_attention(module, query, key, value, attention_mask, *args, **kwargs):
     """SDPA attention that first reports (layer, post-rotary q, post-rotary k, scaling) and
     the layer's sliding window (the attention layers of Mistral, Qwen2 and Gemma pass their
-    ``sliding_window`` to the attention function; None for full attention)."""
+    ``sliding_window`` to the attention function; None for full attention). When the
+    statistics ask for it (``_WANT_LSE``) and the call is a plain one, the attention runs
+    through the op that also returns the row log-sum-exps, and the recorder gets them."""
     record = _RECORDER.get()
+    replace = REPLACE_ATTENTION.get()
     if record is not None:
         _SLIDING.set(kwargs.get("sliding_window"))
+        if (
+            _WANT_LSE.get()
+            and replace is None
+            and not args
+            and _takes_lse_path(query, key, attention_mask, kwargs)
+        ):
+            out, lse = attention_with_lse(module, query, key, value, kwargs.get("scaling"))
+            record(module.layer_idx, query, key, kwargs.get("scaling"), lse=lse)
+            return out, None
         record(module.layer_idx, query, key, kwargs.get("scaling"))
-    replace = REPLACE_ATTENTION.get()
     if replace is not None:
         return replace(module.layer_idx, query, key, value, kwargs.get("scaling")), None
     return sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
@@ -151,13 +225,17 @@ def for_each_layer(
     ids: Sequence[int] | torch.Tensor,
     fn: LayerFn,
     layers: Sequence[int] | None = None,
+    *,
+    with_lse: bool = False,
 ) -> None:
     """Run one prompt (token ids, no padding) and call ``fn(layer, q, k, scaling)`` with each
     requested layer's post-rotary queries [1, q_heads, n, d] and keys [1, kv_heads, n, d]
     (the tensors behind ``hook_rot_q`` / ``hook_rot_k``) while the layer runs.
 
     No attention pattern is built: the layer itself runs PyTorch's scaled-dot-product
-    attention, and the forward stops after the last requested layer.
+    attention, and the forward stops after the last requested layer. ``with_lse``: the layer
+    runs the SDPA op that also returns each row's log-sum-exp, and ``fn`` gets it as
+    ``lse=`` ([1, q_heads, n]; None on a layer that needs a mask, e.g. a sliding window).
     """
     n_layers = int(model.cfg.n_layers)
     wanted = set(range(n_layers) if layers is None else layers)
@@ -167,11 +245,15 @@ def for_each_layer(
     base = _base(plain)
     ids = torch.as_tensor(ids).reshape(1, -1).to(next(plain.parameters()).device)
 
-    def record(layer: int, q: torch.Tensor, k: torch.Tensor, scaling) -> None:
+    def record(layer: int, q: torch.Tensor, k: torch.Tensor, scaling, lse=None) -> None:
         if layer in wanted:
-            fn(layer, q, k, scaling)
+            if with_lse:
+                fn(layer, q, k, scaling, lse=lse)
+            else:
+                fn(layer, q, k, scaling)
 
     token = _RECORDER.set(record)
+    lse_token = _WANT_LSE.set(with_lse)
     try:
         last = max(wanted)
         with reuse_workspace():  # the statistics' score buffers serve every layer
@@ -180,7 +262,22 @@ def for_each_layer(
             else:
                 base(input_ids=ids, use_cache=False)
     finally:
+        _WANT_LSE.reset(lse_token)
         _RECORDER.reset(token)
+
+
+def _fused_wanted(model: TransformerBridge, backend: str, fused: bool | None) -> bool:
+    """Whether to take each row's LSE from the model's attention: when the statistics run
+    on the triton backend (``auto`` on a CUDA model with Triton installed), or as asked."""
+    if fused is not None:
+        return fused
+    if backend == "triton":
+        return True
+    if backend != "auto":
+        return False
+    from interp.kernels import triton_available
+
+    return next(plain_model(model).parameters()).is_cuda and triton_available()
 
 
 @torch.no_grad()
@@ -192,6 +289,7 @@ def model_attention_stats(
     backend: str = "auto",
     device: str | torch.device = "cpu",
     progress: bool = False,
+    fused: bool | None = None,
     **stats_options: Any,
 ) -> list[dict[int, AttentionStats]]:
     """``attention_stats`` of every requested layer for each prompt (one dict per prompt).
@@ -199,21 +297,29 @@ def model_attention_stats(
     Peak memory is the model, one sequence's activations and the statistics' working set
     (the torch backend's query chunk, or nothing extra with triton); no pattern is stored.
     Causal or bidirectional as the model is (``is_causal``). ``stats_options`` go to
-    ``attention_stats`` (``sink_tokens``, ``window``, ``fai_window``).
+    ``attention_stats`` (``sink_tokens``, ``window``, ``fai_window``, ``deterministic``).
+    ``fused`` (default: on with the triton backend): each layer's attention returns its row
+    log-sum-exps and the statistics take one pass (``interp.kernels.fused_stats``) instead
+    of two; layers that need a mask (sliding window) keep the two passes.
     """
     batch = as_batch(model, prompts)
     causal = is_causal(model)
+    with_lse = _fused_wanted(model, backend, fused)
     results = []
     for i in tqdm(range(len(batch.lengths)), desc="attention stats", disable=not progress):
         found: dict[int, AttentionStats] = {}
 
-        def record(layer: int, q: torch.Tensor, k: torch.Tensor, scaling, found=found) -> None:
+        def record(
+            layer: int, q: torch.Tensor, k: torch.Tensor, scaling, lse=None, found=found
+        ) -> None:
             found[layer] = attention_stats(
                 q, k, causal=causal, scale=scaling, backend=backend,
-                sliding_window=layer_sliding_window(), **stats_options,
+                sliding_window=layer_sliding_window(), lse=lse, check_lse=False,
+                **stats_options,
             ).to(device)  # fmt: skip
 
-        for_each_layer(model, batch.tokens[i, : batch.lengths[i]], record, layers)
+        ids = batch.tokens[i, : batch.lengths[i]]
+        for_each_layer(model, ids, record, layers, with_lse=with_lse)
         results.append(found)
     return results
 

@@ -351,6 +351,9 @@ def attention_stats(
     backend: str = "auto",
     chunk: int | None = None,
     sliding_window: int | None = None,
+    lse: Float[Tensor, "batch q_heads n"] | None = None,
+    deterministic: bool = False,
+    check_lse: bool = True,
 ) -> AttentionStats:
     """Statistics of softmax(scale * q k^T) per query head, without the n x n matrix.
 
@@ -360,6 +363,14 @@ def attention_stats(
     ``sliding_window`` W (Mistral, Gemma-2's local layers; causal only): query t sees key j
     only when t - j < W, as the model's own mask; the triton kernels do not take it (``auto``
     uses torch then).
+
+    ``lse``: each row's log-sum-exp of ``scale * q k^T`` as the model's own attention computed
+    it (torch's flash / efficient SDPA ops return it; ``interp.stats.capture`` passes it). The
+    triton backend then computes every statistic in ONE pass
+    (``interp.kernels.fused_stats``) with the model's weights exp(s - lse); column sums are
+    added with atomics unless ``deterministic`` (then a second, atomic-free column pass).
+    ``check_lse`` refuses an ``lse`` whose weights do not sum to 1 (one host-device sync).
+    The torch and dense backends compute the LSE themselves and ignore it.
     """
     mask = _check(q, k, key_mask)
     if backend not in BACKENDS:
@@ -392,10 +403,18 @@ def attention_stats(
     else:
         try:
             from interp.kernels.attention_stats import triton_attention_stats
+            from interp.kernels.fused_stats import fused_attention_stats
         except ImportError as e:  # Triton missing, or imported too early on a CPU machine
             raise InputError(f"the triton backend is unavailable: {e}") from e
         # no mask given: no padding, and no host-device sync to find that out
-        out = triton_attention_stats(*args, padded=False if key_mask is None else None)
+        padded = False if key_mask is None else None
+        if lse is None:
+            out = triton_attention_stats(*args, padded=padded)
+        else:
+            out = fused_attention_stats(
+                q, k, lse, *args[2:], padded=padded, deterministic=deterministic,
+                check_lse=check_lse,
+            )  # fmt: skip
     if key_mask is None:  # no padding: closed form, cached
         col, fai = _unpadded_counts(q.shape[2], causal, tuple(fai_window), sliding, str(q.device))
         col_count, fai_count = col.expand(q.shape[0], -1), fai.expand(q.shape[0], -1)

@@ -59,3 +59,56 @@ def test_sink_and_anchor_streaming_equal_dense(tiny):
         torch.tensor(a_d.extra["tokens"].fai.to_numpy()),
         equal_nan=True,
     )
+
+
+def test_fused_statistics_take_the_lse_of_the_models_own_attention(tiny, monkeypatch):
+    """``with_lse``: every layer's attention runs through the SDPA op that returns its row
+    log-sum-exps (torch's CPU flash kernel here), the model's output is unchanged, the LSE
+    equals the one computed from q and k, and the one-pass statistics (triton backend in the
+    interpreter, fed that LSE) equal the torch backend's two-pass ones."""
+    from dataclasses import fields
+
+    from interp.stats.capture import for_each_layer
+    from interp.stats.streaming import attention_stats
+
+    text = "The quick brown fox jumps over the lazy dog, twice over."
+    ids = tiny.to_tokens(text)[0]
+    base = plain_model(tiny)
+    norm = base.get_decoder().norm if hasattr(base, "get_decoder") else base.model.norm
+    outs, got = [], {}
+
+    def keep(_module, _inputs, output):
+        outs.append(output.detach().clone())
+
+    def record(layer, q, k, scaling, lse=None):
+        got[layer] = (q, k, scaling, lse)
+
+    handle = norm.register_forward_hook(keep)
+    try:
+        for_each_layer(tiny, ids, lambda *a: None)
+        for_each_layer(tiny, ids, record, with_lse=True)
+    finally:
+        handle.remove()
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=1e-5)
+    assert sorted(got) == list(range(int(tiny.cfg.n_layers)))
+    for q, k, scaling, lse in got.values():
+        assert lse is not None and lse.shape == q.shape[:3]
+        ref = attention_stats(q, k, scale=scaling, backend="dense").lse
+        torch.testing.assert_close(lse, ref, atol=1e-5, rtol=1e-5)
+    from interp.kernels import fused_stats
+
+    calls = []
+    real = fused_stats.fused_attention_stats
+    monkeypatch.setattr(
+        fused_stats, "fused_attention_stats", lambda *a, **kw: calls.append(1) or real(*a, **kw)
+    )
+    one = model_attention_stats(tiny, text, backend="triton")[0]  # fused by default
+    assert len(calls) == int(tiny.cfg.n_layers)  # one fused pass per layer
+    two = model_attention_stats(tiny, text, backend="torch")[0]
+    for layer in two:
+        for f in fields(two[layer]):
+            a, b = getattr(one[layer], f.name), getattr(two[layer], f.name)
+            if f.name == "argmax":
+                assert torch.equal(a, b)
+            else:
+                torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=f.name)
