@@ -102,15 +102,52 @@ class Measured:
     inputs: dict[str, Any]
 
 
+@dataclass
+class Probe:
+    """One input of a causal score's contrast: the metric on ``tokens`` and the intervention
+    on every head, either a score ``edit`` (on the query ``rows``, all if None) or patching
+    ``hook_z`` from the ``corrupted`` tokens; ``weight``: its share of the score. The same
+    probes feed the head-level attribution (``estimate``) and the attention-output SAEs'
+    feature attribution (``interp.sae.family_scores``)."""
+
+    tokens: Tensor
+    mask: Tensor | None
+    metric: Callable[[Tensor], Tensor]
+    weight: float = 1.0
+    edit: Callable[[Tensor], Tensor] | None = None
+    rows: Tensor | None = None
+    corrupted: Tensor | None = None
+    label: str = ""
+
+
+def estimate(model: TransformerBridge, probes: list[Probe], steps: int) -> tuple[Tensor, float]:
+    """Weighted sum over ``probes`` of every head's attribution-patching estimate, and of the
+    clean metric."""
+    total = torch.zeros(int(model.cfg.n_layers), int(model.cfg.n_heads))
+    value = 0.0
+    for p in probes:
+        if p.edit is not None:
+            att = pattern_attribution(model, p.tokens, p.mask, p.metric, p.edit, p.rows, steps)
+        else:
+            att = z_attribution(model, p.tokens, p.corrupted, p.mask, p.metric, steps)
+        total += att.estimate * p.weight
+        value += att.value * p.weight
+    return total, value
+
+
 class CausalDetector:
     """``run`` = ``measure`` (the estimate) + the exact check of the top heads. Causal models
-    only, too slow for the dashboard's load, not per prompt, interventional."""
+    only, too slow for the dashboard's load, not per prompt, interventional. ``probes`` gives
+    the contrast every estimate is computed on."""
 
     name: str
     causal_only = True
     dashboard = False
     per_prompt = False
     interventional = True
+
+    def probes(self, model: TransformerBridge, c: Any) -> list[Probe]:
+        raise NotImplementedError
 
     def measure(self, model: TransformerBridge, c: Any) -> Measured:
         raise NotImplementedError
@@ -168,8 +205,8 @@ class SinkNeedDetector(CausalDetector):
     Config = SinkNeedConfig
     summary = _summary("Heads that need their sink keys")
 
-    def measure(self, model: TransformerBridge, c: SinkNeedConfig) -> Measured:
-        """Estimated loss increase when each head alone loses its sink keys."""
+    def probes(self, model: TransformerBridge, c: SinkNeedConfig) -> list[Probe]:
+        """The sink samples, their mean next-token loss, the sink keys hidden."""
         from interp.ablation.uniform import hide_first_key
 
         if c.inputs == "text":
@@ -181,17 +218,21 @@ class SinkNeedDetector(CausalDetector):
         def metric(logits: Tensor) -> Tensor:
             return sample_loss(logits, batch)
 
-        att = pattern_attribution(
-            model, batch.tokens, batch.attention_mask, metric, edit, steps=c.steps
-        )
+        return [Probe(batch.tokens, batch.attention_mask, metric, edit=edit)]
+
+    def measure(self, model: TransformerBridge, c: SinkNeedConfig) -> Measured:
+        """Estimated loss increase when each head alone loses its sink keys."""
+        (p,) = self.probes(model, c)
+        total, value = estimate(model, [p], c.steps)
 
         def run(head: Head | None) -> float:
-            hooks = [] if head is None else score_hooks(model, [head], edit)
-            return float(metric(_logits(model, batch, hooks)))
+            hooks = [] if head is None else score_hooks(model, [head], p.edit)
+            with torch.no_grad(), model.hooks(fwd_hooks=hooks):
+                return float(p.metric(model(p.tokens, attention_mask=p.mask)))
 
-        inputs = {"source": c.inputs, "n_seqs": len(batch.lengths), "n_tokens": c.n_tokens,
-                  "keys": c.keys, "clean_loss": att.value}  # fmt: skip
-        return Measured(att.estimate, run, inputs)
+        inputs = {"source": c.inputs, "n_seqs": len(p.tokens), "n_tokens": c.n_tokens,
+                  "keys": c.keys, "clean_loss": value}  # fmt: skip
+        return Measured(total, run, inputs)
 
 
 @dataclass(frozen=True)
@@ -230,10 +271,9 @@ class RetrievalEffectDetector(CausalDetector):
     Config = RetrievalEffectConfig
     summary = _summary("Heads whose masking costs the needle answer")
 
-    def measure(self, model: TransformerBridge, c: RetrievalEffectConfig) -> Measured:
-        """Estimated increase of the needle answer's negative
-        log-probability when each head alone attends uniformly on the decoding steps, mean
-        over the needle tests."""
+    def probes(self, model: TransformerBridge, c: RetrievalEffectConfig) -> list[Probe]:
+        """One teacher-forced needle test each: the answer's negative log-probability, every
+        head attending uniformly on the decoding steps."""
         from interp.heads.retrieval import make_tests
         from interp.inputs.text import reads_english
 
@@ -244,26 +284,30 @@ class RetrievalEffectDetector(CausalDetector):
             )
         tests = make_tests(model, lengths=list(c.lengths), depths=list(c.depths),
                            needles=c.needles)  # fmt: skip
-        prepared = [answer_batch(model.tokenizer, t) for t in tests]
-        n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
-        total, value = torch.zeros(n_layers, n_heads), 0.0
-        for tokens, targets, rows in prepared:
-            att = pattern_attribution(
-                model, tokens, None, lambda lg, t=tokens, g=targets: answer_loss(lg, t, g),
-                uniform_scores, rows, c.steps,
-            )  # fmt: skip
-            total += att.estimate / len(prepared)
-            value += att.value / len(prepared)
+        out = []
+        for t in tests:
+            tokens, targets, rows = answer_batch(model.tokenizer, t)
+            metric = lambda lg, t=tokens, g=targets: answer_loss(lg, t, g)  # noqa: E731
+            out.append(Probe(tokens, None, metric, 1 / len(tests), uniform_scores, rows,
+                             label=t.key))  # fmt: skip
+        return out
+
+    def measure(self, model: TransformerBridge, c: RetrievalEffectConfig) -> Measured:
+        """Estimated increase of the needle answer's negative
+        log-probability when each head alone attends uniformly on the decoding steps, mean
+        over the needle tests."""
+        probes = self.probes(model, c)
+        total, value = estimate(model, probes, c.steps)
 
         def run(head: Head | None) -> float:
             out = 0.0
-            for tokens, targets, rows in prepared:
-                hooks = [] if head is None else score_hooks(model, [head], uniform_scores, rows)
+            for p in probes:
+                hooks = [] if head is None else score_hooks(model, [head], p.edit, p.rows)
                 with torch.no_grad(), model.hooks(fwd_hooks=hooks):
-                    out += float(answer_loss(model(tokens), tokens, targets))
-            return out / len(prepared)
+                    out += float(p.metric(model(p.tokens))) * p.weight
+            return out
 
-        inputs = {"n_tests": len(tests), "tests": [t.key for t in tests],
+        inputs = {"n_tests": len(probes), "tests": [p.label for p in probes],
                   "clean_answer_nll": value}  # fmt: skip
         return Measured(total, run, inputs)
 
@@ -325,15 +369,31 @@ def far_replaced(tokens: Tensor, keep: Tensor, near: int) -> Tensor:
     return torch.where(far, tokens.roll(-1, 0), tokens)
 
 
+def _window_probes(tokens: Tensor, corrupted: Tensor) -> list[Probe]:
+    """A few windows per probe (the backward pass keeps every activation of its batch)."""
+    n = len(tokens)
+    return [
+        Probe(
+            tokens[s], None, last_loss(tokens[s]), (s.stop - s.start) / n, corrupted=corrupted[s]
+        )  # fmt: skip
+        for s in (slice(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK))
+    ]
+
+
 @register
 class AnchorEffectDetector(CausalDetector):
     name = "anchor_effect"
     Config = AnchorEffectConfig
     summary = _summary("Heads that carry far context to the last token")
 
-    def measure(self, model: TransformerBridge, c: AnchorEffectConfig) -> Measured:
-        """Estimated increase of the last token's loss when
-        each head alone reads the window with its far context replaced (module docstring)."""
+    def probes(self, model: TransformerBridge, c: AnchorEffectConfig) -> list[Probe]:
+        """A few windows each: the last token's loss, every head's z patched from the windows
+        with their far context replaced."""
+        tokens, corrupted, _ = self._windows(model, c)
+        return _window_probes(tokens, corrupted)
+
+    def _windows(self, model: TransformerBridge, c: AnchorEffectConfig):
+        """(windows, the same with their far context replaced, the kept sink keys)."""
         if c.inputs == "text":
             batch = haystack_windows(model, c.n_tokens, c.n_windows)
         else:
@@ -348,31 +408,31 @@ class AnchorEffectDetector(CausalDetector):
                 "leave no far token to replace (all are near or sink keys); lower near or use "
                 "longer inputs"
             )
-        tokens = batch.tokens
+        return batch.tokens, corrupted, keep
 
-        n = len(batch.lengths)
-        estimate, value = torch.zeros(int(model.cfg.n_layers), int(model.cfg.n_heads)), 0.0
-        chunks = [slice(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK)]
-        caches = [z_cache(model, corrupted[s], None, range(int(model.cfg.n_layers)))
-                  for s in chunks]  # fmt: skip
-        for s in chunks:  # a few windows at a time: the backward pass keeps every activation
-            att = z_attribution(model, tokens[s], corrupted[s], None, last_loss(tokens[s]), c.steps)
-            estimate += att.estimate * (s.stop - s.start) / n
-            value += att.value * (s.stop - s.start) / n
+    def measure(self, model: TransformerBridge, c: AnchorEffectConfig) -> Measured:
+        """Estimated increase of the last token's loss when
+        each head alone reads the window with its far context replaced (module docstring)."""
+        tokens, corrupted, keep = self._windows(model, c)
+        n = len(tokens)
+        probes = _window_probes(tokens, corrupted)
+        total, value = estimate(model, probes, c.steps)
+        layers = range(int(model.cfg.n_layers))
+        caches = [z_cache(model, p.corrupted, None, layers) for p in probes]
 
         def run(head: Head | None) -> float:
             out = 0.0
-            for s, cache in zip(chunks, caches, strict=True):
+            for p, cache in zip(probes, caches, strict=True):
                 hooks = [] if head is None else z_patch_hooks(model, [head], cache=cache)
                 with torch.no_grad(), model.hooks(fwd_hooks=hooks):
-                    out += float(last_loss(tokens[s])(model(tokens[s]))) * (s.stop - s.start) / n
+                    out += float(p.metric(model(p.tokens))) * p.weight
             return out
 
         far = int((corrupted != tokens).sum())
-        inputs = {"source": c.inputs, "n_windows": len(batch.lengths), "n_tokens": c.n_tokens,
+        inputs = {"source": c.inputs, "n_windows": n, "n_tokens": c.n_tokens,
                   "near": c.near, "kept_sink_keys": int(keep[:, 1:].sum()),
                   "replaced_tokens": far, "clean_loss": value}  # fmt: skip
-        return Measured(estimate, run, inputs)
+        return Measured(total, run, inputs)
 
 
 def _causal(model: TransformerBridge, name: str) -> None:
