@@ -57,6 +57,7 @@ from interp.heads.retrieval import make_tests
 from interp.inputs.text import haystack_windows, text_samples
 from interp.runs.folder import RunFolder
 from interp.sae import node_scores, train_sae
+from interp.sae.family_scores import FAMILY_DETECTORS
 from interp.tokens import TokenBatch
 
 FAMILIES = ("retrieval", "sink", "anchor")  # each a registered detector whose labels it scores
@@ -200,8 +201,16 @@ def discover_family(
     sae_epochs: int = 500,
     sae_examples: int | None = SAE_EXAMPLES,
     progress: bool = True,
+    seeds: Sequence[int] | None = None,
+    attn_saes: Sequence[dict[int, Any]] = (),
+    evidence: bool = False,
 ) -> FamilyDiscovery:
-    """Node scores of every head on the family's contrast, ROC AUC vs the detector's labels."""
+    """Node scores of every head on the family's contrast, ROC AUC vs the detector's labels.
+
+    ``seeds``: train the discrete-code SAE once per seed (the table's node score is the mean;
+    default: ``seed`` alone). ``evidence``: also every method beside the trivial baselines
+    against the family's reference (``circuits.family_evidence``; ``attn_saes``: attention-
+    output SAE sets, one per seed), in ``summary["evidence"]``."""
     if family not in FAMILIES:
         raise InputError(f"unknown head family {family!r}; choose from {', '.join(FAMILIES)}")
     labels, extra = _labels(run, family)
@@ -219,20 +228,26 @@ def discover_family(
     t0 = time.perf_counter()
     contrast = CONTRASTS[family](model, extra)
     x = head_writes(model, contrast, progress=progress)
-    train = sae_training_examples(len(x), sae_examples, seed)
-    sae, losses = train_sae(
-        x[train].reshape(-1, x.shape[-1]), epochs=sae_epochs, seed=seed, progress=progress
-    )
-    codes = sae.codes(x).numpy()  # [example, head]
-    nodes = node_scores(codes, contrast.positive)
-    normalised = node_scores(codes, contrast.positive, normalise=True)
+    seeds = list(seeds) if seeds else [seed]
+    node_runs, norm_runs, held_runs = [], [], []
+    for s in seeds:
+        train = sae_training_examples(len(x), sae_examples, s)
+        sae, losses = train_sae(
+            x[train].reshape(-1, x.shape[-1]), epochs=sae_epochs, seed=s, progress=progress
+        )
+        codes = sae.codes(x).numpy()  # [example, head]
+        node_runs.append(node_scores(codes, contrast.positive))
+        norm_runs.append(node_scores(codes, contrast.positive, normalise=True))
+        held_out = np.setdiff1d(np.arange(len(x)), train)  # examples this seed's SAE never saw
+        pos = contrast.positive[held_out]
+        held_runs.append(
+            node_scores(codes[held_out], pos)
+            if pos.any() and (~pos).any()
+            else np.full(codes.shape[1], np.nan)
+        )
+    nodes, normalised = np.mean(node_runs, axis=0), np.mean(norm_runs, axis=0)
+    held = np.mean(held_runs, axis=0)
     change = write_change(x, contrast.positive)
-    held_out = np.setdiff1d(np.arange(len(x)), train)
-    held = (
-        node_scores(codes[held_out], contrast.positive[held_out])
-        if contrast.positive[held_out].any() and (~contrast.positive[held_out]).any()
-        else np.full(len(nodes), np.nan)
-    )
 
     def auc(scores: np.ndarray) -> float:
         y, s = truth[scored], scores[scored]
@@ -254,7 +269,20 @@ def discover_family(
         "n_distinct_codes": int(len(np.unique(codes))),
         "seconds": time.perf_counter() - t0,
         "seed": seed,
+        "seeds": seeds,
     }
+    if evidence:
+        from circuits.family_evidence import family_evidence
+
+        methods = {"discrete-code SAE": np.array(node_runs), "write change": change}
+        if "score" in labels:
+            methods[f"{family} detector"] = labels["score"].to_numpy(dtype=float)
+        causal = RunFolder(run).load_detector(FAMILY_DETECTORS[family])
+        if causal is not None and "score" in causal.table:
+            methods["causal estimate"] = causal.table.sort_values(["layer", "head"])[
+                "score"
+            ].to_numpy(dtype=float)
+        summary["evidence"] = family_evidence(model, family, run, truth, scored, methods, attn_saes)
     table = pd.DataFrame(
         {
             "layer": labels["layer"], "head": labels["head"], "sae_node_score": nodes,

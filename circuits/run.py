@@ -127,18 +127,25 @@ def run_families(
     sae_epochs: int = 500,
     sae_examples: int | None = SAE_EXAMPLES,
     progress: bool = True,
+    seeds: Sequence[int] | None = None,
+    attn_saes: Sequence[Path] = (),
+    evidence: bool = False,
 ) -> dict:
     """SAE discovery of each head family against the detector labels in ``run``; writes
-    ``out/<family>.parquet``/``.json`` and ``out/families.png``."""
+    ``out/<family>.parquet``/``.json`` and ``out/families.png``. ``evidence``: every method
+    beside the baselines (``circuits.family_evidence``) in each family's JSON; ``attn_saes``:
+    folders of attention-output SAEs (``interp attn-saes``), one per seed."""
     from circuits.families import check_families, discover_family
+    from interp.sae.attention_output import load_attention_saes
 
     check_families(families, run)
+    sae_sets = [load_attention_saes(folder, model) for folder in attn_saes]
     out = Path(out)
     found = {}
     for family in families:
         d = discover_family(
             model, family, run, seed=seed, sae_epochs=sae_epochs, sae_examples=sae_examples,
-            progress=progress,
+            progress=progress, seeds=seeds, attn_saes=sae_sets, evidence=evidence,
         )  # fmt: skip
         meta = {**d.summary, "model": str(model.cfg.model_name), "run": str(run)}
         write_table(d.table, out / f"{family}.parquet", meta)

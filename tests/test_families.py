@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -130,3 +132,72 @@ def test_every_family_is_a_registered_detector():
 
     assert set(CONTRASTS) == set(FAMILIES)
     assert set(FAMILIES) <= set(REGISTRY)
+
+
+def test_family_evidence_scores_every_method_against_the_causal_reference(tiny, tmp_path):
+    """With the sink detector's labels and the sink_need causal score in the run folder, the
+    evidence holds every method (discrete-code SAE over 2 seeds, write change, the detector
+    score, the causal estimate, the attention-output SAE over 2 SAE sets) against the causal
+    reference (exact effect > threshold on the checked heads), each AUC equal to scikit-learn's
+    on those heads, beside the four baselines."""
+    from interp.heads import get_detector
+    from interp.runs.folder import RunFolder
+    from tests.test_attention_sae import _lossless
+
+    folder = RunFolder(tmp_path / "run")
+    folder.save_detector(get_detector("sink").run(tiny), "fp")
+    # tiny's random heads need the sink only a little: a 0.002-nat threshold labels 3 of 8
+    causal = get_detector("sink_need").run(tiny, n_tokens=24, exact_top=8, threshold=0.002)
+    folder.save_detector(causal, "fp")
+    # the SAE family score must take the contrast the causal score used (from the manifest)
+    folder.write_manifest({"detectors": {"sink_need": {"config": {"n_tokens": 24}}}})
+    d_in = int(tiny.cfg.n_heads) * int(tiny.cfg.d_head)
+    saes = [{la: _lossless(d_in) for la in range(2)}] * 2
+    d = discover_family(tiny, "sink", tmp_path / "run", sae_epochs=10, progress=False,
+                        seeds=[0, 1], attn_saes=saes, evidence=True)  # fmt: skip
+    ev = d.summary["evidence"]
+    assert ev["reference"].startswith("causal") and ev["n_heads"] == 8
+    truth = causal.table.sort_values(["layer", "head"]).exact.to_numpy() > 0.002
+    assert ev["n_with_role"] == int(truth.sum()) and 0 < truth.sum() < 8
+    want = {"discrete-code SAE", "write change", "sink detector", "causal estimate",
+            "attention-output SAE"}  # fmt: skip
+    assert set(ev["methods"]) == want
+    for name, row in ev["methods"].items():
+        scores = np.nan_to_num(np.atleast_2d(np.array(ev["scores"][name])))
+        per_seed = [roc_auc_score(truth, s) for s in scores]
+        assert row["auc"] == pytest.approx(np.mean(per_seed)), name
+        assert set(row["baselines"]) == {"layer index", "layer index (reversed)", "write norm",
+                                         "s_0"}  # fmt: skip
+    assert len(ev["methods"]["discrete-code SAE"]["seeds"]) == 2
+    # the lossless attention-output SAE reproduces the causal estimate's ranking exactly
+    assert ev["methods"]["attention-output SAE"]["auc"] == pytest.approx(
+        ev["methods"]["causal estimate"]["auc"]
+    )
+
+
+def test_attn_saes_and_families_cli(tiny, tmp_path):
+    """`interp attn-saes` trains SAELens folders per layer (a bad --layers is one line, exit
+    2); `interp families --attn-saes` puts their family score in the evidence table."""
+    runner = CliRunner()
+    saes = tmp_path / "saes"
+    r = runner.invoke(app, ["attn-saes", "tiny", "--out", str(saes), "--layers", "0,3"])
+    assert r.exit_code == 2 and "--layers must be in 0..1" in r.output
+    r = runner.invoke(app, ["attn-saes", "tiny", "--out", str(saes), "--layers", "0,1",
+                            "--epochs", "1", "--tokens", "32", "--windows", "4"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    for la in (0, 1):
+        assert (saes / f"blocks.{la}.attn.hook_z" / "cfg.json").is_file()
+    run = _run_folder(tmp_path / "r", "sink", [True] * 3 + [False] * 5)
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["families", "tiny", "--run", str(run), "--family", "sink",
+                            "--epochs", "5", "--seeds", "2", "--attn-saes", str(saes),
+                            "--out", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "sink.json").read_text())
+    methods = meta["evidence"]["methods"]
+    assert {"attention-output SAE", "discrete-code SAE", "write change"} <= set(methods)
+    assert len(methods["discrete-code SAE"]["seeds"]) == 2
+    assert "attention-output" in r.output and "baseline" in r.output  # (cells wrap)
+    r = runner.invoke(app, ["families", "tiny", "--run", str(run), "--family", "sink",
+                            "--attn-saes", str(tmp_path / "nope"), "--out", str(out)])  # fmt: skip
+    assert r.exit_code == 2 and "interp attn-saes" in r.output

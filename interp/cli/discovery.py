@@ -19,7 +19,7 @@ from interp.cli.common import (
     check_model_arg,
     out,
 )
-from interp.errors import InterpError
+from interp.errors import InputError, InterpError
 from interp.known_models import DEFAULT_MODEL
 
 
@@ -98,22 +98,62 @@ def families(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/families"),
     epochs: SaeEpochs = 500,
     sae_examples: SaeExamples = 10,
-    seed: Annotated[int, typer.Option(help="Seed of the SAE.")] = 0,
+    seed: Annotated[int, typer.Option(help="First seed of the discrete-code SAE.")] = 0,
+    seeds: Annotated[
+        int, typer.Option(min=1, max=100, help="Discrete-code SAE seeds (seed, seed + 1, ...).")
+    ] = 5,
+    attn_saes: Annotated[
+        list[Path] | None,
+        typer.Option(help="Folder of attention-output SAEs (`interp attn-saes`); repeat: seeds."),
+    ] = None,
+    evidence: Annotated[
+        bool, typer.Option(help="Every method beside the trivial baselines (claims rule).")
+    ] = True,
 ) -> None:
     """SAE code discovery of head families (retrieval, sink, anchor) on contrasts built for
-    each, scored by ROC AUC against the family detector's labels in the run folder."""
+    each, scored by ROC AUC against the family detector's labels in the run folder; with
+    --evidence (default) every method (attention detector, causal estimate, attention-output
+    SAEs, discrete-code SAE, write change) beside layer index, write norm and s_0, against the
+    causal reference when the run folder holds the family's causal score."""
     from circuits.families import FAMILIES, check_families
     from circuits.run import run_families
 
     try:
         checks.out_folder(out_dir)
         check_families(family or list(FAMILIES), run)  # names and labels before the model loads
+        for folder in attn_saes or []:
+            if not folder.is_dir():
+                raise InputError(
+                    f"--attn-saes {folder} is not a folder; train SAEs with `interp attn-saes "
+                    f"MODEL --out {folder}`"
+                )
         found = run_families(
             _load(model), family or list(FAMILIES), run, out_dir, seed=seed, sae_epochs=epochs,
-            sae_examples=sae_examples or None,
+            sae_examples=sae_examples or None, seeds=range(seed, seed + seeds),
+            attn_saes=attn_saes or [], evidence=evidence,
         )  # fmt: skip
     except InterpError as e:
         _fail(e)
+    for name, d in found.items():
+        ev = d.summary.get("evidence")
+        if not ev:
+            continue
+        title = f"{name}: vs {ev['reference']} ({ev['n_with_role']}/{ev['n_heads']} heads)"
+        t = Table("method", "ROC AUC [95 %]", "seed std", "p null", "verdict", title=title)
+        for method, row in ev["methods"].items():
+            lo, hi = row["interval"]
+            t.add_row(method, f"{row['auc']:.2f} [{lo:.2f}, {hi:.2f}]",
+                      f"{row['auc_std']:.3f}" if "auc_std" in row else "",
+                      f"{row['p_null']:.2g}", row["verdict"])  # fmt: skip
+        if ev["methods"]:
+            first = next(iter(ev["methods"].values()))
+            for base, row in first["baselines"].items():
+                lo, hi = row["interval"]
+                t.add_row(f"(baseline) {base}", f"{row['auc']:.2f} [{lo:.2f}, {hi:.2f}]", "",
+                          f"{row['p_null']:.2g}", "")  # fmt: skip
+        else:
+            t.add_row(ev.get("skipped", "no method scored"), "", "", "", "")
+        out.print(t)
     table = Table("family", "examples +/-", "detector heads / scored", "ROC AUC", "AUC held-out")
     for name, d in found.items():
         s = d.summary
@@ -124,3 +164,76 @@ def families(
         )  # fmt: skip
     out.print(table)
     out.print(f"wrote {out_dir}/")
+
+
+@app.command("attn-saes")
+def attn_saes(
+    model: ModelArg = DEFAULT_MODEL,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder of the SAEs (one SAELens folder per layer).")
+    ] = Path("runs/attn_saes"),
+    layers: Annotated[
+        str, typer.Option(help="Layers: all, or comma-separated indices (e.g. 0,5,12).")
+    ] = "all",
+    expansion: Annotated[int, typer.Option(min=1, max=64, help="Latents per input dim.")] = 2,
+    k: Annotated[int, typer.Option(min=1, max=4096, help="Active latents per token (TopK).")] = 32,
+    epochs: Annotated[int, typer.Option(min=1, max=10000, help="Passes over the tokens.")] = 16,
+    tokens: Annotated[int, typer.Option(min=8, max=32768, help="Tokens per window.")] = 256,
+    windows: Annotated[
+        int, typer.Option(min=1, max=100000, help="Windows of the bundled text (at most).")
+    ] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the SAEs' initialisation and batches.")] = 0,
+) -> None:
+    """Train attention-output SAEs (Kissane et al. 2024): one TopK SAE per layer on the heads'
+    concatenated hook_z over the bundled text, saved in the SAELens layout (cfg.json +
+    sae_weights.safetensors per layer). Layers already trained with the same settings are
+    kept (resume). `interp families --attn-saes DIR` scores head families with them."""
+    from interp.inputs.text import haystack_windows
+    from interp.sae.attention_output import train_attention_saes
+
+    try:
+        checks.out_folder(out_dir)
+        m = _load(model)
+        n_layers = int(m.cfg.n_layers)
+        chosen = _layer_list(layers, n_layers)
+        n_windows = _available_windows(m, tokens, windows)
+        stats = train_attention_saes(
+            m, chosen, out_dir, haystack_windows(m, tokens, n_windows), expansion=expansion,
+            k=k, epochs=epochs, seed=seed,
+        )  # fmt: skip
+    except InterpError as e:
+        _fail(e)
+    table = Table("layer", "FVU", "L0", "dead", "tokens")
+    for la in sorted(stats):
+        s = stats[la]
+        table.add_row(str(la), f"{s['fvu']:.3f}", f"{s['l0']:.1f}",
+                      f"{s['dead_fraction']:.1%}", str(s["n_train"]))  # fmt: skip
+    out.print(table)
+    out.print(f"wrote {out_dir}/")
+
+
+def _layer_list(spec: str, n_layers: int) -> list[int]:
+    from interp.errors import InputError
+
+    if spec.strip() == "all":
+        return list(range(n_layers))
+    try:
+        got = sorted({int(x) for x in spec.split(",") if x.strip()})
+    except ValueError:
+        raise InputError(
+            f"--layers must be 'all' or comma-separated integers, got {spec!r}"
+        ) from None
+    if not got or got[0] < 0 or got[-1] >= n_layers:
+        raise InputError(f"--layers must be in 0..{n_layers - 1}, got {spec!r}")
+    return got
+
+
+def _available_windows(model, n_tokens: int, wanted: int) -> int:
+    from interp.errors import InputError
+    from interp.inputs.needles import haystack_text
+    from interp.tokens import framed_windows
+
+    have = len(framed_windows(model.tokenizer, haystack_text(), n_tokens))
+    if have < 1:
+        raise InputError(f"the bundled text has no window of {n_tokens} tokens; lower --tokens")
+    return min(wanted, have)

@@ -94,8 +94,9 @@ def train_attention_saes(
                 found[la] = cfg.get("interp_stats", {})
                 continue
         todo.append(la)
+    zs = collect_z(model, batch, todo) if todo else {}  # one forward for every layer
     for la in tqdm(todo, desc="attention-output SAEs", disable=not progress):
-        x = collect_z(model, batch, [la])[la]
+        x = zs.pop(la)
         d_in = x.shape[1]
         sae, stats = train_topk_sae(x, d_sae=expansion * d_in, k=k, epochs=epochs, seed=seed)
         cfg = {
