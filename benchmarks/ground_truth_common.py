@@ -110,3 +110,21 @@ def sae_seed_scores(model, task, sae_epochs: int, seeds: int) -> dict[str, np.nd
 def refused_row(name: str, method: str, role: str, error: Exception) -> dict[str, Any]:
     return {"model": name, "method": method, "against": role, "labelled": f"refused: {error}",
             "seconds": 0.0}  # fmt: skip
+
+
+def attention_sae_sets(model, seeds: int, *, expansion: int = 4, k: int = 8, epochs: int = 30):
+    """Attention-output TopK SAEs (``interp.sae.attention_output``) of every layer trained on
+    the model folder's own prompts, one set per seed: [{layer: TopKSAE}, ...]."""
+    from interp.inputs.text import model_prompt_samples
+    from interp.sae.attention_output import collect_z
+    from interp.sae.topk import train_topk_sae
+
+    batch = model_prompt_samples(model, 64, 256)
+    zs = collect_z(model, batch, range(int(model.cfg.n_layers)))
+    return [
+        {
+            la: train_topk_sae(x, d_sae=expansion * x.shape[1], k=k, epochs=epochs, seed=s)[0]
+            for la, x in zs.items()
+        }  # fmt: skip
+        for s in range(seeds)
+    ]

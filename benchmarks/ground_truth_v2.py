@@ -11,6 +11,7 @@ import numpy as np
 from ground_truth_common import (
     N_SEEDS,
     UNKNOWN,
+    attention_sae_sets,
     heads_str,
     model_baselines,
     refused_row,
@@ -135,6 +136,23 @@ def benchmark_mixture(name: str, sae_epochs: int, seeds: int, progress: bool) ->
             top(sae["nodes"].mean(0), k), secs, change)  # fmt: skip
         add(f"SAE node score, last-position writes ({task} pairs)", role, sae["last"],
             top(sae["last"].mean(0), k), secs, change)  # fmt: skip
+    # attention-output SAEs (one set per seed) on the causal role scores' contrasts
+    from interp.sae.family_scores import FAMILY_DETECTORS, sae_family_scores
+
+    t0 = time.perf_counter()
+    sae_sets = attention_sae_sets(model, seeds)
+    train_secs = time.perf_counter() - t0
+    for family, role, options in (
+        ("sink", "sink", {"inputs": "model_prompts", "keys": "first"}),
+        ("anchor", "retrieval", {"inputs": "model_prompts", "n_tokens": 64, "near": 4}),
+    ):
+        t0 = time.perf_counter()
+        scores = np.stack([sae_family_scores(model, s, family, **options).reshape(-1).numpy()
+                           for s in sae_sets])  # fmt: skip
+        k_role = int(role_truth[role].sum())
+        add(f"attention-output SAE, {FAMILY_DETECTORS[family]} contrast (model prompts)", role,
+            scores, top(scores.mean(0), k_role), train_secs + time.perf_counter() - t0,
+            role_base.get(role))  # fmt: skip
     validation = None
     k = int(role_truth["sink"].sum())
     if sink_result is not None and 1 <= k <= n // 2:

@@ -183,3 +183,25 @@ def test_family_score_of_a_lossless_sae_equals_the_causal_estimate(tiny, family,
     assert got.abs().sum() > 0
     with pytest.raises(InputError, match="unknown head family"):
         sae_family_scores(tiny, saes, "induction")
+
+
+def test_integrated_gradients_of_a_lossless_sae_equal_those_of_the_heads(tiny):
+    """steps > 1: the joint-path integrated gradients of the lossless SAE equal
+    ``pattern_attribution(..., steps)`` head by head."""
+    from interp.ablation.attribution import pattern_attribution
+    from interp.ablation.uniform import hide_first_key
+    from interp.sae.attention_output import feature_attribution, pattern_delta
+
+    d_in = int(tiny.cfg.n_heads) * int(tiny.cfg.d_head)
+    saes = {la: _lossless(d_in) for la in range(int(tiny.cfg.n_layers))}
+    clean = tiny.to_tokens(["The dog ran to the park and back", "A cat sat on the warm mat ok"])
+
+    def metric(logits):
+        return logits[:, -1].log_softmax(-1)[:, 5].mean()
+
+    hooks, delta = pattern_delta(hide_first_key)
+    got, _ = feature_attribution(tiny, saes, clean, None, metric, delta, hooks, steps=4)
+    want = pattern_attribution(tiny, clean, None, metric, hide_first_key, steps=4).estimate
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    one, _ = feature_attribution(tiny, saes, clean, None, metric, delta, hooks, steps=1)
+    assert not torch.allclose(got, one)  # the path changes the estimate

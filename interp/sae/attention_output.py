@@ -149,7 +149,7 @@ def pattern_delta(
 
     def keep(kind: str, layer: int):
         def hook(x: Tensor, hook, store) -> None:
-            store[(kind, layer)] = x.detach()
+            store[(kind, layer)] = x  # live: on the path dz moves with the layers below
 
         return hook
 
@@ -174,12 +174,21 @@ def feature_attribution(
     metric: Metric,
     delta: Delta,
     keep_hooks: list | None = None,
+    steps: int = 1,
 ) -> tuple[Float[Tensor, "layer head"], dict[int, Tensor]]:
     """Per-head sums of the latents' attribution-patching effects (module docstring) and the
-    per-latent effects (layer -> [d_sae]); layers without an SAE score 0."""
+    per-latent effects (layer -> [d_sae]); layers without an SAE score 0.
+
+    ``steps`` > 1: integrated gradients along the joint path on which every layer's z moves
+    toward z + dz together (midpoint rule; dz recomputed live at each point, as
+    ``interp.ablation.attribution`` does for heads), each point adding
+    (f(z + dz) - f(z)) . (W_dec d metric / dz) / steps."""
+    from interp.ablation.attribution import _midpoints
+
     n_layers, n_heads = int(model.cfg.n_layers), int(model.cfg.n_heads)
     store: dict = {}
     leaves: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+    at = {"t": 0.0}
     hooks = []
     for kind, name, make in keep_hooks or []:
         for la in saes:
@@ -191,28 +200,32 @@ def feature_attribution(
             dz = delta(layer, z, store)
             d = torch.zeros_like(z, requires_grad=True)
             leaves[layer] = (z.detach(), dz.detach(), d)
-            return z + d
+            # dz keeps its graph: on the joint path every later layer's z is
+            # (1 - t) z + t (z + dz) as functions of the layers below (as the head-level
+            # attribution does), which completeness needs
+            return z + at["t"] * dz + d
 
         return hook
 
     hooks += [(act_name("z", la), at_z(la)) for la in saes]
-    with torch.enable_grad(), model.hooks(fwd_hooks=hooks):
-        out = metric(model(tokens, attention_mask=mask))
-        out.backward()
     heads = torch.zeros(n_layers, n_heads)
-    per_latent = {}
-    with torch.no_grad():
-        for la, sae in saes.items():
-            z, dz, d = leaves[la]
-            g = d.grad.float().flatten(-2)  # [b, pos, d_in]
-            zf, zn = z.float().flatten(-2), (z + dz).float().flatten(-2)
-            if mask is not None:
-                g = g * mask[..., None].to(g)
-            f_clean, f_new = sae.encode(zf), sae.encode(zn)
-            grad_f = g @ sae.W_dec.T  # [b, pos, d_sae]: d metric / d latent
-            effect = ((f_new - f_clean) * grad_f).sum((0, 1))
-            per_latent[la] = effect
-            heads[la] = effect @ sae.head_shares(n_heads)
+    per_latent = {la: torch.zeros(sae.d_sae) for la, sae in saes.items()}
+    for t in _midpoints(steps):
+        at["t"] = t
+        with torch.enable_grad(), model.hooks(fwd_hooks=hooks):
+            out = metric(model(tokens, attention_mask=mask))
+            out.backward()
+        with torch.no_grad():
+            for la, sae in saes.items():
+                z, dz, d = leaves[la]
+                g = d.grad.float().flatten(-2)  # [b, pos, d_in]
+                if mask is not None:
+                    g = g * mask[..., None].to(g)
+                zf, zn = z.float().flatten(-2), (z + dz).float().flatten(-2)
+                grad_f = g @ sae.W_dec.T  # [b, pos, d_sae]: d metric / d latent
+                effect = ((sae.encode(zn) - sae.encode(zf)) * grad_f).sum((0, 1)) / steps
+                per_latent[la] += effect
+                heads[la] += effect @ sae.head_shares(n_heads)
     return heads, per_latent
 
 
@@ -220,6 +233,6 @@ def z_delta(corrupt: dict[int, Tensor]) -> Delta:
     """dz of activation patching from a corrupted run (``corrupt``: layer -> its hook_z)."""
 
     def delta(layer: int, z: Tensor, store: dict) -> Tensor:
-        return corrupt[layer].to(z) - z.detach()
+        return corrupt[layer].to(z) - z  # live, as ``z_attribution``
 
     return delta

@@ -31,7 +31,8 @@ def sae_family_scores(
 ) -> Float[Tensor, "layer head"]:
     """Every head's score for ``family`` (sink, retrieval, anchor): the weighted sum over the
     family's probes of the latents' attribution-patching effects, per head by decoder share.
-    Layers without an SAE score 0. ``options``: fields of the causal detector's Config."""
+    Layers without an SAE score 0. ``options``: fields of the causal detector's Config
+    (``steps`` > 1: integrated gradients, as the causal estimate)."""
     if family not in FAMILY_DETECTORS:
         raise InputError(
             f"unknown head family {family!r}; choose from {', '.join(FAMILY_DETECTORS)}"
@@ -44,6 +45,8 @@ def sae_family_scores(
             hooks, delta = pattern_delta(p.edit, p.rows)
         else:
             hooks, delta = [], z_delta(z_cache(model, p.corrupted, p.mask, list(saes)))
-        heads, _ = feature_attribution(model, saes, p.tokens, p.mask, p.metric, delta, hooks)
+        heads, _ = feature_attribution(
+            model, saes, p.tokens, p.mask, p.metric, delta, hooks, steps=c.steps
+        )
         total += heads * p.weight
     return total
