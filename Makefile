@@ -24,7 +24,7 @@ test-training: setup
 	$(BIN)/python -m pytest -q -m training
 
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
 dashboard: setup
 	$(BIN)/interp dashboard --model smollm2-135m

@@ -210,10 +210,10 @@ class ChoiceScorer:
             return
         ends = zip(idx, batch.lengths, strict=True)
         spans = [range(self.prompt_len[i] - 1, n - 1) for i, n in ends]
-        rows = [k for k, span in enumerate(spans) for _ in span]
+        at_rows = [k for k, span in enumerate(spans) for _ in span]
         cols = [p for span in spans for p in span]  # position p predicts token p + 1
-        logp = model.unembed(model.ln_final(resid[rows, cols])).float().log_softmax(-1)
-        targets = batch.tokens[rows, [c + 1 for c in cols]]
+        logp = model.unembed(model.ln_final(resid[at_rows, cols])).float().log_softmax(-1)
+        targets = batch.tokens[at_rows, [c + 1 for c in cols]]
         token_lp = logp.gather(-1, targets[:, None])[:, 0]
         j = 0
         for span, i in zip(spans, idx, strict=True):

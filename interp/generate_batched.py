@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from transformer_lens.model_bridge import TransformerBridge
@@ -97,7 +98,7 @@ class _Prefiller:
         self.ids: list[int] = []
         self.tokens_prefilled = 0
 
-    def __call__(self, ids: list[int]) -> list[_BufferLayer]:
+    def __call__(self, ids: list[int]) -> list[Any]:
         """The cache layers holding exactly ``ids`` (valid until the next call)."""
         keep = common_prefix(self.ids, ids)  # a duplicate or a prefix of the last: all kept
         if self.cache.get_seq_length() > keep:
@@ -120,6 +121,7 @@ def _stacked(prefill: _Prefiller, prompts: list[list[int]], room: int) -> tuple[
     cache = _buffer_cache(len(prefill.cache.layers), longest + room)
     for row, (ids, pad) in enumerate(zip(prompts, pads, strict=True)):
         for buf, layer in zip(cache.layers, prefill(ids), strict=True):
+            assert isinstance(buf, _BufferLayer)  # _buffer_cache's layers
             buf.put_row(row, len(prompts), pad, layer.keys, layer.values)
     return cache, pads
 
@@ -237,7 +239,7 @@ def _decode_batch(
             if done[row]:
                 continue
             out[row].tokens.append(tok)
-            if n_layers:
+            if top is not None:
                 out[row].top_keys.append(top[:, row])
             done[row] = stop is not None and stop(tok)
         if all(done):

@@ -18,4 +18,4 @@ def force_offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     hub_constants = sys.modules.get("huggingface_hub.constants")
     if hub_constants is not None:
-        hub_constants.HF_HUB_OFFLINE = True
+        hub_constants.HF_HUB_OFFLINE = True  # type: ignore[attr-defined]

@@ -17,6 +17,6 @@ except ImportError:  # pragma: no cover - exercised by a subprocess test that hi
         def __class_getitem__(cls, item: Any) -> Any:
             return item[0] if isinstance(item, tuple) else item
 
-    Bool = Float = Int = _Shaped  # type: ignore[misc,assignment]
+    Bool = Float = Int = _Shaped  # type: ignore[assignment]
 
 __all__ = ["Bool", "Float", "Int"]

@@ -404,3 +404,30 @@ def test_a_full_disk_is_one_line_and_leaves_no_temp_files(tmp_path, monkeypatch)
     leftovers = [p.name for p in (tmp_path / "r").rglob("*") if p.name.startswith(".")]
     assert leftovers in ([], [".lock"]), leftovers
     assert not list((tmp_path / "r").rglob("*.parquet"))
+
+
+def test_every_command_has_the_one_error_exit():
+    """Every registered command goes through ``refusing_bad_input`` (no command repeats its
+    own try/except): an InterpError anywhere in it is one line and exit code 2."""
+    import typer
+
+    from interp.cli import app
+    from interp.cli.common import _App
+    from interp.errors import ModelLoadError
+
+    assert app.registered_commands
+    for cmd in app.registered_commands:
+        assert getattr(cmd.callback, "__wrapped__", None) is not None, cmd.name
+    probe = _App()
+
+    @probe.command()
+    def boom(x: int = 1) -> None:
+        raise ModelLoadError(f"broken weights {x}")
+
+    @probe.command()
+    def fine() -> None:
+        typer.echo("ok")
+
+    r = CliRunner().invoke(probe, ["boom", "--x", "3"])
+    assert r.exit_code == 2 and r.output.strip().splitlines() == ["error: broken weights 3"]
+    assert CliRunner().invoke(probe, ["fine"]).exit_code == 0

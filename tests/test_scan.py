@@ -133,6 +133,7 @@ def test_registry_is_the_one_list_and_refuses_duplicates():
 
     from dashboards.tables import FAST_DETECTORS
     from interp.heads import REGISTRY, detector_names, register
+    from interp.heads.base import DetectorBase
     from interp.runs.scan import DEFAULT_DETECTORS
     from interp.sweep.config import DETECTORS
 
@@ -154,7 +155,7 @@ def test_registry_is_the_one_list_and_refuses_duplicates():
     with pytest.raises(TypeError, match="must declare"):
         register(Half)
 
-    class NoConfig:
+    class NoConfig(DetectorBase):
         name = "no_config"
         causal_only, dashboard, per_prompt, interventional = False, True, True, False
 
@@ -166,14 +167,26 @@ def test_registry_is_the_one_list_and_refuses_duplicates():
     class Unbounded:
         n_seqs: int = 8
 
-    class NoRange:
+    class NoRange(DetectorBase):
         name = "no_range"
         causal_only, dashboard, per_prompt, interventional = False, True, True, False
         Config = Unbounded
 
     with pytest.raises(TypeError, match="must declare their range"):
         register(NoRange)
-    assert "half" not in REGISTRY and "no_config" not in REGISTRY and "no_range" not in REGISTRY
+
+    @dataclass(frozen=True)
+    class Bounded:
+        pass
+
+    class NoBase:  # the optional members' defaults come from DetectorBase
+        name = "no_base"
+        causal_only, dashboard, per_prompt, interventional = False, True, True, False
+        Config = Bounded
+
+    with pytest.raises(TypeError, match="must subclass interp.heads.base.DetectorBase"):
+        register(NoBase)
+    assert not {"half", "no_config", "no_range", "no_base"} & set(REGISTRY)
 
 
 def test_detector_options_are_checked_against_the_config():

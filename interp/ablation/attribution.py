@@ -88,7 +88,8 @@ def _integrate(
         if steps == 1:
             value = float(out.detach())
         for la, (delta, d) in moved.items():
-            estimate[la] += (d.grad * delta).sum(dims).float() / steps
+            grad = d.grad if d.grad is not None else torch.zeros_like(d)  # layer not reached
+            estimate[la] += (grad * delta).sum(dims).float() / steps
     if steps > 1:
         with torch.no_grad():
             value = float(metric(_forward(model, tokens, mask, [])))
@@ -180,7 +181,9 @@ def z_patch_hooks(
     ``cache``, layer -> z [batch, pos, head, d_head], from ``z_cache``)."""
     heads = list(heads)
     layers = sorted({la for la, _ in heads})
-    z = cache if cache is not None else z_cache(model, corrupted, mask, layers)
+    if cache is None and corrupted is None:
+        raise InputError("z_patch_hooks needs the corrupted tokens or their z cache")
+    z = cache if cache is not None else z_cache(model, corrupted, mask, layers)  # type: ignore[arg-type]
 
     def make(layer: int, idx: list[int]):
         def hook(x: Tensor, hook) -> Tensor:

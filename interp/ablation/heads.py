@@ -16,8 +16,9 @@ Only the named heads change; every other head's activations are bit-identical (t
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from jaxtyping import Float
@@ -84,7 +85,7 @@ def ablation_hooks(
     reference=None,
     corrupted=None,
     means: dict[Head, torch.Tensor] | None = None,
-) -> list[tuple[str, object]]:
+) -> list[tuple[str, Callable[..., Any]]]:
     """The forward hooks of ``ablate`` (to combine with other hooks).
 
     ``means``: precomputed ``head_means`` (any superset of ``heads``) instead of ``reference``.
@@ -101,10 +102,11 @@ def ablation_hooks(
     by_layer: dict[int, list[int]] = defaultdict(list)
     for la, h in heads:
         by_layer[la].append(h)
-    if kind == "mean" and means is None:
-        means = head_means(model, reference, heads)
-    elif kind == "mean" and not set(heads) <= set(means):
-        raise InputError(f"means= lacks heads {sorted(set(heads) - set(means))[:4]}")
+    mean_of: dict[Head, torch.Tensor] = {}
+    if kind == "mean":
+        mean_of = means if means is not None else head_means(model, reference, heads)
+        if not set(heads) <= set(mean_of):
+            raise InputError(f"means= lacks heads {sorted(set(heads) - set(mean_of))[:4]}")
     source = cache_z(model, corrupted, by_layer) if kind == "resample" else {}
 
     def make(layer: int, idx: list[int]):
@@ -114,7 +116,7 @@ def ablation_hooks(
                 if kind == "zero":
                     z[:, :, h] = 0.0
                 elif kind == "mean":
-                    z[:, :, h] = means[(layer, h)].to(z)
+                    z[:, :, h] = mean_of[(layer, h)].to(z)
                 else:
                     src = source[layer]
                     if src.shape[:2] != z.shape[:2]:

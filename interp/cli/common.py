@@ -3,14 +3,43 @@ loading and the one-line error exit."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from interp.errors import InputError  # noqa: F401 (re-exported for the command modules)
+from interp.errors import (
+    InputError,  # noqa: F401 (re-exported for the command modules)
+    InterpError,
+)
 
-app = typer.Typer(
+
+def refusing_bad_input(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The one error exit of every command: an ``InterpError`` (bad input, a model that cannot
+    load, a missing run folder) becomes one red line on stderr and exit code 2, never a
+    stack trace. The signature is kept (typer reads the options from it)."""
+
+    @functools.wraps(fn)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InterpError as e:
+            _fail(e)
+
+    return command
+
+
+class _App(typer.Typer):
+    """typer's app whose every command goes through ``refusing_bad_input``."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        register = super().command(*args, **kwargs)
+        return lambda fn: register(refusing_bad_input(fn))
+
+
+app = _App(
     help="Mechanistic interpretability of attention heads (offline models, head scans).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

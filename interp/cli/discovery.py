@@ -13,13 +13,12 @@ from interp.cli.common import (
     ModelArg,
     SaeEpochs,
     SaeExamples,
-    _fail,
     _load,
     app,
     check_model_arg,
     out,
 )
-from interp.errors import InputError, InterpError
+from interp.errors import InputError
 from interp.known_models import DEFAULT_MODEL
 
 
@@ -47,15 +46,12 @@ def circuit(
     from circuits.run import run_circuits
     from circuits.tasks import check_tasks
 
-    try:
-        checks.out_folder(out_dir)
-        check_tasks(tasks)
-        found, reuse = run_circuits(
-            _load(model), tasks, out_dir, n=n, seed=seed, circuit_fraction=fraction,
-            sae_epochs=epochs, sae_examples=sae_examples or None,
-        )  # fmt: skip
-    except InterpError as e:
-        _fail(e)
+    checks.out_folder(out_dir)
+    check_tasks(tasks)
+    found, reuse = run_circuits(
+        _load(model), tasks, out_dir, n=n, seed=seed, circuit_fraction=fraction,
+        sae_epochs=epochs, sae_examples=sae_examples or None,
+    )  # fmt: skip
     for table in circuit_tables({name: d.summary for name, d in found.items()}):
         out.print(table)
     for pair, o in reuse.items():
@@ -118,22 +114,19 @@ def families(
     from circuits.families import FAMILIES, check_families
     from circuits.run import run_families
 
-    try:
-        checks.out_folder(out_dir)
-        check_families(family or list(FAMILIES), run)  # names and labels before the model loads
-        for folder in attn_saes or []:
-            if not folder.is_dir():
-                raise InputError(
-                    f"--attn-saes {folder} is not a folder; train SAEs with `interp attn-saes "
-                    f"MODEL --out {folder}`"
-                )
-        found = run_families(
-            _load(model), family or list(FAMILIES), run, out_dir, seed=seed, sae_epochs=epochs,
-            sae_examples=sae_examples or None, seeds=range(seed, seed + seeds),
-            attn_saes=attn_saes or [], evidence=evidence,
-        )  # fmt: skip
-    except InterpError as e:
-        _fail(e)
+    checks.out_folder(out_dir)
+    check_families(family or list(FAMILIES), run)  # names and labels before the model loads
+    for folder in attn_saes or []:
+        if not folder.is_dir():
+            raise InputError(
+                f"--attn-saes {folder} is not a folder; train SAEs with `interp attn-saes "
+                f"MODEL --out {folder}`"
+            )
+    found = run_families(
+        _load(model), family or list(FAMILIES), run, out_dir, seed=seed, sae_epochs=epochs,
+        sae_examples=sae_examples or None, seeds=range(seed, seed + seeds),
+        attn_saes=attn_saes or [], evidence=evidence,
+    )  # fmt: skip
     for name, d in found.items():
         ev = d.summary.get("evidence")
         if not ev:
@@ -191,18 +184,15 @@ def attn_saes(
     from interp.inputs.text import haystack_windows
     from interp.sae.attention_output import train_attention_saes
 
-    try:
-        checks.out_folder(out_dir)
-        m = _load(model)
-        n_layers = int(m.cfg.n_layers)
-        chosen = _layer_list(layers, n_layers)
-        n_windows = _available_windows(m, tokens, windows)
-        stats = train_attention_saes(
-            m, chosen, out_dir, haystack_windows(m, tokens, n_windows), expansion=expansion,
-            k=k, epochs=epochs, seed=seed,
-        )  # fmt: skip
-    except InterpError as e:
-        _fail(e)
+    checks.out_folder(out_dir)
+    m = _load(model)
+    n_layers = int(m.cfg.n_layers)
+    chosen = _layer_list(layers, n_layers)
+    n_windows = _available_windows(m, tokens, windows)
+    stats = train_attention_saes(
+        m, chosen, out_dir, haystack_windows(m, tokens, n_windows), expansion=expansion,
+        k=k, epochs=epochs, seed=seed,
+    )  # fmt: skip
     table = Table("layer", "FVU", "L0", "dead", "tokens")
     for la in sorted(stats):
         s = stats[la]

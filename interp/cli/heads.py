@@ -12,13 +12,12 @@ from rich.table import Table
 from interp import checks
 from interp.cli.common import (
     ModelArg,
-    _fail,
     _load,
     app,
     console,
     out,
 )
-from interp.errors import InputError, InterpError
+from interp.errors import InputError
 from interp.known_models import DEFAULT_MODEL
 
 
@@ -41,10 +40,7 @@ def info(
     """Print layers, heads, kv heads, d_head, context length and parameter count of MODEL."""
     from interp.models import model_info
 
-    try:
-        facts = model_info(_load(model))
-    except InterpError as e:
-        _fail(e)
+    facts = model_info(_load(model))
     if as_json:
         out.print_json(json.dumps(facts.as_dict()))
         return
@@ -107,35 +103,29 @@ def scan(
     """Attention statistics and all head detectors of MODEL, written as a resumable run folder."""
     from interp.known_models import BUILTIN_DETECTORS
 
-    try:  # a mistyped detector is refused before the seconds of importing torch
-        if detectors not in ("default", "all", "none"):
-            _detector_names(detectors, (), BUILTIN_DETECTORS)
-    except InterpError as e:
-        _fail(e)
+    if detectors not in ("default", "all", "none"):
+        _detector_names(detectors, (), BUILTIN_DETECTORS)
     from interp.heads import REGISTRY
     from interp.inputs.prompts import load_prompts
     from interp.runs.scan import DEFAULT_DETECTORS
     from interp.runs.scan import scan as run_scan
 
-    try:
-        checks.out_folder(out_dir)
-        if prompts is not None:
-            load_prompts(prompts)  # a missing, empty or binary file fails before the model loads
-        names = _detector_names(detectors, DEFAULT_DETECTORS, REGISTRY)
-        if grid not in ("small", "large"):
-            raise InputError(f"unknown grid {grid!r}: use 'small' or 'large'")
-        options = detector_settings(settings or [], names)
-        result = run_scan(
-            _load(model),
-            out_dir,
-            prompts_file=prompts,
-            batch_size=batch_size,
-            detectors=names,
-            grid=grid,
-            options=options,
-        )
-    except InterpError as e:
-        _fail(e)
+    checks.out_folder(out_dir)
+    if prompts is not None:
+        load_prompts(prompts)  # a missing, empty or binary file fails before the model loads
+    names = _detector_names(detectors, DEFAULT_DETECTORS, REGISTRY)
+    if grid not in ("small", "large"):
+        raise InputError(f"unknown grid {grid!r}: use 'small' or 'large'")
+    options = detector_settings(settings or [], names)
+    result = run_scan(
+        _load(model),
+        out_dir,
+        prompts_file=prompts,
+        batch_size=batch_size,
+        detectors=names,
+        grid=grid,
+        options=options,
+    )
     state = "reused" if result.reused else f"computed in {result.seconds:.1f} s"
     out.print(f"head table {state}; detectors: {', '.join(result.detectors) or 'none'}")
     out.print(f"wrote {result.out}/ (summary.md, manifest.json, detectors/, detectors.png/.html)")
@@ -202,11 +192,8 @@ def validate(
     """Mask the top-K heads of a detector (uniform attention) vs K random heads; report drops."""
     from interp.runs.validate import run_validation
 
-    try:
-        checks.out_folder(out_dir)
-        v, paths = run_validation(_load(model), detector, out_dir, k=k, n_draws=draws, seed=seed)
-    except InterpError as e:
-        _fail(e)
+    checks.out_folder(out_dir)
+    v, paths = run_validation(_load(model), detector, out_dir, k=k, n_draws=draws, seed=seed)
     s = v.summary
     from interp.runs.validate import harm_label
 

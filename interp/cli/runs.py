@@ -9,12 +9,10 @@ import typer
 
 from interp import checks
 from interp.cli.common import (
-    _fail,
     app,
     console,
     out,
 )
-from interp.errors import InterpError
 
 
 @app.command("train-toy")
@@ -57,21 +55,18 @@ def train_toy_cmd(
     if planted is not None:
         _train_planted(planted, folder, force)
         return
-    try:
-        cfg = ToyConfig(
-            attention=attention, task=task, complexity=complexity, seed=seed, steps=steps,
-            batch_size=batch_size, lr=lr, n_layers=n_layers, n_heads=n_heads,
-        ).check()  # fmt: skip
-        name = f"{task.replace(',', '+')}_c{complexity}_{attention}_s{seed}"
-        folder = checks.out_folder(folder or Path("runs/toy") / name)
-        done = load_metrics(folder)
-        if done and done.get("config") == asdict(cfg) and not force:
-            metrics = done
-            console.print(f"{folder} already holds this run (--force retrains)")
-        else:
-            _, metrics = train_toy(cfg, folder)
-    except InterpError as e:
-        _fail(e)
+    cfg = ToyConfig(
+        attention=attention, task=task, complexity=complexity, seed=seed, steps=steps,
+        batch_size=batch_size, lr=lr, n_layers=n_layers, n_heads=n_heads,
+    ).check()  # fmt: skip
+    name = f"{task.replace(',', '+')}_c{complexity}_{attention}_s{seed}"
+    folder = checks.out_folder(folder or Path("runs/toy") / name)
+    done = load_metrics(folder)
+    if done and done.get("config") == asdict(cfg) and not force:
+        metrics = done
+        console.print(f"{folder} already holds this run (--force retrains)")
+    else:
+        _, metrics = train_toy(cfg, folder)
     out.print(
         f"{attention} on {task} (complexity {complexity}, seed {seed}): held-out accuracy "
         f"{metrics['accuracy']:.3f} (chance {metrics['chance']:.3f}), loss "
@@ -83,16 +78,13 @@ def train_toy_cmd(
 def _train_planted(name: str, folder: Path | None, force: bool) -> None:
     from circuits.planted import check_name, describe, load_ground_truth, train_planted
 
-    try:
-        check_name(name)
-        folder = checks.out_folder(folder or Path("runs/planted") / name)
-        if (folder / "ground_truth.json").is_file() and not force:
-            truth = load_ground_truth(folder)
-            console.print(f"{folder} already holds this model (--force retrains)")
-        else:
-            truth = train_planted(name, folder)
-    except InterpError as e:
-        _fail(e)
+    check_name(name)
+    folder = checks.out_folder(folder or Path("runs/planted") / name)
+    if (folder / "ground_truth.json").is_file() and not force:
+        truth = load_ground_truth(folder)
+        console.print(f"{folder} already holds this model (--force retrains)")
+    else:
+        truth = train_planted(name, folder)
     out.print(f"planted {name}: {describe(truth)}; saved {folder}")
 
 
@@ -120,13 +112,10 @@ def sweep(
     """
     from interp.sweep import load_config, run_sweep
 
-    try:
-        cfg = load_config(config)
-        result = run_sweep(
-            cfg, out_dir, engine=engine, address=address, workers=workers, threads=threads
-        )
-    except InterpError as e:
-        _fail(e)
+    cfg = load_config(config)
+    result = run_sweep(
+        cfg, out_dir, engine=engine, address=address, workers=workers, threads=threads
+    )
     out.print(
         f"sweep {cfg.name}: {result.n_shards} shards ({result.reused} reused, "
         f"{result.computed} computed, {len(result.failed)} failed) in {result.seconds:.1f} s, "

@@ -9,12 +9,11 @@ import typer
 
 from interp import checks
 from interp.cli.common import (
-    _fail,
     app,
     check_model_arg,
     console,
 )
-from interp.errors import InputError, InterpError
+from interp.errors import InputError
 from interp.known_models import DEFAULT_MODEL
 
 
@@ -52,17 +51,15 @@ def dashboard(
     from dashboards.serve import make_server
 
     if run is not None and not run.is_dir():
-        _fail(InputError(f"run folder {run} does not exist; write one with `interp scan`"))
+        raise InputError(f"run folder {run} does not exist; write one with `interp scan`")
     try:
         model = model or run_model(run) or DEFAULT_MODEL
         checks.listen_address(host, port)
         server, state = make_server(
             model, str(run) if run else None, host=host, port=port, roots=root
         )
-    except InterpError as e:
-        _fail(e)
     except OSError as e:  # the port is in use, or the address is not this machine's
-        _fail(InputError(f"cannot listen on {host}:{port}: {e.strerror or e}"))
+        raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
     console.print(
         f"interp dashboard on [bold]http://{host}:{server.effective_port}[/] "
         f"(loading {model} in the background; Ctrl-C stops)"

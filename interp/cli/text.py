@@ -11,14 +11,13 @@ from rich.table import Table
 from interp import checks
 from interp.cli.common import (
     ModelArg,
-    _fail,
     _load,
     app,
     check_model_arg,
     console,
     out,
 )
-from interp.errors import InputError, InterpError
+from interp.errors import InputError
 from interp.known_models import DEFAULT_MODEL
 
 
@@ -60,45 +59,42 @@ def calibrate(
         search_heads,
     )  # fmt: skip
 
-    try:
-        checks.out_file(out_file)
-        bundled = not dataset.endswith(".jsonl")
-        if bundled:
-            cal_rows = pooled_rows(dataset, "calibration")
-            tests = {name: pooled_rows(name, "test") for name in members(dataset)}
-            files = {"dataset": dataset, "pooled_datasets": list(members(dataset))}
-        else:
-            if test is None:
-                raise InputError("give --test FILE for a dataset file of your own")
-            cal_rows = load_dataset(Path(dataset))
-            tests = {test.stem: load_dataset(test)}
-            files = {"dataset": dataset, "calibration_file": dataset, "test_file": str(test)}
-        if test is not None and bundled:
-            tests = {test.stem: load_dataset(test)}
-        m = _load(model)
-        options = SearchOptions(first_layer=first_layer, seed=seed)
-        result = search_heads(m, cal_rows, options=options, provenance=files)
-        results = [
-            evaluate(
-                m, result.config, name, rows, random_sets=random_sets, first_layer=first_layer,
-                seed=seed, progress=True,
-            )
-            for name, rows in tests.items()
-        ]  # fmt: skip
-        prov = result.config.provenance
-        if len(results) == 1:
-            prov.update(results[0].summary())
-        else:
-            prov["tests"] = {r.name: r.summary() for r in results}
-        prov["search_seconds"] = result.seconds
-        result.config.save(out_file)
-        import pandas as pd
+    checks.out_file(out_file)
+    bundled = not dataset.endswith(".jsonl")
+    if bundled:
+        cal_rows = pooled_rows(dataset, "calibration")
+        tests = {name: pooled_rows(name, "test") for name in members(dataset)}
+        files = {"dataset": dataset, "pooled_datasets": list(members(dataset))}
+    else:
+        if test is None:
+            raise InputError("give --test FILE for a dataset file of your own")
+        cal_rows = load_dataset(Path(dataset))
+        tests = {test.stem: load_dataset(test)}
+        files = {"dataset": dataset, "calibration_file": dataset, "test_file": str(test)}
+    if test is not None and bundled:
+        tests = {test.stem: load_dataset(test)}
+    m = _load(model)
+    options = SearchOptions(first_layer=first_layer, seed=seed)
+    result = search_heads(m, cal_rows, options=options, provenance=files)
+    results = [
+        evaluate(
+            m, result.config, name, rows, random_sets=random_sets, first_layer=first_layer,
+            seed=seed, progress=True,
+        )
+        for name, rows in tests.items()
+    ]  # fmt: skip
+    prov = result.config.provenance
+    if len(results) == 1:
+        prov.update(results[0].summary())
+    else:
+        prov["tests"] = {r.name: r.summary() for r in results}
+    prov["search_seconds"] = result.seconds
+    result.config.save(out_file)
+    import pandas as pd
 
-        from interp.report import write_table
+    from interp.report import write_table
 
-        write_table(pd.DataFrame(result.per_head), out_file.with_suffix(".heads.parquet"))
-    except InterpError as e:
-        _fail(e)
+    write_table(pd.DataFrame(result.per_head), out_file.with_suffix(".heads.parquet"))
     _print_calibration(dataset, result, results, len(cal_rows), out_file)
 
 
@@ -195,56 +191,53 @@ def generate(
     )
     from interp.generate import greedy_decode
 
+    config = CalibrationConfig.load(calibration) if calibration else None
+    m = _load(model)
+    ids = m.tokenizer(prompt)["input_ids"]
+    if len(ids) < 2:
+        raise InputError("the prompt needs at least 2 tokens")
+    n_ctx = int(m.cfg.n_ctx)
+    if len(ids) + max_new_tokens > n_ctx:
+        raise InputError(
+            f"the prompt has {len(ids)} tokens; with --max-new-tokens {max_new_tokens} that "
+            f"exceeds {model}'s context of {n_ctx} tokens: shorten it"
+        )
+    if config is not None and not config.heads:
+        why = config.provenance.get("verdict", "")
+        why = f" ({why}: the search found no head set worth shipping)" if why else ""
+        console.print(f"{calibration} selects no heads{why}: this is the plain model's text")
+        config = None
+    if config is not None:
+        heads = ", ".join(f"L{la}.H{h}" for la, h in sorted(config.heads))
+        how = "recomputing the sequence at every step" if recompute else "with the KV cache"
+        console.print(
+            f"calibrating {len(config.heads)} head(s) {heads} (beta {config.beta}, sink "
+            f"s_j > {config.threshold}), {how}"
+        )
+    eos = m.tokenizer.eos_token_id
+    new: list[int] = []
+    out.print(prompt, end="")
+
+    def show(token: int) -> None:  # stream the text as it grows (byte-level BPE safe)
+        before = m.tokenizer.decode(new, skip_special_tokens=True)
+        new.append(token)
+        out.print(m.tokenizer.decode(new, skip_special_tokens=True)[len(before) :], end="")
+
+    cached = config is not None and not recompute
+    handle = apply_calibration(m, config) if config is not None and recompute else None
     try:
-        config = CalibrationConfig.load(calibration) if calibration else None
-        m = _load(model)
-        ids = m.tokenizer(prompt)["input_ids"]
-        if len(ids) < 2:
-            raise InputError("the prompt needs at least 2 tokens")
-        n_ctx = int(m.cfg.n_ctx)
-        if len(ids) + max_new_tokens > n_ctx:
-            raise InputError(
-                f"the prompt has {len(ids)} tokens; with --max-new-tokens {max_new_tokens} that "
-                f"exceeds {model}'s context of {n_ctx} tokens: shorten it"
-            )
-        if config is not None and not config.heads:
-            why = config.provenance.get("verdict", "")
-            why = f" ({why}: the search found no head set worth shipping)" if why else ""
-            console.print(f"{calibration} selects no heads{why}: this is the plain model's text")
-            config = None
-        if config is not None:
-            heads = ", ".join(f"L{la}.H{h}" for la, h in sorted(config.heads))
-            how = "recomputing the sequence at every step" if recompute else "with the KV cache"
-            console.print(
-                f"calibrating {len(config.heads)} head(s) {heads} (beta {config.beta}, sink "
-                f"s_j > {config.threshold}), {how}"
-            )
-        eos = m.tokenizer.eos_token_id
-        new: list[int] = []
-        out.print(prompt, end="")
-
-        def show(token: int) -> None:  # stream the text as it grows (byte-level BPE safe)
-            before = m.tokenizer.decode(new, skip_special_tokens=True)
-            new.append(token)
-            out.print(m.tokenizer.decode(new, skip_special_tokens=True)[len(before) :], end="")
-
-        cached = config is not None and not recompute
-        handle = apply_calibration(m, config) if config is not None and recompute else None
-        try:
-            greedy_decode(
-                m, ids, max_new_tokens=max_new_tokens, stop=lambda t: t == eos, on_step=show,
-                use_cache=not recompute, fwd_hooks=cached_calibration_hooks(m, config)
-                if cached else (),
-            )  # fmt: skip
-        finally:
-            if handle is not None:
-                handle.remove()
-        out.print()
-        if config is not None and compare:
-            plain = greedy_decode(m, ids, max_new_tokens=max_new_tokens, stop=lambda t: t == eos)
-            console.print(_calibration_effect(m.tokenizer, new, plain))
-    except InterpError as e:
-        _fail(e)
+        greedy_decode(
+            m, ids, max_new_tokens=max_new_tokens, stop=lambda t: t == eos, on_step=show,
+            use_cache=not recompute, fwd_hooks=cached_calibration_hooks(m, config)
+            if cached and config is not None else (),
+        )  # fmt: skip
+    finally:
+        if handle is not None:
+            handle.remove()
+    out.print()
+    if config is not None and compare:
+        plain = greedy_decode(m, ids, max_new_tokens=max_new_tokens, stop=lambda t: t == eos)
+        console.print(_calibration_effect(m.tokenizer, new, plain))
 
 
 def _calibration_effect(tokenizer, calibrated: list[int], plain: list[int]) -> str:
@@ -268,10 +261,7 @@ def anchors(
     """Preplan (WAAD jumps) and anchor (high FAI) tokens of TEXT (Preplan-and-Anchor)."""
     from interp.heads.anchor import anchor_tokens
 
-    try:
-        df = anchor_tokens(_load(model), text)
-    except InterpError as e:
-        _fail(e)
+    df = anchor_tokens(_load(model), text)
     # each kind ranked by what selects it: FAI for anchors, the WAAD jump for preplan tokens
     for kind, col in (("anchor", "fai"), ("preplan", "waad_jump")):
         chosen = df[df[kind]]

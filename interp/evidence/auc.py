@@ -53,7 +53,7 @@ def _null_counts(m: int, n: int) -> tuple[int, ...]:
     # rows[j][u]: orderings of i positives and j negatives with statistic u, built up in i
     rows = [[1] for _ in range(n + 1)]  # i = 0: one ordering, U = 0
     for i in range(1, m + 1):
-        new = []
+        new: list[list[int]] = []
         for j in range(n + 1):
             size = i * j + 1
             c = [0] * size

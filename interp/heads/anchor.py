@@ -43,7 +43,7 @@ from interp.defaults import (
     WAAD_WINDOW,
 )
 from interp.errors import InputError
-from interp.heads.base import DetectorResult, between, configure, head_frame, register
+from interp.heads.base import DetectorBase, DetectorResult, between, configure, head_frame, register
 from interp.inputs.text import (
     all_patterns,
     check_inputs,
@@ -218,7 +218,7 @@ class AnchorConfig:
 
 
 @register
-class AnchorDetector:
+class AnchorDetector(DetectorBase):
     name = "anchor"
     causal_only = True
     dashboard = True

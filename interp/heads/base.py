@@ -12,7 +12,6 @@ whose ``table`` has one row per (layer, head) with its score(s), the threshold u
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar, Protocol, get_type_hints, runtime_checkable
 
@@ -39,7 +38,9 @@ class DetectorResult:
 
 @runtime_checkable
 class Detector(Protocol):
-    """What the registry knows of a detector; every place that lists detectors reads it."""
+    """What the registry knows of a detector; every place that lists detectors reads it. The
+    optional members have their defaults in ``DetectorBase`` (every detector subclasses it),
+    so nothing is discovered with ``hasattr`` or ``inspect``."""
 
     name: ClassVar[str]
     causal_only: ClassVar[bool]  # defined for causal language models only (scan skips others)
@@ -49,14 +50,52 @@ class Detector(Protocol):
     # checked head), not where it attends; not in the default scan (slow on a CPU)
     interventional: ClassVar[bool]
     Config: ClassVar[type]  # frozen dataclass of every option that changes its tables
+    # run() also takes workdir= (where finished pieces are kept and reused) and progress=
+    resumable: ClassVar[bool]
+    # its one-line finding for the run folder's summary (None: the table speaks for itself)
+    summary: ClassVar[Any]  # Callable[[DetectorResult], str] | None
+    # validation_metric(model, seed=1) -> the metric ``interp validate`` masks its heads on
+    # (``interp.heads.metrics``; None: it cannot be validated that way)
+    validation_metric: ClassVar[Any]  # Callable[..., ValidationMetric] | None
 
     def run(
         self, model: TransformerBridge, config: Any = None, **options: Any
     ) -> DetectorResult: ...
 
+    def prompt_pairs(self, tokens: Any) -> Any:
+        """per_prompt detectors: the (query, key) pairs whose attention mass it scores."""
+        ...
+
+    def prompt_scores(self, stats: Any, mass: Any) -> dict[str, Any]:
+        """per_prompt detectors: the per-head scores of one prompt's statistics."""
+        ...
+
+    def probes(self, model: TransformerBridge, config: Any) -> list[Any]:
+        """interventional detectors: the contrast their estimate is computed on."""
+        ...
+
+
+class DetectorBase:
+    """The defaults of ``Detector``'s optional members; a detector declares its capabilities,
+    ``name`` and ``Config`` itself (``register`` checks them)."""
+
+    name: ClassVar[str]
+    resumable: ClassVar[bool] = False
+    summary: ClassVar[Any] = None  # a staticmethod (result) -> str in the subclass
+    validation_metric: ClassVar[Any] = None  # a staticmethod (model, seed) -> metric
+
+    def prompt_pairs(self, tokens: Any) -> Any:
+        raise InputError(f"detector {self.name!r} is not per_prompt: no per-prompt pairs")
+
+    def prompt_scores(self, stats: Any, mass: Any) -> dict[str, Any]:
+        raise InputError(f"detector {self.name!r} is not per_prompt: no per-prompt scores")
+
+    def probes(self, model: TransformerBridge, config: Any) -> list[Any]:
+        raise InputError(f"detector {self.name!r} is not interventional: it has no probes")
+
 
 #: name -> detector class, in registration order (the order of scans, summaries and plots)
-REGISTRY: dict[str, Callable[[], Detector]] = {}
+REGISTRY: dict[str, Any] = {}
 _CAPABILITIES = ("causal_only", "dashboard", "per_prompt", "interventional")
 
 
@@ -71,6 +110,8 @@ def register(cls):
     missing = [c for c in _CAPABILITIES if not isinstance(getattr(cls, c, None), bool)]
     if missing:
         raise TypeError(f"detector {cls.__qualname__} must declare {', '.join(missing)} (bool)")
+    if not issubclass(cls, DetectorBase):
+        raise TypeError(f"detector {cls.__qualname__} must subclass interp.heads.base.DetectorBase")
     config = getattr(cls, "Config", None)
     if not (is_dataclass(config) and config.__dataclass_params__.frozen):
         raise TypeError(f"detector {cls.__qualname__} must declare a frozen dataclass Config")

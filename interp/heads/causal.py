@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ from interp.defaults import (
     SINK_THRESHOLD,
 )
 from interp.errors import InputError
-from interp.heads.base import DetectorResult, between, configure, head_frame, register
+from interp.heads.base import DetectorBase, DetectorResult, between, configure, head_frame, register
 from interp.inputs.text import check_inputs, haystack_windows, model_prompt_samples, text_samples
 from interp.models.info import is_causal
 from interp.tokens import TokenBatch
@@ -129,18 +129,19 @@ def estimate(model: TransformerBridge, probes: list[Probe], steps: int) -> tuple
         if p.edit is not None:
             att = pattern_attribution(model, p.tokens, p.mask, p.metric, p.edit, p.rows, steps)
         else:
+            assert p.corrupted is not None, "a probe edits scores or patches from corrupted"
             att = z_attribution(model, p.tokens, p.corrupted, p.mask, p.metric, steps)
         total += att.estimate * p.weight
         value += att.value * p.weight
     return total, value
 
 
-class CausalDetector:
+class CausalDetector(DetectorBase):
     """``run`` = ``measure`` (the estimate) + the exact check of the top heads. Causal models
     only, too slow for the dashboard's load, not per prompt, interventional. ``probes`` gives
     the contrast every estimate is computed on."""
 
-    name: str
+    name: ClassVar[str]
     causal_only = True
     dashboard = False
     per_prompt = False
@@ -224,9 +225,11 @@ class SinkNeedDetector(CausalDetector):
         """Estimated loss increase when each head alone loses its sink keys."""
         (p,) = self.probes(model, c)
         total, value = estimate(model, [p], c.steps)
+        edit = p.edit
+        assert edit is not None  # a score edit (probes above)
 
         def run(head: Head | None) -> float:
-            hooks = [] if head is None else score_hooks(model, [head], p.edit)
+            hooks = [] if head is None else score_hooks(model, [head], edit)
             with torch.no_grad(), model.hooks(fwd_hooks=hooks):
                 return float(p.metric(model(p.tokens, attention_mask=p.mask)))
 
@@ -302,7 +305,7 @@ class RetrievalEffectDetector(CausalDetector):
         def run(head: Head | None) -> float:
             out = 0.0
             for p in probes:
-                hooks = [] if head is None else score_hooks(model, [head], p.edit, p.rows)
+                hooks = [] if head is None else score_hooks(model, [head], uniform_scores, p.rows)
                 with torch.no_grad(), model.hooks(fwd_hooks=hooks):
                     out += float(p.metric(model(p.tokens))) * p.weight
             return out
@@ -418,7 +421,9 @@ class AnchorEffectDetector(CausalDetector):
         probes = _window_probes(tokens, corrupted)
         total, value = estimate(model, probes, c.steps)
         layers = range(int(model.cfg.n_layers))
-        caches = [z_cache(model, p.corrupted, None, layers) for p in probes]
+        caches = [
+            z_cache(model, corrupted[i : i + CHUNK], None, layers) for i in range(0, n, CHUNK)
+        ]
 
         def run(head: Head | None) -> float:
             out = 0.0

@@ -17,7 +17,7 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.defaults import CLASSIC_THRESHOLD
-from interp.heads.base import DetectorResult, between, configure, head_frame
+from interp.heads.base import DetectorBase, DetectorResult, between, configure, head_frame
 from interp.inputs.text import all_patterns, check_inputs, repeated_random_tokens
 from interp.stats.streaming import AttentionStats
 from interp.tokens import TokenBatch
@@ -115,7 +115,7 @@ class TextWindowsConfig:
     seed: int = field(default=0, metadata=between(0, 4294967295))
 
 
-class PatternDetector:
+class PatternDetector(DetectorBase):
     """Base of the classic detectors: a subclass sets ``name`` and ``detection`` (the 0/1
     pattern function) and may override ``make_inputs`` and ``Config`` (default: repeated
     random tokens)."""
@@ -126,8 +126,8 @@ class PatternDetector:
     per_prompt: ClassVar[bool] = True  # the sweep scores D-pairs of each prompt (pair_weights)
     interventional: ClassVar[bool] = False
     Config: ClassVar[type] = RepeatedTokensConfig
-    detection: ClassVar[Callable[[Tensor], Tensor]]
-    pairs: ClassVar[Callable[[Tensor], tuple[Tensor, Tensor]]]  # the same D as (t, s) pairs
+    detection: ClassVar[Any]  # staticmethod: tokens [pos] -> D as a [pos, pos] mask
+    pairs: ClassVar[Any]  # staticmethod: the same D as (t, s) pairs
 
     def prompt_pairs(self, tokens: Int[Tensor, " pos"]) -> tuple[Tensor, Tensor]:
         """Where D is 1 on a prompt's own tokens (the sweep sums attention there)."""

@@ -40,7 +40,7 @@ from interp.defaults import MAX_NEW_TOKENS, RECALL_THRESHOLD, RETRIEVAL_THRESHOL
 from interp.errors import InputError
 from interp.generate import greedy_decode, newline_or_eos
 from interp.generate_batched import Decoded, batched_decode_supported, batched_greedy_decode
-from interp.heads.base import DetectorResult, between, configure, head_frame, register
+from interp.heads.base import DetectorBase, DetectorResult, between, configure, head_frame, register
 from interp.heads.metrics import ValidationMetric
 from interp.hook_names import act_name
 from interp.inputs.needles import (
@@ -239,7 +239,8 @@ class RetrievalConfig:
 
 
 @register
-class RetrievalDetector:
+class RetrievalDetector(DetectorBase):
+    resumable = True  # run() keeps each finished needle test under workdir
     name = "retrieval"
     causal_only = True
     dashboard = False
@@ -303,8 +304,9 @@ class RetrievalDetector:
 
         def done(i: int, o: TestOutcome) -> None:  # checkpoint each test as it finishes
             found[todo[i]] = o
-            if paths[todo[i]]:
-                _save(paths[todo[i]], o)
+            path = paths[todo[i]]
+            if path:
+                _save(path, o)
             bar.update(1)
 
         with bar:

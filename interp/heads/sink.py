@@ -34,7 +34,7 @@ import torch
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.defaults import LONG_INPUT, SINK_HEAD_THRESHOLD, SINK_SAMPLE_TOKENS, SINK_THRESHOLD
-from interp.heads.base import DetectorResult, between, configure, head_frame, register
+from interp.heads.base import DetectorBase, DetectorResult, between, configure, head_frame, register
 from interp.heads.metrics import ValidationMetric, mean_loss
 from interp.inputs.text import (
     all_patterns,
@@ -129,7 +129,7 @@ class SinkConfig:
 
 
 @register
-class SinkDetector:
+class SinkDetector(DetectorBase):
     name = "sink"
     causal_only = False
     dashboard = True

@@ -522,7 +522,7 @@ def compile_variants() -> Iterator[
             for cfg in gpu_configs(kind, d, dtype.itemsize)
             for g in (_GROUPS_OF[cfg[0]] if kind == "row" else (None,))
         ):
-            const = dict(
+            const: dict[str, object] = dict(
                 CAUSAL=causal, HAS_MASK=has_mask, D=d, BLOCK_M=bm, BLOCK_N=bn,
                 PRECISION="ieee" if dtype == torch.float32 else None,
             )  # fmt: skip

@@ -34,7 +34,8 @@ def _variants(full: bool) -> list[tuple[str, object, dict, dict, dict, dict]]:
     groups: dict[str, list] = {}  # (kernel, dtype, head dim) -> its variants
     for v in everything:
         groups.setdefault("-".join(v[0].split("-")[:3]), []).append(v)
-    chosen, used = [], {}  # used[(kernel, config)] = times built so far
+    chosen: list = []
+    used: dict[tuple[str, str], int] = {}  # (kernel, config) -> times built so far
     for g, variants in enumerate(groups.values()):
         causal, mask = FLAGS[g % len(FLAGS)]
         align = ("a16", "a1")[(g // len(FLAGS)) % 2]

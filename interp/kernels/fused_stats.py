@@ -329,7 +329,7 @@ def compile_variants() -> Iterator[
         for (bm, bn, warps, stages), group in (
             (cfg, g) for cfg in gpu_configs("row", d, dtype.itemsize) for g in _GROUPS_OF[cfg[0]]
         ):
-            const = dict(
+            const: dict[str, object] = dict(
                 CAUSAL=causal, HAS_MASK=has_mask, D=d, BLOCK_M=bm, BLOCK_N=bn,
                 PRECISION="ieee" if dtype == torch.float32 else None, GROUP=group,
                 COLUMNS=not (causal and has_mask),  # both settings built, over the flags

@@ -39,7 +39,7 @@ def _update_kv_cache(self: AttentionBridge, k: Any, v: Any, **kwargs: Any) -> An
 def apply() -> None:
     """Install the fix once (idempotent)."""
     if AttentionBridge._update_kv_cache is not _update_kv_cache:
-        AttentionBridge._update_kv_cache = _update_kv_cache
+        AttentionBridge._update_kv_cache = _update_kv_cache  # type: ignore[method-assign]
 
 
 def replace_attention_softmax(bridge: Any, softmax: Callable) -> int:

@@ -55,7 +55,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
             "transformers can dequantize are supported (llama, mistral, qwen2, gpt2, ...)."
         ) from e
     # The weights are plain fp32 tensors now; drop the GGUF quantizer so they save normally.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.config._name_or_path = gguf_path.stem

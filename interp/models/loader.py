@@ -189,7 +189,12 @@ class CatalogueEntry:
     it is built from them."""
 
     source: Callable[[], Path | None]
-    build: Callable[[Path | None, torch.dtype], tuple[Any, Any]]
+    build: Callable[[Any, torch.dtype], tuple[Any, Any]]  # (source, dtype) -> model, tokenizer
+
+
+def _tiny(dtype: torch.dtype) -> Any:
+    model: Any = tiny_llama()  # (transformers' typing of .to() refuses a dtype)
+    return model.to(dtype)
 
 
 #: name -> entry; the names and descriptions users see are ``interp.known_models.KNOWN_MODELS``
@@ -199,7 +204,7 @@ CATALOGUE: dict[str, CatalogueEntry] = {
         lambda src, dt: _hf_folder_model(gguf_to_cached_folder(src), dt),
     ),
     "minilm-l6": CatalogueEntry(_minilm_folder, lambda src, dt: _hf_folder_model(src, dt)),
-    "tiny": CatalogueEntry(lambda: None, lambda src, dt: (tiny_llama().to(dt), tiny_tokenizer())),
+    "tiny": CatalogueEntry(lambda: None, lambda src, dt: (_tiny(dt), tiny_tokenizer())),
 }
 
 

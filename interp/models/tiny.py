@@ -52,7 +52,7 @@ def tiny_llama(
         eos_token_id=2,
         tie_word_embeddings=False,
         attn_implementation="eager",
-    )
+    )  # type: ignore[call-arg]  # a PreTrainedConfig keyword, taken through **kwargs
     config._name_or_path = "tiny"
     with torch.random.fork_rng():
         torch.manual_seed(seed)

@@ -26,7 +26,7 @@ from interp.errors import InterpError
 VOCAB = 259  # the tiny byte-level tokenizer's size
 TOLERANCE = 1e-4
 TEXT = "the cat sat on the mat and the dog sat on the log; the cat sat on the"
-_SMALL = dict(vocab_size=VOCAB, max_position_embeddings=256)
+_SMALL: dict[str, Any] = dict(vocab_size=VOCAB, max_position_embeddings=256)
 _GQA = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
             intermediate_size=128)  # fmt: skip
 
@@ -72,14 +72,14 @@ def _neox() -> Any:
     return GPTNeoXConfig(
         **_SMALL, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
         intermediate_size=128, rotary_pct=0.25, use_parallel_residual=True,
-    )  # fmt: skip
+    )  # type: ignore[call-arg]  # rotary_pct is read from **kwargs  # fmt: skip
 
 
 def _phi() -> Any:
     from transformers import PhiConfig
 
     return PhiConfig(**_SMALL, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                     intermediate_size=128, partial_rotary_factor=0.5)  # fmt: skip
+                     intermediate_size=128, partial_rotary_factor=0.5)  # type: ignore[call-arg]  # fmt: skip
 
 
 def _bert() -> Any:

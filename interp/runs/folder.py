@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import inspect
 import json
 import os
 import time
@@ -139,12 +138,9 @@ class RunFolder:
         result = self.load_detector(name, fp)
         reused = result is not None
         if result is None:
-            accepts = inspect.signature(detector.run).parameters
             extra: dict[str, Any] = {}
-            if "workdir" in accepts:
-                extra["workdir"] = self.cache(name)
-            if "progress" in accepts:
-                extra["progress"] = progress
+            if detector.resumable:
+                extra = {"workdir": self.cache(name), "progress": progress}
             result = detector.run(model, **options, **extra)
             self.save_detector(result, fp)
         return result, reused, time.perf_counter() - t0
@@ -255,7 +251,7 @@ def folder_lock(root: Path) -> Iterator[Path]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _unreadable(path: Path, error: Exception) -> None:
+def _unreadable(path: Path, error: Exception) -> Any:
     """A stored table that cannot be read counts as absent: it is recomputed and rewritten."""
     warnings.warn(
         f"{path} cannot be read ({error}); treating it as absent (a scan recomputes it)",

@@ -28,7 +28,7 @@ def detectors_md(results: dict[str, DetectorResult], seconds: dict[str, float]) 
     from interp.heads.base import REGISTRY
 
     for name, r in results.items():  # each detector words its own finding (registry)
-        line = getattr(REGISTRY.get(name), "summary", None)
+        line = REGISTRY[name].summary if name in REGISTRY else None
         text = line(r) if line is not None else None
         if text:
             lines.append(f"- {text}")

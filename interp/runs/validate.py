@@ -54,9 +54,9 @@ def declared_metric(detector: str) -> Callable[..., ValidationMetric]:
     yet); a clear error for a detector without one."""
     from interp.heads import REGISTRY, get_detector
 
-    declared = getattr(get_detector(detector), "validation_metric", None)
+    declared = get_detector(detector).validation_metric
     if declared is None:
-        have = [n for n in REGISTRY if hasattr(REGISTRY[n], "validation_metric")]
+        have = [n for n in REGISTRY if REGISTRY[n].validation_metric is not None]
         raise InputError(f"no validation metric for detector {detector!r}; use {', '.join(have)}")
     return declared
 
@@ -167,7 +167,7 @@ def validate(
     base = float(table[metric.metric].iloc[0])
     sign = 1.0 if metric.higher_is_better else -1.0
     table["drop"] = sign * (base - table[metric.metric])
-    summary = {
+    summary: dict[str, Any] = {
         "detector": result.name,
         "metric": metric.metric,
         "higher_is_better": metric.higher_is_better,

@@ -218,7 +218,8 @@ def feature_attribution(
         with torch.no_grad():
             for la, sae in saes.items():
                 z, dz, d = leaves[la]
-                g = d.grad.float().flatten(-2)  # [b, pos, d_in]
+                grad = d.grad if d.grad is not None else torch.zeros_like(d)  # not reached
+                g = grad.float().flatten(-2)  # [b, pos, d_in]
                 if mask is not None:
                     g = g * mask[..., None].to(g)
                 zf, zn = z.float().flatten(-2), (z + dz).float().flatten(-2)

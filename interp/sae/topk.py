@@ -67,7 +67,7 @@ class TopKSAE(nn.Module):
             return torch.relu(pre)
         if self.architecture == "jumprelu":
             return pre * (pre > self.threshold)
-        top = pre.topk(self.k, dim=-1)
+        top = pre.topk(int(self.k or 0), dim=-1)  # topk: k is set (checked in __init__)
         return torch.zeros_like(pre).scatter(-1, top.indices, torch.relu(top.values))
 
     def encode(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_sae"]:

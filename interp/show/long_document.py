@@ -17,6 +17,7 @@ a laptop CPU (docs/results.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -200,7 +201,7 @@ def long_document(model, text: str | list[int], layer: int) -> LongDocument:
     if len(ids) < 2:
         raise InputError("the document needs at least 2 tokens")
     causal = is_causal(model)
-    found: dict[str, object] = {}
+    found: dict[str, Any] = {}
 
     def record(_layer: int, q: Tensor, k: Tensor, scaling) -> None:
         rep = q.shape[1] // k.shape[1]

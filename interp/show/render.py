@@ -40,11 +40,11 @@ class Shown:
         if self.figure is not None:
             title = self.figure.layout.title.text or "figure"
             return f"Shown(figure: {title[:80]})"
-        return f"Shown(html: {len(self.html)} characters)"
+        return f"Shown(html: {len(self.html or '')} characters)"
 
     def to_html(self, full_html: bool = False) -> str:
         if self.figure is None:
-            return self.html
+            return self.html or ""
         return self.figure.to_html(full_html=full_html, include_plotlyjs=_include_plotlyjs())
 
     def _repr_html_(self) -> str:

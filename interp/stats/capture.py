@@ -153,7 +153,7 @@ def plain_model(bridge: TransformerBridge) -> Any:
             "this model uses expressive attention; the streaming statistics assume softmax "
             "(dot-product) attention. Use the dense path (interp.run_heads) on it instead."
         )
-    hf = bridge.original_model
+    hf: Any = bridge.original_model
     softcap = getattr(hf.config, "attn_logit_softcapping", None)
     if softcap:
         raise InputError(
@@ -216,7 +216,7 @@ def _base(model: Any) -> Any:
     return getattr(model, getattr(model, "base_model_prefix", "model"), model)
 
 
-LayerFn = Callable[[int, torch.Tensor, torch.Tensor, float | None], None]
+LayerFn = Callable[..., None]  # fn(layer, q, k, scaling[, lse=...])
 
 
 @torch.no_grad()

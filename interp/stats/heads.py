@@ -42,7 +42,7 @@ def head_stats_table(
     for layer in range(n_layers):
         t = totals[layer]
         for h in range(n_heads):
-            row = {"layer": layer, "head": h, "kv_head": h // n_rep}
+            row: dict[str, float | int] = {"layer": layer, "head": h, "kv_head": h // n_rep}
             for k in ("entropy", "first_token_mass", "prev_token_mass", "mean_distance"):
                 row[k] = float(t[k][h] / t["n_queries"][h])
             row["sink_score_0"] = float(t["sink_score_0"][h] / t["n_prompts"][h])

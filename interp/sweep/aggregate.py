@@ -135,7 +135,7 @@ def aggregate(
     runs = dashboard_runs(out, heads, names)
     plots = []
     for label in sorted({m for df in heads.values() for m in df["model"].unique()}):
-        merged = None
+        merged: pd.DataFrame | None = None
         for name, df in heads.items():
             stats = name == "head_stats"
             cols = {
@@ -147,6 +147,7 @@ def aggregate(
             d = df[df["model"] == label][["layer", "head", *cols, *spread]]
             d = d.rename(columns={**cols, **spread})
             merged = d if merged is None else merged.merge(d, on=["layer", "head"])
+        assert merged is not None  # heads holds at least one table (checked above)
         means = [c for c in merged.columns if c not in ("layer", "head") and "(std)" not in c]
         stds = [c for c in merged.columns if "(std)" in c]
         plots.append(heatmap_grid(merged, means, out / "plots" / f"{label}_heads.png",

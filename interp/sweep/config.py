@@ -176,7 +176,7 @@ def parse_config(raw: Any, source: Path | None = None) -> SweepConfig:
             )
     if len({s.label for s in specs}) != len(specs):
         raise InputError("two models share a label; give each a distinct 'label'")
-    sets = []
+    sets: list[Any] = []
     for p in raw.get("prompts") or []:
         if not isinstance(p, dict):
             raise InputError(

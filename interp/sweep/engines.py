@@ -114,8 +114,10 @@ def run_ray(
             ) from None
     cluster = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
     if gpus_per_worker == "auto":  # one GPU per actor, or an equal share when fewer GPUs
-        gpus_per_worker = min(1.0, cluster.get("GPU", 0.0) / workers)
-    cluster["gpus_per_worker"] = gpus_per_worker
+        gpus = min(1.0, cluster.get("GPU", 0.0) / workers)
+    else:
+        gpus = float(gpus_per_worker)
+    cluster["gpus_per_worker"] = gpus
 
     @ray.remote(max_restarts=2, max_task_retries=0)
     @no_type_check  # the jaxtyping test hook must not wrap a Ray actor class
@@ -136,8 +138,8 @@ def run_ray(
     try:
         for model, todo in _by_model(shards).items():
             actors = [
-                Worker.options(num_cpus=1, num_gpus=gpus_per_worker).remote(
-                    model, gpus_per_worker > 0
+                Worker.options(num_cpus=1, num_gpus=gpus).remote(  # type: ignore[attr-defined]
+                    model, gpus > 0
                 )
                 for _ in range(workers)
             ]

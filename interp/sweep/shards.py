@@ -23,6 +23,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -61,7 +62,7 @@ def _set_size(p: PromptSet) -> int:
         return p.n
     if p.kind == "builtin":
         return len(load_prompts())
-    return len(load_prompts(p.source))
+    return len(load_prompts(Path(p.source)))
 
 
 def plan(cfg: SweepConfig) -> list[Shard]:
@@ -129,7 +130,7 @@ class ShardRunner:
                 self._tasks[key] = prompt_source("task")(model, shard.source, shard.n)
             texts = self._tasks[key][shard.start : shard.stop]
         else:
-            texts = load_prompts(None if shard.kind == "builtin" else shard.source)
+            texts = load_prompts(None if shard.kind == "builtin" else Path(str(shard.source)))
             texts = texts[shard.start : shard.stop]
         if not texts:
             return []
