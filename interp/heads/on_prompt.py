@@ -19,9 +19,10 @@ from interp.heads import get_detector
 from interp.heads.classic import previous_token_pairs
 from interp.models.info import is_causal
 from interp.stats.capture import for_each_layer, layer_sliding_window
+from interp.stats.heads import SCORES
 from interp.stats.streaming import attention_stats, pair_weights
 
-STATS = ("entropy", "first_token_mass", "prev_token_mass", "mean_distance", "sink_score_0")
+STATS = SCORES  # the head statistics of interp.stats.heads, per prompt
 
 
 @torch.no_grad()

@@ -17,7 +17,10 @@ from interp.models.info import is_causal, n_kv_heads
 from interp.stats.dense import head_summary
 from interp.tokens import tokenize
 
+#: the per-head statistics every table, plot and sweep of them uses (the one list)
 SCORES = ("entropy", "first_token_mass", "sink_score_0", "prev_token_mass", "mean_distance")
+#: the ones that are means over query positions (sink_score_0 is a mean over prompts)
+QUERY_MEANS = tuple(s for s in SCORES if s != "sink_score_0")
 
 
 def head_stats_table(
@@ -43,7 +46,7 @@ def head_stats_table(
         t = totals[layer]
         for h in range(n_heads):
             row: dict[str, float | int] = {"layer": layer, "head": h, "kv_head": h // n_rep}
-            for k in ("entropy", "first_token_mass", "prev_token_mass", "mean_distance"):
+            for k in QUERY_MEANS:
                 row[k] = float(t[k][h] / t["n_queries"][h])
             row["sink_score_0"] = float(t["sink_score_0"][h] / t["n_prompts"][h])
             row["n_prompts"] = len(prompts)
