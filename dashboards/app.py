@@ -53,6 +53,7 @@ from interp.ablation.heads import head_means
 from interp.errors import InterpError
 from interp.inputs.prompts import load_prompts
 from interp.known_models import DEFAULT_MODEL
+from interp.models.meta import model_meta
 
 MAX_REQUEST_BYTES = 1 << 20
 
@@ -301,7 +302,7 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
     )
     def geometry(_, layer, head, _key, prompt, client):
         session, view, layer, head = state.head_view(client, prompt, layer, head)
-        scoring = getattr(session.model.cfg, "interp_attention", "dpa")
+        scoring = model_meta(session.model).attention
         figs = geometry_figures(view, layer, head, session.causal, scoring=scoring)
         return (*figs, "")
 

@@ -87,7 +87,9 @@ def test_training_lowers_the_loss_and_saves_a_loadable_folder(ea_folder):
 def test_bridged_ea_model_hooks_show_ea_pattern_and_match_hf(ea_folder):
     out, _ = ea_folder
     model = interp.load_model(str(out))
-    assert model.cfg.interp_attention == "ea"
+    from interp.models.meta import model_meta
+
+    assert model_meta(model).attention == "ea"
     text = "D3 D1 D4 D5 D9 D4 D3 D7"
     run = interp.run_heads(
         model, [text, "D1 D2"], hooks=["pattern", "rot_q", "rot_k"], return_logits=True

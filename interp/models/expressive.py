@@ -111,7 +111,8 @@ def patch_bridge(bridge: Any) -> int:
     """Make every attention component of ``bridge`` use EA; returns how many were patched
     (the patch itself lives in ``interp.models.compat``)."""
     from interp.models.compat import replace_attention_softmax
+    from interp.models.meta import model_meta
 
     n = replace_attention_softmax(bridge, _ea_masked_softmax)
-    bridge.cfg.interp_attention = "ea"
+    model_meta(bridge).attention = "ea"
     return n

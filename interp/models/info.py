@@ -60,4 +60,6 @@ def model_info(model: TransformerBridge) -> ModelInfo:
 def model_key(model: TransformerBridge) -> str:
     """What a cached table depends on of the model: its name and the content key of the files
     it was loaded from (``load_model``), so a folder overwritten in place is not the same."""
-    return f"{model.cfg.model_name}@{getattr(model, 'interp_content_key', 'unknown')}"
+    from interp.models.meta import model_meta
+
+    return f"{model.cfg.model_name}@{model_meta(model).content_key or 'unknown'}"

@@ -28,6 +28,7 @@ from interp.models import expressive
 from interp.models.bridge import bridge_from_hf
 from interp.models.bundled import distribution_file
 from interp.models.gguf import bundled_gguf, gguf_to_cached_folder
+from interp.models.meta import model_meta
 from interp.models.tiny import tiny_llama, tiny_tokenizer
 from interp.offline import force_offline
 
@@ -259,8 +260,8 @@ def load_model(
     key = content_key(_source(name_or_path))  # before loading: what the weights were read from
     hf_model, tokenizer = build(dtype)
     bridge = bridge_from_hf(hf_model.to(device), tokenizer, label)
-    bridge.interp_load_seconds = time.perf_counter() - t0
-    bridge.interp_content_key = key
+    meta = model_meta(bridge)
+    meta.load_seconds, meta.content_key = time.perf_counter() - t0, key
     return bridge
 
 

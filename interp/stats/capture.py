@@ -26,6 +26,7 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from interp.errors import InputError
 from interp.models.info import is_causal
+from interp.models.meta import model_meta
 from interp.stats.streaming import AttentionStats, attention_stats, reuse_workspace
 from interp.tokens import TokenBatch, as_batch
 
@@ -145,10 +146,11 @@ AttentionMaskInterface.register(ATTN_NAME, sdpa_mask)
 def plain_model(bridge: TransformerBridge) -> Any:
     """The bridge's Hugging Face model rebuilt without bridge components, sharing its weights,
     with ``interp_stats`` attention. Cached on the bridge."""
-    cached = getattr(bridge, "_interp_plain_model", None)
+    meta = model_meta(bridge)
+    cached = meta.plain_model
     if cached is not None:
         return cached
-    if getattr(bridge.cfg, "interp_attention", "dpa") == "ea":
+    if meta.attention == "ea":
         raise InputError(
             "this model uses expressive attention; the streaming statistics assume softmax "
             "(dot-product) attention. Use the dense path (interp.run_heads) on it instead."
@@ -174,14 +176,14 @@ def plain_model(bridge: TransformerBridge) -> Any:
             plain.get_submodule(module_name)._buffers[attr] = tensors[name]
     if getattr(config, "tie_word_embeddings", False):
         plain.tie_weights()
-    meta = [n for n, t in [*plain.named_parameters(), *plain.named_buffers()] if t.is_meta]
-    if meta:
+    unmapped = [n for n, t in [*plain.named_parameters(), *plain.named_buffers()] if t.is_meta]
+    if unmapped:
         raise InputError(
             f"cannot rebuild {bridge.cfg.model_name} as a plain model for long inputs "
-            f"(unmapped tensors: {meta[:3]}); use the dense path (shorter inputs)"
+            f"(unmapped tensors: {unmapped[:3]}); use the dense path (shorter inputs)"
         )
     plain.eval()
-    bridge._interp_plain_model = plain
+    meta.plain_model = plain
     return plain
 
 
