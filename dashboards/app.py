@@ -18,6 +18,7 @@ from dashboards import (
     compare_view,
     export,
     head_card,
+    ids,
     long_document_view,
     page_help,
     prompt_views,
@@ -70,11 +71,11 @@ def _layout(default_model: str, default_run: str | None) -> html.Div:
             *url_state.components(),
             *page_help.components(),
             load_bar(default_model, default_run),
-            html.Div(id="load-error", style=ERR),
+            html.Div(id=ids.LOAD_ERROR, style=ERR),
             *export.components(),
-            dcc.Interval(id="poll", interval=500),
-            dcc.Store(id="session-key"),
-            dcc.Store(id="client-id", data=uuid.uuid4().hex),  # this page's own sessions
+            dcc.Interval(id=ids.POLL, interval=500),
+            dcc.Store(id=ids.SESSION_KEY),
+            dcc.Store(id=ids.CLIENT_ID, data=uuid.uuid4().hex),  # this page's own sessions
             prompt_bar(),
             atlas_and_scatter(),
             attention_section(),
@@ -139,11 +140,11 @@ def _register_loading(app: Dash, state: AppState) -> None:
     """The Load button and the loader's progress (polled)."""
 
     @app.callback(
-        Output("load-status", "children", allow_duplicate=True),
-        Input("load-btn", "n_clicks"),
-        State("model-name", "value"),
-        State("run-dir", "value"),
-        State("client-id", "data"),
+        Output(ids.LOAD_STATUS, "children", allow_duplicate=True),
+        Input(ids.LOAD_BTN, "n_clicks"),
+        State(ids.MODEL_NAME, "value"),
+        State(ids.RUN_DIR, "value"),
+        State(ids.CLIENT_ID, "data"),
         prevent_initial_call=True,
     )
     def start_load(_, model, run_dir, client):
@@ -153,13 +154,13 @@ def _register_loading(app: Dash, state: AppState) -> None:
         return "loading ..." if started else "a load is already running"
 
     @app.callback(
-        Output("load-progress", "value"),
-        Output("load-status", "children"),
-        Output("load-error", "children"),
-        Output("session-key", "data"),
-        Input("poll", "n_intervals"),
-        State("session-key", "data"),
-        State("client-id", "data"),
+        Output(ids.LOAD_PROGRESS, "value"),
+        Output(ids.LOAD_STATUS, "children"),
+        Output(ids.LOAD_ERROR, "children"),
+        Output(ids.SESSION_KEY, "data"),
+        Input(ids.POLL, "n_intervals"),
+        State(ids.SESSION_KEY, "data"),
+        State(ids.CLIENT_ID, "data"),
     )
     def poll(_, current, client):
         status = state.status(client)
@@ -175,20 +176,20 @@ def _register_selection(app: Dash, state: AppState) -> None:
     """Score and head pickers, filled when a session is ready; clicks select a head."""
 
     @app.callback(
-        Output("atlas-score", "options"),
-        Output("atlas-score", "value"),
-        Output("scatter-x", "options"),
-        Output("scatter-x", "value"),
-        Output("scatter-y", "options"),
-        Output("scatter-y", "value"),
-        Output("layer-dd", "options"),
-        Output("layer-dd", "value"),
-        Output("head-dd", "options"),
-        Output("head-dd", "value"),
-        Output("ablate-heads", "options"),
-        Input("session-key", "data"),
-        Input("url-head", "data"),  # a link's head may arrive after the session
-        State("client-id", "data"),
+        Output(ids.ATLAS_SCORE, "options"),
+        Output(ids.ATLAS_SCORE, "value"),
+        Output(ids.SCATTER_X, "options"),
+        Output(ids.SCATTER_X, "value"),
+        Output(ids.SCATTER_Y, "options"),
+        Output(ids.SCATTER_Y, "value"),
+        Output(ids.LAYER_DD, "options"),
+        Output(ids.LAYER_DD, "value"),
+        Output(ids.HEAD_DD, "options"),
+        Output(ids.HEAD_DD, "value"),
+        Output(ids.ABLATE_HEADS, "options"),
+        Input(ids.SESSION_KEY, "data"),
+        Input(ids.URL_HEAD, "data"),  # a link's head may arrive after the session
+        State(ids.CLIENT_ID, "data"),
     )
     def on_session(key, url_head, client):
         session = state.session_for(client)
@@ -209,17 +210,17 @@ def _register_selection(app: Dash, state: AppState) -> None:
         return cols, cols[0], cols, x, cols, y, layers, layer, heads, head, all_heads
 
     @app.callback(
-        Output("layer-dd", "value", allow_duplicate=True),
-        Output("head-dd", "value", allow_duplicate=True),
-        Input("atlas", "clickData"),
-        Input("scatter", "clickData"),
+        Output(ids.LAYER_DD, "value", allow_duplicate=True),
+        Output(ids.HEAD_DD, "value", allow_duplicate=True),
+        Input(ids.ATLAS, "clickData"),
+        Input(ids.SCATTER, "clickData"),
         prevent_initial_call=True,
     )
     def pick_head(atlas_click, scatter_click):
         # Dash passes a heatmap click without customdata: the atlas cell is (x=head, y=layer);
         # a scatter point carries [layer, head] as customdata.
         try:
-            if dash.ctx.triggered_id == "atlas":
+            if dash.ctx.triggered_id == ids.ATLAS:
                 point = atlas_click["points"][0]
                 return int(point["y"]), int(point["x"])
             layer, head = scatter_click["points"][0]["customdata"][:2]
@@ -228,7 +229,9 @@ def _register_selection(app: Dash, state: AppState) -> None:
             return no_update, no_update
 
     @app.callback(
-        Output("head-label", "children"), Input("layer-dd", "value"), Input("head-dd", "value")
+        Output(ids.HEAD_LABEL, "children"),
+        Input(ids.LAYER_DD, "value"),
+        Input(ids.HEAD_DD, "value"),
     )
     def head_label(layer, head):
         return "" if layer is None or head is None else f"L{layer}.H{head}"
@@ -238,12 +241,12 @@ def _register_atlas_and_scatter(app: Dash, state: AppState) -> None:
     """The head atlas (layer x head grid) and the score scatter."""
 
     @app.callback(
-        Output("atlas", "figure"),
-        Input("atlas-score", "value"),
-        Input("layer-dd", "value"),
-        Input("head-dd", "value"),
-        Input("session-key", "data"),
-        State("client-id", "data"),
+        Output(ids.ATLAS, "figure"),
+        Input(ids.ATLAS_SCORE, "value"),
+        Input(ids.LAYER_DD, "value"),
+        Input(ids.HEAD_DD, "value"),
+        Input(ids.SESSION_KEY, "data"),
+        State(ids.CLIENT_ID, "data"),
     )
     @on_error(empty_figure)
     def atlas(column, layer, head, _key, client):
@@ -254,13 +257,13 @@ def _register_atlas_and_scatter(app: Dash, state: AppState) -> None:
         return atlas_figure(session.scores, column, selected)
 
     @app.callback(
-        Output("scatter", "figure"),
-        Input("scatter-x", "value"),
-        Input("scatter-y", "value"),
-        Input("layer-dd", "value"),
-        Input("head-dd", "value"),
-        Input("session-key", "data"),
-        State("client-id", "data"),
+        Output(ids.SCATTER, "figure"),
+        Input(ids.SCATTER_X, "value"),
+        Input(ids.SCATTER_Y, "value"),
+        Input(ids.LAYER_DD, "value"),
+        Input(ids.HEAD_DD, "value"),
+        Input(ids.SESSION_KEY, "data"),
+        State(ids.CLIENT_ID, "data"),
     )
     @on_error(empty_figure)
     def scatter(x, y, layer, head, _key, client):
@@ -275,11 +278,11 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
     """The attention map and the geometry views of one head on the prompt."""
 
     @app.callback(
-        Output("attn-map", "figure"),
-        Output("attn-error", "children"),
+        Output(ids.ATTN_MAP, "figure"),
+        Output(ids.ATTN_ERROR, "children"),
         *HEAD_VIEW_INPUTS[:4],
-        Input("attn-scale", "value"),
-        Input("attn-hide-first", "value"),
+        Input(ids.ATTN_SCALE, "value"),
+        Input(ids.ATTN_HIDE_FIRST, "value"),
         *HEAD_VIEW_INPUTS[4:],
     )
     @on_error(empty_figure("no attention map"), ERROR)
@@ -291,10 +294,10 @@ def _register_attention_views(app: Dash, state: AppState) -> None:
         return fig, unknown_warning(session.model.tokenizer, view.ids)
 
     @app.callback(
-        Output("geom-hist", "figure"),
-        Output("geom-scatter", "figure"),
-        Output("geom-pca", "figure"),
-        Output("geom-error", "children"),
+        Output(ids.GEOM_HIST, "figure"),
+        Output(ids.GEOM_SCATTER, "figure"),
+        Output(ids.GEOM_PCA, "figure"),
+        Output(ids.GEOM_ERROR, "children"),
         *HEAD_VIEW_INPUTS,
     )
     @on_error(
@@ -311,20 +314,20 @@ def _register_ablation(app: Dash, state: AppState) -> None:
     """The ablation playground."""
 
     @app.callback(
-        Output("ablate-fig", "figure"),
-        Output("ablate-info", "children"),
-        Output("ablate-error", "children"),
-        Input("ablate-btn", "n_clicks"),
-        Input("analyse-btn", "n_clicks"),
-        Input("session-key", "data"),
-        Input("url-prompt", "data"),
-        State("prompt", "value"),
-        State("ablate-heads", "value"),
-        State("ablate-kind", "value"),
-        State("corrupted", "value"),
-        State("target", "value"),
-        State("foil", "value"),
-        State("client-id", "data"),
+        Output(ids.ABLATE_FIG, "figure"),
+        Output(ids.ABLATE_INFO, "children"),
+        Output(ids.ABLATE_ERROR, "children"),
+        Input(ids.ABLATE_BTN, "n_clicks"),
+        Input(ids.ANALYSE_BTN, "n_clicks"),
+        Input(ids.SESSION_KEY, "data"),
+        Input(ids.URL_PROMPT, "data"),
+        State(ids.PROMPT, "value"),
+        State(ids.ABLATE_HEADS, "value"),
+        State(ids.ABLATE_KIND, "value"),
+        State(ids.CORRUPTED, "value"),
+        State(ids.TARGET, "value"),
+        State(ids.FOIL, "value"),
+        State(ids.CLIENT_ID, "data"),
     )
     @on_error(empty_figure("no ablation result"), "", ERROR)
     def ablation(_a, _b, _key, _url, prompt, heads, kind, corrupted, target, foil, client):

@@ -7,6 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, dcc, html
 
+from dashboards import ids
 from dashboards.analysis import MAX_CHARS, LayerView
 from dashboards.figures import attention_figure, empty_figure
 from dashboards.jobs import HEAVY
@@ -51,40 +52,40 @@ def sections() -> list:
                 [
                     html.Span("B:"),
                     dcc.Textarea(
-                        id="compare-prompt",
+                        id=ids.COMPARE_PROMPT,
                         maxLength=MAX_CHARS,
                         placeholder="a second prompt (A is the prompt above)",
                         style={"width": "60%", "height": "40px"},
                     ),  # fmt: skip
-                    html.Button("Compare", id="compare-btn"),
+                    html.Button("Compare", id=ids.COMPARE_BTN),
                 ],
                 style=ROW,
             ),
-            html.Div(id="compare-error", style=ERR),
+            html.Div(id=ids.COMPARE_ERROR, style=ERR),
             dcc.Loading(
                 html.Div(
-                    [graph("compare-a"), graph("compare-b")],
+                    [graph(ids.COMPARE_A), graph(ids.COMPARE_B)],
                     style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "12px"},
                 )
             ),
-            graph("compare-diff"),
-            id="view-compare",
+            graph(ids.COMPARE_DIFF),
+            id=ids.VIEW_COMPARE,
         )
     ]
 
 
 def register(app: Dash, state: AppState) -> None:
     @app.callback(
-        Output("compare-a", "figure"),
-        Output("compare-b", "figure"),
-        Output("compare-diff", "figure"),
-        Output("compare-error", "children"),
-        Input("compare-btn", "n_clicks"),
-        Input("layer-dd", "value"),
-        Input("head-dd", "value"),
-        State("prompt", "value"),
-        State("compare-prompt", "value"),
-        State("client-id", "data"),
+        Output(ids.COMPARE_A, "figure"),
+        Output(ids.COMPARE_B, "figure"),
+        Output(ids.COMPARE_DIFF, "figure"),
+        Output(ids.COMPARE_ERROR, "children"),
+        Input(ids.COMPARE_BTN, "n_clicks"),
+        Input(ids.LAYER_DD, "value"),
+        Input(ids.HEAD_DD, "value"),
+        State(ids.PROMPT, "value"),
+        State(ids.COMPARE_PROMPT, "value"),
+        State(ids.CLIENT_ID, "data"),
         prevent_initial_call=True,
         **HEAVY,
     )

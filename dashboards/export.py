@@ -9,6 +9,7 @@ import json
 import dash
 from dash import Dash, Input, Output, State, dcc, html
 
+from dashboards import ids
 from dashboards.analysis import check_head
 from dashboards.prompt_analysis import rank_table
 from dashboards.state import AppState
@@ -20,12 +21,12 @@ def components() -> list:
         html.Div(
             [
                 html.Span("export:"),
-                html.Button("head scores (CSV)", id="export-scores"),
-                html.Button("this head's attention (JSON)", id="export-attention"),
-                html.Button("heads ranked on the prompt (CSV)", id="export-rank"),
+                html.Button("head scores (CSV)", id=ids.EXPORT_SCORES),
+                html.Button("this head's attention (JSON)", id=ids.EXPORT_ATTENTION),
+                html.Button("heads ranked on the prompt (CSV)", id=ids.EXPORT_RANK),
                 html.Span("figures: the camera button of each plot saves an SVG"),
-                html.Span(id="export-error", style=ERR),
-                dcc.Download(id="download"),
+                html.Span(id=ids.EXPORT_ERROR, style=ERR),
+                dcc.Download(id=ids.DOWNLOAD),
             ],
             style=ROW,
         )
@@ -34,15 +35,15 @@ def components() -> list:
 
 def register(app: Dash, state: AppState) -> None:
     @app.callback(
-        Output("download", "data"),
-        Output("export-error", "children"),
-        Input("export-scores", "n_clicks"),
-        Input("export-attention", "n_clicks"),
-        Input("export-rank", "n_clicks"),
-        State("prompt", "value"),
-        State("layer-dd", "value"),
-        State("head-dd", "value"),
-        State("client-id", "data"),
+        Output(ids.DOWNLOAD, "data"),
+        Output(ids.EXPORT_ERROR, "children"),
+        Input(ids.EXPORT_SCORES, "n_clicks"),
+        Input(ids.EXPORT_ATTENTION, "n_clicks"),
+        Input(ids.EXPORT_RANK, "n_clicks"),
+        State(ids.PROMPT, "value"),
+        State(ids.LAYER_DD, "value"),
+        State(ids.HEAD_DD, "value"),
+        State(ids.CLIENT_ID, "data"),
         prevent_initial_call=True,
     )
     @on_error(dash.no_update, ERROR)
@@ -53,10 +54,10 @@ def register(app: Dash, state: AppState) -> None:
 def payload(state: AppState, client: str | None, which: str, prompt, layer, head) -> dict:
     """What ``dcc.Download`` sends for export button ``which`` (content and file name)."""
     session = state.require(client)
-    if which == "export-scores":
+    if which == ids.EXPORT_SCORES:
         name = f"{session.name.replace('/', '_')}_head_scores.csv"
         return dcc.send_data_frame(session.scores.to_csv, name, index=False)
-    if which == "export-rank":
+    if which == ids.EXPORT_RANK:
         table = state.cached(("rank", prompt), lambda s: rank_table(s.model, prompt), client)
         return dcc.send_data_frame(table.to_csv, "heads_on_prompt.csv", index=False)
     layer, head = check_head(session.model, layer, head)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 from dash import Dash, Input, Output, State, html
 
+from dashboards import ids
 from dashboards.analysis import display_token
 from dashboards.state import AppState, Session
 from dashboards.style import ERR, ERROR, on_error, section
@@ -155,21 +156,21 @@ def sections() -> list:
     return [
         section(
             "11. Head card",
-            html.Div(id="card-error", style=ERR),
-            html.Div(id="head-card"),
-            id="view-card",
+            html.Div(id=ids.CARD_ERROR, style=ERR),
+            html.Div(id=ids.HEAD_CARD),
+            id=ids.VIEW_CARD,
         )
     ]
 
 
 def register(app: Dash, state: AppState) -> None:
     @app.callback(
-        Output("head-card", "children"),
-        Output("card-error", "children"),
-        Input("layer-dd", "value"),
-        Input("head-dd", "value"),
-        Input("session-key", "data"),
-        State("client-id", "data"),
+        Output(ids.HEAD_CARD, "children"),
+        Output(ids.CARD_ERROR, "children"),
+        Input(ids.LAYER_DD, "value"),
+        Input(ids.HEAD_DD, "value"),
+        Input(ids.SESSION_KEY, "data"),
+        State(ids.CLIENT_ID, "data"),
     )
     @on_error([], ERROR)
     def head_card(layer, head, _key, client):

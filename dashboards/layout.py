@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dash import dcc, html
 
+from dashboards import ids
 from dashboards.analysis import MAX_CHARS
 from dashboards.figures import SCALES
 from dashboards.style import ERR, ROW, graph, section
@@ -19,17 +20,17 @@ def load_bar(default_model: str, default_run: str | None) -> html.Div:
     return html.Div(
         [
             html.Span("model", style=label),
-            dcc.Input(id="model-name", value=default_model, style={"width": "220px"}),
+            dcc.Input(id=ids.MODEL_NAME, value=default_model, style={"width": "220px"}),
             html.Span("run folder", style=label),
             dcc.Input(
-                id="run-dir",
+                id=ids.RUN_DIR,
                 value=default_run or "",
                 placeholder="(none: compute fast scores)",
                 style={"width": "320px"},
             ),
-            html.Button("Load", id="load-btn"),
-            html.Progress(id="load-progress", value="0", max="100"),
-            html.Span(id="load-status"),
+            html.Button("Load", id=ids.LOAD_BTN),
+            html.Progress(id=ids.LOAD_PROGRESS, value="0", max="100"),
+            html.Span(id=ids.LOAD_STATUS),
         ],
         style=ROW,
     )
@@ -42,16 +43,16 @@ def prompt_bar() -> html.Div:
         [
             html.Span("prompt", style=label),
             dcc.Textarea(
-                id="prompt",
+                id=ids.PROMPT,
                 value=DEFAULT_PROMPT,
                 maxLength=MAX_CHARS,
                 style={"width": "60%", "height": "60px"},
             ),
-            html.Button("Analyse", id="analyse-btn"),
+            html.Button("Analyse", id=ids.ANALYSE_BTN),
             html.Span("head", style=label),
-            dcc.Dropdown(id="layer-dd", clearable=False, style={"width": "110px"}),
-            dcc.Dropdown(id="head-dd", clearable=False, style={"width": "110px"}),
-            html.Span(id="head-label", style={"fontWeight": "bold", "color": "#c00"}),
+            dcc.Dropdown(id=ids.LAYER_DD, clearable=False, style={"width": "110px"}),
+            dcc.Dropdown(id=ids.HEAD_DD, clearable=False, style={"width": "110px"}),
+            html.Span(id=ids.HEAD_LABEL, style={"fontWeight": "bold", "color": "#c00"}),
         ],
         style={**ROW, "margin": "10px 0"},
     )
@@ -63,21 +64,21 @@ def atlas_and_scatter() -> html.Div:
         [
             section(
                 "1. Head atlas",
-                dcc.Dropdown(id="atlas-score", clearable=False),
-                graph("atlas"),
-                id="view-atlas",
+                dcc.Dropdown(id=ids.ATLAS_SCORE, clearable=False),
+                graph(ids.ATLAS),
+                id=ids.VIEW_ATLAS,
             ),
             section(
                 "2. Heads by two scores",
                 html.Div(
                     [
-                        dcc.Dropdown(id="scatter-x", clearable=False, style={"flex": 1}),
-                        dcc.Dropdown(id="scatter-y", clearable=False, style={"flex": 1}),
+                        dcc.Dropdown(id=ids.SCATTER_X, clearable=False, style={"flex": 1}),
+                        dcc.Dropdown(id=ids.SCATTER_Y, clearable=False, style={"flex": 1}),
                     ],
                     style=ROW,
                 ),
-                graph("scatter"),
-                id="view-scatter",
+                graph(ids.SCATTER),
+                id=ids.VIEW_SCATTER,
             ),
         ],
         style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "12px"},
@@ -91,9 +92,11 @@ def attention_section() -> html.Div:
         html.Div(
             [
                 html.Span("color"),
-                dcc.RadioItems(id="attn-scale", options=list(SCALES), value="linear", inline=True),
+                dcc.RadioItems(
+                    id=ids.ATTN_SCALE, options=list(SCALES), value="linear", inline=True
+                ),
                 dcc.Checklist(
-                    id="attn-hide-first",
+                    id=ids.ATTN_HIDE_FIRST,
                     options=[
                         {
                             "label": "hide the first token (renormalise rows)",
@@ -106,9 +109,9 @@ def attention_section() -> html.Div:
             ],
             style=ROW,
         ),
-        html.Div(id="attn-error", style=ERR),
-        dcc.Loading(graph("attn-map")),
-        id="view-attention",
+        html.Div(id=ids.ATTN_ERROR, style=ERR),
+        dcc.Loading(graph(ids.ATTN_MAP)),
+        id=ids.VIEW_ATTENTION,
     )
 
 
@@ -116,14 +119,14 @@ def geometry_section() -> html.Div:
     """Section 5: attention geometry."""
     return section(
         "5. Attention geometry (dot-product vs squared-dot-product scoring)",
-        html.Div(id="geom-error", style=ERR),
+        html.Div(id=ids.GEOM_ERROR, style=ERR),
         dcc.Loading(
             html.Div(
-                [graph(g) for g in ("geom-hist", "geom-scatter", "geom-pca")],
+                [graph(g) for g in (ids.GEOM_HIST, ids.GEOM_SCATTER, ids.GEOM_PCA)],
                 style={"display": "grid", "gridTemplateColumns": "1fr 1fr 1fr"},
             )
         ),
-        id="view-geometry",
+        id=ids.VIEW_GEOMETRY,
     )
 
 
@@ -134,33 +137,33 @@ def ablation_section() -> html.Div:
         html.Div(
             [
                 dcc.Dropdown(
-                    id="ablate-heads",
+                    id=ids.ABLATE_HEADS,
                     multi=True,
                     placeholder="heads to ablate (L.H)",
                     style={"minWidth": "320px", "flex": 2},
                 ),
-                dcc.RadioItems(id="ablate-kind", options=list(KINDS), value="zero", inline=True),
+                dcc.RadioItems(id=ids.ABLATE_KIND, options=list(KINDS), value="zero", inline=True),
                 dcc.Input(
-                    id="target",
+                    id=ids.TARGET,
                     placeholder="target token (default top-1)",
                     style={"width": "200px"},
                 ),
                 dcc.Input(
-                    id="foil",
+                    id=ids.FOIL,
                     placeholder="foil token (default top-2)",
                     style={"width": "200px"},
                 ),
                 dcc.Input(
-                    id="corrupted",
+                    id=ids.CORRUPTED,
                     placeholder="corrupted prompt (resample only)",
                     style={"width": "320px"},
                 ),
-                html.Button("Run ablation", id="ablate-btn"),
+                html.Button("Run ablation", id=ids.ABLATE_BTN),
             ],
             style=ROW,
         ),
-        html.Div(id="ablate-error", style=ERR),
-        html.Div(id="ablate-info", style={"margin": "6px 0", "fontFamily": "monospace"}),
-        dcc.Loading(graph("ablate-fig")),
-        id="view-ablation",
+        html.Div(id=ids.ABLATE_ERROR, style=ERR),
+        html.Div(id=ids.ABLATE_INFO, style={"margin": "6px 0", "fontFamily": "monospace"}),
+        dcc.Loading(graph(ids.ABLATE_FIG)),
+        id=ids.VIEW_ABLATION,
     )

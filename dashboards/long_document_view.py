@@ -10,6 +10,7 @@ import time
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
+from dashboards import ids
 from dashboards.jobs import HEAVY
 from dashboards.state import AppState
 from dashboards.style import ERR, ERROR, ROW, graph, on_error, section
@@ -29,24 +30,24 @@ def sections() -> list:
                 "computed while it runs, without the n x n attention matrix; click a cell to "
                 "open the exact map of the window around it (the model's own weights)."
             ),
-            dcc.Textarea(id="doc-text", style={"width": "100%", "height": "90px"}),
+            dcc.Textarea(id=ids.DOC_TEXT, style={"width": "100%", "height": "90px"}),
             html.Div(
                 [
-                    html.Button("Read the document", id="doc-btn"),
+                    html.Button("Read the document", id=ids.DOC_BTN),
                     dcc.RadioItems(
-                        id="doc-stat", options=list(STATISTICS), value="sink mass", inline=True
+                        id=ids.DOC_STAT, options=list(STATISTICS), value="sink mass", inline=True
                     ),
-                    _number("head ", "doc-head", 0, 60),
-                    _number("window start ", "doc-start", 0, 80),
-                    _number("size ", "doc-size", WINDOW, 70, max=MAX_WINDOW, min=1),
+                    _number("head ", ids.DOC_HEAD, 0, 60),
+                    _number("window start ", ids.DOC_START, 0, 80),
+                    _number("size ", ids.DOC_SIZE, WINDOW, 70, max=MAX_WINDOW, min=1),
                 ],
                 style=ROW,
             ),  # fmt: skip
-            html.Div(id="doc-status"),
-            html.Div(id="doc-error", style=ERR),
-            graph("doc-overview"),
-            graph("doc-window"),
-            id="view-long-document",
+            html.Div(id=ids.DOC_STATUS),
+            html.Div(id=ids.DOC_ERROR, style=ERR),
+            graph(ids.DOC_OVERVIEW),
+            graph(ids.DOC_WINDOW),
+            id=ids.VIEW_LONG_DOCUMENT,
         )
     ]
 
@@ -90,15 +91,15 @@ def document(state: AppState, client: str | None, text: str | None, layer) -> tu
 
 def register(app: Dash, state: AppState) -> None:
     @app.callback(
-        Output("doc-overview", "figure"),
-        Output("doc-status", "children"),
-        Output("doc-error", "children"),
-        Input("doc-btn", "n_clicks"),
-        Input("doc-stat", "value"),
-        Input("layer-dd", "value"),
-        Input("doc-head", "value"),
-        State("doc-text", "value"),
-        State("client-id", "data"),
+        Output(ids.DOC_OVERVIEW, "figure"),
+        Output(ids.DOC_STATUS, "children"),
+        Output(ids.DOC_ERROR, "children"),
+        Input(ids.DOC_BTN, "n_clicks"),
+        Input(ids.DOC_STAT, "value"),
+        Input(ids.LAYER_DD, "value"),
+        Input(ids.DOC_HEAD, "value"),
+        State(ids.DOC_TEXT, "value"),
+        State(ids.CLIENT_ID, "data"),
         prevent_initial_call=True,
         **HEAVY,
     )
@@ -113,10 +114,10 @@ def register(app: Dash, state: AppState) -> None:
         return fig, status, ""
 
     @app.callback(
-        Output("doc-head", "value"),
-        Output("doc-start", "value"),
-        Input("doc-overview", "clickData"),
-        State("doc-size", "value"),
+        Output(ids.DOC_HEAD, "value"),
+        Output(ids.DOC_START, "value"),
+        Input(ids.DOC_OVERVIEW, "clickData"),
+        State(ids.DOC_SIZE, "value"),
         prevent_initial_call=True,
     )
     def pick(click, size):
@@ -128,15 +129,15 @@ def register(app: Dash, state: AppState) -> None:
         return head, max(0, position - int(size or WINDOW) // 2)
 
     @app.callback(
-        Output("doc-window", "figure"),
-        Output("doc-error", "children", allow_duplicate=True),
-        Input("doc-btn", "n_clicks"),
-        Input("doc-head", "value"),
-        Input("doc-start", "value"),
-        Input("doc-size", "value"),
-        Input("layer-dd", "value"),
-        State("doc-text", "value"),
-        State("client-id", "data"),
+        Output(ids.DOC_WINDOW, "figure"),
+        Output(ids.DOC_ERROR, "children", allow_duplicate=True),
+        Input(ids.DOC_BTN, "n_clicks"),
+        Input(ids.DOC_HEAD, "value"),
+        Input(ids.DOC_START, "value"),
+        Input(ids.DOC_SIZE, "value"),
+        Input(ids.LAYER_DD, "value"),
+        State(ids.DOC_TEXT, "value"),
+        State(ids.CLIENT_ID, "data"),
         prevent_initial_call=True,
         **HEAVY,
     )

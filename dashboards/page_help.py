@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dash import dcc, html
 
+from dashboards import ids
 from interp import defaults
 
 HELP = f"""
@@ -41,7 +42,7 @@ def components() -> list:
     return [
         html.Details(
             [html.Summary("How to read this page"), dcc.Markdown(HELP)],
-            id="help",
+            id=ids.HELP,
             style={"margin": "6px 0"},
         )
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
+from dashboards import ids
 from dashboards.analysis import first_token
 from dashboards.figures import atlas_figure, empty_figure
 from dashboards.jobs import HEAVY
@@ -30,9 +31,9 @@ def sections() -> list:
     return [
         section(
             "7. All heads of this layer on the prompt",
-            html.Div(id="layer-error", style=ERR),
-            dcc.Loading(graph("layer-fig")),
-            id="view-layer",
+            html.Div(id=ids.LAYER_ERROR, style=ERR),
+            dcc.Loading(graph(ids.LAYER_FIG)),
+            id=ids.VIEW_LAYER,
         ),
         section(
             "8. Heads ranked on this prompt",
@@ -42,15 +43,15 @@ def sections() -> list:
                 "duplicate_token, induction = sum(A * D) / sum(A) with D from the prompt; NaN "
                 "where the prompt has no such pair (e.g. no repeated token)."
             ),
-            dcc.Dropdown(id="rank-score", clearable=False, style={"width": "320px"}),
-            html.Div(id="rank-error", style=ERR),
+            dcc.Dropdown(id=ids.RANK_SCORE, clearable=False, style={"width": "320px"}),
+            html.Div(id=ids.RANK_ERROR, style=ERR),
             dcc.Loading(
                 html.Div(
-                    [graph("rank-atlas"), graph("rank-bars")],
+                    [graph(ids.RANK_ATLAS), graph(ids.RANK_BARS)],
                     style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "12px"},
                 )
             ),
-            id="view-rank",
+            id=ids.VIEW_RANK,
         ),
         section(
             "9. Patching and direct logit attribution",
@@ -68,16 +69,16 @@ def sections() -> list:
             html.Div(
                 [
                     dcc.Input(
-                        id="patch-corrupted",
+                        id=ids.PATCH_CORRUPTED,
                         placeholder="corrupted prompt (same token length)",
                         style={"width": "420px"},
                     ),
-                    dcc.Input(id="patch-target", placeholder="target (default top-1)"),
-                    dcc.Input(id="patch-foil", placeholder="foil (default top-2)"),
-                    html.Button("Run patching", id="patch-btn"),
-                    html.Button("Exact on the top", id="patch-exact-btn"),
+                    dcc.Input(id=ids.PATCH_TARGET, placeholder="target (default top-1)"),
+                    dcc.Input(id=ids.PATCH_FOIL, placeholder="foil (default top-2)"),
+                    html.Button("Run patching", id=ids.PATCH_BTN),
+                    html.Button("Exact on the top", id=ids.PATCH_EXACT_BTN),
                     dcc.Input(
-                        id="patch-exact-n",
+                        id=ids.PATCH_EXACT_N,
                         type="number",
                         value=EXACT_DEFAULT,
                         min=1,
@@ -89,28 +90,28 @@ def sections() -> list:
             ),
             html.Div(
                 [
-                    html.Progress(id="patch-progress", value="0", max="1"),
-                    html.Span(id="patch-progress-text"),
+                    html.Progress(id=ids.PATCH_PROGRESS, value="0", max="1"),
+                    html.Span(id=ids.PATCH_PROGRESS_TEXT),
                 ],
                 style=ROW,
             ),  # fmt: skip
-            html.Div(id="patch-error", style=ERR),
-            html.Div(id="patch-info", style={"margin": "6px 0", "fontFamily": "monospace"}),
+            html.Div(id=ids.PATCH_ERROR, style=ERR),
+            html.Div(id=ids.PATCH_INFO, style={"margin": "6px 0", "fontFamily": "monospace"}),
             dcc.Loading(
                 html.Div(
-                    [graph("patch-effect"), graph("patch-dla")],
+                    [graph(ids.PATCH_EFFECT), graph(ids.PATCH_DLA)],
                     style={"display": "grid", "gridTemplateColumns": "1fr 1fr", "gap": "12px"},
                 )
             ),
-            id="view-patching",
+            id=ids.VIEW_PATCHING,
         ),
     ]
 
 
 def register(app: Dash, state: AppState) -> None:
     @app.callback(
-        Output("layer-fig", "figure"),
-        Output("layer-error", "children"),
+        Output(ids.LAYER_FIG, "figure"),
+        Output(ids.LAYER_ERROR, "children"),
         *HEAD_VIEW_INPUTS,
     )
     @on_error(empty_figure("no layer view"), ERROR)
@@ -119,17 +120,17 @@ def register(app: Dash, state: AppState) -> None:
         return layer_figure(view, layer, head), ""
 
     @app.callback(
-        Output("rank-score", "options"),
-        Output("rank-score", "value"),
-        Output("rank-atlas", "figure"),
-        Output("rank-bars", "figure"),
-        Output("rank-error", "children"),
-        Input("analyse-btn", "n_clicks"),
-        Input("session-key", "data"),
-        Input("rank-score", "value"),
-        Input("url-prompt", "data"),
-        State("prompt", "value"),
-        State("client-id", "data"),
+        Output(ids.RANK_SCORE, "options"),
+        Output(ids.RANK_SCORE, "value"),
+        Output(ids.RANK_ATLAS, "figure"),
+        Output(ids.RANK_BARS, "figure"),
+        Output(ids.RANK_ERROR, "children"),
+        Input(ids.ANALYSE_BTN, "n_clicks"),
+        Input(ids.SESSION_KEY, "data"),
+        Input(ids.RANK_SCORE, "value"),
+        Input(ids.URL_PROMPT, "data"),
+        State(ids.PROMPT, "value"),
+        State(ids.CLIENT_ID, "data"),
     )
     @on_error([], None, empty_figure("no ranking"), empty_figure("no ranking"), ERROR)
     def rank(_, _key, column, _url, prompt, client):
@@ -142,18 +143,18 @@ def register(app: Dash, state: AppState) -> None:
         return columns, column, atlas, ranked_figure(table, column), ""
 
     @app.callback(
-        Output("patch-effect", "figure"),
-        Output("patch-dla", "figure"),
-        Output("patch-info", "children"),
-        Output("patch-error", "children"),
-        Input("patch-btn", "n_clicks"),
-        Input("patch-exact-btn", "n_clicks"),
-        State("prompt", "value"),
-        State("patch-corrupted", "value"),
-        State("patch-target", "value"),
-        State("patch-foil", "value"),
-        State("patch-exact-n", "value"),
-        State("client-id", "data"),
+        Output(ids.PATCH_EFFECT, "figure"),
+        Output(ids.PATCH_DLA, "figure"),
+        Output(ids.PATCH_INFO, "children"),
+        Output(ids.PATCH_ERROR, "children"),
+        Input(ids.PATCH_BTN, "n_clicks"),
+        Input(ids.PATCH_EXACT_BTN, "n_clicks"),
+        State(ids.PROMPT, "value"),
+        State(ids.PATCH_CORRUPTED, "value"),
+        State(ids.PATCH_TARGET, "value"),
+        State(ids.PATCH_FOIL, "value"),
+        State(ids.PATCH_EXACT_N, "value"),
+        State(ids.CLIENT_ID, "data"),
         prevent_initial_call=True,
         **HEAVY,
     )
@@ -166,7 +167,7 @@ def register(app: Dash, state: AppState) -> None:
             lambda s: patching_view(s.model, prompt, corrupted, t_id, f_id),
             client,
         )
-        if ctx.triggered_id == "patch-exact-btn":
+        if ctx.triggered_id == ids.PATCH_EXACT_BTN:
             key = client or ""
 
             def step(done: int, total: int) -> None:
@@ -190,12 +191,12 @@ def register(app: Dash, state: AppState) -> None:
         return effect, dla, info, ""
 
     @app.callback(
-        Output("patch-progress", "value"),
-        Output("patch-progress", "max"),
-        Output("patch-progress-text", "children"),
-        Input("poll", "n_intervals"),
-        State("client-id", "data"),
-        State("patch-progress-text", "children"),
+        Output(ids.PATCH_PROGRESS, "value"),
+        Output(ids.PATCH_PROGRESS, "max"),
+        Output(ids.PATCH_PROGRESS_TEXT, "children"),
+        Input(ids.POLL, "n_intervals"),
+        State(ids.CLIENT_ID, "data"),
+        State(ids.PATCH_PROGRESS_TEXT, "children"),
     )
     def progress(_, client, shown):
         running = state.progress.get(client or "")

@@ -10,6 +10,7 @@ from typing import Any
 
 from dash import Input, State, dcc, html
 
+from dashboards import ids
 from interp.errors import InterpError
 
 log = logging.getLogger("interp.dashboard")
@@ -89,10 +90,10 @@ def message(e: Exception) -> str:
 # (analyse clicks, layer, head, session key, then prompt and client id): extra inputs of a view
 # go between HEAD_VIEW_INPUTS[:4] and HEAD_VIEW_INPUTS[4:]
 HEAD_VIEW_INPUTS = (
-    Input("analyse-btn", "n_clicks"),
-    Input("layer-dd", "value"),
-    Input("head-dd", "value"),
-    Input("session-key", "data"),
-    State("prompt", "value"),
-    State("client-id", "data"),
+    Input(ids.ANALYSE_BTN, "n_clicks"),
+    Input(ids.LAYER_DD, "value"),
+    Input(ids.HEAD_DD, "value"),
+    Input(ids.SESSION_KEY, "data"),
+    State(ids.PROMPT, "value"),
+    State(ids.CLIENT_ID, "data"),
 )

@@ -12,6 +12,7 @@ import dash
 import torch
 from dash import ALL, Dash, Input, Output, dcc, html
 
+from dashboards import ids
 from dashboards.state import AppState
 from dashboards.style import ERR, ERROR, HEAD_VIEW_INPUTS, ROW, on_error, section
 
@@ -58,7 +59,7 @@ def token_spans(pattern: torch.Tensor, tokens: list[str], selected: int, mode: s
         spans.append(
             html.Span(
                 tok,
-                id={"type": "tok", "index": i},
+                id={"type": ids.TOK, "index": i},
                 title=hover_text(pattern, tokens, i),
                 style=style,
                 **{"data-weight": f"{values[i]:.6f}"},
@@ -73,23 +74,25 @@ def sections() -> list:
             "4. The prompt as text, shaded by the head's attention",
             html.Div(
                 [
-                    dcc.RadioItems(id="tok-mode", options=list(MODES), value=MODES[0], inline=True),
+                    dcc.RadioItems(
+                        id=ids.TOK_MODE, options=list(MODES), value=MODES[0], inline=True
+                    ),
                     html.Span("click a token to select it; hover any token for its top links"),
                 ],
                 style=ROW,
             ),
-            dcc.Store(id="tok-selected"),
-            html.Div(id="tok-error", style=ERR),
-            html.Div(id="tok-text", style={"lineHeight": "2em", "fontFamily": "monospace"}),
-            id="view-tokens",
+            dcc.Store(id=ids.TOK_SELECTED),
+            html.Div(id=ids.TOK_ERROR, style=ERR),
+            html.Div(id=ids.TOK_TEXT, style={"lineHeight": "2em", "fontFamily": "monospace"}),
+            id=ids.VIEW_TOKENS,
         )
     ]
 
 
 def register(app: Dash, state: AppState) -> None:
     @app.callback(
-        Output("tok-selected", "data"),
-        Input({"type": "tok", "index": ALL}, "n_clicks"),
+        Output(ids.TOK_SELECTED, "data"),
+        Input({"type": ids.TOK, "index": ALL}, "n_clicks"),
         prevent_initial_call=True,
     )
     def pick(clicks):
@@ -99,11 +102,11 @@ def register(app: Dash, state: AppState) -> None:
         return int(trigger["index"])
 
     @app.callback(
-        Output("tok-text", "children"),
-        Output("tok-error", "children"),
+        Output(ids.TOK_TEXT, "children"),
+        Output(ids.TOK_ERROR, "children"),
         *HEAD_VIEW_INPUTS[:4],
-        Input("tok-selected", "data"),
-        Input("tok-mode", "value"),
+        Input(ids.TOK_SELECTED, "data"),
+        Input(ids.TOK_MODE, "value"),
         *HEAD_VIEW_INPUTS[4:],
     )
     @on_error([], ERROR)

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlencode
 import dash
 from dash import Dash, Input, Output, State, dcc, no_update
 
+from dashboards import ids
 from dashboards.analysis import MAX_CHARS
 
 
@@ -19,8 +20,8 @@ def components() -> list:
     # url-prompt: the prompt a link (or a refresh) put into the prompt box; the views that are
     # not tied to the selected head (ablation, ranking) listen to it, so they never keep a
     # result computed on the page's default prompt before the link's prompt arrived
-    return [dcc.Location(id="url", refresh=False), dcc.Store(id="url-head"),
-            dcc.Store(id="url-prompt")]  # fmt: skip
+    return [dcc.Location(id=ids.URL, refresh=False), dcc.Store(id=ids.URL_HEAD),
+            dcc.Store(id=ids.URL_PROMPT)]  # fmt: skip
 
 
 def parse(search: str | None) -> dict[str, str]:
@@ -46,17 +47,17 @@ def query(model, run, prompt, layer, head) -> str:
 
 def register(app: Dash) -> None:
     @app.callback(
-        Output("prompt", "value"),
-        Output("model-name", "value"),
-        Output("run-dir", "value"),
-        Output("url-head", "data"),
-        Output("url-prompt", "data"),
-        Input("url", "search"),
-        State("prompt", "value"),
-        State("model-name", "value"),
-        State("run-dir", "value"),
-        State("layer-dd", "value"),
-        State("head-dd", "value"),
+        Output(ids.PROMPT, "value"),
+        Output(ids.MODEL_NAME, "value"),
+        Output(ids.RUN_DIR, "value"),
+        Output(ids.URL_HEAD, "data"),
+        Output(ids.URL_PROMPT, "data"),
+        Input(ids.URL, "search"),
+        State(ids.PROMPT, "value"),
+        State(ids.MODEL_NAME, "value"),
+        State(ids.RUN_DIR, "value"),
+        State(ids.LAYER_DD, "value"),
+        State(ids.HEAD_DD, "value"),
     )
     def restore(search, prompt, model, run, layer, head):
         # dcc.Location sets ``search`` once it is mounted, and again whenever this page writes
@@ -71,15 +72,15 @@ def register(app: Dash) -> None:
         return (*fields, no_update if pick is None or pick == shown else pick, applied)
 
     @app.callback(
-        Output("url", "search"),
-        Input("analyse-btn", "n_clicks"),
-        Input("layer-dd", "value"),
-        Input("head-dd", "value"),
-        Input("session-key", "data"),
-        State("prompt", "value"),
-        State("model-name", "value"),
-        State("run-dir", "value"),
-        State("url", "search"),
+        Output(ids.URL, "search"),
+        Input(ids.ANALYSE_BTN, "n_clicks"),
+        Input(ids.LAYER_DD, "value"),
+        Input(ids.HEAD_DD, "value"),
+        Input(ids.SESSION_KEY, "data"),
+        State(ids.PROMPT, "value"),
+        State(ids.MODEL_NAME, "value"),
+        State(ids.RUN_DIR, "value"),
+        State(ids.URL, "search"),
         prevent_initial_call=True,
     )
     def write(_, layer, head, key, prompt, model, run, search):

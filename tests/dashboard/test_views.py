@@ -359,3 +359,45 @@ def test_on_error_turns_an_exception_into_the_callbacks_fallback_outputs():
 
     assert one() == "figure saying no model loaded yet"
     assert two.__name__ == "two"  # Dash sees the callback's own name and signature
+
+
+def test_component_ids_are_the_declared_schema():
+    """dashboards/ids.py is the one list of the page's component ids: the layout holds exactly
+    those, every callback reads and writes only them, and no module spells an id as a bare
+    string in a layout or callback."""
+    import re
+    from pathlib import Path
+
+    from dashboards import ids
+    from dashboards.app import create_app
+
+    app = create_app(AppState())
+    found: list[str] = []
+
+    def walk(c):
+        if isinstance(c, (list, tuple)):
+            for x in c:
+                walk(x)
+            return
+        if getattr(c, "id", None) is not None:  # a pattern id {"type": ...}: its type
+            found.append(c.id["type"] if isinstance(c.id, dict) else c.id)
+        children = getattr(c, "children", None)  # (a childless component has len 0)
+        if children is not None:
+            walk(children)
+
+    walk(app.layout())
+    assert len(found) == len(set(found)), "a component id is used twice"
+    assert set(found) == ids.ALL
+    import json
+
+    used = set()
+    for key, cb in app.callback_map.items():
+        for dep in [*cb["inputs"], *cb.get("state", [])]:
+            i = dep["id"]
+            used.add(json.loads(i)["type"] if i.startswith("{") else i)
+        used.update(re.findall(r"([A-Za-z0-9_-]+)\.[A-Za-z_]+", re.sub(r"@[0-9a-f]+", "", key)))
+    assert used <= ids.ALL | {ids.TOK}, sorted(used - ids.ALL)
+    assert len(used) > 50
+    bare = re.compile(r'(?:Input|Output|State)\(\s*"|\bid="')
+    for path in Path(ids.__file__).parent.glob("*.py"):
+        assert not bare.search(path.read_text()), f"{path.name} spells an id as a string"
