@@ -199,6 +199,28 @@ def _numeric(hint: Any) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A detector and its effective configuration (its frozen ``Config``: defaults + the
+    user's options, checked), resolved once where the choices enter (``interp.runs.scan.
+    detector_spec`` for the scan, validation and CLI) and passed down: the run folder runs it,
+    fingerprints its tables and records it in the manifest from this one object."""
+
+    name: str
+    config: Any
+
+    @classmethod
+    def of(cls, name: str, **options: Any) -> DetectorSpec:
+        return cls(name, configure(get_detector(name), **options))
+
+    @property
+    def detector(self) -> Detector:
+        return get_detector(self.name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+
 def config_dict(detector: Any, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The effective configuration (defaults + ``options``) as plain data: the cache key of
     the detector's tables and what the manifest records."""

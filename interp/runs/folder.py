@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from interp.errors import InputError
-from interp.heads.base import DetectorResult
+from interp.heads.base import DetectorResult, DetectorSpec
 from interp.report import read_table_metadata, write_json, write_table, write_text
 
 
@@ -123,25 +123,24 @@ class RunFolder:
             return _unreadable(path, e)
 
     def run_detector(
-        self, model: Any, name: str, options: dict[str, Any], *, progress: bool = True
+        self, model: Any, spec: DetectorSpec, *, progress: bool = True
     ) -> tuple[DetectorResult, bool, float]:
-        """Detector ``name``'s result with ``options``: the stored table when its fingerprint
-        matches, else computed (resumable detectors keep their work under ``cache/<name>``) and
-        stored. Returns (result, reused, seconds)."""
-        from interp.heads import get_detector
+        """The result of detector ``spec``: the stored table when its fingerprint matches,
+        else computed with the spec's config (resumable detectors keep their work under
+        ``cache/<name>``) and stored. Returns (result, reused, seconds)."""
         from interp.models.info import model_key
         from interp.runs.store import detector_fingerprint
 
-        detector = get_detector(name)
-        fp = detector_fingerprint(model_key(model), name, options)
+        detector = spec.detector
+        fp = detector_fingerprint(model_key(model), spec)
         t0 = time.perf_counter()
-        result = self.load_detector(name, fp)
+        result = self.load_detector(spec.name, fp)
         reused = result is not None
         if result is None:
             extra: dict[str, Any] = {}
             if detector.resumable:
-                extra = {"workdir": self.cache(name), "progress": progress}
-            result = detector.run(model, **options, **extra)
+                extra = {"workdir": self.cache(spec.name), "progress": progress}
+            result = detector.run(model, spec.config, **extra)
             self.save_detector(result, fp)
         return result, reused, time.perf_counter() - t0
 

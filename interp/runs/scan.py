@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.heads import detector_names, get_detector
-from interp.heads.base import DetectorResult, config_dict
+from interp.heads.base import DetectorResult, DetectorSpec
 from interp.inputs.prompts import default_prompts_file, load_prompts, model_prompts_file
 from interp.inputs.text import own_inputs
 from interp.models.info import is_causal, model_info, model_key
@@ -104,6 +104,17 @@ def detector_options(
     return options
 
 
+def detector_spec(
+    name: str,
+    grid: str = "small",
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    model: TransformerBridge | None = None,
+) -> DetectorSpec:
+    """Detector ``name`` with the options a scan gives it (``detector_options``), checked and
+    frozen into its Config once."""
+    return DetectorSpec.of(name, **detector_options(name, grid, overrides, model))
+
+
 def run_detectors(
     model: TransformerBridge,
     out: Path,
@@ -118,9 +129,9 @@ def run_detectors(
     folder = RunFolder(out)
     results, seconds, reused = {}, {}, {}
     for name in names:
-        options_ = detector_options(name, grid, options, model)
+        spec = detector_spec(name, grid, options, model)
         results[name], reused[name], seconds[name] = folder.run_detector(
-            model, name, options_, progress=progress
+            model, spec, progress=progress
         )
         if progress:
             tqdm.write(
@@ -202,9 +213,7 @@ def _scan(model, folder: RunFolder, prompts_file, batch_size, detectors, grid, o
             },
             "detectors": {
                 n: {
-                    "config": config_dict(
-                        get_detector(n), detector_options(n, grid, options, model)
-                    ),
+                    "config": detector_spec(n, grid, options, model).as_dict(),
                     "inputs": r.inputs,
                     "extra_tables": {e: f"detectors/{n}.{e}.parquet" for e in r.extra},
                     "seconds": round(det_seconds[n], 3),

@@ -1,10 +1,11 @@
 """Cache keys of detector tables (``interp.runs.folder.RunFolder`` stores and reuses them).
 
 The fingerprint is the cache key of a table: the model, the detector, its EFFECTIVE configuration
-(``detector_config``: its ``Config`` dataclass with the options given, every default
-included), every shared constant of ``interp.defaults``, the source of the detector's module
-and ``STORE_VERSION``. Changing a default threshold, a window or the detector's code therefore
-recomputes the table instead of silently reusing a stale one.
+(``DetectorSpec.as_dict``: its ``Config`` dataclass with the options given, every default included;
+run-time arguments such as ``progress`` or ``workdir`` are not in it), every shared constant of
+``interp.defaults``, the source of the detector's module and ``STORE_VERSION``. Changing a default
+threshold, a window or the detector's code therefore recomputes the table instead of silently
+reusing a stale one.
 """
 
 from __future__ import annotations
@@ -16,19 +17,13 @@ import sys
 from typing import Any
 
 from interp import defaults
-from interp.heads.base import config_dict
+from interp.heads.base import DetectorSpec
 
 STORE_VERSION = 4  # bump when a table's layout changes in code outside the detector's module
 
 
 def _constants() -> dict[str, Any]:
     return {k: v for k, v in vars(defaults).items() if k.isupper()}
-
-
-def detector_config(detector: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """The detector's ``Config`` with ``options`` applied, as plain data: the configuration a
-    table depends on (run-time arguments such as ``progress`` or ``workdir`` are not in it)."""
-    return config_dict(detector, options)
 
 
 def source_hash(obj: Any) -> str:
@@ -49,10 +44,7 @@ def fingerprint(model_name: str, detector: str, options: dict[str, Any], code: s
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def detector_fingerprint(model_name: str, name: str, options: dict[str, Any]) -> str:
-    """The fingerprint of detector ``name``'s tables run with ``options`` (scan and validate
-    share it, so a validation reuses the scan's table exactly when it would be the same)."""
-    from interp.heads import get_detector
-
-    detector = get_detector(name)
-    return fingerprint(model_name, name, detector_config(detector, options), source_hash(detector))
+def detector_fingerprint(model_name: str, spec: DetectorSpec) -> str:
+    """The fingerprint of the tables of detector ``spec`` (scan and validate share it, so a
+    validation reuses the scan's table exactly when it would be the same)."""
+    return fingerprint(model_name, spec.name, spec.as_dict(), source_hash(spec.detector))

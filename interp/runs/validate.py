@@ -209,13 +209,13 @@ def run_validation(
     otherwise the detector runs first (and is stored like a scan would).
     """
     from interp.runs.folder import RunFolder
-    from interp.runs.scan import detector_options
+    from interp.runs.scan import detector_spec
 
     declared_metric(detector)  # fail early on a detector without a metric (built once, later)
     folder = RunFolder(out)
     with folder.lock():
         result, _, _ = folder.run_detector(
-            model, detector, detector_options(detector, "small", model=model), progress=progress
+            model, detector_spec(detector, "small", model=model), progress=progress
         )
         v = validate(model, result, k=k, n_draws=n_draws, seed=seed, progress=progress)
         paths = [
