@@ -17,12 +17,12 @@ import pandas as pd
 from transformer_lens.model_bridge import TransformerBridge
 
 from interp.errors import InputError, InterpError
-from interp.heads import detector_names, get_detector
+from interp.heads import detector_names
 from interp.heads.base import DetectorResult
 from interp.inputs.prompts import load_prompts, model_prompts_file
-from interp.inputs.text import own_inputs
 from interp.models.info import is_causal
 from interp.runs.folder import RunFolder
+from interp.runs.scan import detector_spec
 from interp.stats.heads import SCORES, head_stats_table
 
 #: detectors computed when no run folder is given: the fast ones (seconds on a CPU). The
@@ -97,9 +97,9 @@ def compute_scores(
     results: dict[str, pd.DataFrame] = {}
     for i, name in enumerate(names):
         step(f"detector {name}", (i + 1) / (len(names) + 1))
-        detector = get_detector(name)
-        try:  # a model folder with its own prompts (a toy vocabulary): text detectors read them
-            result: DetectorResult = detector.run(model, **own_inputs(model, detector))
+        try:  # as the scan resolves it: a model folder's own prompts feed its text detectors
+            spec = detector_spec(name, model=model)
+            result: DetectorResult = spec.detector.run(model, spec.config)
         except InterpError as e:
             skipped[name] = str(e)
             continue
