@@ -124,15 +124,13 @@ def _row_tile(
 
 @triton.jit
 @no_type_check  # the jaxtyping test hook must not wrap Triton kernels
-def _row_stats_kernel(
-    Q, K, MASK, LSE2, ENT, EPOS, DIST, WAAD, SINK, ARG,
-    sqb, sqh, sqn, skb, skh, skn, smb, sob, soh,
-    n, n_bucket, scale2, rep, n_heads, window, sink_tokens,
-    CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, PRECISION: tl.constexpr, GROUP: tl.constexpr, TRIM: tl.constexpr,
+def group_rows(
+    Q, sqb, sqh, sqn, n, n_heads,
+    D: tl.constexpr, BLOCK_M: tl.constexpr, GROUP: tl.constexpr,
 ):  # fmt: skip
-    # GROUP query heads of one kv head share a program: tile row r is head h0 + r // BLOCK_M at
-    # position m0 + r % BLOCK_M, so each key tile is loaded once for the whole group
+    """The program's GROUP query heads of one kv head (tile row r is head h0 + r // BLOCK_M at
+    position m0 + r % BLOCK_M, so each key tile is loaded once for the whole group): batch b,
+    first head h0, first position m0, each row's head and position, which rows exist, q."""
     pid_m = tl.program_id(0)
     bg = tl.program_id(1)
     b = (bg // (n_heads // GROUP)).to(tl.int64)
@@ -147,6 +145,38 @@ def _row_stats_kernel(
         mask=row_in[:, None],
         other=0.0,
     )
+    return b, h0, m0, hr, rows, row_in, q
+
+
+@triton.jit
+@no_type_check  # the jaxtyping test hook must not wrap Triton kernels
+def key_tile_ranges(
+    m0, n, window, CAUSAL: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr
+):  # fmt: skip
+    """(lo, hi, end) of the query tile at m0: key tiles [0, lo) have every j <= m0 - W (far
+    below), [lo, hi) are the band, [hi, end) have every j >= last row + W (far above)."""
+    if CAUSAL:
+        end = tl.minimum(m0 + BLOCK_M, n)
+    else:
+        end = n
+    lo = (tl.maximum(m0 - window + 1, 0) // BLOCK_N) * BLOCK_N
+    if CAUSAL:
+        hi = end
+    else:
+        hi = tl.minimum(tl.cdiv(m0 + BLOCK_M - 1 + window, BLOCK_N) * BLOCK_N, end)
+    return lo, hi, end
+
+
+@triton.jit
+@no_type_check  # the jaxtyping test hook must not wrap Triton kernels
+def _row_stats_kernel(
+    Q, K, MASK, LSE2, ENT, EPOS, DIST, WAAD, SINK, ARG,
+    sqb, sqh, sqn, skb, skh, skn, smb, sob, soh,
+    n, n_bucket, scale2, rep, n_heads, window, sink_tokens,
+    CAUSAL: tl.constexpr, HAS_MASK: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, PRECISION: tl.constexpr, GROUP: tl.constexpr, TRIM: tl.constexpr,
+):  # fmt: skip
+    b, h0, m0, hr, rows, row_in, q = group_rows(Q, sqb, sqh, sqn, n, n_heads, D, BLOCK_M, GROUP)
     k_base = b * skb + (h0 // rep) * skh
     m_base = b * smb
     m2 = tl.full([GROUP * BLOCK_M], _NEG, tl.float32)
@@ -157,16 +187,7 @@ def _row_stats_kernel(
     a_w = tl.zeros([GROUP * BLOCK_M], tl.float32)
     a_sink = tl.zeros([GROUP * BLOCK_M], tl.float32)
     best_i = tl.zeros([GROUP * BLOCK_M], tl.int32)
-    if CAUSAL:
-        end = tl.minimum(m0 + BLOCK_M, n)
-    else:
-        end = n
-    # key tiles [0, lo): every j <= m0 - W; [lo, hi): band; [hi, end): every j >= last row + W
-    lo = (tl.maximum(m0 - window + 1, 0) // BLOCK_N) * BLOCK_N
-    if CAUSAL:
-        hi = end
-    else:
-        hi = tl.minimum(tl.cdiv(m0 + BLOCK_M - 1 + window, BLOCK_N) * BLOCK_N, end)
+    lo, hi, end = key_tile_ranges(m0, n, window, CAUSAL, BLOCK_M, BLOCK_N)
     for start in range(0, lo, BLOCK_N):
         m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i = _row_tile(
             q, K, MASK, k_base, m_base, start, rows, n, skn, scale2, window, sink_tokens,

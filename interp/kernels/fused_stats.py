@@ -52,7 +52,9 @@ from interp.kernels.attention_stats import (  # noqa: E402
     _col_stats,
     autotune,
     gpu_configs,
+    group_rows,
     group_size,
+    key_tile_ranges,
     launch,
     padded_head_dim,
 )
@@ -148,22 +150,7 @@ def _fused_stats_kernel(
     BLOCK_N: tl.constexpr, PRECISION: tl.constexpr, GROUP: tl.constexpr, COLUMNS: tl.constexpr,
     TRIM: tl.constexpr,
 ):  # fmt: skip
-    # GROUP query heads of one kv head share a program (as in the two-pass kernel's pass 1):
-    # tile row r is head h0 + r // BLOCK_M at position m0 + r % BLOCK_M
-    pid_m = tl.program_id(0)
-    bg = tl.program_id(1)
-    b = (bg // (n_heads // GROUP)).to(tl.int64)
-    h0 = (bg % (n_heads // GROUP)).to(tl.int64) * GROUP
-    m0 = pid_m * BLOCK_M
-    r = tl.arange(0, GROUP * BLOCK_M)
-    hr = h0 + r // BLOCK_M
-    rows = m0 + r % BLOCK_M
-    row_in = rows < n
-    q = tl.load(
-        Q + b * sqb + hr[:, None] * sqh + rows[:, None] * sqn + tl.arange(0, D)[None, :],
-        mask=row_in[:, None],
-        other=0.0,
-    )
+    b, h0, m0, hr, rows, row_in, q = group_rows(Q, sqb, sqh, sqn, n, n_heads, D, BLOCK_M, GROUP)
     o = b * sob + hr * soh + rows
     lse2 = tl.load(LSE2 + o, mask=row_in, other=_BIG)  # the launcher puts BIG on padded rows
     k_base = b * skb + (h0 // rep) * skh
@@ -177,15 +164,7 @@ def _fused_stats_kernel(
     a_w = tl.zeros([GROUP * BLOCK_M], tl.float32)
     a_sink = tl.zeros([GROUP * BLOCK_M], tl.float32)
     best_i = tl.zeros([GROUP * BLOCK_M], tl.int32)
-    if CAUSAL:
-        end = tl.minimum(m0 + BLOCK_M, n)
-    else:
-        end = n
-    lo = (tl.maximum(m0 - window + 1, 0) // BLOCK_N) * BLOCK_N
-    if CAUSAL:
-        hi = end
-    else:
-        hi = tl.minimum(tl.cdiv(m0 + BLOCK_M - 1 + window, BLOCK_N) * BLOCK_N, end)
+    lo, hi, end = key_tile_ranges(m0, n, window, CAUSAL, BLOCK_M, BLOCK_N)
     for start in range(0, lo, BLOCK_N):
         m_raw, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i = _fused_tile(
             q, K, MASK, COL, FAI, k_base, m_base, c_base, start, rows, lse2, m0, n, skn, soh,
