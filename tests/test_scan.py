@@ -87,6 +87,13 @@ def test_scan_runs_every_detector_and_resumes(tiny, tmp_path):
     assert manifest["detectors"]["induction"]["inputs"]["seed"] == 0
     config = manifest["detectors"]["retrieval"]["config"]  # every option, defaults included
     assert config["grid_name"] == "small" and config["threshold"] == 0.1
+    # the manifest's paths are the run folder's own layout: every one exists, every table listed
+    listed = {*manifest["tables"].values()}
+    listed |= {p for d in manifest["detectors"].values() for p in d["extra_tables"].values()}
+    assert all((out / p).is_file() for p in listed)
+    assert listed == {str(p.relative_to(out)) for p in out.glob("**/*.parquet")
+                      if "cache" not in p.parts and "validation" not in p.parts}  # fmt: skip
+    assert (out / "head_stats.png").stat().st_size > 0
     assert "Retrieval heads" in (out / "summary.md").read_text()
     assert "Heads that need their sink keys" in (out / "summary.md").read_text()
     again = scan(tiny, out, detectors=list(REGISTRY), progress=False)

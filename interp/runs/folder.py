@@ -80,6 +80,27 @@ class RunFolder:
     def write_head_stats(self, df: pd.DataFrame, metadata: dict[str, Any] | None = None) -> Path:
         return write_table(df, self.head_stats_path, metadata)
 
+    def write_head_stats_plot(self, df: pd.DataFrame, title: str) -> Path:
+        """``head_stats.png``: one heatmap per head statistic (``interp.stats.heads.SCORES``)."""
+        from interp.report import heatmap_grid
+        from interp.stats.heads import SCORES
+
+        return heatmap_grid(df, SCORES, self.root / "head_stats.png", title)
+
+    def table_paths(self, results: dict[str, DetectorResult]) -> dict[str, Any]:
+        """The manifest's ``tables`` (paths relative to the root) and each detector's extra
+        tables, as this folder lays them out."""
+        rel = lambda p: str(p.relative_to(self.root))  # noqa: E731
+        return {
+            "tables": {
+                "head_stats": rel(self.head_stats_path),
+                **{n: rel(self.detector_path(n)) for n in results},
+            },
+            "extra_tables": {
+                n: {e: rel(self.detector_path(n, e)) for e in r.extra} for n, r in results.items()
+            },
+        }
+
     def read_head_stats(self, fingerprint: str | None = None) -> pd.DataFrame | None:
         """The statistics table (None if absent or, given ``fingerprint``, stale)."""
         path = self.head_stats_path

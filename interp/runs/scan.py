@@ -28,10 +28,10 @@ from interp.heads.base import DetectorResult, DetectorSpec
 from interp.inputs.prompts import default_prompts_file, load_prompts, model_prompts_file
 from interp.inputs.text import own_inputs
 from interp.models.info import is_causal, model_info, model_key
-from interp.report import heatmap_grid, versions
+from interp.report import versions
 from interp.runs.folder import RunFolder
 from interp.runs.summary import detectors_md
-from interp.stats.heads import SCORES, head_stats_table
+from interp.stats.heads import head_stats_table
 
 TABLE_VERSION = 1
 
@@ -178,7 +178,7 @@ def _scan(model, folder: RunFolder, prompts_file, batch_size, detectors, grid, o
         df = head_stats_table(model, prompts, batch_size=batch_size, progress=progress)
         folder.write_head_stats(df, {"fingerprint": fp, "model": info["name"]})
     seconds = time.perf_counter() - t0
-    heatmap_grid(df, SCORES, out / "head_stats.png", f"{info['name']}: per-head attention stats")
+    folder.write_head_stats_plot(df, f"{info['name']}: per-head attention stats")
     if not is_causal(model):
         skip = [d for d in detectors if d not in detector_names(causal=False)]
         if skip and progress:
@@ -193,6 +193,7 @@ def _scan(model, folder: RunFolder, prompts_file, batch_size, detectors, grid, o
     if results:
         summary += "\n" + detectors_md(results, det_seconds)
     folder.write_summary(summary)
+    paths = folder.table_paths(results)
     folder.write_manifest(
         {
             "model": {
@@ -207,15 +208,12 @@ def _scan(model, folder: RunFolder, prompts_file, batch_size, detectors, grid, o
                 "fingerprint": fp,
                 "batch_size": batch_size,
             },
-            "tables": {
-                "head_stats": "head_stats.parquet",
-                **{n: f"detectors/{n}.parquet" for n in results},
-            },
+            "tables": paths["tables"],
             "detectors": {
                 n: {
                     "config": detector_spec(n, grid, options, model).as_dict(),
                     "inputs": r.inputs,
-                    "extra_tables": {e: f"detectors/{n}.{e}.parquet" for e in r.extra},
+                    "extra_tables": paths["extra_tables"][n],
                     "seconds": round(det_seconds[n], 3),
                     "reused": det_reused[n],
                 }
