@@ -55,8 +55,8 @@ SPECIALS = ("<pad>", "<bos>", "<eos>")
 KEYS = tuple(f"K{i}" for i in range(N_KEYS))
 VALUES = tuple(f"V{i}" for i in range(N_VALUES))
 DIGITS = tuple(f"D{i}" for i in range(N_DIGITS))
-TASKS = ("recall", "delay_sum")  # the mixable tasks (each has a task token)
-TASK_TOKENS = tuple(f"T_{t}" for t in TASKS)
+MIXABLE_TASKS = ("recall", "delay_sum")  # tasks that mix (each has a task token)
+TASK_TOKENS = tuple(f"T_{t}" for t in MIXABLE_TASKS)
 VOCAB: tuple[str, ...] = (*SPECIALS, "?", *KEYS, *VALUES, *DIGITS, *TASK_TOKENS)
 INDEX = {tok: i for i, tok in enumerate(VOCAB)}
 PAD = INDEX["<pad>"]
@@ -199,12 +199,15 @@ def parse_tasks(spec: str | Sequence[str]) -> list[str]:
     bad = [t for t in names if t not in GENERATORS]
     if not names or bad:
         raise InputError(
-            f"unknown task(s) {bad or spec!r}; use one or more of {', '.join(TASKS)}, or one "
-            f"of {', '.join(t for t in GENERATORS if t not in TASKS)} alone"
+            f"unknown task(s) {bad or spec!r}; use one or more of "
+            f"{', '.join(MIXABLE_TASKS)}, or one of "
+            f"{', '.join(t for t in GENERATORS if t not in MIXABLE_TASKS)} alone"
         )
     names = list(dict.fromkeys(names))
-    if len(names) > 1 and any(t not in TASKS for t in names):
-        raise InputError(f"only {', '.join(TASKS)} mix (they have task tokens); got {spec!r}")
+    if len(names) > 1 and any(t not in MIXABLE_TASKS for t in names):
+        raise InputError(
+            f"only {', '.join(MIXABLE_TASKS)} mix (they have task tokens); got {spec!r}"
+        )
     return names
 
 
