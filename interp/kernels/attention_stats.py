@@ -150,6 +150,18 @@ def group_rows(
 
 @triton.jit
 @no_type_check  # the jaxtyping test hook must not wrap Triton kernels
+def row_accumulators(ROWS: tl.constexpr):
+    """The row kernels' per-row state: running max (raw or log2 units), the normaliser, the
+    sums of p * s, p * j, p * |t - j|, p * min(|t - j|, W), the sink mass, and the argmax."""
+    return (
+        tl.full([ROWS], _NEG, tl.float32), tl.zeros([ROWS], tl.float32),
+        tl.zeros([ROWS], tl.float32), tl.zeros([ROWS], tl.float32), tl.zeros([ROWS], tl.float32),
+        tl.zeros([ROWS], tl.float32), tl.zeros([ROWS], tl.float32), tl.zeros([ROWS], tl.int32),
+    )  # fmt: skip
+
+
+@triton.jit
+@no_type_check  # the jaxtyping test hook must not wrap Triton kernels
 def key_tile_ranges(
     m0, n, window, CAUSAL: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr
 ):  # fmt: skip
@@ -179,14 +191,7 @@ def _row_stats_kernel(
     b, h0, m0, hr, rows, row_in, q = group_rows(Q, sqb, sqh, sqn, n, n_heads, D, BLOCK_M, GROUP)
     k_base = b * skb + (h0 // rep) * skh
     m_base = b * smb
-    m2 = tl.full([GROUP * BLOCK_M], _NEG, tl.float32)
-    l_sum = tl.zeros([GROUP * BLOCK_M], tl.float32)
-    a_s = tl.zeros([GROUP * BLOCK_M], tl.float32)
-    a_pos = tl.zeros([GROUP * BLOCK_M], tl.float32)
-    a_dist = tl.zeros([GROUP * BLOCK_M], tl.float32)
-    a_w = tl.zeros([GROUP * BLOCK_M], tl.float32)
-    a_sink = tl.zeros([GROUP * BLOCK_M], tl.float32)
-    best_i = tl.zeros([GROUP * BLOCK_M], tl.int32)
+    m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i = row_accumulators(GROUP * BLOCK_M)
     lo, hi, end = key_tile_ranges(m0, n, window, CAUSAL, BLOCK_M, BLOCK_N)
     for start in range(0, lo, BLOCK_N):
         m2, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i = _row_tile(

@@ -57,6 +57,7 @@ from interp.kernels.attention_stats import (  # noqa: E402
     key_tile_ranges,
     launch,
     padded_head_dim,
+    row_accumulators,
 )
 
 #: the row outputs, in the order of the launcher's one output buffer
@@ -156,14 +157,7 @@ def _fused_stats_kernel(
     k_base = b * skb + (h0 // rep) * skh
     m_base = b * smb
     c_base = b * sob + h0 * soh
-    m_raw = tl.full([GROUP * BLOCK_M], _NEG, tl.float32)
-    l_sum = tl.zeros([GROUP * BLOCK_M], tl.float32)
-    a_s = tl.zeros([GROUP * BLOCK_M], tl.float32)
-    a_pos = tl.zeros([GROUP * BLOCK_M], tl.float32)
-    a_dist = tl.zeros([GROUP * BLOCK_M], tl.float32)
-    a_w = tl.zeros([GROUP * BLOCK_M], tl.float32)
-    a_sink = tl.zeros([GROUP * BLOCK_M], tl.float32)
-    best_i = tl.zeros([GROUP * BLOCK_M], tl.int32)
+    m_raw, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i = row_accumulators(GROUP * BLOCK_M)
     lo, hi, end = key_tile_ranges(m0, n, window, CAUSAL, BLOCK_M, BLOCK_N)
     for start in range(0, lo, BLOCK_N):
         m_raw, l_sum, a_s, a_pos, a_dist, a_w, a_sink, best_i = _fused_tile(
