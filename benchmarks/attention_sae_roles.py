@@ -49,14 +49,13 @@ def train(model, seed: int, layers: list[int]) -> tuple[Path, dict]:
     return folder, {"seconds": time.perf_counter() - t0, "layers": stats}
 
 
-def evaluate(reference: dict, scores: np.ndarray, baselines: dict) -> dict:
+def evaluate(reference: dict, scores: np.ndarray, baselines: dict, n_heads: int) -> dict:
     """``scores`` [seeds, layer * head] against one family's reference heads."""
     from scipy.stats import spearmanr
 
     from interp.defaults import CAUSAL_THRESHOLD
     from interp.evidence.claims import evidence_row
 
-    n_heads = 9
     heads = reference["heads"]
     idx = np.array([h["layer"] * n_heads + h["head"] for h in heads])
     exact = np.array([h["exact"] for h in heads])
@@ -78,7 +77,7 @@ def evaluate(reference: dict, scores: np.ndarray, baselines: dict) -> dict:
     }
 
 
-def plot(results: dict, scores: dict):
+def plot(results: dict, scores: dict, n_heads: int):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,7 +87,7 @@ def plot(results: dict, scores: dict):
     fig, axes = plt.subplots(1, len(fams), figsize=(4.5 * len(fams), 4), squeeze=False)
     for ax, fam in zip(axes[0], fams, strict=True):
         ref = results[fam]["reference_heads"]
-        idx = np.array([h["layer"] * 9 + h["head"] for h in ref])
+        idx = np.array([h["layer"] * n_heads + h["head"] for h in ref])
         exact = np.array([h["exact"] for h in ref])
         mean = np.mean(scores[fam], axis=0)[idx]
         ax.scatter(mean, exact, s=12, alpha=0.7)
@@ -145,7 +144,7 @@ def main() -> None:
             saes = load_attention_saes(folder, model)
             per_seed.append(sae_family_scores(model, saes, fam).reshape(-1).numpy())
         scores[fam] = np.stack(per_seed)
-        r = evaluate(reference[fam], scores[fam], baselines)
+        r = evaluate(reference[fam], scores[fam], baselines, n_heads)
         r["seconds_per_seed"] = (time.perf_counter() - t0) / len(args.seeds)
         r["scores"] = scores[fam].tolist()
         r["reference_heads"] = reference[fam]["heads"]
@@ -158,7 +157,7 @@ def main() -> None:
               f"{r['causal_estimate']['auc']:.3f}", flush=True)  # fmt: skip
         write_json({"checkpoint": CHECKPOINT, "settings": SETTINGS, "seeds": args.seeds,
                     "training": training, "families": results}, out)  # fmt: skip
-    save_png(plot(results, scores), RESULTS / "attention_sae_roles.png")
+    save_png(plot(results, scores, n_heads), RESULTS / "attention_sae_roles.png")
     print(f"wrote {out} and attention_sae_roles.png")
 
 

@@ -57,7 +57,6 @@ from interp.heads.retrieval import make_tests
 from interp.inputs.text import haystack_windows, text_samples
 from interp.runs.folder import RunFolder
 from interp.sae import node_scores, train_sae
-from interp.sae.family_scores import FAMILY_DETECTORS
 from interp.tokens import TokenBatch
 
 FAMILIES = ("retrieval", "sink", "anchor")  # each a registered detector whose labels it scores
@@ -204,13 +203,15 @@ def discover_family(
     seeds: Sequence[int] | None = None,
     attn_saes: Sequence[dict[int, Any]] = (),
     evidence: bool = False,
+    baselines: dict[str, np.ndarray] | None = None,
 ) -> FamilyDiscovery:
     """Node scores of every head on the family's contrast, ROC AUC vs the detector's labels.
 
     ``seeds``: train the discrete-code SAE once per seed (the table's node score is the mean;
     default: ``seed`` alone). ``evidence``: also every method beside the trivial baselines
     against the family's reference (``circuits.family_evidence``; ``attn_saes``: attention-
-    output SAE sets, one per seed), in ``summary["evidence"]``."""
+    output SAE sets, one per seed; ``baselines``: the model's trivial rankings, computed once
+    by the caller for several families), in ``summary["evidence"]``."""
     if family not in FAMILIES:
         raise InputError(f"unknown head family {family!r}; choose from {', '.join(FAMILIES)}")
     labels, extra = _labels(run, family)
@@ -277,12 +278,9 @@ def discover_family(
         methods = {"discrete-code SAE": np.array(node_runs), "write change": change}
         if "score" in labels:
             methods[f"{family} detector"] = labels["score"].to_numpy(dtype=float)
-        causal = RunFolder(run).load_detector(FAMILY_DETECTORS[family])
-        if causal is not None and "score" in causal.table:
-            methods["causal estimate"] = causal.table.sort_values(["layer", "head"])[
-                "score"
-            ].to_numpy(dtype=float)
-        summary["evidence"] = family_evidence(model, family, run, truth, scored, methods, attn_saes)
+        summary["evidence"] = family_evidence(
+            model, family, run, truth, scored, methods, attn_saes, baselines
+        )
     table = pd.DataFrame(
         {
             "layer": labels["layer"], "head": labels["head"], "sae_node_score": nodes,

@@ -26,16 +26,17 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from interp.evidence import baselines as b
 from interp.evidence.claims import evidence_row
+from interp.heads.base import DetectorResult
 from interp.runs.folder import RunFolder
 from interp.sae.family_scores import FAMILY_DETECTORS, sae_family_scores
 from interp.sae.topk import TopKSAE
 
 
 def reference(
-    run: Path, family: str, labels: np.ndarray, scored: np.ndarray
+    causal: DetectorResult | None, family: str, labels: np.ndarray, scored: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """(truth [heads], scored [heads], description) of the family's reference."""
-    causal = RunFolder(run).load_detector(FAMILY_DETECTORS[family])
+    """(truth [heads], scored [heads], description) of the family's reference (``causal``:
+    the run folder's causal score of the family, if any)."""
     if causal is not None and "exact" in causal.table:
         t = causal.table.sort_values(["layer", "head"])
         exact = t["exact"].to_numpy(dtype=float)
@@ -89,17 +90,24 @@ def family_evidence(
     scored: np.ndarray,
     methods: dict[str, np.ndarray],
     attn_saes: Sequence[dict[int, TopKSAE]] = (),
+    base: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Evidence rows of every method (``methods``: name -> [heads] or [seeds, heads], plus the
-    attention-output SAE score per SAE set) against the family's reference."""
-    truth, on, desc = reference(run, family, labels, scored)
+    run folder's causal estimate and the attention-output SAE score per SAE set) against the
+    family's reference. ``base``: the ``baselines`` of the model (computed here if None; they
+    do not depend on the family, so ``run_families`` computes them once)."""
+    causal = RunFolder(run).load_detector(FAMILY_DETECTORS[family])
+    truth, on, desc = reference(causal, family, labels, scored)
     methods = dict(methods)
+    if causal is not None and "score" in causal.table:
+        t = causal.table.sort_values(["layer", "head"])
+        methods["causal estimate"] = t["score"].to_numpy(dtype=float)
     if attn_saes:
         options = causal_options(run, family)
         methods["attention-output SAE"] = np.stack(
             [sae_family_scores(model, s, family, **options).reshape(-1).numpy() for s in attn_saes]
         )
-    base = {name: v[on] for name, v in baselines(model).items()}
+    base = {name: v[on] for name, v in (base if base is not None else baselines(model)).items()}
     out: dict[str, Any] = {
         "reference": desc,
         "n_heads": int(on.sum()),

@@ -139,13 +139,16 @@ def run_families(
     from interp.sae.attention_output import load_attention_saes
 
     check_families(families, run)
+    from circuits.family_evidence import baselines
+
     sae_sets = [load_attention_saes(folder, model) for folder in attn_saes]
+    base = baselines(model) if evidence else None  # the same for every family
     out = Path(out)
     found = {}
     for family in families:
         d = discover_family(
             model, family, run, seed=seed, sae_epochs=sae_epochs, sae_examples=sae_examples,
-            progress=progress, seeds=seeds, attn_saes=sae_sets, evidence=evidence,
+            progress=progress, seeds=seeds, attn_saes=sae_sets, evidence=evidence, baselines=base,
         )  # fmt: skip
         meta = {**d.summary, "model": str(model.cfg.model_name), "run": str(run)}
         write_table(d.table, out / f"{family}.parquet", meta)

@@ -421,9 +421,7 @@ class AnchorEffectDetector(CausalDetector):
         probes = _window_probes(tokens, corrupted)
         total, value = estimate(model, probes, c.steps)
         layers = range(int(model.cfg.n_layers))
-        caches = [
-            z_cache(model, corrupted[i : i + CHUNK], None, layers) for i in range(0, n, CHUNK)
-        ]
+        caches = [z_cache(model, p.corrupted, None, layers) for p in probes]  # type: ignore[arg-type]
 
         def run(head: Head | None) -> float:
             out = 0.0

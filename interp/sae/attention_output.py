@@ -15,6 +15,7 @@ or activation patching from a corrupted run (dz = z_corrupted - z).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ Metric = Callable[[Tensor], Tensor]
 
 
 def layer_folder(root: Path, layer: int) -> Path:
-    return Path(root) / f"blocks.{layer}.attn.hook_z"
+    """A layer's SAE folder: named by the hook it encodes (blocks.L.attn.hook_z)."""
+    return Path(root) / act_name("z", layer)
 
 
 @torch.no_grad()
@@ -85,8 +87,6 @@ def train_attention_saes(
     for la in layers:
         folder = layer_folder(out, la)
         if (folder / "cfg.json").is_file():
-            import json
-
             cfg = json.loads((folder / "cfg.json").read_text())
             if cfg.get("interp_training") == settings and cfg.get("model_name") == str(
                 model.cfg.model_name
