@@ -136,8 +136,8 @@ def test_feature_attribution_of_a_lossless_sae_equals_atp_of_z_and_of_patterns(t
     assert sorted(per_latent) == list(range(n_layers))
     assert heads.abs().sum() > 0
 
-    hooks, delta = pattern_delta(hide_first_key)
-    heads_p, _ = feature_attribution(tiny, saes, clean, None, metric, delta, hooks)
+    keep, delta = pattern_delta(hide_first_key)
+    heads_p, _ = feature_attribution(tiny, saes, clean, None, metric, delta, keep)
     atp_p = pattern_attribution(tiny, clean, None, metric, hide_first_key)
     torch.testing.assert_close(heads_p, atp_p.estimate, rtol=1e-4, atol=1e-6)
 
@@ -199,9 +199,9 @@ def test_integrated_gradients_of_a_lossless_sae_equal_those_of_the_heads(tiny):
     def metric(logits):
         return logits[:, -1].log_softmax(-1)[:, 5].mean()
 
-    hooks, delta = pattern_delta(hide_first_key)
-    got, _ = feature_attribution(tiny, saes, clean, None, metric, delta, hooks, steps=4)
+    keep, delta = pattern_delta(hide_first_key)
+    got, _ = feature_attribution(tiny, saes, clean, None, metric, delta, keep, steps=4)
     want = pattern_attribution(tiny, clean, None, metric, hide_first_key, steps=4).estimate
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
-    one, _ = feature_attribution(tiny, saes, clean, None, metric, delta, hooks, steps=1)
+    one, _ = feature_attribution(tiny, saes, clean, None, metric, delta, keep, steps=1)
     assert not torch.allclose(got, one)  # the path changes the estimate

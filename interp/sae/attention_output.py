@@ -143,27 +143,21 @@ Delta = Callable[[int, Tensor, dict], Tensor]
 
 def pattern_delta(
     edit: Callable[[Tensor], Tensor], rows: Tensor | None = None
-) -> tuple[list, Delta]:
-    """(hooks that keep each layer's scores, pattern and v; dz of the score ``edit`` applied
-    to every head of the layer with the layer's clean inputs): z = pattern @ v per head."""
-
-    def keep(kind: str, layer: int):
-        def hook(x: Tensor, hook, store) -> None:
-            store[(kind, layer)] = x  # live: on the path dz moves with the layers below
-
-        return hook
+) -> tuple[list[str], Delta]:
+    """(the activations dz needs kept: each layer's scores, pattern and v; dz of the score
+    ``edit`` applied to every head of the layer with the layer's own inputs): z = pattern @ v
+    per head."""
 
     def delta(layer: int, z: Tensor, store: dict) -> Tensor:
         a = store[("pattern", layer)]
-        change = edit(store[("scores", layer)]).float().softmax(-1) - a.float()
+        change = edit(store[("attn_scores", layer)]).float().softmax(-1) - a.float()
         if rows is not None:
             change = change * rows[:, None, :, None].to(change)
         v = store[("v", layer)].float()
         v = v.repeat_interleave(a.shape[1] // v.shape[2], dim=2)
         return torch.einsum("bhqk,bkhd->bqhd", change, v).to(z)
 
-    kinds = (("scores", "attn_scores"), ("pattern", "pattern"), ("v", "v"))
-    return [(kind, name, keep) for kind, name in kinds], delta
+    return ["attn_scores", "pattern", "v"], delta
 
 
 def feature_attribution(
@@ -173,7 +167,7 @@ def feature_attribution(
     mask: Tensor | None,
     metric: Metric,
     delta: Delta,
-    keep_hooks: list | None = None,
+    keep: Sequence[str] = (),
     steps: int = 1,
 ) -> tuple[Float[Tensor, "layer head"], dict[int, Tensor]]:
     """Per-head sums of the latents' attribution-patching effects (module docstring) and the
@@ -189,11 +183,14 @@ def feature_attribution(
     store: dict = {}
     leaves: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
     at = {"t": 0.0}
-    hooks = []
-    for kind, name, make in keep_hooks or []:
-        for la in saes:
-            h = make(kind, la)
-            hooks.append((act_name(name, la), lambda x, hook, h=h: h(x, hook, store)))
+
+    def keeper(name: str, layer: int):
+        def hook(x: Tensor, hook) -> None:
+            store[(name, layer)] = x  # live: on the path dz moves with the layers below
+
+        return hook
+
+    hooks = [(act_name(name, la), keeper(name, la)) for name in keep for la in saes]
 
     def at_z(layer: int):
         def hook(z: Tensor, hook) -> Tensor:

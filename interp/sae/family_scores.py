@@ -42,11 +42,11 @@ def sae_family_scores(
     total = torch.zeros(int(model.cfg.n_layers), int(model.cfg.n_heads))
     for p in detector.probes(model, c):
         if p.edit is not None:
-            hooks, delta = pattern_delta(p.edit, p.rows)
+            keep, delta = pattern_delta(p.edit, p.rows)
         else:
-            hooks, delta = [], z_delta(z_cache(model, p.corrupted, p.mask, list(saes)))
+            keep, delta = [], z_delta(z_cache(model, p.corrupted, p.mask, list(saes)))
         heads, _ = feature_attribution(
-            model, saes, p.tokens, p.mask, p.metric, delta, hooks, steps=c.steps
+            model, saes, p.tokens, p.mask, p.metric, delta, keep, steps=c.steps
         )
         total += heads * p.weight
     return total
